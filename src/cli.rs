@@ -1,0 +1,219 @@
+//! The command line (clap derive). Names and defaults are a contract with scripts and docs
+//! (design.md); each flag's doc comment is its `--help` text.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Property, parse_property};
+
+const ABOUT: &str = "A Kafka teaching toolkit: one binary plays every role of an order platform, \
+each in its own terminal, so you can watch Kafka work.";
+
+const LONG_ABOUT: &str = "\
+A Kafka teaching toolkit: one binary plays every role of an order platform, each in its own
+terminal, so you can watch fan-out, consumer groups, rebalancing, lag, ordering by key and
+offset commits happen live.
+
+  orderflow produce ──► topic order-events (3 partitions, key = order_id)
+
+Every subcommand talks to the cluster given by -b (default localhost:9092) and the topic given
+by -t (default order-events). `orderflow broker` runs a development broker there, no Docker or
+Java needed.";
+
+const EXAMPLES: &str = "\
+Examples:
+  orderflow broker                              # terminal 1: a broker on localhost:9092
+  orderflow produce --rate 20                   # terminal 2: 20 order events per second
+  orderflow produce --stdout --count 5 --seed 1 | jq .
+  orderflow -b kafka.example.com:9092 -X security.protocol=SASL_SSL \\
+      -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=me -X sasl.password=… produce";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orderflow",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXAMPLES,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the Kafka cluster is; accepted by every subcommand.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Connection (every subcommand)")]
+pub struct ConnectionArgs {
+    /// Kafka bootstrap servers, comma-separated
+    #[arg(
+        short = 'b',
+        long,
+        global = true,
+        env = "ORDERFLOW_BROKERS",
+        default_value = "localhost:9092",
+        value_name = "HOST:PORT,..."
+    )]
+    pub brokers: String,
+
+    /// Topic the order events flow through
+    #[arg(
+        short = 't',
+        long,
+        global = true,
+        env = "ORDERFLOW_TOPIC",
+        default_value = "order-events",
+        value_name = "NAME"
+    )]
+    pub topic: String,
+
+    /// A librdkafka property, repeatable, as in kcat (security, SASL, SSL, tuning).
+    /// Secrets such as sasl.password are never printed
+    #[arg(
+        short = 'X',
+        global = true,
+        value_name = "KEY=VALUE",
+        value_parser = parse_property
+    )]
+    pub properties: Vec<Property>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a development Kafka broker in this terminal (no Docker, no Java)
+    #[command(
+        long_about = "\
+Run a development Kafka broker in this terminal: librdkafka's mock cluster, which speaks the
+real Kafka protocol and runs real consumer-group coordination, kept in memory. Any
+librdkafka-based client (orderflow, kcat, confluent-kafka) can use it. The topic (-t) is
+created at start with --partitions partitions.
+
+It is for learning and tests, not for keeping data: everything is lost when it stops, and it
+drops the oldest messages of a partition past 5 MB or 100,000 messages. It does not implement
+ListGroups, DescribeGroups or CreateTopics, so admin tools such as kafka-consumer-groups do not
+work against it. -b and -X do not apply to it.",
+        after_help = "\
+Examples:
+  orderflow broker                                   # localhost:9092, topic order-events
+  orderflow broker --listen 127.0.0.1:9093 --partitions 6
+  orderflow broker --listen 0.0.0.0:9092 --advertise 192.168.1.20:9092   # for a classroom"
+    )]
+    Broker(BrokerArgs),
+
+    /// Generate realistic order events onto the topic
+    #[command(
+        long_about = "\
+Generate realistic order events onto the topic: a pool of open orders, new ones arriving, each
+moving PLACED → CONFIRMED → SHIPPED → DELIVERED after a random delay. The key is the order_id,
+so all events of an order land in one partition, in order.
+
+Every delivery is accounted for: Ctrl-C (or SIGTERM) stops generating and waits for the events
+in flight; a second Ctrl-C abandons them. The last line says how many were delivered and how
+many failed, and the exit status is 1 if any failed. Events not acknowledged within
+message.timeout.ms (30 s unless set with -X) count as failed.",
+        after_help = "\
+Examples:
+  orderflow produce                          # 10 events/s until Ctrl-C
+  orderflow produce --rate 200 --count 1000  # 1000 events, then exit
+  orderflow produce --rate 0 --count 100000  # as fast as the broker takes them
+  orderflow produce --stdout --count 5 --seed 1 | jq .
+  orderflow produce --stdout --rate 5 | kcat -b localhost:9092 -t order-events -P"
+    )]
+    Produce(ProduceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Address to accept Kafka clients on (port 0 picks a free one)
+    #[arg(long, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
+    pub listen: String,
+
+    /// Address the broker tells clients to connect to [default: the --listen address].
+    /// Set it when clients on other machines connect
+    #[arg(long, value_name = "HOST:PORT")]
+    pub advertise: Option<String>,
+
+    /// Partitions of the topic created at start
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub partitions: i32,
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Events per second; 0 sends as fast as the broker takes them
+    #[arg(
+        long,
+        default_value = "10",
+        value_name = "EVENTS/S",
+        value_parser = parse_rate,
+        allow_negative_numbers = true
+    )]
+    pub rate: f64,
+
+    /// Stop after this many events, once every one is delivered [default: run until Ctrl-C]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Seed of the order generator: the same seed gives the same orders (ids, users,
+    /// statuses, sources) on every machine [default: random, printed at start]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Write the events as JSON lines to stdout instead of Kafka (for jq or kcat -P)
+    #[arg(long)]
+    pub stdout: bool,
+}
+
+/// The highest rate we pace at; beyond it `--rate 0` (no pacing) is what is meant.
+const MAX_RATE: f64 = 1_000_000.0;
+
+fn parse_rate(arg: &str) -> Result<f64, String> {
+    let rate: f64 = arg
+        .parse()
+        .map_err(|_| format!("\"{arg}\" is not a number of events per second"))?;
+    if !rate.is_finite() || rate < 0.0 {
+        return Err("the rate must be 0 (as fast as possible) or a positive number".to_owned());
+    }
+    if rate > MAX_RATE {
+        return Err(format!(
+            "at most {MAX_RATE} events/s can be paced; use --rate 0 for as fast as possible"
+        ));
+    }
+    Ok(rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn rates_are_checked() {
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        assert_eq!(parse_rate("0"), Ok(0.0));
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("NaN").is_err());
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("1e9").is_err());
+    }
+
+    #[test]
+    fn global_options_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "orderflow", "produce", "-b", "k:1", "-t", "x", "-X", "a=b", "-X", "c=d",
+        ])
+        .unwrap();
+        assert_eq!(cli.connection.brokers, "k:1");
+        assert_eq!(cli.connection.topic, "x");
+        assert_eq!(cli.connection.properties.len(), 2);
+    }
+}

@@ -1,0 +1,40 @@
+//! One `match` from subcommand to code, and the commands that are infrastructure rather than
+//! a role of the order platform.
+
+mod broker;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, ConnectionArgs};
+use crate::config::KafkaSettings;
+use crate::roles;
+use crate::shutdown::Shutdown;
+
+/// Runs the parsed command line to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let shutdown = Shutdown::listen();
+    match cli.command {
+        Command::Broker(args) => broker::run(&cli.connection.topic, &args, shutdown).await,
+        Command::Produce(args) => {
+            let settings = settings(cli.connection)?;
+            let outcome = roles::producer::run(&settings, &args, shutdown).await?;
+            Ok(exit_code(outcome.succeeded()))
+        }
+    }
+}
+
+fn settings(connection: ConnectionArgs) -> anyhow::Result<KafkaSettings> {
+    Ok(KafkaSettings::new(
+        &connection.brokers,
+        &connection.topic,
+        connection.properties,
+    )?)
+}
+
+fn exit_code(success: bool) -> ExitCode {
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

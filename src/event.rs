@@ -1,0 +1,724 @@
+//! The order event: the fixed wire format of the `order-events` topic, its fast encoder and a
+//! strict parser whose errors say exactly what is wrong with a message.
+//!
+//! Wire format (design.md): key = the order_id as UTF-8, value = one JSON object with exactly
+//! the fields `event_type` (always `ORDER_EVENT`), `order_id` (a UUID), `user_id`, `status`,
+//! `timestamp` (RFC 3339, UTC) and `source`. Anything else is *malformed*.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeStruct, Serializer};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The only accepted value of `event_type`.
+pub const EVENT_TYPE: &str = "ORDER_EVENT";
+
+/// Where an order was placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Source {
+    Web,
+    Mobile,
+    Api,
+}
+
+impl Source {
+    /// Every source, in display order.
+    pub const ALL: [Source; 3] = [Source::Web, Source::Mobile, Source::Api];
+
+    /// The wire name (`WEB`, `MOBILE`, `API`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Source::Web => "WEB",
+            Source::Mobile => "MOBILE",
+            Source::Api => "API",
+        }
+    }
+}
+
+/// Where an order is in its lifecycle. The allowed transitions live in [`crate::lifecycle`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Placed,
+    Confirmed,
+    Shipped,
+    Delivered,
+}
+
+impl Status {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Status; 4] = [
+        Status::Placed,
+        Status::Confirmed,
+        Status::Shipped,
+        Status::Delivered,
+    ];
+
+    /// The wire name (`PLACED`, …).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Status::Placed => "PLACED",
+            Status::Confirmed => "CONFIRMED",
+            Status::Shipped => "SHIPPED",
+            Status::Delivered => "DELIVERED",
+        }
+    }
+
+    /// Position in the lifecycle, 0 for PLACED; also an index into per-status arrays.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Status {
+    type Err = EventError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| EventError::UnknownStatus(excerpt(s)))
+    }
+}
+
+impl FromStr for Source {
+    type Err = EventError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Source::ALL
+            .into_iter()
+            .find(|source| source.as_str() == s)
+            .ok_or_else(|| EventError::UnknownSource(excerpt(s)))
+    }
+}
+
+/// One order event, as produced to and consumed from the topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrderEvent {
+    /// The order this event belongs to; also the record key, so an order stays in one partition.
+    pub order_id: Uuid,
+    /// The customer, e.g. `user_123`.
+    pub user_id: String,
+    /// The lifecycle step this event reports.
+    pub status: Status,
+    /// When the step happened (wall clock of the producer).
+    pub timestamp: DateTime<Utc>,
+    /// The channel the order came through.
+    pub source: Source,
+}
+
+/// Why a message is not an order event. Each variant names the problem precisely, so a learner
+/// can see what a malformed message got wrong.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("empty message")]
+    Empty,
+    #[error("not UTF-8 (invalid byte at position {position})")]
+    NotUtf8 { position: usize },
+    #[error("not JSON: {reason}")]
+    NotJson { reason: String },
+    #[error("not a JSON object but {found}")]
+    NotAnObject { found: &'static str },
+    #[error("extra data after the JSON object (from byte {position})")]
+    TrailingData { position: usize },
+    #[error("missing field \"{0}\"")]
+    MissingField(&'static str),
+    #[error("unknown field \"{0}\"")]
+    UnknownField(String),
+    #[error("field \"{0}\" appears more than once")]
+    DuplicateField(String),
+    #[error("field \"{field}\" must be a string, found {found}")]
+    NotAString {
+        field: &'static str,
+        found: &'static str,
+    },
+    #[error("event_type must be \"{EVENT_TYPE}\", found \"{0}\"")]
+    WrongEventType(String),
+    #[error("order_id \"{value}\" is not a UUID ({reason})")]
+    BadOrderId { value: String, reason: String },
+    #[error("user_id is empty")]
+    EmptyUserId,
+    #[error("unknown status \"{0}\" (expected PLACED, CONFIRMED, SHIPPED or DELIVERED)")]
+    UnknownStatus(String),
+    #[error("unknown source \"{0}\" (expected WEB, MOBILE or API)")]
+    UnknownSource(String),
+    #[error("timestamp \"{value}\" is not an RFC 3339 time ({reason})")]
+    BadTimestamp { value: String, reason: String },
+}
+
+impl EventError {
+    /// A short, stable name for the kind of problem: used as a counter key, in `--json` output
+    /// and in dead-letter headers, where the full message is too long to group by.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            EventError::Empty => "empty",
+            EventError::NotUtf8 { .. } => "not-utf8",
+            EventError::NotJson { .. } => "not-json",
+            EventError::NotAnObject { .. } => "not-an-object",
+            EventError::TrailingData { .. } => "trailing-data",
+            EventError::MissingField(_) => "missing-field",
+            EventError::UnknownField(_) => "unknown-field",
+            EventError::DuplicateField(_) => "duplicate-field",
+            EventError::NotAString { .. } => "wrong-type",
+            EventError::WrongEventType(_) => "wrong-event-type",
+            EventError::BadOrderId { .. } => "bad-order-id",
+            EventError::EmptyUserId => "empty-user-id",
+            EventError::UnknownStatus(_) => "unknown-status",
+            EventError::UnknownSource(_) => "unknown-source",
+            EventError::BadTimestamp { .. } => "bad-timestamp",
+        }
+    }
+}
+
+/// The names of the six fields, in wire order.
+const FIELDS: [&str; 6] = [
+    "event_type",
+    "order_id",
+    "user_id",
+    "status",
+    "timestamp",
+    "source",
+];
+
+/// The longest value echoed back in an error message: a 1 MB garbage field must not turn into
+/// a 1 MB log line.
+const EXCERPT_CHARS: usize = 60;
+
+fn excerpt(value: &str) -> String {
+    match value.char_indices().nth(EXCERPT_CHARS) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+    }
+}
+
+/// The six fields as they arrive, before their values are checked. Borrowed where possible:
+/// the common case (a well-formed event) allocates only the user_id.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFields<'a> {
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    order_id: Cow<'a, str>,
+    #[serde(borrow)]
+    user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    source: Cow<'a, str>,
+}
+
+impl WireFields<'_> {
+    /// Checks every value; the first problem, in wire order, is the one reported.
+    fn validate(self) -> Result<OrderEvent, EventError> {
+        if self.event_type != EVENT_TYPE {
+            return Err(EventError::WrongEventType(excerpt(&self.event_type)));
+        }
+        let order_id = parse_order_id(&self.order_id)?;
+        if self.user_id.is_empty() {
+            return Err(EventError::EmptyUserId);
+        }
+        let status: Status = self.status.parse()?;
+        let timestamp = parse_timestamp(&self.timestamp)?;
+        let source: Source = self.source.parse()?;
+        Ok(OrderEvent {
+            order_id,
+            user_id: self.user_id.into_owned(),
+            status,
+            timestamp,
+            source,
+        })
+    }
+}
+
+/// Only the canonical 36-character hyphenated form is an order id: it is also the record key,
+/// and `{…}` or `urn:uuid:` spellings would make keys of one order differ.
+fn parse_order_id(value: &str) -> Result<Uuid, EventError> {
+    let bad = |reason: String| EventError::BadOrderId {
+        value: excerpt(value),
+        reason,
+    };
+    if value.len() != 36 {
+        return Err(bad(format!(
+            "expected 36 characters like 6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10, found {}",
+            value.chars().count()
+        )));
+    }
+    Uuid::try_parse(value).map_err(|e| bad(e.to_string()))
+}
+
+fn parse_timestamp(value: &str) -> Result<DateTime<Utc>, EventError> {
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| EventError::BadTimestamp {
+            value: excerpt(value),
+            reason: e.to_string(),
+        })
+}
+
+impl OrderEvent {
+    /// Parses one record value. Never panics, whatever the bytes.
+    pub fn parse(bytes: &[u8]) -> Result<OrderEvent, EventError> {
+        // Fast path: a well-formed event deserializes straight into borrowed fields. Only when
+        // that fails do we pay for a second, diagnostic pass that names the problem.
+        match serde_json::from_slice::<WireFields<'_>>(bytes) {
+            Ok(fields) => fields.validate(),
+            Err(_) => Err(diagnose(bytes)),
+        }
+    }
+
+    /// The record key: the order id in its canonical lowercase hyphenated form.
+    pub fn key(&self) -> OrderKey {
+        OrderKey::new(self.order_id)
+    }
+
+    /// Appends the wire JSON (no trailing newline) to `out`. Hand-written because the producer
+    /// encodes every event it sends: this is the hot path of `produce`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(br#"{"event_type":"ORDER_EVENT","order_id":""#);
+        out.extend_from_slice(self.key().as_bytes());
+        out.extend_from_slice(br#"","user_id":"#);
+        write_json_string(out, &self.user_id);
+        out.extend_from_slice(br#","status":""#);
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.extend_from_slice(br#"","timestamp":""#);
+        write_timestamp(out, &self.timestamp);
+        out.extend_from_slice(br#"","source":""#);
+        out.extend_from_slice(self.source.as_str().as_bytes());
+        out.extend_from_slice(br#""}"#);
+    }
+
+    /// The wire JSON as a string.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(192);
+        self.encode_into(&mut out);
+        // Every piece written above is UTF-8: literals, hex digits and a JSON-escaped `&str`.
+        String::from_utf8(out).expect("encoder writes UTF-8")
+    }
+}
+
+/// An order id formatted as a record key, without allocating.
+#[derive(Clone, Copy)]
+pub struct OrderKey([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl OrderKey {
+    pub fn new(order_id: Uuid) -> OrderKey {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        order_id.hyphenated().encode_lower(&mut buf);
+        OrderKey(buf)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        // encode_lower writes ASCII hex digits and hyphens only.
+        std::str::from_utf8(&self.0).expect("a UUID is ASCII")
+    }
+}
+
+/// Writes `value` as a JSON string literal. Plain ASCII (every generated user id) is copied
+/// directly; anything needing escapes goes through serde_json.
+fn write_json_string(out: &mut Vec<u8>, value: &str) {
+    let plain = value
+        .bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\');
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, value).expect("writing to a Vec cannot fail");
+    }
+}
+
+/// Writes `2026-11-21T18:30:05.123Z`: milliseconds when the time has no finer part (every
+/// generated event), otherwise as many digits as it needs, so that parse → encode is lossless.
+fn write_timestamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+    fn digits(out: &mut Vec<u8>, value: u32, width: usize) {
+        let mut buf = [b'0'; 9];
+        let mut v = value;
+        for slot in buf[..width].iter_mut().rev() {
+            *slot = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        out.extend_from_slice(&buf[..width]);
+    }
+    // RFC 3339 parsing only accepts four-digit years, and the generator uses the current year.
+    let year = t.year().clamp(0, 9999) as u32;
+    digits(out, year, 4);
+    out.push(b'-');
+    digits(out, t.month(), 2);
+    out.push(b'-');
+    digits(out, t.day(), 2);
+    out.push(b'T');
+    digits(out, t.hour(), 2);
+    out.push(b':');
+    digits(out, t.minute(), 2);
+    out.push(b':');
+    digits(out, t.second(), 2);
+    out.push(b'.');
+    // chrono encodes a leap second as nanos >= 1e9; keep it inside the field.
+    let nanos = t.nanosecond().min(999_999_999);
+    if nanos % 1_000_000 == 0 {
+        digits(out, nanos / 1_000_000, 3);
+    } else if nanos % 1_000 == 0 {
+        digits(out, nanos / 1_000, 6);
+    } else {
+        digits(out, nanos, 9);
+    }
+    out.push(b'Z');
+}
+
+/// Formats a timestamp the way events carry it.
+pub fn format_timestamp(t: &DateTime<Utc>) -> String {
+    let mut out = Vec::with_capacity(30);
+    write_timestamp(&mut out, t);
+    String::from_utf8(out).expect("timestamps are ASCII")
+}
+
+/// The slow path of [`OrderEvent::parse`]: finds the first thing wrong with `bytes`.
+fn diagnose(bytes: &[u8]) -> EventError {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            return EventError::NotUtf8 {
+                position: e.valid_up_to(),
+            };
+        }
+    };
+    if text.trim().is_empty() {
+        return EventError::Empty;
+    }
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<FieldList>();
+    let fields = match values.next() {
+        Some(Ok(FieldList::Object(fields))) => fields,
+        Some(Ok(FieldList::Other(found))) => return EventError::NotAnObject { found },
+        Some(Err(e)) => {
+            return EventError::NotJson {
+                reason: e.to_string(),
+            };
+        }
+        None => return EventError::Empty,
+    };
+    let end = values.byte_offset();
+    if !text[end..].trim().is_empty() {
+        let position = end + (text[end..].len() - text[end..].trim_start().len());
+        return EventError::TrailingData { position };
+    }
+    diagnose_fields(fields)
+}
+
+fn diagnose_fields(fields: Vec<(String, serde_json::Value)>) -> EventError {
+    let mut seen = [false; FIELDS.len()];
+    for (name, _) in &fields {
+        match FIELDS.iter().position(|f| f == name) {
+            None => return EventError::UnknownField(excerpt(name)),
+            Some(i) if seen[i] => return EventError::DuplicateField(name.clone()),
+            Some(i) => seen[i] = true,
+        }
+    }
+    if let Some(i) = seen.iter().position(|present| !present) {
+        return EventError::MissingField(FIELDS[i]);
+    }
+    let mut strings: [&str; FIELDS.len()] = [""; FIELDS.len()];
+    for (name, value) in &fields {
+        let i = FIELDS
+            .iter()
+            .position(|f| f == name)
+            .expect("checked above");
+        match value {
+            serde_json::Value::String(s) => strings[i] = s,
+            other => {
+                return EventError::NotAString {
+                    field: FIELDS[i],
+                    found: json_kind(other),
+                };
+            }
+        }
+    }
+    let [event_type, order_id, user_id, status, timestamp, source] = strings;
+    let wire = WireFields {
+        event_type: event_type.into(),
+        order_id: order_id.into(),
+        user_id: user_id.into(),
+        status: status.into(),
+        timestamp: timestamp.into(),
+        source: source.into(),
+    };
+    match wire.validate() {
+        Err(e) => e,
+        // The fast path rejected it, yet every check passes: serde and this pass disagree.
+        // Report the JSON as-is rather than claim the event is fine.
+        Ok(_) => EventError::NotJson {
+            reason: "the object could not be decoded".to_owned(),
+        },
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON value seen only as far as diagnosis needs: an object keeps its entries in order and
+/// with duplicates (serde_json's `Map` would silently keep the last one).
+enum FieldList {
+    Object(Vec<(String, serde_json::Value)>),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for FieldList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldListVisitor;
+
+        impl<'de> Visitor<'de> for FieldListVisitor {
+            type Value = FieldList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldList, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                    fields.push(entry);
+                }
+                Ok(FieldList::Object(fields))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<FieldList, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(FieldList::Other("an array"))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a boolean"))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a number"))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a number"))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a number"))
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a string"))
+            }
+
+            fn visit_unit<E>(self) -> Result<FieldList, E> {
+                Ok(FieldList::Other("null"))
+            }
+        }
+
+        deserializer.deserialize_any(FieldListVisitor)
+    }
+}
+
+/// Events embed as the wire object (the audit log stores them so).
+impl Serialize for OrderEvent {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("OrderEvent", FIELDS.len())?;
+        s.serialize_field("event_type", EVENT_TYPE)?;
+        s.serialize_field("order_id", self.key().as_str())?;
+        s.serialize_field("user_id", &self.user_id)?;
+        s.serialize_field("status", self.status.as_str())?;
+        s.serialize_field("timestamp", &format_timestamp(&self.timestamp))?;
+        s.serialize_field("source", self.source.as_str())?;
+        s.end()
+    }
+}
+
+/// Decoding an embedded event applies the same checks as [`OrderEvent::parse`].
+impl<'de> Deserialize<'de> for OrderEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        WireFields::deserialize(deserializer)?
+            .validate()
+            .map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"event_type":"ORDER_EVENT","order_id":"6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10","user_id":"user_123","status":"PLACED","timestamp":"2026-11-21T18:30:05.123Z","source":"WEB"}"#;
+
+    fn parse(s: &str) -> Result<OrderEvent, EventError> {
+        OrderEvent::parse(s.as_bytes())
+    }
+
+    fn with(field: &str, value: &str) -> String {
+        let mut v: serde_json::Value = serde_json::from_str(GOOD).unwrap();
+        v[field] = serde_json::from_str(value).unwrap();
+        v.to_string()
+    }
+
+    #[test]
+    fn parses_the_design_example_and_encodes_it_byte_for_byte() {
+        let event = parse(GOOD).unwrap();
+        assert_eq!(event.status, Status::Placed);
+        assert_eq!(event.source, Source::Web);
+        assert_eq!(event.user_id, "user_123");
+        assert_eq!(
+            event.key().as_str(),
+            "6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10"
+        );
+        assert_eq!(event.to_json(), GOOD);
+    }
+
+    #[test]
+    fn serde_embedding_matches_the_wire_encoding() {
+        let event = parse(GOOD).unwrap();
+        assert_eq!(serde_json::to_string(&event).unwrap(), GOOD);
+        let back: OrderEvent = serde_json::from_str(GOOD).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn field_order_and_whitespace_do_not_matter() {
+        let reordered = r#" { "source" : "API", "status":"SHIPPED", "user_id":"u",
+            "timestamp":"2026-01-02T03:04:05+01:00", "order_id":"6F1C0A52-3D7E-4E55-9A43-2B7A1D9C8E10",
+            "event_type":"ORDER_EVENT" } "#;
+        let event = parse(reordered).unwrap();
+        assert_eq!(event.source, Source::Api);
+        assert_eq!(format_timestamp(&event.timestamp), "2026-01-02T02:04:05.000Z");
+        assert_eq!(
+            event.key().as_str(),
+            "6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10"
+        );
+    }
+
+    #[test]
+    fn sub_millisecond_timestamps_survive_a_round_trip() {
+        let json = with("timestamp", r#""2026-11-21T18:30:05.123456Z""#);
+        let event = parse(&json).unwrap();
+        assert!(event.to_json().contains("05.123456Z"));
+        assert_eq!(parse(&event.to_json()).unwrap(), event);
+    }
+
+    #[test]
+    fn user_ids_needing_escapes_are_escaped() {
+        let json = with("user_id", r#""say \"hi\"\n\u00e9""#);
+        let event = parse(&json).unwrap();
+        assert_eq!(event.user_id, "say \"hi\"\né");
+        assert_eq!(parse(&event.to_json()).unwrap(), event);
+    }
+
+    #[test]
+    fn every_kind_of_malformed_message_is_named() {
+        let cases: Vec<(Vec<u8>, EventError)> = vec![
+            (b"".to_vec(), EventError::Empty),
+            (b"  \n".to_vec(), EventError::Empty),
+            (
+                b"{\"a\":\xff}".to_vec(),
+                EventError::NotUtf8 { position: 5 },
+            ),
+            (b"[]".to_vec(), EventError::NotAnObject { found: "an array" }),
+            (b"42".to_vec(), EventError::NotAnObject { found: "a number" }),
+            (b"null".to_vec(), EventError::NotAnObject { found: "null" }),
+            (b"{}".to_vec(), EventError::MissingField("event_type")),
+            (
+                format!("{GOOD} x").into_bytes(),
+                EventError::TrailingData {
+                    position: GOOD.len() + 1,
+                },
+            ),
+            (
+                with("status", r#""LOST""#).into_bytes(),
+                EventError::UnknownStatus("LOST".into()),
+            ),
+            (
+                with("source", r#""FAX""#).into_bytes(),
+                EventError::UnknownSource("FAX".into()),
+            ),
+            (
+                with("event_type", r#""REFUND""#).into_bytes(),
+                EventError::WrongEventType("REFUND".into()),
+            ),
+            (
+                with("status", "3").into_bytes(),
+                EventError::NotAString {
+                    field: "status",
+                    found: "a number",
+                },
+            ),
+            (with("user_id", r#""""#).into_bytes(), EventError::EmptyUserId),
+            (
+                with("extra", "1").into_bytes(),
+                EventError::UnknownField("extra".into()),
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(
+                OrderEvent::parse(&bytes),
+                Err(expected),
+                "input {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_carry_the_reason() {
+        let err = parse(&with("order_id", r#""not-a-uuid""#)).unwrap_err();
+        assert_eq!(err.kind(), "bad-order-id");
+        assert!(err.to_string().contains("not-a-uuid"), "{err}");
+
+        let err = parse(&with("timestamp", r#""yesterday""#)).unwrap_err();
+        assert_eq!(err.kind(), "bad-timestamp");
+        assert!(err.to_string().contains("yesterday"), "{err}");
+
+        let err = parse("{\"event_type\": ").unwrap_err();
+        assert_eq!(err.kind(), "not-json");
+    }
+
+    #[test]
+    fn a_field_given_twice_is_malformed() {
+        let json = GOOD.replace(r#""source":"WEB""#, r#""source":"WEB","source":"API""#);
+        assert_eq!(
+            parse(&json),
+            Err(EventError::DuplicateField("source".into()))
+        );
+    }
+
+    #[test]
+    fn huge_values_are_cut_short_in_messages() {
+        let huge = "X".repeat(1_000_000);
+        let err = parse(&with("status", &format!("\"{huge}\""))).unwrap_err();
+        assert!(err.to_string().len() < 200);
+    }
+}

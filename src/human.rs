@@ -1,0 +1,116 @@
+//! Numbers, rates and durations written for people, and the in-place status line that
+//! long-running commands show on a terminal.
+
+use std::io::{IsTerminal, Write};
+use std::time::Duration;
+
+/// `1234567` → `1,234,567`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A measured quantity with sensible precision: `0.5`, `20`, `48,210`.
+pub fn decimal(value: f64) -> String {
+    if value < 10.0 && value.fract().abs() > f64::EPSILON {
+        format!("{value:.1}")
+    } else {
+        count(value.round() as u64)
+    }
+}
+
+/// Events per second: `0.5/s`, `20/s`, `48,210/s`.
+pub fn rate(per_second: f64) -> String {
+    format!("{}/s", decimal(per_second))
+}
+
+/// `0.8 s`, `12.3 s`, `2 min 05 s`.
+pub fn duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else {
+        let whole = d.as_secs();
+        format!("{} min {:02} s", whole / 60, whole % 60)
+    }
+}
+
+/// A status line on stderr, redrawn in place when stderr is a terminal. Elsewhere (a pipe, a
+/// log file, CI) redrawing would leave a mess, so it stays silent and the command prints
+/// ordinary lines instead.
+pub struct StatusLine {
+    enabled: bool,
+    /// Whether something is drawn now and must be cleared before other output.
+    drawn: bool,
+}
+
+impl StatusLine {
+    pub fn on_stderr() -> StatusLine {
+        StatusLine {
+            enabled: std::io::stderr().is_terminal(),
+            drawn: false,
+        }
+    }
+
+    /// Whether the line is redrawn in place (stderr is a terminal).
+    pub fn is_live(&self) -> bool {
+        self.enabled
+    }
+
+    pub fn draw(&mut self, text: &str) {
+        if self.enabled {
+            let mut err = std::io::stderr().lock();
+            // \r + "erase line" keeps a shorter line from leaving the tail of a longer one.
+            let _ = write!(err, "\r\x1b[2K{text}");
+            let _ = err.flush();
+            self.drawn = true;
+        }
+    }
+
+    /// Removes the line so that the next output starts on a clean line.
+    pub fn clear(&mut self) {
+        if self.drawn {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+            self.drawn = false;
+        }
+    }
+
+    /// Prints a whole line above the status line.
+    pub fn println(&mut self, text: &str) {
+        self.clear();
+        eprintln!("{text}");
+    }
+}
+
+impl Drop for StatusLine {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1_000), "1,000");
+        assert_eq!(count(1_234_567), "1,234,567");
+        assert_eq!(rate(0.5), "0.5/s");
+        assert_eq!(rate(20.0), "20/s");
+        assert_eq!(rate(48_210.4), "48,210/s");
+        assert_eq!(duration(Duration::from_millis(800)), "0.8 s");
+        assert_eq!(duration(Duration::from_secs(125)), "2 min 05 s");
+    }
+}

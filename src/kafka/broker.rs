@@ -1,0 +1,272 @@
+//! The built-in development broker: librdkafka's mock cluster (one broker, in memory) behind a
+//! TCP forwarder on a fixed address.
+//!
+//! The mock listens on a random loopback port. A forwarder alone would not do: clients
+//! bootstrap through it, then connect to whatever address the broker *advertises* in its
+//! Metadata and FindCoordinator responses. So the mock is told to advertise the forwarder's
+//! address, and every connection, first or later, goes through `--listen`.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rdkafka::ClientConfig;
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::client::log_to_tracing;
+use super::mock;
+
+/// The id librdkafka gives the mock cluster's only broker.
+const BROKER_ID: i32 = 1;
+
+/// Retention the mock applies to every partition (librdkafka 2.12 `rdkafka_mock.c`).
+pub const RETENTION_BYTES: u64 = 5 * 1024 * 1024;
+pub const RETENTION_MESSAGES: u64 = 100_000;
+
+/// How long the mock waits for more members before a new group's first assignment. Real
+/// brokers default to 3 s; a class (and the tests) should not wait that long to see a member
+/// get its partitions, yet members started together should still land in one rebalance.
+const INITIAL_REBALANCE_DELAY_MS: i32 = 1_000;
+
+/// Why the development broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("--listen {0}: expected HOST:PORT, for example 127.0.0.1:9092")]
+    BadAddress(String),
+    #[error(
+        "cannot listen on {address}: it is already in use (another `orderflow broker` or a Kafka \
+         broker?). Stop it, or pick another port with --listen 127.0.0.1:9093 and pass \
+         -b 127.0.0.1:9093 to the other commands"
+    )]
+    AddressInUse { address: SocketAddr },
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: SocketAddr,
+        source: io::Error,
+    },
+    #[error("cannot start librdkafka's mock cluster: {0}")]
+    Mock(String),
+}
+
+/// Options of `orderflow broker`.
+#[derive(Clone, Debug)]
+pub struct BrokerOptions {
+    /// Where clients connect (`--listen`); port 0 picks a free port.
+    pub listen: String,
+    /// What the broker tells clients to connect to (`--advertise`); default: the listen address.
+    pub advertise: Option<String>,
+    /// Topic created at start.
+    pub topic: String,
+    /// Its partition count.
+    pub partitions: i32,
+}
+
+/// The mock cluster's owner: a producer handle created with `test.mock.num.brokers`. Its log
+/// lines (and the mock's, which logs through it) go to tracing.
+struct MockOwner;
+
+impl rdkafka::ClientContext for MockOwner {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        log_to_tracing(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", %error, reason, "mock owner error");
+    }
+}
+
+impl ProducerContext for MockOwner {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
+
+/// A running development broker. Dropping it stops the forwarder and destroys the cluster
+/// and everything it holds.
+pub struct DevBroker {
+    /// Owns the mock cluster; held for its Drop, which destroys the cluster.
+    _owner: BaseProducer<MockOwner>,
+    /// The mock broker's own (random) loopback address, where the forwarder connects.
+    upstream: SocketAddr,
+    /// The bound `--listen` socket, taken by [`DevBroker::serve`].
+    listener: Option<TcpListener>,
+    /// The address actually bound (port 0 resolved).
+    local: SocketAddr,
+    /// `host:port` advertised to clients.
+    advertised: String,
+    /// Client connections open through the forwarder right now.
+    connections: Arc<AtomicUsize>,
+}
+
+impl DevBroker {
+    /// Binds `--listen`, starts the mock cluster, creates the topic and makes the mock
+    /// advertise the listen address. Clients can connect once this returns (the forwarder
+    /// starts accepting in [`DevBroker::serve`]; until then the kernel queues connections).
+    pub async fn start(options: &BrokerOptions) -> Result<DevBroker, BrokerError> {
+        let listen = resolve(&options.listen)?;
+        let listener = TcpListener::bind(listen).await.map_err(|source| {
+            if source.kind() == io::ErrorKind::AddrInUse {
+                BrokerError::AddressInUse { address: listen }
+            } else {
+                BrokerError::Listen {
+                    address: listen,
+                    source,
+                }
+            }
+        })?;
+        let local = listener.local_addr().map_err(|source| BrokerError::Listen {
+            address: listen,
+            source,
+        })?;
+        let advertised = match &options.advertise {
+            Some(advertise) => {
+                let (host, port) = split_host_port(advertise)
+                    .ok_or_else(|| BrokerError::BadAddress(advertise.clone()))?;
+                (host.to_owned(), port)
+            }
+            // A wildcard address cannot be connected to; loopback works on this machine, and
+            // the banner tells the user about --advertise for the others.
+            None if local.ip().is_unspecified() => {
+                (Ipv4Addr::LOCALHOST.to_string(), local.port())
+            }
+            None => (local.ip().to_string(), local.port()),
+        };
+
+        let owner: BaseProducer<MockOwner> = BaseProducer::from_config_and_context(
+            ClientConfig::new().set("test.mock.num.brokers", "1"),
+            MockOwner,
+        )
+        .map_err(|e| BrokerError::Mock(e.to_string()))?;
+        let cluster = owner
+            .client()
+            .mock_cluster()
+            .ok_or_else(|| BrokerError::Mock("no mock cluster was created".into()))?;
+        let upstream = cluster
+            .bootstrap_servers()
+            .parse::<SocketAddr>()
+            .map_err(|e| BrokerError::Mock(format!("unexpected mock address: {e}")))?;
+        cluster
+            .create_topic(&options.topic, options.partitions, 1)
+            .map_err(|e| BrokerError::Mock(format!("creating topic {}: {e}", options.topic)))?;
+        drop(cluster);
+        mock::advertise(owner.client(), BROKER_ID, &advertised.0, advertised.1)
+            .map_err(|e| BrokerError::Mock(e.to_string()))?;
+        mock::set_initial_rebalance_delay(owner.client(), INITIAL_REBALANCE_DELAY_MS)
+            .map_err(|e| BrokerError::Mock(e.to_string()))?;
+
+        Ok(DevBroker {
+            _owner: owner,
+            upstream,
+            listener: Some(listener),
+            local,
+            advertised: format!("{}:{}", advertised.0, advertised.1),
+            connections: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The address the forwarder is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The `host:port` clients are told to use.
+    pub fn advertised(&self) -> &str {
+        &self.advertised
+    }
+
+    /// Client connections currently open.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Forwards client connections to the mock until `stop` completes; then closes them all.
+    pub async fn serve(&mut self, stop: impl std::future::Future<Output = ()>) {
+        let listener = self.listener.take().expect("serve runs once");
+        let mut forwards = JoinSet::new();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((client, peer)) => {
+                        let upstream = self.upstream;
+                        let connections = Arc::clone(&self.connections);
+                        forwards.spawn(async move {
+                            connections.fetch_add(1, Ordering::Relaxed);
+                            if let Err(e) = forward(client, upstream).await {
+                                tracing::debug!(%peer, error = %e, "connection ended");
+                            }
+                            connections.fetch_sub(1, Ordering::Relaxed);
+                        });
+                    }
+                    // Running out of file descriptors and the like: log and keep serving the
+                    // connections we have rather than take the whole class down.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                // Reap finished forwards so the set does not grow without bound.
+                Some(_) = forwards.join_next(), if !forwards.is_empty() => {}
+            }
+        }
+        forwards.shutdown().await;
+    }
+}
+
+async fn forward(mut client: TcpStream, upstream: SocketAddr) -> io::Result<()> {
+    let mut broker = TcpStream::connect(upstream).await?;
+    // Kafka requests are small and latency-bound: do not let Nagle hold them back.
+    client.set_nodelay(true)?;
+    broker.set_nodelay(true)?;
+    tokio::io::copy_bidirectional(&mut client, &mut broker).await?;
+    Ok(())
+}
+
+fn split_host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// `HOST:PORT` to a socket address; `localhost` and other names are resolved, preferring IPv4
+/// (the mock itself only listens on IPv4 loopback).
+fn resolve(address: &str) -> Result<SocketAddr, BrokerError> {
+    let bad = || BrokerError::BadAddress(address.to_owned());
+    split_host_port(address).ok_or_else(bad)?;
+    let candidates: Vec<SocketAddr> = address.to_socket_addrs().map_err(|_| bad())?.collect();
+    candidates
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(candidates.first())
+        .copied()
+        .ok_or_else(bad)
+}
+
+/// Whether clients on other machines can reach an address bound to `ip`.
+pub fn is_local_only(ip: IpAddr) -> bool {
+    ip.is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_parsed_or_named() {
+        assert_eq!(
+            resolve("127.0.0.1:9092").unwrap(),
+            "127.0.0.1:9092".parse().unwrap()
+        );
+        assert!(resolve("localhost:0").unwrap().ip().is_loopback());
+        assert!(matches!(resolve("9092"), Err(BrokerError::BadAddress(_))));
+        assert!(matches!(resolve("host:port"), Err(BrokerError::BadAddress(_))));
+        assert_eq!(split_host_port("[::1]:9092"), Some(("::1", 9092)));
+    }
+}

@@ -1,0 +1,199 @@
+//! What every orderflow Kafka client shares: librdkafka's log lines routed into `tracing`
+//! (target `librdkafka`, hidden unless RUST_LOG asks for them), and its global errors turned
+//! into a [`ConnectionHealth`] that commands can show and wait on instead of a wall of logs.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::watch;
+
+/// The latest thing librdkafka told us about reaching the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Nothing bad reported (yet).
+    Ok,
+    /// No broker could be reached; the reason is librdkafka's last transport error.
+    Unreachable { reason: String },
+    /// Connected, but the cluster refused our credentials or TLS set-up.
+    Refused { reason: String },
+    /// The client cannot go on (for example an idempotent producer lost its sequence).
+    Fatal { reason: String },
+}
+
+impl Connection {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Connection::Ok)
+    }
+}
+
+/// A `ClientContext` that keeps the latest [`Connection`] state in a watch channel.
+pub struct ConnectionHealth {
+    state: watch::Sender<Connection>,
+    /// The last transport-level error text, kept to explain a later "all brokers down".
+    last_transport_error: Mutex<Option<String>>,
+    /// When the last error was reported; recoveries are inferred from later successes.
+    last_error_at: Mutex<Option<Instant>>,
+}
+
+impl Default for ConnectionHealth {
+    fn default() -> Self {
+        ConnectionHealth {
+            state: watch::Sender::new(Connection::Ok),
+            last_transport_error: Mutex::new(None),
+            last_error_at: Mutex::new(None),
+        }
+    }
+}
+
+impl ConnectionHealth {
+    /// A receiver that sees every change of state.
+    pub fn subscribe(&self) -> watch::Receiver<Connection> {
+        self.state.subscribe()
+    }
+
+    pub fn current(&self) -> Connection {
+        self.state.borrow().clone()
+    }
+
+    /// Call when something proves the cluster is reachable again (a delivery, a fetch):
+    /// librdkafka reports failures but never an explicit recovery.
+    pub fn mark_ok(&self) {
+        if !matches!(*self.state.borrow(), Connection::Ok | Connection::Fatal { .. }) {
+            self.state.send_replace(Connection::Ok);
+        }
+    }
+
+    /// Whether an error was reported within `window`.
+    pub fn troubled_within(&self, window: Duration) -> bool {
+        self.last_error_at
+            .lock()
+            .expect("not poisoned")
+            .is_some_and(|at| at.elapsed() < window)
+    }
+
+    fn record(&self, error: &KafkaError, reason: &str) {
+        let code = error.rdkafka_error_code();
+        *self.last_error_at.lock().expect("not poisoned") = Some(Instant::now());
+        let next = match code {
+            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => {
+                *self.last_transport_error.lock().expect("not poisoned") =
+                    Some(tidy_reason(reason));
+                // A single broker failing is routine (librdkafka retries); only when all are
+                // down, or a name does not resolve at all, is the cluster unreachable.
+                if code == Some(RDKafkaErrorCode::Resolve) {
+                    Some(Connection::Unreachable {
+                        reason: tidy_reason(reason),
+                    })
+                } else {
+                    None
+                }
+            }
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
+                let reason = self
+                    .last_transport_error
+                    .lock()
+                    .expect("not poisoned")
+                    .clone()
+                    .unwrap_or_else(|| tidy_reason(reason));
+                Some(Connection::Unreachable { reason })
+            }
+            Some(
+                RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::SSL,
+            ) => Some(Connection::Refused {
+                reason: tidy_reason(reason),
+            }),
+            Some(RDKafkaErrorCode::Fatal) => Some(Connection::Fatal {
+                reason: tidy_reason(reason),
+            }),
+            _ => None,
+        };
+        if let Some(next) = next {
+            self.state.send_replace(next);
+        }
+    }
+}
+
+/// librdkafka reasons look like `localhost:9092/bootstrap: Connect to ipv4#127.0.0.1:9092
+/// failed: Connection refused (after 0ms in state CONNECT)`; keep the part a learner needs.
+fn tidy_reason(reason: &str) -> String {
+    let reason = reason.trim();
+    let reason = reason
+        .split_once(": ")
+        .filter(|(prefix, _)| prefix.contains('/'))
+        .map_or(reason, |(_, rest)| rest);
+    match reason.find(" (after ") {
+        Some(cut) => reason[..cut].to_owned(),
+        None => reason.to_owned(),
+    }
+}
+
+impl ClientContext for ConnectionHealth {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log_to_tracing(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", %error, reason, "client error");
+        self.record(&error, reason);
+    }
+}
+
+/// librdkafka's own log lines, at their own levels, under the `librdkafka` target. The user
+/// sees what [`ConnectionHealth`] makes of them; RUST_LOG=librdkafka=debug shows the raw lines.
+pub fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", facility, "{message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", facility, "{message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_tidied_for_people() {
+        assert_eq!(
+            tidy_reason(
+                "localhost:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused (after 0ms in state CONNECT)"
+            ),
+            "Connect to ipv4#127.0.0.1:9092 failed: Connection refused"
+        );
+        assert_eq!(tidy_reason("1/1 brokers are down"), "1/1 brokers are down");
+    }
+
+    #[test]
+    fn all_brokers_down_is_explained_by_the_last_transport_error() {
+        let health = ConnectionHealth::default();
+        health.record(
+            &KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+            "h:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after 0ms in state CONNECT)",
+        );
+        assert!(health.current().is_ok(), "one failure is not an outage");
+        health.record(
+            &KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert_eq!(
+            health.current(),
+            Connection::Unreachable {
+                reason: "Connect to ipv4#127.0.0.1:1 failed: Connection refused".into()
+            }
+        );
+        health.mark_ok();
+        assert!(health.current().is_ok());
+    }
+}

@@ -1,0 +1,280 @@
+//! Sending order events to Kafka with every delivery accounted for: an idempotent librdkafka
+//! producer whose delivery reports feed atomic counters, a reachability check that fails fast
+//! with a message a learner can act on, and flush / abandon for shutdown.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::{ClientContext, Message};
+
+use super::client::{Connection, ConnectionHealth};
+use crate::config::{KafkaSettings, redacted};
+
+/// How long an event may wait for its acknowledgement before it counts as failed, unless the
+/// user sets `-X message.timeout.ms`. librdkafka's 5 minutes would make a learner who stopped
+/// the broker wait far too long to see what happens to undelivered events.
+pub const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 30_000;
+
+/// How long the start-up check waits for the cluster to answer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why producing could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error("cannot create the Kafka producer: {0}")]
+    Create(KafkaError),
+    #[error(
+        "cannot reach Kafka at {brokers}: {reason}\n  Is `orderflow broker` running? Start one in \
+         another terminal, or point -b (or ORDERFLOW_BROKERS) at your cluster."
+    )]
+    Unreachable { brokers: String, reason: String },
+    #[error("Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings.")]
+    Refused { brokers: String, reason: String },
+    #[error(
+        "topic {topic} does not exist on {brokers} and the cluster does not create topics on \
+         first use; create it (3 partitions), for example with kafka-topics --create"
+    )]
+    TopicMissing { topic: String, brokers: String },
+    #[error("cannot use topic {topic}: {reason}")]
+    Topic { topic: String, reason: String },
+    #[error("the producer stopped: {0}")]
+    Fatal(String),
+    #[error("librdkafka refused an event: {0}")]
+    Send(KafkaError),
+}
+
+/// Delivery outcomes, updated by librdkafka's delivery reports.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    /// The first failure's reason: the one to show (later ones are usually the same).
+    first_failure: Mutex<Option<String>>,
+}
+
+impl Deliveries {
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    pub fn first_failure(&self) -> Option<String> {
+        self.first_failure.lock().expect("not poisoned").clone()
+    }
+
+    fn fail(&self, reason: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_failure.lock().expect("not poisoned");
+        if first.is_none() {
+            *first = Some(reason);
+        }
+    }
+}
+
+/// The producer's librdkafka context: connection health plus delivery accounting.
+#[derive(Default)]
+pub struct ProduceContext {
+    pub health: ConnectionHealth,
+    pub deliveries: Deliveries,
+}
+
+impl ClientContext for ProduceContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        self.health.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.health.error(error, reason);
+    }
+}
+
+impl ProducerContext for ProduceContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.deliveries.delivered.fetch_add(1, Ordering::Relaxed);
+                self.health.mark_ok();
+            }
+            Err((error, message)) => {
+                tracing::debug!(%error, partition = message.partition(), "delivery failed");
+                self.deliveries.fail(describe_failure(error));
+            }
+        }
+    }
+}
+
+fn describe_failure(error: &KafkaError) -> String {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageTimedOut) => {
+            "not acknowledged within message.timeout.ms".to_owned()
+        }
+        Some(RDKafkaErrorCode::PurgeQueue) => "abandoned before it was sent".to_owned(),
+        Some(RDKafkaErrorCode::PurgeInflight) => {
+            "abandoned while in flight (the broker may have it)".to_owned()
+        }
+        Some(code) => code.to_string(),
+        None => error.to_string(),
+    }
+}
+
+/// An idempotent producer of order events to one topic.
+pub struct OrderProducer {
+    inner: ThreadedProducer<ProduceContext>,
+    topic: String,
+    brokers: String,
+}
+
+impl OrderProducer {
+    /// Creates the producer; no network I/O happens until [`OrderProducer::check_reachable`]
+    /// or the first send.
+    pub fn new(settings: &KafkaSettings) -> Result<OrderProducer, ProducerError> {
+        let timeout = DEFAULT_MESSAGE_TIMEOUT_MS.to_string();
+        let config = settings.client_config(&[
+            // Exactly once per partition even when librdkafka retries after a broker hiccup.
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", &timeout),
+            // Without this librdkafka logs every failed connection attempt at error level;
+            // ConnectionHealth reports outages once, in words.
+            ("log.connection.close", "false"),
+        ]);
+        tracing::debug!(config = %redacted(&config), "producer configuration");
+        let inner = ThreadedProducer::from_config_and_context(&config, ProduceContext::default())
+            .map_err(ProducerError::Create)?;
+        Ok(OrderProducer {
+            inner,
+            topic: settings.topic.clone(),
+            brokers: settings.bootstrap(),
+        })
+    }
+
+    /// Waits until the cluster answers a metadata request for the topic, and returns its
+    /// partition count. Fails as soon as librdkafka reports every broker down (usually well
+    /// within a second for a refused connection), or after [`CONNECT_TIMEOUT`].
+    pub async fn check_reachable(&self) -> Result<usize, ProducerError> {
+        let mut health = self.health().subscribe();
+        let client = self.inner.clone();
+        let topic = self.topic.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            client
+                .client()
+                .fetch_metadata(Some(&topic), CONNECT_TIMEOUT)
+                .map(|m| {
+                    m.topics()
+                        .first()
+                        .map(|t| (t.error(), t.partitions().len()))
+                })
+        });
+        tokio::select! {
+            result = metadata => {
+                let result = result.map_err(|e| ProducerError::Fatal(e.to_string()))?;
+                match result {
+                    Ok(Some((None, partitions))) if partitions > 0 => Ok(partitions),
+                    Ok(Some((Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), _)))
+                    | Ok(Some((None, _))) | Ok(None) => Err(ProducerError::TopicMissing {
+                        topic: self.topic.clone(),
+                        brokers: self.brokers.clone(),
+                    }),
+                    Ok(Some((Some(error), _))) => Err(ProducerError::Topic {
+                        topic: self.topic.clone(),
+                        reason: RDKafkaErrorCode::from(error).to_string(),
+                    }),
+                    Err(_) => Err(self.connection_error(self.health().current())),
+                }
+            }
+            Ok(state) = health.wait_for(|c| !c.is_ok()) => {
+                let state = state.clone();
+                Err(self.connection_error(state))
+            }
+        }
+    }
+
+    fn connection_error(&self, state: Connection) -> ProducerError {
+        let brokers = self.brokers.clone();
+        match state {
+            Connection::Refused { reason } => ProducerError::Refused { brokers, reason },
+            Connection::Fatal { reason } => ProducerError::Fatal(reason),
+            Connection::Unreachable { reason } => ProducerError::Unreachable { brokers, reason },
+            Connection::Ok => ProducerError::Unreachable {
+                brokers,
+                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            },
+        }
+    }
+
+    /// Hands one event to librdkafka. When its queue is full, waits for room, checking
+    /// `give_up` between attempts; returns `Ok(false)` if it gave up and the event was not sent.
+    pub fn send(
+        &self,
+        key: &[u8],
+        payload: &[u8],
+        give_up: impl Fn() -> bool,
+    ) -> Result<bool, ProducerError> {
+        let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(true),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    if give_up() {
+                        return Ok(false);
+                    }
+                    record = back;
+                    // The polling thread serves delivery reports, which is what frees room.
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((error, _)) => {
+                    if let Some(RDKafkaErrorCode::Fatal) = error.rdkafka_error_code() {
+                        return Err(ProducerError::Fatal(error.to_string()));
+                    }
+                    return Err(ProducerError::Send(error));
+                }
+            }
+        }
+    }
+
+    /// Events handed over but not yet acknowledged or failed.
+    pub fn in_flight(&self) -> u64 {
+        self.inner.in_flight_count().max(0) as u64
+    }
+
+    /// Waits up to `timeout` for every event in flight; true when none is left.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.inner.flush(timeout).is_ok() && self.in_flight() == 0
+    }
+
+    /// Gives up on everything in flight: each such event is reported as failed.
+    pub fn abandon(&self) {
+        self.inner
+            .purge(PurgeConfig::default().queue().inflight().non_blocking());
+        // Delivery reports for purged events arrive through the poll thread; a short flush
+        // serves them so the counts are final.
+        let _ = self.inner.flush(Duration::from_millis(500));
+    }
+
+    pub fn deliveries(&self) -> &Deliveries {
+        &self.inner.context().deliveries
+    }
+
+    pub fn health(&self) -> &ConnectionHealth {
+        &self.inner.context().health
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+}

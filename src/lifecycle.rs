@@ -1,0 +1,204 @@
+//! The order lifecycle PLACED → CONFIRMED → SHIPPED → DELIVERED: the one place that says which
+//! step may follow which. The generator obeys it; order-processor and `audit verify` check it.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::event::Status;
+
+impl Status {
+    /// The step that must follow this one, or `None` once the order is delivered.
+    pub const fn next(self) -> Option<Status> {
+        match self {
+            Status::Placed => Some(Status::Confirmed),
+            Status::Confirmed => Some(Status::Shipped),
+            Status::Shipped => Some(Status::Delivered),
+            Status::Delivered => None,
+        }
+    }
+
+    /// Whether an order with this status is finished.
+    pub const fn is_final(self) -> bool {
+        matches!(self, Status::Delivered)
+    }
+}
+
+/// An event that breaks the lifecycle of its order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// The first event seen for an order is not PLACED.
+    FirstNotPlaced { first: Status },
+    /// The order jumped ahead, e.g. PLACED → SHIPPED skips CONFIRMED.
+    Skipped { from: Status, to: Status },
+    /// The order went back to an earlier step.
+    Backwards { from: Status, to: Status },
+    /// The same step was reported twice.
+    Duplicate { status: Status },
+}
+
+impl Violation {
+    /// A short, stable name for the kind of violation (counters, `--json`, DLQ headers).
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Violation::FirstNotPlaced { .. } => "first-not-placed",
+            Violation::Skipped { .. } => "skipped-status",
+            Violation::Backwards { .. } => "went-backwards",
+            Violation::Duplicate { .. } => "duplicate-status",
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::FirstNotPlaced { first } => {
+                write!(f, "first event is {first}, not PLACED")
+            }
+            Violation::Skipped { from, to } => {
+                let missing = from.next().expect("a skip starts before DELIVERED");
+                write!(f, "skipped {missing} ({from} → {to})")
+            }
+            Violation::Backwards { from, to } => write!(f, "went backwards ({from} → {to})"),
+            Violation::Duplicate { status } => write!(f, "duplicate {status}"),
+        }
+    }
+}
+
+impl std::error::Error for Violation {}
+
+/// Checks one step of an order whose previous step was `previous` (`None`: never seen).
+pub fn check(previous: Option<Status>, next: Status) -> Result<(), Violation> {
+    match previous {
+        None if next == Status::Placed => Ok(()),
+        None => Err(Violation::FirstNotPlaced { first: next }),
+        Some(from) if from.next() == Some(next) => Ok(()),
+        Some(from) if from == next => Err(Violation::Duplicate { status: next }),
+        Some(from) if next < from => Err(Violation::Backwards { from, to: next }),
+        Some(from) => Err(Violation::Skipped { from, to: next }),
+    }
+}
+
+/// The furthest step seen of every order: the state order-processor keeps per partition and
+/// `audit verify` keeps per file.
+#[derive(Debug, Default)]
+pub struct Lifecycles {
+    /// Furthest status seen per order. Delivered orders stay, so that a late duplicate is
+    /// reported as a duplicate and not as an order that never started.
+    furthest: HashMap<Uuid, Status>,
+}
+
+impl Lifecycles {
+    pub fn new() -> Lifecycles {
+        Lifecycles::default()
+    }
+
+    /// Records `status` for `order_id` and says whether that step was allowed. After a
+    /// violation the order keeps its furthest step, so one bad event is reported once instead
+    /// of making every later event of the order look wrong too.
+    pub fn observe(&mut self, order_id: Uuid, status: Status) -> Result<(), Violation> {
+        let slot = self.furthest.entry(order_id);
+        let previous = match &slot {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(_) => None,
+        };
+        let verdict = check(previous, status);
+        let furthest = previous.map_or(status, |p| p.max(status));
+        slot.insert_entry(furthest);
+        verdict
+    }
+
+    /// The furthest step seen for one order.
+    pub fn status(&self, order_id: &Uuid) -> Option<Status> {
+        self.furthest.get(order_id).copied()
+    }
+
+    /// Orders seen that are not delivered yet.
+    pub fn in_flight(&self) -> usize {
+        self.furthest.values().filter(|s| !s.is_final()).count()
+    }
+
+    /// Orders seen at all.
+    pub fn len(&self) -> usize {
+        self.furthest.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.furthest.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Status::*;
+
+    #[test]
+    fn the_happy_path_is_allowed() {
+        assert_eq!(check(None, Placed), Ok(()));
+        assert_eq!(check(Some(Placed), Confirmed), Ok(()));
+        assert_eq!(check(Some(Confirmed), Shipped), Ok(()));
+        assert_eq!(check(Some(Shipped), Delivered), Ok(()));
+    }
+
+    #[test]
+    fn every_other_step_is_a_named_violation() {
+        assert_eq!(
+            check(None, Shipped),
+            Err(Violation::FirstNotPlaced { first: Shipped })
+        );
+        assert_eq!(
+            check(Some(Placed), Shipped),
+            Err(Violation::Skipped {
+                from: Placed,
+                to: Shipped
+            })
+        );
+        assert_eq!(
+            check(Some(Shipped), Confirmed),
+            Err(Violation::Backwards {
+                from: Shipped,
+                to: Confirmed
+            })
+        );
+        assert_eq!(
+            check(Some(Delivered), Delivered),
+            Err(Violation::Duplicate { status: Delivered })
+        );
+        let allowed = Status::ALL
+            .iter()
+            .flat_map(|&from| Status::ALL.iter().map(move |&to| (from, to)))
+            .filter(|&(from, to)| check(Some(from), to).is_ok())
+            .count();
+        assert_eq!(allowed, 3, "exactly the three forward steps are allowed");
+    }
+
+    #[test]
+    fn messages_say_what_went_wrong() {
+        let skipped = Violation::Skipped {
+            from: Placed,
+            to: Delivered,
+        };
+        assert_eq!(skipped.to_string(), "skipped CONFIRMED (PLACED → DELIVERED)");
+        assert_eq!(
+            Violation::FirstNotPlaced { first: Shipped }.to_string(),
+            "first event is SHIPPED, not PLACED"
+        );
+    }
+
+    #[test]
+    fn a_violation_is_reported_once_not_cascaded() {
+        let mut orders = Lifecycles::new();
+        let id = Uuid::from_u128(7);
+        assert!(orders.observe(id, Placed).is_ok());
+        assert!(orders.observe(id, Shipped).is_err()); // skipped CONFIRMED
+        assert!(orders.observe(id, Delivered).is_ok()); // continues from SHIPPED
+        assert_eq!(
+            orders.observe(id, Delivered),
+            Err(Violation::Duplicate { status: Delivered })
+        );
+        assert_eq!(orders.status(&id), Some(Delivered));
+        assert_eq!(orders.in_flight(), 0);
+    }
+}

@@ -1,0 +1,3 @@
+//! The roles of the order platform, one per subcommand.
+
+pub mod producer;
