@@ -209,7 +209,16 @@ mod tests {
     #[test]
     fn global_options_work_after_the_subcommand() {
         let cli = Cli::try_parse_from([
-            "orderflow", "produce", "-b", "k:1", "-t", "x", "-X", "a=b", "-X", "c=d",
+            "orderflow",
+            "produce",
+            "-b",
+            "k:1",
+            "-t",
+            "x",
+            "-X",
+            "a=b",
+            "-X",
+            "c=d",
         ])
         .unwrap();
         assert_eq!(cli.connection.brokers, "k:1");

@@ -239,15 +239,18 @@ mod tests {
         let full = redacted(&settings.client_config(&[("acks", "all")]));
         assert!(full.contains("sasl.password=[redacted]"), "{full}");
         assert!(!full.contains("hunter2"));
-        for key in ["ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret"] {
+        for key in [
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "sasl.oauthbearer.client.secret",
+        ] {
             assert!(is_secret(key), "{key}");
         }
     }
 
     #[test]
     fn user_properties_override_role_defaults() {
-        let settings =
-            KafkaSettings::new("localhost:9092", "t", props(&["linger.ms=50"])).unwrap();
+        let settings = KafkaSettings::new("localhost:9092", "t", props(&["linger.ms=50"])).unwrap();
         let config = settings.client_config(&[("linger.ms", "5")]);
         assert_eq!(config.get("linger.ms"), Some("50"));
         assert_eq!(config.get("bootstrap.servers"), Some("localhost:9092"));

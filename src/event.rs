@@ -381,9 +381,9 @@ fn write_timestamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
     out.push(b'.');
     // chrono encodes a leap second as nanos >= 1e9; keep it inside the field.
     let nanos = t.nanosecond().min(999_999_999);
-    if nanos % 1_000_000 == 0 {
+    if nanos.is_multiple_of(1_000_000) {
         digits(out, nanos / 1_000_000, 3);
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         digits(out, nanos / 1_000, 6);
     } else {
         digits(out, nanos, 9);
@@ -593,10 +593,7 @@ mod tests {
         assert_eq!(event.status, Status::Placed);
         assert_eq!(event.source, Source::Web);
         assert_eq!(event.user_id, "user_123");
-        assert_eq!(
-            event.key().as_str(),
-            "6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10"
-        );
+        assert_eq!(event.key().as_str(), "6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10");
         assert_eq!(event.to_json(), GOOD);
     }
 
@@ -615,11 +612,11 @@ mod tests {
             "event_type":"ORDER_EVENT" } "#;
         let event = parse(reordered).unwrap();
         assert_eq!(event.source, Source::Api);
-        assert_eq!(format_timestamp(&event.timestamp), "2026-01-02T02:04:05.000Z");
         assert_eq!(
-            event.key().as_str(),
-            "6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10"
+            format_timestamp(&event.timestamp),
+            "2026-01-02T02:04:05.000Z"
         );
+        assert_eq!(event.key().as_str(), "6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10");
     }
 
     #[test]
@@ -647,8 +644,14 @@ mod tests {
                 b"{\"a\":\xff}".to_vec(),
                 EventError::NotUtf8 { position: 5 },
             ),
-            (b"[]".to_vec(), EventError::NotAnObject { found: "an array" }),
-            (b"42".to_vec(), EventError::NotAnObject { found: "a number" }),
+            (
+                b"[]".to_vec(),
+                EventError::NotAnObject { found: "an array" },
+            ),
+            (
+                b"42".to_vec(),
+                EventError::NotAnObject { found: "a number" },
+            ),
             (b"null".to_vec(), EventError::NotAnObject { found: "null" }),
             (b"{}".to_vec(), EventError::MissingField("event_type")),
             (
@@ -676,7 +679,10 @@ mod tests {
                     found: "a number",
                 },
             ),
-            (with("user_id", r#""""#).into_bytes(), EventError::EmptyUserId),
+            (
+                with("user_id", r#""""#).into_bytes(),
+                EventError::EmptyUserId,
+            ),
             (
                 with("extra", "1").into_bytes(),
                 EventError::UnknownField("extra".into()),

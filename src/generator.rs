@@ -168,7 +168,9 @@ impl Pacer {
         match self.rate {
             None => u64::MAX,
             // +1: event 0 is due at the start itself.
-            Some(rate) => (now.saturating_duration_since(self.start).as_secs_f64() * rate) as u64 + 1,
+            Some(rate) => {
+                (now.saturating_duration_since(self.start).as_secs_f64() * rate) as u64 + 1
+            }
         }
     }
 
@@ -210,14 +212,41 @@ mod tests {
         // and every learner's notes. Change it only on purpose.
         let first_five: Vec<_> = run(1, 5)
             .iter()
-            .map(|e| (e.key().as_str().to_owned(), e.user_id.clone(), e.status, e.source))
+            .map(|e| {
+                (
+                    e.key().as_str().to_owned(),
+                    e.user_id.clone(),
+                    e.status,
+                    e.source,
+                )
+            })
             .collect();
         let expected = [
-            ("b1ea6bd8-6503-42dc-a553-583617e08e42", "user_870", Source::Mobile),
-            ("e35e23e5-a10b-42bf-9dda-dd310bb2797c", "user_4", Source::Web),
-            ("e1a956a1-4a1b-4e01-8ef4-e2632f760f56", "user_1068", Source::Mobile),
-            ("9bd6628e-fc39-444b-ae43-5b36702486b8", "user_18", Source::Api),
-            ("0b6514ba-db56-4d7b-a0ec-ba6f595c81d3", "user_2978", Source::Api),
+            (
+                "b1ea6bd8-6503-42dc-a553-583617e08e42",
+                "user_870",
+                Source::Mobile,
+            ),
+            (
+                "e35e23e5-a10b-42bf-9dda-dd310bb2797c",
+                "user_4",
+                Source::Web,
+            ),
+            (
+                "e1a956a1-4a1b-4e01-8ef4-e2632f760f56",
+                "user_1068",
+                Source::Mobile,
+            ),
+            (
+                "9bd6628e-fc39-444b-ae43-5b36702486b8",
+                "user_18",
+                Source::Api,
+            ),
+            (
+                "0b6514ba-db56-4d7b-a0ec-ba6f595c81d3",
+                "user_2978",
+                Source::Api,
+            ),
         ]
         .map(|(id, user, source)| (id.to_owned(), user.to_owned(), Status::Placed, source));
         assert_eq!(first_five, expected);
@@ -250,7 +279,10 @@ mod tests {
         }
         for (source, weight) in SOURCE_WEIGHTS {
             let share = events.iter().filter(|e| e.source == source).count() as f64 / 20_000.0;
-            assert!((share * 100.0 - weight as f64).abs() < 5.0, "{source}: {share}");
+            assert!(
+                (share * 100.0 - weight as f64).abs() < 5.0,
+                "{source}: {share}"
+            );
         }
     }
 

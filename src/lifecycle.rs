@@ -180,7 +180,10 @@ mod tests {
             from: Placed,
             to: Delivered,
         };
-        assert_eq!(skipped.to_string(), "skipped CONFIRMED (PLACED → DELIVERED)");
+        assert_eq!(
+            skipped.to_string(),
+            "skipped CONFIRMED (PLACED → DELIVERED)"
+        );
         assert_eq!(
             Violation::FirstNotPlaced { first: Shipped }.to_string(),
             "first event is SHIPPED, not PLACED"

@@ -10,7 +10,11 @@ use crate::kafka::broker::{
 };
 use crate::shutdown::Shutdown;
 
-pub async fn run(topic: &str, args: &BrokerArgs, mut shutdown: Shutdown) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    topic: &str,
+    args: &BrokerArgs,
+    mut shutdown: Shutdown,
+) -> anyhow::Result<ExitCode> {
     validate_topic(topic)?;
     let options = BrokerOptions {
         listen: args.listen.clone(),
@@ -27,7 +31,9 @@ pub async fn run(topic: &str, args: &BrokerArgs, mut shutdown: Shutdown) -> anyh
         format!("clients use -b {address}")
     };
     println!("orderflow broker listening on {address} ({client_flag})");
-    println!("  what        librdkafka {librdkafka} mock cluster: one broker, real Kafka protocol, in this process");
+    println!(
+        "  what        librdkafka {librdkafka} mock cluster: one broker, real Kafka protocol, in this process"
+    );
     println!(
         "  topic       {topic}: {} partitions, created now; other topics are created on first use with 4",
         args.partitions
@@ -50,7 +56,9 @@ pub async fn run(topic: &str, args: &BrokerArgs, mut shutdown: Shutdown) -> anyh
             broker.local_addr().port()
         );
     } else if !is_local_only(broker.local_addr().ip()) {
-        println!("  note        reachable from other machines: anyone who can connect can read and write");
+        println!(
+            "  note        reachable from other machines: anyone who can connect can read and write"
+        );
     }
     println!("Ctrl-C stops it.");
 

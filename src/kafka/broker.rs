@@ -119,10 +119,12 @@ impl DevBroker {
                 }
             }
         })?;
-        let local = listener.local_addr().map_err(|source| BrokerError::Listen {
-            address: listen,
-            source,
-        })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| BrokerError::Listen {
+                address: listen,
+                source,
+            })?;
         let advertised = match &options.advertise {
             Some(advertise) => {
                 let (host, port) = split_host_port(advertise)
@@ -131,9 +133,7 @@ impl DevBroker {
             }
             // A wildcard address cannot be connected to; loopback works on this machine, and
             // the banner tells the user about --advertise for the others.
-            None if local.ip().is_unspecified() => {
-                (Ipv4Addr::LOCALHOST.to_string(), local.port())
-            }
+            None if local.ip().is_unspecified() => (Ipv4Addr::LOCALHOST.to_string(), local.port()),
             None => (local.ip().to_string(), local.port()),
         };
 
@@ -266,7 +266,10 @@ mod tests {
         );
         assert!(resolve("localhost:0").unwrap().ip().is_loopback());
         assert!(matches!(resolve("9092"), Err(BrokerError::BadAddress(_))));
-        assert!(matches!(resolve("host:port"), Err(BrokerError::BadAddress(_))));
+        assert!(matches!(
+            resolve("host:port"),
+            Err(BrokerError::BadAddress(_))
+        ));
         assert_eq!(split_host_port("[::1]:9092"), Some(("::1", 9092)));
     }
 }

@@ -62,7 +62,10 @@ impl ConnectionHealth {
     /// Call when something proves the cluster is reachable again (a delivery, a fetch):
     /// librdkafka reports failures but never an explicit recovery.
     pub fn mark_ok(&self) {
-        if !matches!(*self.state.borrow(), Connection::Ok | Connection::Fatal { .. }) {
+        if !matches!(
+            *self.state.borrow(),
+            Connection::Ok | Connection::Fatal { .. }
+        ) {
             self.state.send_replace(Connection::Ok);
         }
     }

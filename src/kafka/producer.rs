@@ -35,7 +35,9 @@ pub enum ProducerError {
          another terminal, or point -b (or ORDERFLOW_BROKERS) at your cluster."
     )]
     Unreachable { brokers: String, reason: String },
-    #[error("Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings.")]
+    #[error(
+        "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
+    )]
     Refused { brokers: String, reason: String },
     #[error(
         "topic {topic} does not exist on {brokers} and the cluster does not create topics on \

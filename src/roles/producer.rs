@@ -201,9 +201,9 @@ async fn to_kafka(
     } else {
         "as fast as possible".to_owned()
     };
-    let amount = plan
-        .count
-        .map_or("until Ctrl-C".to_owned(), |n| format!("{} events", human::count(n)));
+    let amount = plan.count.map_or("until Ctrl-C".to_owned(), |n| {
+        format!("{} events", human::count(n))
+    });
     eprintln!(
         "producing to {} ({partitions} partitions): {amount}, {pace}, seed {} (--seed {} replays these orders)",
         producer.topic(),
@@ -232,13 +232,16 @@ async fn to_kafka(
     let mut health = producer.health().subscribe();
     let mut redraw = tokio::time::interval(REDRAW);
     let mut last_plain = Instant::now();
-    let timeout_ms = settings
-        .properties
-        .iter()
-        .rev()
-        .find(|p| p.key == "message.timeout.ms")
-        .and_then(|p| p.value.parse::<u64>().ok())
-        .unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS);
+    let mut outage = OutageReport {
+        in_outage: false,
+        timeout_ms: settings
+            .properties
+            .iter()
+            .rev()
+            .find(|p| p.key == "message.timeout.ms")
+            .and_then(|p| p.value.parse::<u64>().ok())
+            .unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS),
+    };
 
     let progress = |sent: u64, meter: &mut RateMeter| {
         let deliveries = producer.deliveries();
@@ -266,7 +269,7 @@ async fn to_kafka(
             }
             Ok(()) = health.changed() => {
                 let state = health.borrow_and_update().clone();
-                report_connection(&mut status, &state, timeout_ms);
+                outage.report(&mut status, &state);
             }
         }
     };
@@ -277,13 +280,16 @@ async fn to_kafka(
     // Phase 2: wait for every event in flight; a second Ctrl-C abandons them.
     let mut abandoned = false;
     while producer.in_flight() > 0 {
-        if shutdown.signals() >= 2 || matches!(producer.health().current(), Connection::Fatal { .. }) {
+        if shutdown.signals() >= 2
+            || matches!(producer.health().current(), Connection::Fatal { .. })
+        {
             producer.abandon();
             abandoned = true;
             break;
         }
         let flusher = Arc::clone(&producer);
-        let flushed = tokio::task::spawn_blocking(move || flusher.flush(Duration::from_millis(100)));
+        let flushed =
+            tokio::task::spawn_blocking(move || flusher.flush(Duration::from_millis(100)));
         let hint = if shutdown.requested() {
             " (Ctrl-C again to abandon them)"
         } else {
@@ -297,6 +303,10 @@ async fn to_kafka(
         tokio::select! {
             _ = flushed => {}
             _ = shutdown.wait_for(2) => {}
+            Ok(()) = health.changed() => {
+                let state = health.borrow_and_update().clone();
+                outage.report(&mut status, &state);
+            }
         }
     }
     status.clear();
@@ -308,7 +318,11 @@ async fn to_kafka(
         failed: deliveries.failed(),
     };
     let elapsed = started.elapsed();
-    let how = if shutdown.requested() { "stopped" } else { "done" };
+    let how = if shutdown.requested() {
+        "stopped"
+    } else {
+        "done"
+    };
     eprintln!(
         "{how}: {} events sent to {} — {} delivered, {} failed, in {} ({})",
         human::count(outcome.sent),
@@ -343,18 +357,37 @@ impl Connection {
     }
 }
 
-fn report_connection(status: &mut StatusLine, state: &Connection, timeout_ms: u64) {
-    let line = match state {
-        Connection::Ok => "Kafka is reachable again; sending resumes".to_owned(),
-        Connection::Unreachable { reason } => format!(
-            "warning: cannot reach Kafka ({reason}); events wait in memory and fail if not \
-             delivered within {} s",
-            timeout_ms / 1000
-        ),
-        Connection::Refused { reason } => format!("error: Kafka refused the connection: {reason}"),
-        Connection::Fatal { reason } => format!("error: the producer cannot go on: {reason}"),
-    };
-    status.println(&line);
+/// Tells the user when the cluster goes away and when it is back, once each: librdkafka
+/// reports an outage many times over, with changing reasons.
+struct OutageReport {
+    in_outage: bool,
+    /// The effective message.timeout.ms, to say how long events can wait.
+    timeout_ms: u64,
+}
+
+impl OutageReport {
+    fn report(&mut self, status: &mut StatusLine, state: &Connection) {
+        let line = match state {
+            Connection::Ok if self.in_outage => {
+                self.in_outage = false;
+                "Kafka is reachable again; sending resumes".to_owned()
+            }
+            Connection::Unreachable { reason } if !self.in_outage => {
+                self.in_outage = true;
+                format!(
+                    "warning: cannot reach Kafka ({reason}); events wait in memory and fail if \
+                     not delivered within {} s",
+                    self.timeout_ms / 1000
+                )
+            }
+            Connection::Refused { reason } => {
+                format!("error: Kafka refused the connection: {reason}")
+            }
+            Connection::Fatal { reason } => format!("error: the producer cannot go on: {reason}"),
+            Connection::Ok | Connection::Unreachable { .. } => return,
+        };
+        status.println(&line);
+    }
 }
 
 /// Rate of a growing counter over the last [`RATE_WINDOW`].
