@@ -14,6 +14,9 @@ terminal, so you can watch fan-out, consumer groups, rebalancing, lag, ordering 
 offset commits happen live.
 
   orderflow produce ──► topic order-events (3 partitions, key = order_id)
+                            ├──► orderflow order-processor   (group order-processor)
+                            ├──► orderflow analytics         (group analytics)
+                            └──► orderflow storage           (group storage, audit log file)
 
 Every subcommand talks to the cluster given by -b (default localhost:9092) and the topic given
 by -t (default order-events). `orderflow broker` runs a development broker there, no Docker or
@@ -23,6 +26,9 @@ const EXAMPLES: &str = "\
 Examples:
   orderflow broker                              # terminal 1: a broker on localhost:9092
   orderflow produce --rate 20                   # terminal 2: 20 order events per second
+  orderflow order-processor                     # terminals 3, 4, 5: the consumer roles
+  orderflow analytics
+  orderflow storage
   orderflow produce --stdout --count 5 --seed 1 | jq .
   orderflow -b kafka.example.com:9092 -X security.protocol=SASL_SSL \\
       -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=me -X sasl.password=… produce";
@@ -124,6 +130,110 @@ Examples:
   orderflow produce --stdout --rate 5 | kcat -b localhost:9092 -t order-events -P"
     )]
     Produce(ProduceArgs),
+
+    /// Follow every order's lifecycle; send malformed records and violations to <topic>.dlq
+    #[command(
+        name = "order-processor",
+        long_about = "\
+Follow every order through PLACED → CONFIRMED → SHIPPED → DELIVERED and report what breaks a
+lifecycle: a skipped step, a step backwards, a duplicate, an order whose first event is not
+PLACED. Malformed records and violations are copied to the dead-letter topic <topic>.dlq with
+headers saying why and where they came from (orderflow.reason, orderflow.error,
+orderflow.source.topic/partition/offset/timestamp, orderflow.group); the processor never stops
+on them.
+
+An order's events share a key, so they share a partition, and the order's state belongs to
+that partition: when this member is given a partition, it first rebuilds the state of its
+orders from the partition's history, so a rebalance never causes false violations.
+
+Offsets are committed only after a record is processed and its dead letter (if any) is
+acknowledged: nothing is lost if the processor crashes; at worst a few records are processed
+again.",
+        after_help = "\
+Examples:
+  orderflow order-processor                       # group order-processor
+  orderflow order-processor --work-ms 200         # slow: at most 5 records/s, lag grows
+  orderflow order-processor -g replay-1 --exit-at-end --json   # a new group reads everything"
+    )]
+    OrderProcessor(OrderProcessorArgs),
+
+    /// Count events per status and source, completed and in-flight orders, malformed records
+    #[command(
+        long_about = "\
+Count what the shop does: events per status and per source, orders completed (DELIVERED) and
+in flight, malformed records, events per second. Run a second `orderflow analytics` to see the
+two members of the group split the partitions; stop one and the other takes them over.",
+        after_help = "\
+Examples:
+  orderflow analytics                             # group analytics
+  orderflow analytics                             # again, in another terminal: they share
+  orderflow analytics -g analytics-2              # a second group: it gets every event too
+  orderflow analytics --exit-at-end --json | jq 'select(.type == \"summary\")'"
+    )]
+    Analytics(AnalyticsArgs),
+
+    /// Append every record to an audit log file, exactly once, even across crashes
+    #[command(
+        long_about = "\
+Append every record to the audit log (JSON Lines: topic, partition, offset, key, the Kafka
+timestamp, the time it was stored, and either the parsed event or the raw bytes with the
+error; see docs/audit-log.md). A record's offset is committed only after its line is written
+and fsynced. On start, the last stored offset of each partition is read from the end of the
+file and records already there are skipped, so a crash never duplicates or loses a line; a
+torn last line left by a crash is reported and cut off. A second storage process on the same
+file is refused.",
+        after_help = "\
+Examples:
+  orderflow storage                               # writes order-events.audit.jsonl
+  orderflow storage --file /tmp/audit.jsonl
+  kill -9 <pid>; orderflow storage                # resumes; nothing lost, nothing twice"
+    )]
+    Storage(StorageArgs),
+}
+
+/// Options every consumer role has.
+#[derive(Debug, Args)]
+pub struct ConsumerArgs {
+    /// Consumer group to join [default: the role's name]. A new group starts at the
+    /// earliest offset
+    #[arg(short = 'g', long, value_name = "ID")]
+    pub group: Option<String>,
+
+    /// Stop once every assigned partition is read to its end (after committing), as kcat -e
+    #[arg(long)]
+    pub exit_at_end: bool,
+
+    /// JSON Lines on stdout, one object per line with a "type": joined, assigned, revoked,
+    /// committed, commit_failed, connection, malformed, violation, notice, summary
+    /// (docs/consumer-output.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OrderProcessorArgs {
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+
+    /// Simulated work per record, in milliseconds, to make the processor slow and its lag grow
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub work_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyticsArgs {
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StorageArgs {
+    #[command(flatten)]
+    pub consumer: ConsumerArgs,
+
+    /// The audit log to append to [default: <topic>.audit.jsonl, so order-events.audit.jsonl]
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

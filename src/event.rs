@@ -162,6 +162,10 @@ pub enum EventError {
     UnknownSource(String),
     #[error("timestamp \"{value}\" is not an RFC 3339 time ({reason})")]
     BadTimestamp { value: String, reason: String },
+    #[error("the record has no key (the key must be the order_id)")]
+    MissingKey,
+    #[error("the record key \"{key}\" is not the event's order_id {order_id}")]
+    KeyMismatch { key: String, order_id: Uuid },
 }
 
 impl EventError {
@@ -184,6 +188,8 @@ impl EventError {
             EventError::UnknownStatus(_) => "unknown-status",
             EventError::UnknownSource(_) => "unknown-source",
             EventError::BadTimestamp { .. } => "bad-timestamp",
+            EventError::MissingKey => "missing-key",
+            EventError::KeyMismatch { .. } => "key-mismatch",
         }
     }
 }
@@ -284,6 +290,23 @@ impl OrderEvent {
         match serde_json::from_slice::<WireFields<'_>>(bytes) {
             Ok(fields) => fields.validate(),
             Err(_) => Err(diagnose(bytes)),
+        }
+    }
+
+    /// Parses a whole record: the value must be an order event and the key its order_id, the
+    /// wire format's promise that keeps an order in one partition. A record without a value
+    /// (a tombstone) is empty.
+    pub fn from_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OrderEvent, EventError> {
+        let event = OrderEvent::parse(value.unwrap_or_default())?;
+        match key {
+            None => Err(EventError::MissingKey),
+            Some(key) if key == event.key().as_bytes() => Ok(event),
+            // An upper-case key is the same order, but the bytes differ, and the producer's
+            // partitioner hashes bytes: it may have put the order in another partition.
+            Some(key) => Err(EventError::KeyMismatch {
+                key: excerpt(&String::from_utf8_lossy(key)),
+                order_id: event.order_id,
+            }),
         }
     }
 
@@ -710,6 +733,31 @@ mod tests {
 
         let err = parse("{\"event_type\": ").unwrap_err();
         assert_eq!(err.kind(), "not-json");
+    }
+
+    #[test]
+    fn records_need_the_order_id_as_key() {
+        let event = parse(GOOD).unwrap();
+        let key = event.key();
+        let value = GOOD.as_bytes();
+        assert_eq!(
+            OrderEvent::from_record(Some(key.as_bytes()), Some(value)),
+            Ok(event.clone())
+        );
+        assert_eq!(
+            OrderEvent::from_record(None, Some(value)),
+            Err(EventError::MissingKey)
+        );
+        assert_eq!(
+            OrderEvent::from_record(Some(b"other"), Some(value))
+                .unwrap_err()
+                .kind(),
+            "key-mismatch"
+        );
+        assert_eq!(
+            OrderEvent::from_record(Some(key.as_bytes()), None),
+            Err(EventError::Empty)
+        );
     }
 
     #[test]

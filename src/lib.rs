@@ -10,6 +10,8 @@
 //! - [`commands`]: the subcommand dispatch and the infrastructure commands (`broker`)
 //! - [`cli`], [`shutdown`], [`human`]: flags, Ctrl-C/SIGTERM, output for people
 
+pub mod activity;
+pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -18,6 +20,7 @@ pub mod generator;
 pub mod human;
 pub mod kafka;
 pub mod lifecycle;
+pub mod printer;
 pub mod roles;
 pub mod shutdown;
 

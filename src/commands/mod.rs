@@ -2,6 +2,7 @@
 //! a role of the order platform.
 
 mod broker;
+mod consumers;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = settings(cli.connection)?;
             let outcome = roles::producer::run(&settings, &args, shutdown).await?;
             Ok(exit_code(outcome.succeeded()))
+        }
+        Command::OrderProcessor(args) => {
+            let settings = settings(cli.connection)?;
+            consumers::order_processor(&settings, &args, shutdown).await
+        }
+        Command::Analytics(args) => {
+            let settings = settings(cli.connection)?;
+            consumers::analytics(&settings, &args, shutdown).await
+        }
+        Command::Storage(args) => {
+            let settings = settings(cli.connection)?;
+            consumers::storage(&settings, &args, shutdown).await
         }
     }
 }

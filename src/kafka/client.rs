@@ -147,6 +147,9 @@ impl ClientContext for ConnectionHealth {
     }
 }
 
+/// Plain consumers (outside any group logic) report their health the same way.
+impl rdkafka::consumer::ConsumerContext for ConnectionHealth {}
+
 /// librdkafka's own log lines, at their own levels, under the `librdkafka` target. The user
 /// sees what [`ConnectionHealth`] makes of them; RUST_LOG=librdkafka=debug shows the raw lines.
 pub fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {

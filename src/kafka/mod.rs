@@ -2,5 +2,7 @@
 
 pub mod broker;
 pub mod client;
+pub mod consumer;
+pub mod dead_letter;
 mod mock;
 pub mod producer;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::KafkaError;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{
     BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
 };
@@ -131,7 +132,7 @@ fn describe_failure(error: &KafkaError) -> String {
     }
 }
 
-/// An idempotent producer of order events to one topic.
+/// An idempotent producer to one topic (the order events, or the dead-letter topic).
 pub struct OrderProducer {
     inner: ThreadedProducer<ProduceContext>,
     topic: String,
@@ -142,8 +143,19 @@ impl OrderProducer {
     /// Creates the producer; no network I/O happens until [`OrderProducer::check_reachable`]
     /// or the first send.
     pub fn new(settings: &KafkaSettings) -> Result<OrderProducer, ProducerError> {
+        OrderProducer::for_topic(settings, &settings.topic)
+    }
+
+    /// A producer to another topic of the same cluster.
+    pub fn for_topic(
+        settings: &KafkaSettings,
+        topic: &str,
+    ) -> Result<OrderProducer, ProducerError> {
         let timeout = DEFAULT_MESSAGE_TIMEOUT_MS.to_string();
         let config = settings.client_config(&[
+            // A dead letter carries the original value, which may be large; the broker has the
+            // final say on size.
+            ("message.max.bytes", "16777216"),
             // Exactly once per partition even when librdkafka retries after a broker hiccup.
             ("enable.idempotence", "true"),
             ("message.timeout.ms", &timeout),
@@ -156,7 +168,7 @@ impl OrderProducer {
             .map_err(ProducerError::Create)?;
         Ok(OrderProducer {
             inner,
-            topic: settings.topic.clone(),
+            topic: topic.to_owned(),
             brokers: settings.bootstrap(),
         })
     }
@@ -241,6 +253,32 @@ impl OrderProducer {
                     }
                     return Err(ProducerError::Send(error));
                 }
+            }
+        }
+    }
+
+    /// Hands one record with headers to librdkafka, waiting while its queue is full.
+    pub fn send_record(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: OwnedHeaders,
+    ) -> Result<(), ProducerError> {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err((error, _)) => return Err(ProducerError::Send(error)),
             }
         }
     }

@@ -1,0 +1,172 @@
+//! What a consumer role reports while it runs, as plain values: joining, assignments, records,
+//! problems, commits and summaries. The Kafka runtime and the roles produce them; the printers
+//! (text, JSON Lines) and the live view consume them. Nothing here touches Kafka.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::event::{EventError, Source, Status};
+use crate::kafka::client::Connection;
+use crate::lifecycle::Violation;
+
+/// Where a newly assigned partition stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PartitionStart {
+    pub partition: i32,
+    /// The offset this member starts reading at: the group's committed offset, or the
+    /// earliest available one for a group that never committed.
+    pub start: i64,
+    /// Whether `start` comes from a commit of the group (false: a new group, from the start).
+    pub committed: bool,
+    /// The earliest offset still in the partition (retention may have removed older ones).
+    pub low: i64,
+    /// The log end offset: the offset the next produced record will get.
+    pub high: i64,
+}
+
+/// Progress of one assigned partition, as librdkafka last reported it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PartitionProgress {
+    pub partition: i32,
+    /// The next offset this member will commit (everything before it is done).
+    pub position: Option<i64>,
+    /// The group's committed offset.
+    pub committed: Option<i64>,
+    /// The log end offset.
+    pub end: Option<i64>,
+    /// Records not yet committed: end − committed.
+    pub lag: Option<i64>,
+}
+
+/// What happened to one record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A valid event; `previous` is the order's step before it, where the role tracks that.
+    Order {
+        order_id: Uuid,
+        status: Status,
+        source: Source,
+        previous: Option<Status>,
+    },
+    /// A valid event that breaks its order's lifecycle.
+    Violation {
+        order_id: Uuid,
+        status: Status,
+        violation: Violation,
+    },
+    /// Not an order event.
+    Malformed(EventError),
+    /// Already in the audit log from an earlier run: not written again.
+    AlreadyStored,
+}
+
+/// One record seen by a role.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordNote {
+    pub partition: i32,
+    pub offset: i64,
+    pub outcome: Outcome,
+    /// Where the role sent the record besides counting it (e.g. the dead-letter topic).
+    pub routed_to: Option<String>,
+}
+
+/// The counters of a role; the variant says which role.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum RoleCounters {
+    OrderProcessor {
+        /// Valid events that followed their order's lifecycle.
+        valid: u64,
+        violations: u64,
+        violations_by_kind: BTreeMap<&'static str, u64>,
+        /// Records sent to the dead-letter topic (malformed ones and violations).
+        dead_lettered: u64,
+        /// Orders whose state this member holds (for its partitions).
+        orders_tracked: u64,
+    },
+    Analytics {
+        statuses: BTreeMap<&'static str, u64>,
+        sources: BTreeMap<&'static str, u64>,
+        /// Orders delivered.
+        completed: u64,
+        /// Orders seen placed and not yet delivered.
+        in_flight: u64,
+    },
+    Storage {
+        /// Lines appended to the audit log in this run.
+        stored: u64,
+        /// Records skipped because the audit log already held them.
+        already_stored: u64,
+        file: String,
+    },
+}
+
+/// A role's counters at one moment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub role: &'static str,
+    pub group: String,
+    /// Whether this is the last summary of the run.
+    #[serde(rename = "final")]
+    pub last: bool,
+    /// Records handled in this run, malformed ones included.
+    pub records: u64,
+    /// Records that are not order events.
+    pub malformed: u64,
+    pub malformed_by_kind: BTreeMap<&'static str, u64>,
+    /// Records per second over the last interval.
+    pub events_per_s: f64,
+    /// This member's partitions.
+    pub partitions: Vec<PartitionProgress>,
+    #[serde(flatten)]
+    pub counters: RoleCounters,
+}
+
+/// Everything a consumer role reports.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Activity {
+    /// The member subscribed; assignments follow.
+    Joined {
+        role: &'static str,
+        group: String,
+        member: String,
+        topic: String,
+        brokers: String,
+    },
+    /// Partitions were given to this member. `waited` is how long it was without them (since
+    /// joining, or since its last revocation); `took` how long the role took to get ready.
+    Assigned {
+        partitions: Vec<PartitionStart>,
+        waited: Duration,
+        took: Duration,
+        /// The whole assignment afterwards.
+        now_owned: Vec<i32>,
+    },
+    /// Partitions were taken away (`lost`: the member had been dropped from the group, so
+    /// nothing could be committed for them).
+    Revoked {
+        partitions: Vec<i32>,
+        lost: bool,
+        now_owned: Vec<i32>,
+    },
+    /// Offsets were committed for the group: (partition, next offset).
+    Committed { offsets: Vec<(i32, i64)> },
+    /// A commit failed; the offsets stay stored and a later commit retries them.
+    CommitFailed { reason: String },
+    /// The connection to the cluster changed.
+    Connection(Connection),
+    /// A record was handled.
+    Record(RecordNote),
+    /// Something worth a line (rebuilt state, repaired file, …).
+    Notice(String),
+    /// The role's counters.
+    Summary(Summary),
+}
+
+/// Where activity goes: a printer, or the live view.
+pub trait Report: Send {
+    fn report(&mut self, activity: Activity);
+}

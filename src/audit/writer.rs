@@ -1,0 +1,381 @@
+//! The audit log's single writer. It makes the file hold every record exactly once, even
+//! across crashes:
+//!
+//! - an exclusive lock on the file: a second storage process gets a clear error instead of
+//!   interleaving lines with the first;
+//! - on open, a torn last line (a crash in the middle of a write) is cut off and reported;
+//! - for each partition, the last stored offset is read from the end of the file, and records
+//!   at or below it are skipped, because a crash can come after the lines reached the file
+//!   and before their offsets were committed;
+//! - [`AuditWriter::sync`] writes and fsyncs; only then does the runtime store the offsets.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use super::line::{AuditLine, Position};
+
+/// How much of the file is read at a time when scanning it backwards.
+const SCAN_CHUNK: usize = 256 * 1024;
+
+/// Why the audit log cannot be written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("{path} is a directory; --file needs a file path")]
+    IsDirectory { path: PathBuf },
+    #[error("cannot open the audit log {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} is in use by another `orderflow storage`: two writers would interleave their \
+         lines. Stop the other one, or give this one its own file with --file"
+    )]
+    Locked { path: PathBuf },
+    #[error("cannot write the audit log {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot read the audit log {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+}
+
+/// A torn last line found and removed when opening.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repair {
+    /// Where the torn line started (the new end of the file).
+    pub at_byte: u64,
+    /// How many bytes were removed.
+    pub removed_bytes: u64,
+}
+
+/// Appends audit lines to one locked file.
+pub struct AuditWriter {
+    path: PathBuf,
+    /// Opened for append and read, exclusively locked for the writer's lifetime.
+    file: File,
+    /// Encoded lines not yet written to the file.
+    pending: Vec<u8>,
+    /// Per (topic, partition), the last offset in the file; `None`: the file has none.
+    last: HashMap<(String, i32), Option<i64>>,
+}
+
+impl AuditWriter {
+    /// Opens (or creates) the log, takes the lock and repairs a torn last line.
+    pub fn open(path: &Path) -> Result<(AuditWriter, Option<Repair>), AuditError> {
+        if path.is_dir() {
+            return Err(AuditError::IsDirectory {
+                path: path.to_owned(),
+            });
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|source| AuditError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(AuditError::Locked {
+                    path: path.to_owned(),
+                });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(AuditError::Open {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+        let mut writer = AuditWriter {
+            path: path.to_owned(),
+            file,
+            pending: Vec::with_capacity(1 << 20),
+            last: HashMap::new(),
+        };
+        let repair = writer.repair_torn_tail()?;
+        Ok((writer, repair))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_error(&self, source: io::Error) -> AuditError {
+        AuditError::Read {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn write_error(&self, source: io::Error) -> AuditError {
+        AuditError::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Reads `len` bytes at `at`.
+    fn read_at(&mut self, at: u64, len: usize) -> Result<Vec<u8>, AuditError> {
+        let mut buf = vec![0; len];
+        self.file
+            .seek(SeekFrom::Start(at))
+            .and_then(|_| self.file.read_exact(&mut buf))
+            .map_err(|e| self.read_error(e))?;
+        Ok(buf)
+    }
+
+    /// A crash while appending can leave a last line without its newline. Every complete
+    /// line ends with one, so anything after the last newline is cut off.
+    fn repair_torn_tail(&mut self) -> Result<Option<Repair>, AuditError> {
+        let len = self.file.metadata().map_err(|e| self.read_error(e))?.len();
+        if len == 0 || self.read_at(len - 1, 1)?[0] == b'\n' {
+            return Ok(None);
+        }
+        let mut end = len;
+        let cut = loop {
+            let start = end.saturating_sub(SCAN_CHUNK as u64);
+            let chunk = self.read_at(start, (end - start) as usize)?;
+            if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+                break start + i as u64 + 1;
+            }
+            if start == 0 {
+                break 0;
+            }
+            end = start;
+        };
+        self.file.set_len(cut).map_err(|e| self.write_error(e))?;
+        self.file.sync_all().map_err(|e| self.write_error(e))?;
+        Ok(Some(Repair {
+            at_byte: cut,
+            removed_bytes: len - cut,
+        }))
+    }
+
+    /// The last offset of each partition of `topic` stored in the file (`None`: none).
+    /// Partitions not known yet are looked up by reading the file backwards from its end,
+    /// only as far as needed.
+    pub fn last_stored(
+        &mut self,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<Vec<(i32, Option<i64>)>, AuditError> {
+        let mut wanted: HashSet<i32> = partitions
+            .iter()
+            .copied()
+            .filter(|p| !self.last.contains_key(&(topic.to_owned(), *p)))
+            .collect();
+        if !wanted.is_empty() {
+            self.flush_pending()?;
+            let found = self.scan_backwards(topic, &mut wanted)?;
+            for (partition, offset) in found {
+                self.last
+                    .insert((topic.to_owned(), partition), Some(offset));
+            }
+            for partition in wanted {
+                self.last.insert((topic.to_owned(), partition), None);
+            }
+        }
+        Ok(partitions
+            .iter()
+            .map(|&p| (p, self.last[&(topic.to_owned(), p)]))
+            .collect())
+    }
+
+    /// The last stored offset of one partition, from the cache [`AuditWriter::last_stored`]
+    /// fills (and appends keep current).
+    pub fn known_last(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.last
+            .get(&(topic.to_owned(), partition))
+            .copied()
+            .flatten()
+    }
+
+    /// Reads lines from the end towards the start until every partition in `wanted` has been
+    /// seen; removes the found ones from `wanted`. Lines are in stored order, so the first
+    /// line of a partition met from the end holds its last offset.
+    fn scan_backwards(
+        &mut self,
+        topic: &str,
+        wanted: &mut HashSet<i32>,
+    ) -> Result<Vec<(i32, i64)>, AuditError> {
+        let mut found = Vec::new();
+        let mut end = self.file.metadata().map_err(|e| self.read_error(e))?.len();
+        // The bytes of a line whose start lies in a chunk not read yet.
+        let mut carry: Vec<u8> = Vec::new();
+        let mut visit = |line: &[u8], wanted: &mut HashSet<i32>| {
+            if line.is_empty() {
+                return;
+            }
+            // A line that does not decode is corruption for `audit verify` to report;
+            // recovery only needs positions.
+            if let Ok(position) = serde_json::from_slice::<Position>(line)
+                && position.topic == topic
+                && wanted.remove(&position.partition)
+            {
+                found.push((position.partition, position.offset));
+            }
+        };
+        while end > 0 && !wanted.is_empty() {
+            let start = end.saturating_sub(SCAN_CHUNK as u64);
+            let mut chunk = self.read_at(start, (end - start) as usize)?;
+            chunk.extend_from_slice(&carry);
+            // Everything after the first newline of the chunk is made of whole lines.
+            let first_newline = chunk.iter().position(|&b| b == b'\n');
+            match first_newline {
+                Some(i) => {
+                    for line in chunk[i + 1..].rsplit(|&b| b == b'\n') {
+                        visit(line, wanted);
+                        if wanted.is_empty() {
+                            break;
+                        }
+                    }
+                    chunk.truncate(i);
+                    carry = chunk;
+                }
+                None => carry = chunk,
+            }
+            end = start;
+        }
+        if end == 0 && !wanted.is_empty() {
+            visit(&carry, wanted);
+        }
+        Ok(found)
+    }
+
+    /// Queues a line; it reaches the file at the next [`AuditWriter::sync`].
+    pub fn append(&mut self, line: &AuditLine) {
+        line.encode_into(&mut self.pending);
+        self.last
+            .insert((line.topic.clone(), line.partition), Some(line.offset));
+    }
+
+    fn flush_pending(&mut self) -> Result<(), AuditError> {
+        if !self.pending.is_empty() {
+            self.file
+                .write_all(&self.pending)
+                .map_err(|e| self.write_error(e))?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes every queued line and makes it durable (fsync).
+    pub fn sync(&mut self) -> Result<(), AuditError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.flush_pending()?;
+        self.file.sync_data().map_err(|e| self.write_error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn line(partition: i32, offset: i64) -> AuditLine {
+        let record = crate::kafka::consumer::ConsumedRecord {
+            topic: "t",
+            partition,
+            offset,
+            key: None,
+            value: Some(b"x"),
+            timestamp_ms: None,
+        };
+        AuditLine::from_record(&record, Utc::now())
+    }
+
+    #[test]
+    fn last_offsets_come_from_the_end_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        {
+            let (mut writer, repair) = AuditWriter::open(&path).unwrap();
+            assert_eq!(repair, None);
+            for offset in 0..5_000 {
+                writer.append(&line((offset % 3) as i32, offset));
+            }
+            writer.sync().unwrap();
+        }
+        let (mut writer, _) = AuditWriter::open(&path).unwrap();
+        assert_eq!(
+            writer.last_stored("t", &[0, 1, 2, 7]).unwrap(),
+            vec![(0, Some(4998)), (1, Some(4999)), (2, Some(4997)), (7, None)]
+        );
+        assert_eq!(writer.last_stored("other", &[0]).unwrap(), vec![(0, None)]);
+        writer.append(&line(7, 1));
+        assert_eq!(writer.known_last("t", 7), Some(1));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        {
+            let (mut writer, _) = AuditWriter::open(&path).unwrap();
+            writer.append(&line(0, 0));
+            writer.append(&line(0, 1));
+            writer.sync().unwrap();
+        }
+        let whole = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(br#"{"topic":"t","partition":0,"off"#)
+            .unwrap();
+        let (mut writer, repair) = AuditWriter::open(&path).unwrap();
+        assert_eq!(
+            repair,
+            Some(Repair {
+                at_byte: whole,
+                removed_bytes: 31
+            })
+        );
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
+        assert_eq!(writer.last_stored("t", &[0]).unwrap(), vec![(0, Some(1))]);
+    }
+
+    #[test]
+    fn a_second_writer_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let _first = AuditWriter::open(&path).unwrap();
+        assert!(matches!(
+            AuditWriter::open(&path),
+            Err(AuditError::Locked { .. })
+        ));
+        assert!(matches!(
+            AuditWriter::open(dir.path()),
+            Err(AuditError::IsDirectory { .. })
+        ));
+    }
+
+    #[test]
+    fn huge_lines_and_tiny_chunks_do_not_confuse_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let (mut writer, _) = AuditWriter::open(&path).unwrap();
+        let big = "y".repeat(3 * SCAN_CHUNK);
+        let record = crate::kafka::consumer::ConsumedRecord {
+            topic: "t",
+            partition: 1,
+            offset: 10,
+            key: None,
+            value: Some(big.as_bytes()),
+            timestamp_ms: None,
+        };
+        writer.append(&line(0, 3));
+        writer.append(&AuditLine::from_record(&record, Utc::now()));
+        writer.sync().unwrap();
+        drop(writer);
+        let (mut writer, _) = AuditWriter::open(&path).unwrap();
+        assert_eq!(
+            writer.last_stored("t", &[0, 1]).unwrap(),
+            vec![(0, Some(3)), (1, Some(10))]
+        );
+    }
+}

@@ -1,0 +1,877 @@
+//! The consumer runtime shared by the roles: joins the group, turns rebalances and commits
+//! into [`Activity`], hands every record to the role, and owns the offset discipline.
+//!
+//! Offsets (at-least-once, and exactly-once into the audit log):
+//! - `enable.auto.offset.store=false`: an offset is *stored* only after the role has finished
+//!   with the record and made its work durable ([`Role::flush`], e.g. the audit log's fsync);
+//!   librdkafka commits stored offsets every second (`enable.auto.commit`);
+//! - before partitions are revoked, the role is flushed, their offsets are stored and
+//!   committed synchronously, so the next owner starts exactly where this member stopped;
+//! - on shutdown the record in hand is finished, offsets are stored and committed, and the
+//!   member leaves the group, so its partitions move at once instead of after a timeout.
+//!
+//! Records are handled on the thread that polls, so there is no queue between Kafka and the
+//! role that could lose or reorder anything. The role and the bookkeeping sit behind one
+//! mutex that the rebalance callbacks (which librdkafka runs inside `poll`) share; it is never
+//! contended, only the callback and the loop take it, on the same thread.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::{FromClientConfigAndContext, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+use super::client::{Connection, ConnectionHealth};
+use crate::activity::{Activity, PartitionProgress, PartitionStart, Report, RoleCounters, Summary};
+use crate::config::{KafkaSettings, redacted};
+use crate::shutdown::Shutdown;
+
+/// How long `poll` waits when nothing arrives: also how quickly a stop request is noticed.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// At most this many records are handled between two checkpoints (flush + offset store).
+const BATCH_RECORDS: usize = 5_000;
+
+/// How often a summary is reported.
+pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long the start-up check and the metadata calls wait for the cluster.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The session timeout members use: short, so that a member that dies is replaced within
+/// seconds (on the built-in broker a rebalance waits for it), long enough for a slow laptop.
+pub const SESSION_TIMEOUT_MS: &str = "6000";
+
+/// An error a role returns from its work; the runtime stops and reports it.
+pub type RoleError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One record, borrowed from librdkafka for the time the role handles it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsumedRecord<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The record's Kafka timestamp in milliseconds since the epoch, when it has one.
+    pub timestamp_ms: Option<i64>,
+}
+
+impl<'a> ConsumedRecord<'a> {
+    fn from_message(message: &'a impl Message) -> ConsumedRecord<'a> {
+        ConsumedRecord {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            value: message.payload(),
+            timestamp_ms: message.timestamp().to_millis(),
+        }
+    }
+}
+
+/// What a role does with the records of its partitions.
+pub trait Role: Send + 'static {
+    /// Partitions were assigned; called before any of their records is handled, so a role
+    /// can rebuild per-partition state from `history`.
+    fn assigned(
+        &mut self,
+        partitions: &[PartitionStart],
+        history: &History,
+        out: &mut dyn Report,
+    ) -> Result<(), RoleError>;
+
+    /// Partitions were revoked; their state can be dropped.
+    fn revoked(&mut self, partitions: &[i32], out: &mut dyn Report);
+
+    /// Handles one record. When this returns Ok, the record counts as done once the next
+    /// [`Role::flush`] succeeds.
+    fn handle(
+        &mut self,
+        record: &ConsumedRecord<'_>,
+        out: &mut dyn Report,
+    ) -> Result<(), RoleError>;
+
+    /// Makes everything handled so far durable (write, fsync, deliver). Offsets are stored,
+    /// and later committed, only after this returns Ok.
+    fn flush(&mut self) -> Result<(), RoleError> {
+        Ok(())
+    }
+
+    /// Malformed records counted, total and by kind.
+    fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>);
+
+    /// The role's own counters.
+    fn counters(&self) -> RoleCounters;
+}
+
+/// Why a consumer role stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("cannot create the Kafka consumer: {0}")]
+    Create(KafkaError),
+    #[error(
+        "cannot reach Kafka at {brokers}: {reason}\n  Is `orderflow broker` running? Start one in \
+         another terminal, or point -b (or ORDERFLOW_BROKERS) at your cluster."
+    )]
+    Unreachable { brokers: String, reason: String },
+    #[error(
+        "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
+    )]
+    Refused { brokers: String, reason: String },
+    #[error(
+        "topic {topic} does not exist on {brokers}; start `orderflow produce` or create it \
+         (3 partitions) first"
+    )]
+    TopicMissing { topic: String, brokers: String },
+    #[error("cannot subscribe to {topic}: {source}")]
+    Subscribe { topic: String, source: KafkaError },
+    #[error("the consumer failed: {0}")]
+    Kafka(KafkaError),
+    #[error("{0}")]
+    Role(RoleError),
+}
+
+/// Options of a consumer role.
+#[derive(Clone, Debug)]
+pub struct ConsumerOptions {
+    /// The role's name (`analytics`, …), for client ids and reports.
+    pub role: &'static str,
+    /// The consumer group.
+    pub group: String,
+    /// Stop once every assigned partition is drained.
+    pub exit_at_end: bool,
+}
+
+/// Reads partitions outside the group, on a connection of its own: how a role rebuilds the
+/// state that belongs to a partition it was just given, and how the runtime asks for a
+/// partition's bounds. (On the group consumer's own connection those requests would queue
+/// behind its long-polling fetches.)
+pub struct History {
+    reader: BaseConsumer<ConnectionHealth>,
+    topic: String,
+}
+
+impl History {
+    fn new(settings: &KafkaSettings) -> KafkaResult<History> {
+        let config = settings.client_config(&[
+            // A group id is required for assign(); nothing is ever committed to it.
+            (
+                "group.id",
+                &format!("orderflow-history-{}", std::process::id()),
+            ),
+            ("enable.auto.commit", "false"),
+            ("enable.partition.eof", "true"),
+            ("log.connection.close", "false"),
+        ]);
+        Ok(History {
+            reader: BaseConsumer::from_config_and_context(&config, ConnectionHealth::default())?,
+            topic: settings.topic.clone(),
+        })
+    }
+
+    /// The earliest offset still in `partition` and its end (the next offset to be written).
+    pub fn bounds(&self, partition: i32) -> KafkaResult<(i64, i64)> {
+        self.reader
+            .fetch_watermarks(&self.topic, partition, CLUSTER_TIMEOUT)
+    }
+
+    /// Calls `visit` for every record of `partition` with `from <= offset < until`.
+    /// Returns how many records it visited.
+    pub fn replay(
+        &self,
+        partition: i32,
+        from: i64,
+        until: i64,
+        visit: &mut dyn FnMut(&ConsumedRecord<'_>),
+    ) -> KafkaResult<u64> {
+        if from >= until {
+            return Ok(0);
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(&self.topic, partition, Offset::Offset(from))?;
+        self.reader.assign(&assignment)?;
+        let result = self.read_until(until, visit);
+        self.reader.unassign()?;
+        result
+    }
+
+    fn read_until(
+        &self,
+        until: i64,
+        visit: &mut dyn FnMut(&ConsumedRecord<'_>),
+    ) -> KafkaResult<u64> {
+        let mut visited = 0;
+        let mut idle_since = Instant::now();
+        loop {
+            match self.reader.poll(POLL_TIMEOUT) {
+                Some(Ok(message)) => {
+                    idle_since = Instant::now();
+                    if message.offset() >= until {
+                        return Ok(visited);
+                    }
+                    visit(&ConsumedRecord::from_message(&message));
+                    visited += 1;
+                    if message.offset() + 1 >= until {
+                        return Ok(visited);
+                    }
+                }
+                // The partition ends before `until` (records were deleted meanwhile).
+                Some(Err(KafkaError::PartitionEOF(_))) => return Ok(visited),
+                Some(Err(e)) => return Err(e),
+                None if idle_since.elapsed() > CLUSTER_TIMEOUT => {
+                    return Err(KafkaError::MessageConsumption(
+                        RDKafkaErrorCode::OperationTimedOut,
+                    ));
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// The bookkeeping the poll loop and the rebalance callbacks share.
+struct Shared<R> {
+    role: R,
+    out: Box<dyn Report>,
+    /// Per partition, the offset after the last record handled and not yet stored.
+    pending: BTreeMap<i32, i64>,
+    /// The current assignment, and per partition whether its end has been reached.
+    owned: BTreeMap<i32, bool>,
+    /// Whether any assignment was received yet (for `--exit-at-end`).
+    assigned_once: bool,
+    /// Since when this member owns nothing (subscribe or last revocation).
+    idle_since: Option<Instant>,
+    /// A failure inside a callback, surfaced by the loop.
+    failure: Option<ConsumerError>,
+    /// Latest per-partition numbers from librdkafka's statistics.
+    progress: BTreeMap<i32, PartitionProgress>,
+    /// The last offsets reported as committed, so repeated identical commits stay quiet.
+    last_committed: BTreeMap<i32, i64>,
+    /// Records handled in this run.
+    records: u64,
+}
+
+impl<R: Role> Shared<R> {
+    /// Flushes the role and stores the offsets of everything it finished.
+    fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext<R>>,
+        topic: &str,
+    ) -> Result<(), ConsumerError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.role.flush().map_err(ConsumerError::Role)?;
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, &next) in &self.pending {
+            if self.owned.contains_key(&partition) {
+                offsets
+                    .add_partition_offset(topic, partition, Offset::Offset(next))
+                    .map_err(ConsumerError::Kafka)?;
+            }
+        }
+        self.pending.clear();
+        if offsets.count() > 0 {
+            consumer
+                .store_offsets(&offsets)
+                .map_err(ConsumerError::Kafka)?;
+        }
+        Ok(())
+    }
+
+    fn owned(&self) -> Vec<i32> {
+        self.owned.keys().copied().collect()
+    }
+}
+
+/// The consumer's librdkafka context: connection health, rebalances, commits, statistics.
+pub struct GroupContext<R> {
+    health: ConnectionHealth,
+    shared: Arc<Mutex<Shared<R>>>,
+    history: History,
+    topic: String,
+}
+
+impl<R> GroupContext<R> {
+    fn lock(&self) -> MutexGuard<'_, Shared<R>> {
+        // A panic while holding the lock would already have ended the process's purpose;
+        // keep going with the data as it was rather than panic again in a callback.
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<R: Role> ClientContext for GroupContext<R> {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.health.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.health.error(error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        let Some(topic) = statistics.topics.get(&self.topic) else {
+            return;
+        };
+        let known = |v: i64| (v >= 0).then_some(v);
+        let mut shared = self.lock();
+        let owned = shared.owned();
+        shared.progress = owned
+            .into_iter()
+            .map(|partition| {
+                let stats = topic.partitions.get(&partition);
+                let progress = PartitionProgress {
+                    partition,
+                    position: stats.and_then(|p| known(p.stored_offset)),
+                    committed: stats.and_then(|p| known(p.committed_offset)),
+                    end: stats.and_then(|p| known(p.hi_offset)),
+                    lag: stats.and_then(|p| known(p.consumer_lag)),
+                };
+                (partition, progress)
+            })
+            .collect();
+    }
+}
+
+impl<R: Role> ConsumerContext for GroupContext<R> {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(partitions) = rebalance else {
+            if let Rebalance::Error(e) = rebalance {
+                self.lock()
+                    .out
+                    .report(Activity::Notice(format!("rebalance error: {e}")));
+            }
+            return;
+        };
+        let revoked: Vec<i32> = partitions
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let lost = consumer.assignment_lost();
+        let mut shared = self.lock();
+        if !lost {
+            // Hand over exactly where we stopped: finish, store and commit before the
+            // partitions go, so the next owner neither skips nor repeats anything.
+            match shared.checkpoint(consumer, &self.topic) {
+                Ok(()) => {
+                    if let Err(e) = commit_stored(consumer) {
+                        shared.out.report(Activity::CommitFailed {
+                            reason: e.to_string(),
+                        });
+                    }
+                }
+                Err(e) => shared.failure = Some(e),
+            }
+        } else {
+            shared.pending.retain(|p, _| !revoked.contains(p));
+        }
+        let Shared { role, out, .. } = &mut *shared;
+        role.revoked(&revoked, out.as_mut());
+        for p in &revoked {
+            shared.owned.remove(p);
+            shared.progress.remove(p);
+        }
+        if shared.owned.is_empty() {
+            shared.idle_since = Some(Instant::now());
+        }
+        let now_owned = shared.owned();
+        shared.out.report(Activity::Revoked {
+            partitions: revoked,
+            lost,
+            now_owned,
+        });
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Assign(partitions) = rebalance else {
+            return;
+        };
+        let started = Instant::now();
+        let assigned: Vec<i32> = partitions
+            .elements_for_topic(&self.topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect();
+        let starts = match partition_starts(consumer, &self.history, &self.topic, &assigned) {
+            Ok(starts) => starts,
+            Err(e) => {
+                self.lock().failure = Some(ConsumerError::Kafka(e));
+                return;
+            }
+        };
+        let mut shared = self.lock();
+        let Shared { role, out, .. } = &mut *shared;
+        if let Err(e) = role.assigned(&starts, &self.history, out.as_mut()) {
+            shared.failure = Some(ConsumerError::Role(e));
+            return;
+        }
+        for p in &assigned {
+            shared.owned.insert(*p, false);
+        }
+        shared.assigned_once = true;
+        let waited = shared
+            .idle_since
+            .take()
+            .map_or(Duration::ZERO, |since| started.duration_since(since));
+        let now_owned = shared.owned();
+        shared.out.report(Activity::Assigned {
+            partitions: starts,
+            waited,
+            took: started.elapsed(),
+            now_owned,
+        });
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        let mut shared = self.lock();
+        match result {
+            Ok(()) => {
+                let committed: Vec<(i32, i64)> = offsets
+                    .elements_for_topic(&self.topic)
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(o) => Some((e.partition(), o)),
+                        _ => None,
+                    })
+                    .filter(|(p, o)| shared.last_committed.get(p) != Some(o))
+                    .collect();
+                if committed.is_empty() {
+                    return;
+                }
+                shared.last_committed.extend(committed.iter().copied());
+                shared
+                    .out
+                    .report(Activity::Committed { offsets: committed });
+            }
+            // Nothing new to commit is not a failure.
+            Err(e) if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => shared.out.report(Activity::CommitFailed {
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// Commits the stored offsets now and waits for the answer. "Nothing to commit" is fine.
+fn commit_stored<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> KafkaResult<()> {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => Ok(()),
+        other => other,
+    }
+}
+
+/// Where each newly assigned partition starts: the group's committed offset, or the earliest
+/// one for a new group; with the partition's current bounds.
+fn partition_starts<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    history: &History,
+    topic: &str,
+    partitions: &[i32],
+) -> KafkaResult<Vec<PartitionStart>> {
+    let mut query = TopicPartitionList::new();
+    for &p in partitions {
+        query.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(query, CLUSTER_TIMEOUT)?;
+    partitions
+        .iter()
+        .map(|&partition| {
+            let (low, high) = history.bounds(partition)?;
+            let committed =
+                committed
+                    .find_partition(topic, partition)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) if o >= 0 => Some(o),
+                        _ => None,
+                    });
+            Ok(PartitionStart {
+                partition,
+                // A committed offset below the earliest one (retention removed records)
+                // resets to the earliest, as auto.offset.reset=earliest does.
+                start: committed.map_or(low, |c| c.max(low)),
+                committed: committed.is_some(),
+                low,
+                high,
+            })
+        })
+        .collect()
+}
+
+/// A consumer role, ready to run.
+pub struct GroupConsumer<R: Role> {
+    consumer: BaseConsumer<GroupContext<R>>,
+    shared: Arc<Mutex<Shared<R>>>,
+    options: ConsumerOptions,
+    topic: String,
+    brokers: String,
+    client_id: String,
+    /// When the run started, for the average rate of the final summary.
+    started: Instant,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Ctrl-C or SIGTERM.
+    Stopped,
+    /// `--exit-at-end` and every assigned partition is drained.
+    Drained,
+}
+
+impl<R: Role> GroupConsumer<R> {
+    /// Creates the consumer (no I/O yet).
+    pub fn new(
+        settings: &KafkaSettings,
+        options: ConsumerOptions,
+        role: R,
+        out: Box<dyn Report>,
+    ) -> Result<GroupConsumer<R>, ConsumerError> {
+        let client_id = format!("orderflow-{}-{}", options.role, std::process::id());
+        let eof = if options.exit_at_end { "true" } else { "false" };
+        let config = settings.client_config(&[
+            ("group.id", &options.group),
+            ("client.id", &client_id),
+            // A new group starts from the beginning of the topic, as design.md promises.
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.auto.commit", "true"),
+            ("auto.commit.interval.ms", "1000"),
+            ("session.timeout.ms", SESSION_TIMEOUT_MS),
+            ("heartbeat.interval.ms", "1500"),
+            ("enable.partition.eof", eof),
+            ("statistics.interval.ms", "1000"),
+            ("log.connection.close", "false"),
+        ]);
+        tracing::debug!(config = %redacted(&config), "consumer configuration");
+        let shared = Arc::new(Mutex::new(Shared {
+            role,
+            out,
+            pending: BTreeMap::new(),
+            owned: BTreeMap::new(),
+            assigned_once: false,
+            idle_since: None,
+            failure: None,
+            progress: BTreeMap::new(),
+            last_committed: BTreeMap::new(),
+            records: 0,
+        }));
+        let context = GroupContext {
+            health: ConnectionHealth::default(),
+            shared: Arc::clone(&shared),
+            history: History::new(settings).map_err(ConsumerError::Create)?,
+            topic: settings.topic.clone(),
+        };
+        let consumer = BaseConsumer::from_config_and_context(&config, context)
+            .map_err(ConsumerError::Create)?;
+        Ok(GroupConsumer {
+            consumer,
+            shared,
+            options,
+            topic: settings.topic.clone(),
+            brokers: settings.bootstrap(),
+            client_id,
+            started: Instant::now(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared<R>> {
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Checks that the cluster answers and the topic exists. Fails fast when librdkafka
+    /// reports every broker down.
+    fn check_cluster(&self) -> Result<(), ConsumerError> {
+        let health = self.consumer.context().health.subscribe();
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        // fetch_metadata blocks; ask in short slices so an outage reported by the error
+        // callback (served by those same calls) ends the wait early.
+        loop {
+            match self
+                .consumer
+                .fetch_metadata(Some(&self.topic), Duration::from_millis(500))
+            {
+                Ok(metadata) => {
+                    let topic = metadata.topics().first();
+                    let exists =
+                        topic.is_some_and(|t| t.error().is_none() && !t.partitions().is_empty());
+                    return if exists {
+                        Ok(())
+                    } else {
+                        Err(ConsumerError::TopicMissing {
+                            topic: self.topic.clone(),
+                            brokers: self.brokers.clone(),
+                        })
+                    };
+                }
+                Err(_) if Instant::now() < deadline => {}
+                Err(_) => {
+                    return Err(ConsumerError::Unreachable {
+                        brokers: self.brokers.clone(),
+                        reason: format!("no answer within {} s", CLUSTER_TIMEOUT.as_secs()),
+                    });
+                }
+            }
+            let state = health.borrow().clone();
+            match state {
+                Connection::Ok => {}
+                Connection::Unreachable { reason } | Connection::Fatal { reason } => {
+                    return Err(ConsumerError::Unreachable {
+                        brokers: self.brokers.clone(),
+                        reason,
+                    });
+                }
+                Connection::Refused { reason } => {
+                    return Err(ConsumerError::Refused {
+                        brokers: self.brokers.clone(),
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Runs until stopped (Ctrl-C / SIGTERM) or, with `--exit-at-end`, drained. Blocking: run
+    /// it on its own thread.
+    pub fn run(self, shutdown: &Shutdown) -> Result<Ending, ConsumerError> {
+        self.check_cluster()?;
+        self.consumer
+            .subscribe(&[&self.topic])
+            .map_err(|source| ConsumerError::Subscribe {
+                topic: self.topic.clone(),
+                source,
+            })?;
+        {
+            let mut shared = self.lock();
+            shared.idle_since = Some(Instant::now());
+            shared.out.report(Activity::Joined {
+                role: self.options.role,
+                group: self.options.group.clone(),
+                member: self.client_id.clone(),
+                topic: self.topic.clone(),
+                brokers: self.brokers.clone(),
+            });
+        }
+        let result = self.poll_loop(shutdown);
+        // Whatever happened, leave cleanly: finish what is durable, commit it, leave the group.
+        let closed = self.close(result.is_ok());
+        let ending = result?;
+        closed?;
+        Ok(ending)
+    }
+
+    fn poll_loop(&self, shutdown: &Shutdown) -> Result<Ending, ConsumerError> {
+        let health = self.consumer.context().health.subscribe();
+        let mut outage = false;
+        let mut last_summary = Instant::now();
+        let mut records_at_last_summary: u64 = 0;
+        loop {
+            if let Some(failure) = self.lock().failure.take() {
+                return Err(failure);
+            }
+            if shutdown.requested() {
+                return Ok(Ending::Stopped);
+            }
+            if self.options.exit_at_end && self.drained() {
+                return Ok(Ending::Drained);
+            }
+            // One blocking poll, then whatever is already fetched, up to a batch; then one
+            // checkpoint for the whole batch (one fsync for thousands of audit lines).
+            let mut polled = self.consumer.poll(POLL_TIMEOUT);
+            let mut handled = 0;
+            while let Some(message) = polled {
+                handled += self.handle(message)?;
+                if handled >= BATCH_RECORDS || shutdown.requested() {
+                    break;
+                }
+                polled = self.consumer.poll(Duration::ZERO);
+            }
+            self.lock().checkpoint(&self.consumer, &self.topic)?;
+
+            // librdkafka reports an outage many times over; tell the user once each way.
+            let state = health.borrow().clone();
+            if state.is_ok() == outage {
+                outage = !state.is_ok();
+                self.lock().out.report(Activity::Connection(state));
+            }
+            if last_summary.elapsed() >= SUMMARY_INTERVAL {
+                let records = self.lock().records;
+                let rate = (records - records_at_last_summary) as f64
+                    / last_summary.elapsed().as_secs_f64();
+                self.report_summary(rate, false);
+                last_summary = Instant::now();
+                records_at_last_summary = records;
+            }
+        }
+    }
+
+    /// Handles one polled message; returns how many records were handled (0 or 1).
+    fn handle(&self, message: KafkaResult<BorrowedMessage<'_>>) -> Result<usize, ConsumerError> {
+        match message {
+            Ok(message) => {
+                let record = ConsumedRecord::from_message(&message);
+                let mut shared = self.lock();
+                // A record fetched just before its partition was revoked belongs to the next
+                // owner now; a failure in a callback stops everything.
+                if shared.failure.is_some() || !shared.owned.contains_key(&record.partition) {
+                    return Ok(0);
+                }
+                let Shared { role, out, .. } = &mut *shared;
+                role.handle(&record, out.as_mut())
+                    .map_err(ConsumerError::Role)?;
+                shared.pending.insert(record.partition, record.offset + 1);
+                shared.owned.insert(record.partition, false);
+                shared.records += 1;
+                Ok(1)
+            }
+            Err(KafkaError::PartitionEOF(partition)) => {
+                if let Some(eof) = self.lock().owned.get_mut(&partition) {
+                    *eof = true;
+                }
+                Ok(0)
+            }
+            Err(e) => {
+                self.consumer_error(e);
+                Ok(0)
+            }
+        }
+    }
+
+    /// Consumer-level errors that do not stop the run are reported; librdkafka retries.
+    fn consumer_error(&self, error: KafkaError) {
+        tracing::debug!(%error, "consumer error");
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
+        ) {
+            // ConnectionHealth reports outages, once.
+            return;
+        }
+        self.lock()
+            .out
+            .report(Activity::Notice(format!("consumer error: {error}")));
+    }
+
+    /// Whether every assigned partition has been read to its end (vacuously true for an
+    /// empty assignment, once the group has assigned anything at all).
+    fn drained(&self) -> bool {
+        let shared = self.lock();
+        shared.assigned_once && shared.owned.values().all(|&eof| eof)
+    }
+
+    fn report_summary(&self, rate: f64, last: bool) {
+        let mut shared = self.lock();
+        let records = shared.records;
+        let (malformed, malformed_by_kind) = shared.role.malformed();
+        let summary = Summary {
+            role: self.options.role,
+            group: self.options.group.clone(),
+            last,
+            records,
+            malformed,
+            malformed_by_kind,
+            events_per_s: rate,
+            partitions: shared.progress.values().cloned().collect(),
+            counters: shared.role.counters(),
+        };
+        shared.out.report(Activity::Summary(summary));
+    }
+
+    /// Checkpoints, commits synchronously and leaves the group. `checkpoint`: false after a
+    /// role failure, when what was handled may not be durable and must not be committed.
+    fn close(&self, checkpoint: bool) -> Result<(), ConsumerError> {
+        let mut outcome = Ok(());
+        if checkpoint {
+            outcome = self
+                .lock()
+                .checkpoint(&self.consumer, &self.topic)
+                .and_then(|()| commit_stored(&self.consumer).map_err(ConsumerError::Kafka));
+        } else {
+            self.lock().pending.clear();
+        }
+        // The last summary shows where this member leaves its partitions, read from the
+        // cluster rather than from statistics that may be a second old.
+        let final_progress = self.final_progress();
+        {
+            let mut shared = self.lock();
+            if let Some(progress) = final_progress {
+                shared.progress = progress;
+            }
+        }
+        let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
+        let records = self.lock().records;
+        self.report_summary(records as f64 / elapsed, true);
+        // Leaving the group (rather than letting the session time out) moves our
+        // partitions to the other members at once. close_queue triggers the final revoke.
+        if self.consumer.close_queue().is_ok() {
+            let deadline = Instant::now() + CLUSTER_TIMEOUT;
+            while !self.consumer.closed() && Instant::now() < deadline {
+                // Records still arriving are not handled: they were never stored, so the
+                // next owner reads them.
+                let _ = self.consumer.poll(POLL_TIMEOUT);
+            }
+        }
+        outcome
+    }
+
+    /// Committed offset, end offset and lag of every owned partition, asked of the cluster.
+    fn final_progress(&self) -> Option<BTreeMap<i32, PartitionProgress>> {
+        let owned = self.lock().owned();
+        if owned.is_empty() {
+            return Some(BTreeMap::new());
+        }
+        let mut query = TopicPartitionList::new();
+        for &p in &owned {
+            query.add_partition(&self.topic, p);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(query, CLUSTER_TIMEOUT)
+            .ok()?;
+        owned
+            .into_iter()
+            .map(|partition| {
+                let (_, end) = self.consumer.context().history.bounds(partition).ok()?;
+                let committed = committed
+                    .find_partition(&self.topic, partition)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    });
+                Some((
+                    partition,
+                    PartitionProgress {
+                        partition,
+                        position: committed,
+                        committed,
+                        end: Some(end),
+                        lag: committed.map(|c| end - c),
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+impl<R> std::fmt::Debug for GroupConsumer<R>
+where
+    R: Role,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupConsumer")
+            .field("group", &self.options.group)
+            .field("topic", &self.topic)
+            .finish()
+    }
+}

@@ -1,0 +1,134 @@
+//! The dead-letter topic `<topic>.dlq`: where order-processor puts records it cannot process
+//! (malformed ones) or must not (lifecycle violations), byte for byte, with headers that say
+//! why and where each came from, so that someone can inspect and replay them.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::message::{Header, OwnedHeaders};
+
+use super::consumer::ConsumedRecord;
+use super::producer::{OrderProducer, ProducerError};
+use crate::config::KafkaSettings;
+
+/// Header: a short, stable name of the problem (`not-json`, `skipped-status`, …).
+pub const HEADER_REASON: &str = "orderflow.reason";
+/// Header: the problem in words.
+pub const HEADER_ERROR: &str = "orderflow.error";
+/// Headers: where the record came from.
+pub const HEADER_SOURCE_TOPIC: &str = "orderflow.source.topic";
+pub const HEADER_SOURCE_PARTITION: &str = "orderflow.source.partition";
+pub const HEADER_SOURCE_OFFSET: &str = "orderflow.source.offset";
+/// Header: the original record's Kafka timestamp (ms since the epoch), when it had one.
+pub const HEADER_SOURCE_TIMESTAMP: &str = "orderflow.source.timestamp";
+/// Header: the consumer group that dead-lettered it.
+pub const HEADER_GROUP: &str = "orderflow.group";
+
+/// The dead-letter topic of `topic`.
+pub fn dead_letter_topic(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// Why dead letters could not be written; the records stay uncommitted and are read again.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    #[error("cannot write to the dead-letter topic {topic}: {source}")]
+    Producer {
+        topic: String,
+        source: ProducerError,
+    },
+    #[error(
+        "{failed} record(s) could not be written to the dead-letter topic {topic} ({reason}); \
+         stopping without committing them, so they are read again after a restart"
+    )]
+    Undelivered {
+        topic: String,
+        failed: u64,
+        reason: String,
+    },
+}
+
+/// Writes dead letters and confirms their delivery before the source offsets are committed.
+pub struct DeadLetters {
+    producer: OrderProducer,
+    group: String,
+    /// Delivery failures already reported.
+    failures_seen: u64,
+}
+
+impl DeadLetters {
+    pub fn new(settings: &KafkaSettings, group: &str) -> Result<DeadLetters, DeadLetterError> {
+        let topic = dead_letter_topic(&settings.topic);
+        let producer = OrderProducer::for_topic(settings, &topic)
+            .map_err(|source| DeadLetterError::Producer { topic, source })?;
+        Ok(DeadLetters {
+            producer,
+            group: group.to_owned(),
+            failures_seen: 0,
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        self.producer.topic()
+    }
+
+    /// Queues `record` for the dead-letter topic with the reason as headers.
+    pub fn send(
+        &self,
+        record: &ConsumedRecord<'_>,
+        reason: &str,
+        error: &str,
+    ) -> Result<(), DeadLetterError> {
+        let partition = record.partition.to_string();
+        let offset = record.offset.to_string();
+        let timestamp = record.timestamp_ms.map(|t| t.to_string());
+        let mut headers = OwnedHeaders::new()
+            .insert(header(HEADER_REASON, reason))
+            .insert(header(HEADER_ERROR, error))
+            .insert(header(HEADER_SOURCE_TOPIC, record.topic))
+            .insert(header(HEADER_SOURCE_PARTITION, &partition))
+            .insert(header(HEADER_SOURCE_OFFSET, &offset))
+            .insert(header(HEADER_GROUP, &self.group));
+        if let Some(timestamp) = &timestamp {
+            headers = headers.insert(header(HEADER_SOURCE_TIMESTAMP, timestamp));
+        }
+        self.producer
+            .send_record(record.key, record.value, headers)
+            .map_err(|source| DeadLetterError::Producer {
+                topic: self.topic().to_owned(),
+                source,
+            })
+    }
+
+    /// Waits until every dead letter sent so far is acknowledged; fails if any was not.
+    pub fn flush(&mut self) -> Result<(), DeadLetterError> {
+        // librdkafka fails an undeliverable record after message.timeout.ms; wait a little
+        // longer than that, so every record ends as delivered or failed.
+        let deadline = Instant::now()
+            + Duration::from_millis(super::producer::DEFAULT_MESSAGE_TIMEOUT_MS)
+            + Duration::from_secs(5);
+        while self.producer.in_flight() > 0 && Instant::now() < deadline {
+            self.producer.flush(Duration::from_millis(100));
+        }
+        let deliveries = self.producer.deliveries();
+        let failed = deliveries.failed();
+        if failed > self.failures_seen || self.producer.in_flight() > 0 {
+            let new = failed - self.failures_seen;
+            self.failures_seen = failed;
+            return Err(DeadLetterError::Undelivered {
+                topic: self.topic().to_owned(),
+                failed: new.max(self.producer.in_flight()),
+                reason: deliveries
+                    .first_failure()
+                    .unwrap_or_else(|| "not acknowledged in time".to_owned()),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}

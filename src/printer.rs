@@ -1,0 +1,442 @@
+//! The plain outputs of a consumer role: readable text for a terminal or a log, and JSON Lines
+//! (`--json`) for scripts. Both consume [`Activity`]; neither touches Kafka.
+//!
+//! Text: one line per record while records arrive slowly enough to read (at most
+//! [`LINES_PER_SECOND`]), otherwise a summary every few seconds; every assignment change,
+//! connection change and problem always gets its line.
+//!
+//! JSON Lines: one object per line with a `"type"` — `joined`, `assigned`, `revoked`,
+//! `committed`, `commit_failed`, `connection`, `malformed`, `violation`, `notice`, `summary`
+//! (see docs/consumer-output.md). Valid records get no line of their own; summaries carry
+//! their counts.
+
+use std::io::{self, Write};
+use std::time::Instant;
+
+use chrono::{Local, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::activity::{Activity, Outcome, PartitionProgress, RecordNote, RoleCounters, Summary};
+use crate::event::{OrderKey, Status};
+use crate::human;
+use crate::kafka::client::Connection;
+
+/// Per-record lines allowed per second before the text printer switches to summaries.
+pub const LINES_PER_SECOND: f64 = 20.0;
+
+/// Writes lines to stdout; a closed pipe (`| head`) silences it instead of failing the role.
+fn emit(line: &str) {
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Readable lines for people.
+pub struct TextPrinter {
+    /// Token bucket for per-record lines: refills at [`LINES_PER_SECOND`].
+    budget: f64,
+    refilled_at: Instant,
+    /// Records not shown since the last summary printed.
+    suppressed: u64,
+}
+
+impl Default for TextPrinter {
+    fn default() -> Self {
+        TextPrinter {
+            budget: LINES_PER_SECOND,
+            refilled_at: Instant::now(),
+            suppressed: 0,
+        }
+    }
+}
+
+impl TextPrinter {
+    fn line(&self, text: &str) {
+        emit(&format!("{} {text}", Local::now().format("%H:%M:%S")));
+    }
+
+    /// Whether one more per-record line fits in the budget.
+    fn allow_record_line(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.refilled_at).as_secs_f64() * LINES_PER_SECOND;
+        self.budget = (self.budget + refill).min(LINES_PER_SECOND);
+        self.refilled_at = now;
+        if self.budget >= 1.0 {
+            self.budget -= 1.0;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
+}
+
+impl crate::activity::Report for TextPrinter {
+    fn report(&mut self, activity: Activity) {
+        match activity {
+            Activity::Joined {
+                role,
+                group,
+                member,
+                topic,
+                brokers,
+            } => self.line(&format!(
+                "{role}: joining group {group} as {member}, reading {topic} on {brokers}; waiting for partitions…"
+            )),
+            Activity::Assigned {
+                partitions,
+                waited,
+                took,
+                now_owned,
+            } => {
+                let starts: Vec<String> = partitions
+                    .iter()
+                    .map(|p| {
+                        let from = if p.committed {
+                            "committed offset"
+                        } else {
+                            "earliest offset, group has no commit"
+                        };
+                        format!(
+                            "p{} from offset {} ({from}; end {})",
+                            p.partition, p.start, p.high
+                        )
+                    })
+                    .collect();
+                let ready = if took.as_millis() >= 100 {
+                    format!(", ready in {}", human::duration(took))
+                } else {
+                    String::new()
+                };
+                self.line(&format!(
+                    "assigned {} after {}{ready}; now owns {} — {}",
+                    partition_list(partitions.iter().map(|p| p.partition)),
+                    human::duration(waited),
+                    partition_list(now_owned.iter().copied()),
+                    starts.join(", ")
+                ));
+            }
+            Activity::Revoked {
+                partitions,
+                lost,
+                now_owned,
+            } => {
+                let how = if lost {
+                    "lost (this member was dropped from the group; nothing could be committed)"
+                } else {
+                    "revoked (offsets committed first)"
+                };
+                self.line(&format!(
+                    "{} {how}; now owns {}",
+                    partition_list(partitions.iter().copied()),
+                    partition_list(now_owned.iter().copied())
+                ));
+            }
+            Activity::Committed { offsets } => {
+                if self.allow_record_line() {
+                    let list: Vec<String> =
+                        offsets.iter().map(|(p, o)| format!("p{p}@{o}")).collect();
+                    self.line(&format!("committed {}", list.join(" ")));
+                }
+            }
+            Activity::CommitFailed { reason } => {
+                self.line(&format!("commit failed, will retry: {reason}"))
+            }
+            Activity::Connection(state) => self.line(&connection_line(&state)),
+            Activity::Record(note) => {
+                let always = matches!(note.outcome, Outcome::Malformed(_) | Outcome::Violation { .. });
+                if always || self.allow_record_line() {
+                    self.line(&record_line(&note));
+                }
+            }
+            Activity::Notice(message) => self.line(&message),
+            Activity::Summary(summary) => {
+                if summary.last || self.suppressed > 0 {
+                    self.suppressed = 0;
+                    self.line(&summary_line(&summary));
+                }
+            }
+        }
+    }
+}
+
+fn partition_list(partitions: impl Iterator<Item = i32>) -> String {
+    let list: Vec<String> = partitions.map(|p| p.to_string()).collect();
+    match list.len() {
+        0 => "no partitions".to_owned(),
+        1 => format!("partition {}", list[0]),
+        _ => format!("partitions {}", list.join(", ")),
+    }
+}
+
+fn connection_line(state: &Connection) -> String {
+    match state {
+        Connection::Ok => "Kafka is reachable again".to_owned(),
+        Connection::Unreachable { reason } => {
+            format!("warning: cannot reach Kafka ({reason}); retrying")
+        }
+        Connection::Refused { reason } => format!("error: Kafka refused the connection: {reason}"),
+        Connection::Fatal { reason } => format!("error: {reason}"),
+    }
+}
+
+fn short(order_id: &uuid::Uuid) -> String {
+    OrderKey::new(*order_id).as_str()[..8].to_owned()
+}
+
+fn record_line(note: &RecordNote) -> String {
+    let at = format!("p{} @{:<6}", note.partition, note.offset);
+    let routed = note
+        .routed_to
+        .as_ref()
+        .map_or(String::new(), |to| format!("  → {to}"));
+    match &note.outcome {
+        Outcome::Order {
+            order_id,
+            status,
+            source,
+            previous,
+        } => {
+            let step = match previous {
+                Some(from) => format!("  ({from} → {status})"),
+                None => String::new(),
+            };
+            format!(
+                "{at} order {}  {:<9}  {:<6}{step}{routed}",
+                short(order_id),
+                status.as_str(),
+                source.as_str()
+            )
+        }
+        Outcome::Violation {
+            order_id,
+            status,
+            violation,
+        } => format!(
+            "{at} order {}  {:<9}  VIOLATION: {violation}{routed}",
+            short(order_id),
+            status.as_str()
+        ),
+        Outcome::Malformed(error) => format!("{at} MALFORMED: {error}{routed}"),
+        Outcome::AlreadyStored => format!("{at} already in the audit log: skipped"),
+    }
+}
+
+fn lag_text(partitions: &[PartitionProgress]) -> String {
+    if partitions.is_empty() {
+        return "owns no partitions".to_owned();
+    }
+    let parts: Vec<String> = partitions
+        .iter()
+        .map(|p| match p.lag {
+            Some(lag) => format!("p{} {}", p.partition, human::count(lag.max(0) as u64)),
+            None => format!("p{} –", p.partition),
+        })
+        .collect();
+    format!("lag {}", parts.join(", "))
+}
+
+fn summary_line(summary: &Summary) -> String {
+    let head = if summary.last { "final" } else { "summary" };
+    let counts = match &summary.counters {
+        RoleCounters::OrderProcessor {
+            valid,
+            violations,
+            dead_lettered,
+            orders_tracked,
+            ..
+        } => format!(
+            "valid {} · violations {} · malformed {} · dead-lettered {} · orders tracked {}",
+            human::count(*valid),
+            human::count(*violations),
+            human::count(summary.malformed),
+            human::count(*dead_lettered),
+            human::count(*orders_tracked)
+        ),
+        RoleCounters::Analytics {
+            statuses,
+            sources,
+            completed,
+            in_flight,
+        } => {
+            let by = |map: &std::collections::BTreeMap<&'static str, u64>, names: &[&str]| {
+                names
+                    .iter()
+                    .map(|n| format!("{n} {}", human::count(map.get(n).copied().unwrap_or(0))))
+                    .collect::<Vec<_>>()
+                    .join(" · ")
+            };
+            let status_names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            format!(
+                "{} | {} | completed {} · in flight {} · malformed {}",
+                by(statuses, &status_names),
+                by(sources, &["WEB", "MOBILE", "API"]),
+                human::count(*completed),
+                human::count(*in_flight),
+                human::count(summary.malformed)
+            )
+        }
+        RoleCounters::Storage {
+            stored,
+            already_stored,
+            file,
+        } => format!(
+            "stored {} · already stored {} · malformed {} · file {file}",
+            human::count(*stored),
+            human::count(*already_stored),
+            human::count(summary.malformed)
+        ),
+    };
+    format!(
+        "{head}: {} records ({}) · {counts} · {}",
+        human::count(summary.records),
+        human::rate(summary.events_per_s),
+        lag_text(&summary.partitions)
+    )
+}
+
+/// JSON Lines for scripts.
+#[derive(Default)]
+pub struct JsonPrinter;
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl crate::activity::Report for JsonPrinter {
+    fn report(&mut self, activity: Activity) {
+        let value: Value = match activity {
+            Activity::Joined {
+                role,
+                group,
+                member,
+                topic,
+                brokers,
+            } => json!({
+                "type": "joined", "at": now(), "role": role, "group": group,
+                "member": member, "topic": topic, "brokers": brokers,
+            }),
+            Activity::Assigned {
+                partitions,
+                waited,
+                took,
+                now_owned,
+            } => json!({
+                "type": "assigned", "at": now(),
+                "partitions": partitions.iter().map(|p| p.partition).collect::<Vec<_>>(),
+                "starts": partitions,
+                "waited_ms": waited.as_millis() as u64,
+                "took_ms": took.as_millis() as u64,
+                "owned": now_owned,
+            }),
+            Activity::Revoked {
+                partitions,
+                lost,
+                now_owned,
+            } => json!({
+                "type": "revoked", "at": now(), "partitions": partitions,
+                "lost": lost, "owned": now_owned,
+            }),
+            Activity::Committed { offsets } => {
+                let offsets: serde_json::Map<String, Value> = offsets
+                    .iter()
+                    .map(|(p, o)| (p.to_string(), json!(o)))
+                    .collect();
+                json!({"type": "committed", "at": now(), "offsets": offsets})
+            }
+            Activity::CommitFailed { reason } => {
+                json!({"type": "commit_failed", "at": now(), "reason": reason})
+            }
+            Activity::Connection(state) => {
+                let (name, reason) = match &state {
+                    Connection::Ok => ("ok", None),
+                    Connection::Unreachable { reason } => ("unreachable", Some(reason)),
+                    Connection::Refused { reason } => ("refused", Some(reason)),
+                    Connection::Fatal { reason } => ("fatal", Some(reason)),
+                };
+                json!({"type": "connection", "at": now(), "state": name, "reason": reason})
+            }
+            Activity::Record(note) => match &note.outcome {
+                Outcome::Malformed(error) => json!({
+                    "type": "malformed", "at": now(), "partition": note.partition,
+                    "offset": note.offset, "kind": error.kind(), "error": error.to_string(),
+                    "routed_to": note.routed_to,
+                }),
+                Outcome::Violation {
+                    order_id,
+                    status,
+                    violation,
+                } => json!({
+                    "type": "violation", "at": now(), "partition": note.partition,
+                    "offset": note.offset, "order_id": OrderKey::new(*order_id).as_str(),
+                    "status": status.as_str(), "kind": violation.kind(),
+                    "violation": violation.to_string(), "routed_to": note.routed_to,
+                }),
+                Outcome::Order { .. } | Outcome::AlreadyStored => return,
+            },
+            Activity::Notice(message) => json!({"type": "notice", "at": now(), "message": message}),
+            Activity::Summary(summary) => {
+                let mut map = serde_json::Map::new();
+                map.insert("type".into(), json!("summary"));
+                map.insert("at".into(), json!(now()));
+                if let Ok(Value::Object(fields)) = serde_json::to_value(&summary) {
+                    map.extend(fields);
+                }
+                Value::Object(map)
+            }
+        };
+        emit(&value.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Source;
+    use crate::lifecycle::Violation;
+
+    #[test]
+    fn record_lines_say_what_happened() {
+        let id = uuid::Uuid::parse_str("6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10").unwrap();
+        let line = record_line(&RecordNote {
+            partition: 1,
+            offset: 42,
+            outcome: Outcome::Order {
+                order_id: id,
+                status: Status::Confirmed,
+                source: Source::Web,
+                previous: Some(Status::Placed),
+            },
+            routed_to: None,
+        });
+        assert_eq!(
+            line,
+            "p1 @42     order 6f1c0a52  CONFIRMED  WEB     (PLACED → CONFIRMED)"
+        );
+        let line = record_line(&RecordNote {
+            partition: 0,
+            offset: 7,
+            outcome: Outcome::Violation {
+                order_id: id,
+                status: Status::Shipped,
+                violation: Violation::Skipped {
+                    from: Status::Placed,
+                    to: Status::Shipped,
+                },
+            },
+            routed_to: Some("order-events.dlq".into()),
+        });
+        assert!(
+            line.ends_with("VIOLATION: skipped CONFIRMED (PLACED → SHIPPED)  → order-events.dlq"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn the_line_budget_refills_over_time() {
+        let mut printer = TextPrinter::default();
+        let allowed = (0..100).filter(|_| printer.allow_record_line()).count();
+        assert_eq!(allowed, LINES_PER_SECOND as usize);
+        assert_eq!(printer.suppressed, 100 - LINES_PER_SECOND as u64);
+    }
+}
