@@ -187,6 +187,8 @@ pub struct Record {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
+    /// Headers as (name, UTF-8 value).
+    pub headers: Vec<(String, String)>,
 }
 
 /// Reads every record of `topic` (all partitions, from the beginning up to the high
@@ -235,11 +237,24 @@ pub fn read_topic(address: &str, topic: &str) -> Vec<Record> {
             continue;
         };
         let message = message.expect("consume");
+        use rdkafka::message::Headers;
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                        (h.key.to_owned(), value.unwrap_or_default())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         records.push(Record {
             partition: message.partition(),
             offset: message.offset(),
             key: message.key().map(<[u8]>::to_vec),
             value: message.payload().map(<[u8]>::to_vec),
+            headers,
         });
         if message.offset() + 1 >= ends[&message.partition()] {
             reached.insert(message.partition(), ());
@@ -253,4 +268,196 @@ pub fn read_topic(address: &str, topic: &str) -> Vec<Record> {
 pub fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
+}
+
+/// A record as a misbehaving producer might send it: any key, any value, or none.
+pub type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// An orderflow process running in the background whose stdout lines are collected as they
+/// arrive (JSON Lines with `--json`), killed when dropped.
+pub struct Running {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Running {
+    pub fn spawn(command: &mut Command) -> Running {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn orderflow");
+        let collect = |pipe: Box<dyn std::io::Read + Send>| {
+            let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = std::sync::Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines() {
+                    let Ok(line) = line else { break };
+                    sink.lock().unwrap().push(line);
+                }
+            });
+            lines
+        };
+        let lines = collect(Box::new(child.stdout.take().unwrap()));
+        let stderr = collect(Box::new(child.stderr.take().unwrap()));
+        Running {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// Every stdout line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Every stdout line so far, parsed as JSON (lines that are not JSON are skipped).
+    pub fn json(&self) -> Vec<serde_json::Value> {
+        self.lines()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+
+    /// Waits until `ready` holds for the collected JSON lines.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        ready: impl Fn(&[serde_json::Value]) -> bool,
+    ) {
+        let started = Instant::now();
+        while !ready(&self.json()) {
+            assert!(
+                started.elapsed() < limit,
+                "waited {limit:?} for {what}\nstdout:\n{}\nstderr:\n{}",
+                self.lines().join("\n"),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The partitions this member owns according to its latest assigned/revoked line.
+    pub fn owned(&self) -> Option<Vec<i64>> {
+        owned(&self.json())
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        signal_child(&self.child, signal);
+    }
+
+    /// SIGKILL, no clean-up: a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit and returns its status.
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                // Let the reader threads take the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                return status;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "did not exit within {limit:?}\nstdout:\n{}\nstderr:\n{}",
+                self.lines().join("\n"),
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `owned` list of the latest assigned/revoked line.
+pub fn owned(lines: &[serde_json::Value]) -> Option<Vec<i64>> {
+    lines
+        .iter()
+        .rev()
+        .find(|l| l["type"] == "assigned" || l["type"] == "revoked")
+        .map(|l| {
+            l["owned"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p.as_i64().unwrap())
+                .collect()
+        })
+}
+
+/// JSON Lines of a finished command's stdout.
+pub fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    text(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// The last summary (`"final": true`) of a consumer role's JSON output.
+pub fn final_summary(lines: &[serde_json::Value]) -> serde_json::Value {
+    lines
+        .iter()
+        .rev()
+        .find(|l| l["type"] == "summary" && l["final"] == true)
+        .cloned()
+        .unwrap_or_else(|| panic!("no final summary in {lines:#?}"))
+}
+
+impl Broker {
+    /// Produces `count` generated events with `seed`, as fast as possible.
+    pub fn produce(&self, count: u64, seed: u64) {
+        let output = run_with_limit(
+            &mut self.orderflow(&[
+                "produce",
+                "--count",
+                &count.to_string(),
+                "--rate",
+                "0",
+                "--seed",
+                &seed.to_string(),
+            ]),
+            Duration::from_secs(120),
+        );
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+
+    /// Sends raw records (key, value) to this broker's topic, as a misbehaving producer
+    /// would, and waits until each is acknowledged.
+    pub fn send_raw(&self, records: &[RawRecord]) {
+        use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+        let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
+            ClientConfig::new()
+                .set("bootstrap.servers", &self.address)
+                .set("message.max.bytes", "4000000")
+                .create()
+                .expect("raw producer");
+        for (key, value) in records {
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
+            if let Some(key) = key {
+                record = record.key(key.as_slice());
+            }
+            if let Some(value) = value {
+                record = record.payload(value.as_slice());
+            }
+            producer.send(record).map_err(|(e, _)| e).expect("send");
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+    }
 }

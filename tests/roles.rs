@@ -1,0 +1,563 @@
+//! The consumer roles against a real development broker: fan-out, malformed input, dead
+//! letters, group membership and hand-over, crash safety of the audit log, clean shutdown.
+
+mod util;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use orderflow::audit::AuditLine;
+use orderflow::event::OrderEvent;
+use serde_json::Value;
+use util::{
+    Broker, Running, closed_port, final_summary, json_lines, orderflow, read_topic, run_with_limit,
+    text,
+};
+
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn count(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("not a count: {value}"))
+}
+
+/// Runs a role with --exit-at-end --json to completion; returns its JSON lines.
+fn drain(broker: &Broker, args: &[&str]) -> Vec<Value> {
+    let mut all = args.to_vec();
+    all.extend(["--exit-at-end", "--json"]);
+    let output = run_with_limit(&mut broker.orderflow(&all), LIMIT);
+    assert!(
+        output.status.success(),
+        "{args:?} failed\nstdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    json_lines(&output)
+}
+
+/// Reads an audit log, checking that every line decodes with the documented format.
+fn audit_lines(path: &std::path::Path) -> Vec<AuditLine> {
+    let content = std::fs::read_to_string(path).unwrap();
+    assert!(
+        content.is_empty() || content.ends_with('\n'),
+        "no torn tail"
+    );
+    content
+        .lines()
+        .enumerate()
+        .map(|(i, line)| {
+            let parsed: AuditLine = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("line {} does not decode ({e}): {line}", i + 1));
+            assert!(parsed.is_consistent(), "line {}: {line}", i + 1);
+            parsed
+        })
+        .collect()
+}
+
+#[test]
+fn every_role_sees_every_event() {
+    let broker = Broker::start();
+    broker.produce(3_000, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap().to_owned();
+
+    // The three roles run at the same time, each in its own group: fan-out.
+    let roles = [
+        vec!["order-processor"],
+        vec!["analytics"],
+        vec!["storage", "--file", &file_arg],
+    ];
+    let outputs: Vec<Vec<Value>> = std::thread::scope(|s| {
+        let handles: Vec<_> = roles
+            .iter()
+            .map(|args| s.spawn(|| drain(&broker, args)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+
+    let topic = read_topic(&broker.address, &broker.topic);
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for record in &topic {
+        let event = OrderEvent::parse(record.value.as_deref().unwrap()).unwrap();
+        *statuses.entry(event.status.to_string()).or_default() += 1;
+    }
+
+    for lines in &outputs {
+        let summary = final_summary(lines);
+        assert_eq!(count(&summary["records"]), 3_000, "{summary}");
+        assert_eq!(count(&summary["malformed"]), 0, "{summary}");
+        for partition in summary["partitions"].as_array().unwrap() {
+            assert_eq!(partition["lag"], 0, "drained and committed: {summary}");
+        }
+    }
+    let processor = final_summary(&outputs[0]);
+    assert_eq!(count(&processor["valid"]), 3_000);
+    assert_eq!(count(&processor["violations"]), 0);
+    assert_eq!(count(&processor["dead_lettered"]), 0);
+
+    let analytics = final_summary(&outputs[1]);
+    for (status, n) in &statuses {
+        assert_eq!(count(&analytics["statuses"][status]), *n, "{status}");
+    }
+    let sources: u64 = analytics["sources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(count)
+        .sum();
+    assert_eq!(sources, 3_000);
+    assert_eq!(count(&analytics["completed"]), statuses["DELIVERED"]);
+
+    let storage = final_summary(&outputs[2]);
+    assert_eq!(count(&storage["stored"]), 3_000);
+    let lines = audit_lines(&file);
+    let stored: BTreeSet<(i32, i64)> = lines.iter().map(|l| (l.partition, l.offset)).collect();
+    let expected: BTreeSet<(i32, i64)> = topic.iter().map(|r| (r.partition, r.offset)).collect();
+    assert_eq!(lines.len(), 3_000);
+    assert_eq!(stored, expected);
+    for line in &lines {
+        let event = line.event.as_ref().expect("every record is an event");
+        assert_eq!(line.key.as_deref(), Some(event.key().as_str()));
+        assert!(line.kafka_timestamp.is_some());
+    }
+}
+
+/// A malformed record (key, value) and the kind every role must report for it.
+type MalformedCase = (Option<Vec<u8>>, Option<Vec<u8>>, &'static str);
+
+/// The malformed matrix of the roles issue.
+fn malformed_matrix() -> Vec<MalformedCase> {
+    let good = OrderEvent::parse(
+        br#"{"event_type":"ORDER_EVENT","order_id":"6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10","user_id":"user_1","status":"PLACED","timestamp":"2026-11-21T18:30:05.123Z","source":"WEB"}"#,
+    )
+    .unwrap();
+    let key = Some(good.key().as_bytes().to_vec());
+    let with = |field: &str, value: Value| {
+        let mut v: Value = serde_json::from_str(&good.to_json()).unwrap();
+        v[field] = value;
+        Some(v.to_string().into_bytes())
+    };
+    vec![
+        (key.clone(), Some(b"hello, kafka".to_vec()), "not-json"),
+        (key.clone(), Some(b"{}".to_vec()), "missing-field"),
+        (key.clone(), Some(b"[]".to_vec()), "not-an-object"),
+        (key.clone(), with("status", Value::from(3)), "wrong-type"),
+        (
+            key.clone(),
+            with("status", Value::from("LOST")),
+            "unknown-status",
+        ),
+        (
+            key.clone(),
+            with("source", Value::from("FAX")),
+            "unknown-source",
+        ),
+        (key.clone(), Some(b"\xff\xfe{\"a\":1}".to_vec()), "not-utf8"),
+        (key.clone(), Some(Vec::new()), "empty"),
+        (key.clone(), None, "empty"),
+        (None, Some(good.to_json().into_bytes()), "missing-key"),
+        (key, Some(vec![b'x'; 1_000_000]), "not-json"),
+    ]
+}
+
+#[test]
+fn malformed_records_are_counted_reported_and_survived() {
+    let broker = Broker::start();
+    broker.produce(200, 8);
+    let matrix = malformed_matrix();
+    broker.send_raw(
+        &matrix
+            .iter()
+            .map(|(k, v, _)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>(),
+    );
+    broker.produce(100, 9);
+    let mut expected_kinds: BTreeMap<&str, u64> = BTreeMap::new();
+    for (_, _, kind) in &matrix {
+        *expected_kinds.entry(kind).or_default() += 1;
+    }
+    let total = 300 + matrix.len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+
+    for args in [
+        vec!["order-processor"],
+        vec!["analytics"],
+        vec!["storage", "--file", file.to_str().unwrap()],
+    ] {
+        let lines = drain(&broker, &args);
+        let summary = final_summary(&lines);
+        assert_eq!(count(&summary["records"]), total, "{args:?}: {summary}");
+        assert_eq!(
+            count(&summary["malformed"]),
+            matrix.len() as u64,
+            "{args:?}: {summary}"
+        );
+        let kinds: BTreeMap<&str, u64> = summary["malformed_by_kind"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), count(v)))
+            .collect();
+        assert_eq!(kinds, expected_kinds, "{args:?}");
+        // Each one is reported on its own line too, with what is wrong.
+        let reported: Vec<&Value> = lines.iter().filter(|l| l["type"] == "malformed").collect();
+        assert_eq!(reported.len(), matrix.len(), "{args:?}");
+        assert!(
+            reported
+                .iter()
+                .all(|l| l["error"].as_str().is_some_and(|e| !e.is_empty()))
+        );
+    }
+
+    // The audit log keeps malformed records losslessly, with the reason.
+    let lines = audit_lines(&file);
+    assert_eq!(lines.len() as u64, total);
+    let malformed: Vec<&AuditLine> = lines.iter().filter(|l| l.event.is_none()).collect();
+    assert_eq!(malformed.len(), matrix.len());
+    let huge = malformed
+        .iter()
+        .find(|l| l.raw.as_ref().is_some_and(|r| r.len() == 1_000_000))
+        .expect("the 1 MB value is stored whole");
+    assert_eq!(huge.error_kind.as_deref(), Some("not-json"));
+    let binary = malformed
+        .iter()
+        .find(|l| l.error_kind.as_deref() == Some("not-utf8"))
+        .unwrap();
+    assert!(binary.raw_base64.is_some() && binary.raw.is_none());
+    let keyless = malformed
+        .iter()
+        .find(|l| l.error_kind.as_deref() == Some("missing-key"))
+        .unwrap();
+    assert_eq!(keyless.key, None);
+}
+
+#[test]
+fn dead_letters_carry_the_record_and_where_it_came_from() {
+    let broker = Broker::start();
+    broker.produce(300, 11);
+    // Lifecycle violations, each a valid event: an order that starts SHIPPED, one that skips
+    // CONFIRMED, one that repeats PLACED, one that goes back.
+    let event = |id: u128, status: &str| {
+        let order = uuid::Uuid::from_u128(id);
+        let json = format!(
+            r#"{{"event_type":"ORDER_EVENT","order_id":"{order}","user_id":"user_9","status":"{status}","timestamp":"2026-11-21T18:30:05.123Z","source":"API"}}"#
+        );
+        (
+            Some(order.hyphenated().to_string().into_bytes()),
+            Some(json.into_bytes()),
+        )
+    };
+    broker.send_raw(&[
+        event(1, "SHIPPED"),
+        event(2, "PLACED"),
+        event(2, "SHIPPED"),
+        event(3, "PLACED"),
+        event(3, "PLACED"),
+        event(4, "PLACED"),
+        event(4, "CONFIRMED"),
+        event(4, "PLACED"),
+        (Some(b"k".to_vec()), Some(b"{oops".to_vec())),
+    ]);
+    let lines = drain(&broker, &["order-processor"]);
+    let summary = final_summary(&lines);
+    assert_eq!(count(&summary["violations"]), 4, "{summary}");
+    assert_eq!(count(&summary["malformed"]), 1);
+    assert_eq!(count(&summary["dead_lettered"]), 5);
+    let kinds = &summary["violations_by_kind"];
+    for kind in [
+        "first-not-placed",
+        "skipped-status",
+        "duplicate-status",
+        "went-backwards",
+    ] {
+        assert_eq!(kinds[kind], 1, "{kind}: {summary}");
+    }
+
+    let source: HashMap<(i32, i64), _> = read_topic(&broker.address, &broker.topic)
+        .into_iter()
+        .map(|r| ((r.partition, r.offset), r))
+        .collect();
+    let dead = read_topic(&broker.address, &format!("{}.dlq", broker.topic));
+    assert_eq!(dead.len(), 5);
+    let mut reasons = BTreeSet::new();
+    for letter in &dead {
+        let header = |name: &str| {
+            letter
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no header {name} in {:?}", letter.headers))
+        };
+        assert_eq!(header("orderflow.source.topic"), broker.topic);
+        assert_eq!(header("orderflow.group"), "order-processor");
+        assert!(!header("orderflow.error").is_empty());
+        let origin = (
+            header("orderflow.source.partition").parse::<i32>().unwrap(),
+            header("orderflow.source.offset").parse::<i64>().unwrap(),
+        );
+        let original = &source[&origin];
+        assert_eq!(
+            letter.value, original.value,
+            "the value is kept byte for byte"
+        );
+        assert_eq!(letter.key, original.key);
+        header("orderflow.source.timestamp").parse::<i64>().unwrap();
+        reasons.insert(header("orderflow.reason"));
+    }
+    assert_eq!(
+        reasons,
+        BTreeSet::from(
+            [
+                "first-not-placed",
+                "skipped-status",
+                "duplicate-status",
+                "went-backwards",
+                "not-json"
+            ]
+            .map(String::from)
+        )
+    );
+}
+
+fn member(broker: &Broker, role: &str, group: &str) -> Running {
+    Running::spawn(&mut broker.orderflow(&[role, "-g", group, "--json"]))
+}
+
+#[test]
+fn members_of_a_group_split_the_partitions_and_take_over_when_one_leaves() {
+    let broker = Broker::start();
+    broker.produce(100, 3);
+    let first = member(&broker, "analytics", "pair");
+    first.wait_for("the first member to own all", LIMIT, |lines| {
+        util::owned(lines) == Some(vec![0, 1, 2])
+    });
+    let mut second = member(&broker, "analytics", "pair");
+    let started = Instant::now();
+    loop {
+        let (a, b) = (first.owned(), second.owned());
+        if let (Some(a), Some(b)) = (a, b)
+            && !a.is_empty()
+            && !b.is_empty()
+        {
+            let union: BTreeSet<i64> = a.iter().chain(&b).copied().collect();
+            let overlap = a.iter().any(|p| b.contains(p));
+            if union == BTreeSet::from([0, 1, 2]) && !overlap {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the two members never split the partitions: {:?} / {:?}",
+            first.owned(),
+            second.owned()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    second.signal(Signal::SIGTERM);
+    let left = Instant::now();
+    assert!(second.wait(LIMIT).success(), "{}", second.stderr());
+    first.wait_for(
+        "the first member to take all back",
+        Duration::from_secs(20),
+        |lines| util::owned(lines) == Some(vec![0, 1, 2]),
+    );
+    let took = left.elapsed();
+    assert!(took < Duration::from_secs(10), "took over in {took:?}");
+}
+
+#[test]
+fn a_rebalance_never_produces_false_violations() {
+    let broker = Broker::start();
+    broker.produce(500, 21);
+    let mut producer =
+        Running::spawn(&mut broker.orderflow(&["produce", "--rate", "300", "--seed", "22"]));
+    let mut a = member(&broker, "order-processor", "rebalancing");
+    a.wait_for("a to own all", LIMIT, |l| {
+        util::owned(l) == Some(vec![0, 1, 2])
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // B joins: partitions move to it, and it must rebuild their orders before processing.
+    let mut b = member(&broker, "order-processor", "rebalancing");
+    b.wait_for("b to get partitions", LIMIT, |l| {
+        util::owned(l).is_some_and(|o| !o.is_empty())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // A leaves: everything moves to B.
+    a.signal(Signal::SIGTERM);
+    assert!(a.wait(LIMIT).success());
+    b.wait_for("b to own all", LIMIT, |l| {
+        util::owned(l) == Some(vec![0, 1, 2])
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    producer.signal(Signal::SIGTERM);
+    assert!(producer.wait(LIMIT).success(), "{}", producer.stderr());
+    // Let B finish what was produced, then stop it.
+    std::thread::sleep(Duration::from_secs(2));
+    b.signal(Signal::SIGTERM);
+    assert!(b.wait(LIMIT).success());
+
+    let (sa, sb) = (final_summary(&a.json()), final_summary(&b.json()));
+    assert_eq!(
+        count(&sa["violations"]) + count(&sb["violations"]),
+        0,
+        "{sa}\n{sb}"
+    );
+    assert!(count(&sb["records"]) > 0 && count(&sa["records"]) > 0);
+    let rebuilt = b
+        .json()
+        .iter()
+        .any(|l| l["type"] == "notice" && l["message"].as_str().unwrap().contains("rebuilt"));
+    assert!(
+        rebuilt,
+        "b rebuilt the state of the partitions it was given"
+    );
+}
+
+#[test]
+fn storage_killed_again_and_again_keeps_every_record_exactly_once() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    let mut producer = Running::spawn(&mut broker.orderflow(&[
+        "produce", "--rate", "700", "--count", "20000", "--seed", "4",
+    ]));
+    let storage =
+        || Running::spawn(&mut broker.orderflow(&["storage", "--file", file_arg, "--json"]));
+    for (round, pause) in [700u64, 1300, 400].into_iter().enumerate() {
+        let mut victim = storage();
+        victim.wait_for("storage to get partitions", LIMIT, |l| {
+            util::owned(l).is_some_and(|o| !o.is_empty())
+        });
+        std::thread::sleep(Duration::from_millis(pause));
+        victim.kill();
+        let written = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        eprintln!("round {round}: killed after {pause} ms, file has {written} bytes");
+    }
+    assert!(producer.wait(LIMIT).success(), "{}", producer.stderr());
+
+    let lines = drain(&broker, &["storage", "--file", file_arg]);
+    assert!(final_summary(&lines)["records"].as_u64().is_some());
+    let stored = audit_lines(&file);
+    let mut seen = BTreeSet::new();
+    for line in &stored {
+        assert!(
+            seen.insert((line.partition, line.offset)),
+            "partition {} offset {} stored twice",
+            line.partition,
+            line.offset
+        );
+    }
+    let expected: BTreeSet<(i32, i64)> = read_topic(&broker.address, &broker.topic)
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(expected.len(), 20_000);
+    assert_eq!(seen, expected, "every record exactly once");
+}
+
+#[test]
+fn sigterm_commits_so_a_restarted_member_reads_nothing_twice() {
+    let broker = Broker::start();
+    let mut producer =
+        Running::spawn(&mut broker.orderflow(&["produce", "--rate", "400", "--seed", "6"]));
+    let mut first = member(&broker, "analytics", "restart");
+    first.wait_for("assignment", LIMIT, |l| {
+        util::owned(l) == Some(vec![0, 1, 2])
+    });
+    std::thread::sleep(Duration::from_millis(2_500));
+    first.signal(Signal::SIGTERM);
+    assert!(first.wait(LIMIT).success(), "{}", first.stderr());
+    let read_first = count(&final_summary(&first.json())["records"]);
+
+    std::thread::sleep(Duration::from_millis(500));
+    producer.signal(Signal::SIGTERM);
+    assert!(producer.wait(LIMIT).success(), "{}", producer.stderr());
+    let produced = read_topic(&broker.address, &broker.topic).len() as u64;
+
+    let lines = drain(&broker, &["analytics", "-g", "restart"]);
+    let read_second = count(&final_summary(&lines)["records"]);
+    assert!(
+        read_first > 0 && read_second > 0,
+        "{read_first} / {read_second}"
+    );
+    assert_eq!(
+        read_first + read_second,
+        produced,
+        "the restarted member reads exactly what the first one had not"
+    );
+}
+
+#[test]
+fn a_consumer_without_a_broker_says_so_quickly() {
+    let address = format!("127.0.0.1:{}", closed_port());
+    let started = Instant::now();
+    let output = run_with_limit(
+        orderflow().args(["-b", &address, "analytics"]),
+        Duration::from_secs(30),
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        stderr.contains(&address) && stderr.contains("orderflow broker"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn two_storage_processes_cannot_share_a_file() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let first = Running::spawn(&mut broker.orderflow(&[
+        "storage",
+        "--file",
+        file.to_str().unwrap(),
+        "--json",
+    ]));
+    first.wait_for("the first storage to join", LIMIT, |l| {
+        l.iter().any(|l| l["type"] == "joined")
+    });
+    let output = run_with_limit(
+        &mut broker.orderflow(&["storage", "--file", file.to_str().unwrap()]),
+        LIMIT,
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("in use by another `orderflow storage`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn storage_repairs_a_torn_last_line() {
+    let broker = Broker::start();
+    broker.produce(50, 12);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    drain(&broker, &["storage", "--file", file_arg, "-g", "first"]);
+    let complete = std::fs::read(&file).unwrap();
+    // A crash in the middle of a write leaves half a line.
+    let mut torn = complete.clone();
+    torn.extend_from_slice(&complete[..40]);
+    std::fs::write(&file, &torn).unwrap();
+    broker.produce(50, 13);
+
+    let lines = drain(&broker, &["storage", "--file", file_arg, "-g", "first"]);
+    let repaired = lines.iter().any(|l| {
+        l["type"] == "notice" && l["message"].as_str().unwrap().contains("torn last line")
+    });
+    assert!(repaired, "{lines:#?}");
+    assert_eq!(count(&final_summary(&lines)["stored"]), 50);
+    let stored = audit_lines(&file);
+    assert_eq!(stored.len(), 100);
+}
