@@ -121,12 +121,66 @@ impl AuditLine {
     }
 }
 
-/// Just where a line belongs; read when recovering, without decoding the rest.
+/// Where a line belongs and which record it was; read when recovering, without decoding the
+/// rest of the line.
 #[derive(Deserialize)]
 pub(crate) struct Position {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    #[serde(default)]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub key_base64: Option<String>,
+    #[serde(default)]
+    pub kafka_timestamp: Option<DateTime<Utc>>,
+}
+
+/// The record a line stands for, as far as telling records apart goes: its offset, key and
+/// Kafka timestamp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordId {
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub timestamp_ms: Option<i64>,
+}
+
+impl RecordId {
+    pub fn of_record(record: &ConsumedRecord<'_>) -> RecordId {
+        RecordId {
+            offset: record.offset,
+            key: record.key.map(<[u8]>::to_vec),
+            timestamp_ms: record.timestamp_ms,
+        }
+    }
+}
+
+fn decoded_key(key: &Option<String>, key_base64: &Option<String>) -> Option<Vec<u8>> {
+    match (key, key_base64) {
+        (Some(key), _) => Some(key.clone().into_bytes()),
+        (None, Some(encoded)) => BASE64.decode(encoded).ok(),
+        (None, None) => None,
+    }
+}
+
+impl Position {
+    pub fn record_id(&self) -> RecordId {
+        RecordId {
+            offset: self.offset,
+            key: decoded_key(&self.key, &self.key_base64),
+            timestamp_ms: self.kafka_timestamp.map(|t| t.timestamp_millis()),
+        }
+    }
+}
+
+impl AuditLine {
+    pub fn record_id(&self) -> RecordId {
+        RecordId {
+            offset: self.offset,
+            key: decoded_key(&self.key, &self.key_base64),
+            timestamp_ms: self.kafka_timestamp.map(|t| t.timestamp_millis()),
+        }
+    }
 }
 
 #[cfg(test)]

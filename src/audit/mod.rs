@@ -7,5 +7,5 @@
 pub mod line;
 pub mod writer;
 
-pub use line::AuditLine;
+pub use line::{AuditLine, RecordId};
 pub use writer::{AuditError, AuditWriter, Repair};

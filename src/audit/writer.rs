@@ -14,7 +14,7 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use super::line::{AuditLine, Position};
+use super::line::{AuditLine, Position, RecordId};
 
 /// How much of the file is read at a time when scanning it backwards.
 const SCAN_CHUNK: usize = 256 * 1024;
@@ -35,6 +35,11 @@ pub enum AuditError {
     Write { path: PathBuf, source: io::Error },
     #[error("cannot read the audit log {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
+    #[error(
+        "{path} is not an orderflow audit log (its first line is not an audit line); \
+         refusing to write to it. Give storage another --file"
+    )]
+    NotAnAuditLog { path: PathBuf },
 }
 
 /// A torn last line found and removed when opening.
@@ -53,8 +58,10 @@ pub struct AuditWriter {
     file: File,
     /// Encoded lines not yet written to the file.
     pending: Vec<u8>,
-    /// Per (topic, partition), the last offset in the file; `None`: the file has none.
-    last: HashMap<(String, i32), Option<i64>>,
+    /// Per (topic, partition), the last record in the file; `None`: the file has none.
+    last: HashMap<(String, i32), Option<RecordId>>,
+    /// Bytes were written since the last fsync.
+    unsynced: bool,
 }
 
 impl AuditWriter {
@@ -65,6 +72,7 @@ impl AuditWriter {
                 path: path.to_owned(),
             });
         }
+        let created = !path.exists();
         let file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -93,9 +101,42 @@ impl AuditWriter {
             file,
             pending: Vec::with_capacity(1 << 20),
             last: HashMap::new(),
+            unsynced: false,
         };
+        if created {
+            // The new file's directory entry must survive a power cut as well as its lines.
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            if let Ok(dir) = File::open(dir) {
+                let _ = dir.sync_all();
+            }
+        }
+        writer.check_is_audit_log()?;
         let repair = writer.repair_torn_tail()?;
         Ok((writer, repair))
+    }
+
+    /// Refuses a file that is not an audit log, before anything is cut from or added to it:
+    /// `--file` pointing at the wrong file must not damage it.
+    fn check_is_audit_log(&mut self) -> Result<(), AuditError> {
+        let len = self.file.metadata().map_err(|e| self.read_error(e))?.len();
+        let head = self.read_at(0, len.min(64 * 1024) as usize)?;
+        let looks_right = match head.iter().position(|&b| b == b'\n') {
+            // A whole first line must be an audit line.
+            Some(end) => serde_json::from_slice::<Position>(&head[..end]).is_ok(),
+            // No newline in the first 64 KiB: either an empty file, a first line torn by a
+            // crash, or a very long line; all start the way every audit line starts.
+            None => head.is_empty() || head.starts_with(br#"{"topic":"#),
+        };
+        if looks_right {
+            Ok(())
+        } else {
+            Err(AuditError::NotAnAuditLog {
+                path: self.path.clone(),
+            })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -153,14 +194,14 @@ impl AuditWriter {
         }))
     }
 
-    /// The last offset of each partition of `topic` stored in the file (`None`: none).
+    /// The last record of each partition of `topic` stored in the file (`None`: none).
     /// Partitions not known yet are looked up by reading the file backwards from its end,
     /// only as far as needed.
     pub fn last_stored(
         &mut self,
         topic: &str,
         partitions: &[i32],
-    ) -> Result<Vec<(i32, Option<i64>)>, AuditError> {
+    ) -> Result<Vec<(i32, Option<RecordId>)>, AuditError> {
         let mut wanted: HashSet<i32> = partitions
             .iter()
             .copied()
@@ -179,7 +220,7 @@ impl AuditWriter {
         }
         Ok(partitions
             .iter()
-            .map(|&p| (p, self.last[&(topic.to_owned(), p)]))
+            .map(|&p| (p, self.last[&(topic.to_owned(), p)].clone()))
             .collect())
     }
 
@@ -188,8 +229,7 @@ impl AuditWriter {
     pub fn known_last(&self, topic: &str, partition: i32) -> Option<i64> {
         self.last
             .get(&(topic.to_owned(), partition))
-            .copied()
-            .flatten()
+            .and_then(|id| id.as_ref().map(|id| id.offset))
     }
 
     /// Reads lines from the end towards the start until every partition in `wanted` has been
@@ -199,7 +239,7 @@ impl AuditWriter {
         &mut self,
         topic: &str,
         wanted: &mut HashSet<i32>,
-    ) -> Result<Vec<(i32, i64)>, AuditError> {
+    ) -> Result<Vec<(i32, RecordId)>, AuditError> {
         let mut found = Vec::new();
         let mut end = self.file.metadata().map_err(|e| self.read_error(e))?.len();
         // The bytes of a line whose start lies in a chunk not read yet.
@@ -214,7 +254,7 @@ impl AuditWriter {
                 && position.topic == topic
                 && wanted.remove(&position.partition)
             {
-                found.push((position.partition, position.offset));
+                found.push((position.partition, position.record_id()));
             }
         };
         while end > 0 && !wanted.is_empty() {
@@ -248,7 +288,7 @@ impl AuditWriter {
     pub fn append(&mut self, line: &AuditLine) {
         line.encode_into(&mut self.pending);
         self.last
-            .insert((line.topic.clone(), line.partition), Some(line.offset));
+            .insert((line.topic.clone(), line.partition), Some(line.record_id()));
     }
 
     fn flush_pending(&mut self) -> Result<(), AuditError> {
@@ -257,17 +297,19 @@ impl AuditWriter {
                 .write_all(&self.pending)
                 .map_err(|e| self.write_error(e))?;
             self.pending.clear();
+            self.unsynced = true;
         }
         Ok(())
     }
 
     /// Writes every queued line and makes it durable (fsync).
     pub fn sync(&mut self) -> Result<(), AuditError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
         self.flush_pending()?;
-        self.file.sync_data().map_err(|e| self.write_error(e))
+        if self.unsynced {
+            self.file.sync_data().map_err(|e| self.write_error(e))?;
+            self.unsynced = false;
+        }
+        Ok(())
     }
 }
 
@@ -301,11 +343,20 @@ mod tests {
             writer.sync().unwrap();
         }
         let (mut writer, _) = AuditWriter::open(&path).unwrap();
+        let offsets = |found: Vec<(i32, Option<RecordId>)>| {
+            found
+                .into_iter()
+                .map(|(p, id)| (p, id.map(|id| id.offset)))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            writer.last_stored("t", &[0, 1, 2, 7]).unwrap(),
+            offsets(writer.last_stored("t", &[0, 1, 2, 7]).unwrap()),
             vec![(0, Some(4998)), (1, Some(4999)), (2, Some(4997)), (7, None)]
         );
-        assert_eq!(writer.last_stored("other", &[0]).unwrap(), vec![(0, None)]);
+        assert_eq!(
+            offsets(writer.last_stored("other", &[0]).unwrap()),
+            vec![(0, None)]
+        );
         writer.append(&line(7, 1));
         assert_eq!(writer.known_last("t", 7), Some(1));
     }
@@ -336,7 +387,8 @@ mod tests {
             })
         );
         assert_eq!(std::fs::metadata(&path).unwrap().len(), whole);
-        assert_eq!(writer.last_stored("t", &[0]).unwrap(), vec![(0, Some(1))]);
+        writer.last_stored("t", &[0]).unwrap();
+        assert_eq!(writer.known_last("t", 0), Some(1));
     }
 
     #[test]
@@ -373,9 +425,42 @@ mod tests {
         writer.sync().unwrap();
         drop(writer);
         let (mut writer, _) = AuditWriter::open(&path).unwrap();
+        writer.last_stored("t", &[0, 1]).unwrap();
+        assert_eq!(writer.known_last("t", 0), Some(3));
+        assert_eq!(writer.known_last("t", 1), Some(10));
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_audit_log_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, "my notes\nno newline at the end").unwrap();
+        assert!(matches!(
+            AuditWriter::open(&path),
+            Err(AuditError::NotAnAuditLog { .. })
+        ));
         assert_eq!(
-            writer.last_stored("t", &[0, 1]).unwrap(),
-            vec![(0, Some(3)), (1, Some(10))]
+            std::fs::read_to_string(&path).unwrap(),
+            "my notes\nno newline at the end"
         );
+        // A first line torn by a crash is an audit log's, and is repaired.
+        let torn = dir.path().join("torn.jsonl");
+        std::fs::write(&torn, r#"{"topic":"t","parti"#).unwrap();
+        let (_, repair) = AuditWriter::open(&torn).unwrap();
+        assert_eq!(repair.map(|r| r.at_byte), Some(0));
+    }
+
+    #[test]
+    fn lines_written_early_are_still_fsynced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let (mut writer, _) = AuditWriter::open(&path).unwrap();
+        writer.append(&line(0, 0));
+        // Looking up another partition writes the queued line without fsync…
+        writer.last_stored("t", &[1]).unwrap();
+        assert!(writer.unsynced);
+        // …so the next sync must still fsync.
+        writer.sync().unwrap();
+        assert!(!writer.unsynced);
     }
 }

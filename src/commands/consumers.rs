@@ -60,6 +60,11 @@ pub async fn order_processor(
 ) -> anyhow::Result<ExitCode> {
     let options = options("order-processor", &args.consumer);
     let dead_letters = DeadLetters::new(settings, &options.group)?;
+    let mut interrupted = shutdown.clone();
+    tokio::select! {
+        checked = dead_letters.check() => checked?,
+        _ = interrupted.requested_async() => return Ok(ExitCode::SUCCESS),
+    }
     let role = OrderProcessor::new(dead_letters, Duration::from_millis(args.work_ms));
     run(settings, options, role, printer(&args.consumer), shutdown).await
 }

@@ -10,6 +10,12 @@
 //! - on shutdown the record in hand is finished, offsets are stored and committed, and the
 //!   member leaves the group, so its partitions move at once instead of after a timeout.
 //!
+//! Rebalancing is cooperative (`cooperative-sticky`) unless `-X partition.assignment.strategy`
+//! says otherwise: a member keeps the partitions that do not move and gives up the others
+//! while the group is stable. With the eager protocol, the built-in broker refuses offset
+//! commits for the whole time a rebalance is prepared, so the revoking member cannot commit
+//! and the next owner would read the last records again.
+//!
 //! Records are handled on the thread that polls, so there is no queue between Kafka and the
 //! role that could lose or reorder anything. The role and the bookkeeping sit behind one
 //! mutex that the rebalance callbacks (which librdkafka runs inside `poll`) share; it is never
@@ -35,8 +41,34 @@ use crate::shutdown::Shutdown;
 /// How long `poll` waits when nothing arrives: also how quickly a stop request is noticed.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// At most this many records are handled between two checkpoints (flush + offset store).
+/// At most this many records, and this much time, between two checkpoints (flush + offset
+/// store): large batches make one fsync serve thousands of audit lines; the time bound keeps
+/// a slow role (`--work-ms`) storing its progress and within `max.poll.interval.ms`.
 const BATCH_RECORDS: usize = 5_000;
+const BATCH_TIME: Duration = Duration::from_millis(250);
+
+/// With `--exit-at-end`, an empty assignment only counts as "nothing to drain" once it has
+/// lasted longer than two rebalances of the built-in broker (each waits the session timeout
+/// minus a second): a cooperative join hands out partitions in the second round.
+const EMPTY_ASSIGNMENT_GRACE: Duration = Duration::from_secs(14);
+
+/// How often a failed assignment (cluster unreachable while fetching offsets or history) is
+/// tried before the member gives up.
+const ASSIGN_ATTEMPTS: u32 = 3;
+
+/// Properties the runtime depends on: `-X` must not change them.
+const MANAGED_PROPERTIES: [(&str, &str); 4] = [
+    ("group.id", "use -g/--group"),
+    (
+        "enable.auto.offset.store",
+        "orderflow stores an offset only after the record's work is done",
+    ),
+    (
+        "enable.auto.commit",
+        "orderflow commits stored offsets every second",
+    ),
+    ("enable.partition.eof", "--exit-at-end sets it"),
+];
 
 /// How often a summary is reported.
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(5);
@@ -130,8 +162,20 @@ pub enum ConsumerError {
          (3 partitions) first"
     )]
     TopicMissing { topic: String, brokers: String },
+    #[error("cannot read topic {topic}: {reason}")]
+    TopicUnusable { topic: String, reason: String },
+    #[error("-X {key} cannot be changed here: {why}")]
+    ManagedProperty {
+        key: &'static str,
+        why: &'static str,
+    },
     #[error("cannot subscribe to {topic}: {source}")]
     Subscribe { topic: String, source: KafkaError },
+    #[error("cannot take over partitions {partitions:?}: {source}")]
+    Assign {
+        partitions: Vec<i32>,
+        source: Box<ConsumerError>,
+    },
     #[error("the consumer failed: {0}")]
     Kafka(KafkaError),
     #[error("{0}")]
@@ -168,6 +212,8 @@ impl History {
             ),
             ("enable.auto.commit", "false"),
             ("enable.partition.eof", "true"),
+            // If retention removed `from` meanwhile, start at what is left.
+            ("auto.offset.reset", "earliest"),
             ("log.connection.close", "false"),
         ]);
         Ok(History {
@@ -194,6 +240,8 @@ impl History {
         if from >= until {
             return Ok(0);
         }
+        // Errors queued since the last replay (an outage long over) are not about this one.
+        while self.reader.poll(Duration::ZERO).is_some() {}
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(&self.topic, partition, Offset::Offset(from))?;
         self.reader.assign(&assignment)?;
@@ -224,7 +272,10 @@ impl History {
                 }
                 // The partition ends before `until` (records were deleted meanwhile).
                 Some(Err(KafkaError::PartitionEOF(_))) => return Ok(visited),
-                Some(Err(e)) => return Err(e),
+                Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => return Err(e),
+                // Transport errors and the like: librdkafka retries; the idle timeout below
+                // ends a wait that goes nowhere.
+                Some(Err(e)) => tracing::debug!(error = %e, "history reader"),
                 None if idle_since.elapsed() > CLUSTER_TIMEOUT => {
                     return Err(KafkaError::MessageConsumption(
                         RDKafkaErrorCode::OperationTimedOut,
@@ -246,8 +297,12 @@ struct Shared<R> {
     owned: BTreeMap<i32, bool>,
     /// Whether any assignment was received yet (for `--exit-at-end`).
     assigned_once: bool,
+    /// When the assignment last changed (for `--exit-at-end` with an empty one).
+    changed_at: Instant,
     /// Since when this member owns nothing (subscribe or last revocation).
     idle_since: Option<Instant>,
+    /// Per partition, the last offset stored (what the next commit will carry).
+    stored: BTreeMap<i32, i64>,
     /// A failure inside a callback, surfaced by the loop.
     failure: Option<ConsumerError>,
     /// Latest per-partition numbers from librdkafka's statistics.
@@ -277,13 +332,39 @@ impl<R: Role> Shared<R> {
                     .map_err(ConsumerError::Kafka)?;
             }
         }
-        self.pending.clear();
         if offsets.count() > 0 {
             consumer
                 .store_offsets(&offsets)
                 .map_err(ConsumerError::Kafka)?;
         }
+        for (partition, next) in std::mem::take(&mut self.pending) {
+            if self.owned.contains_key(&partition) {
+                self.stored.insert(partition, next);
+            }
+        }
         Ok(())
+    }
+
+    /// Commits the stored offsets now, waits for the answer and reports what was committed
+    /// (librdkafka does not call the commit callback for synchronous commits).
+    fn commit(&mut self, consumer: &BaseConsumer<GroupContext<R>>) -> KafkaResult<()> {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {
+                let committed: Vec<(i32, i64)> = self
+                    .stored
+                    .iter()
+                    .filter(|(p, o)| self.last_committed.get(p) != Some(o))
+                    .map(|(p, o)| (*p, *o))
+                    .collect();
+                if !committed.is_empty() {
+                    self.last_committed.extend(committed.iter().copied());
+                    self.out.report(Activity::Committed { offsets: committed });
+                }
+                Ok(())
+            }
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     fn owned(&self) -> Vec<i32> {
@@ -297,6 +378,9 @@ pub struct GroupContext<R> {
     shared: Arc<Mutex<Shared<R>>>,
     history: History,
     topic: String,
+    /// A group without commits starts at the end (`-X auto.offset.reset=latest`), not at the
+    /// earliest offset.
+    from_end: bool,
 }
 
 impl<R> GroupContext<R> {
@@ -306,6 +390,30 @@ impl<R> GroupContext<R> {
         self.shared
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<R: Role> GroupContext<R> {
+    /// Learns where the new partitions start and lets the role get ready for them (rebuild
+    /// state, check its file) before any of their records is handled.
+    fn take_over(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        assigned: &[i32],
+    ) -> Result<Vec<PartitionStart>, ConsumerError> {
+        let starts = partition_starts(
+            consumer,
+            &self.history,
+            &self.topic,
+            assigned,
+            self.from_end,
+        )
+        .map_err(ConsumerError::Kafka)?;
+        let mut shared = self.lock();
+        let Shared { role, out, .. } = &mut *shared;
+        role.assigned(&starts, &self.history, out.as_mut())
+            .map_err(ConsumerError::Role)?;
+        Ok(starts)
     }
 }
 
@@ -357,6 +465,9 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
             .iter()
             .map(|e| e.partition())
             .collect();
+        if revoked.is_empty() {
+            return;
+        }
         let lost = consumer.assignment_lost();
         let mut shared = self.lock();
         if !lost {
@@ -364,7 +475,7 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
             // partitions go, so the next owner neither skips nor repeats anything.
             match shared.checkpoint(consumer, &self.topic) {
                 Ok(()) => {
-                    if let Err(e) = commit_stored(consumer) {
+                    if let Err(e) = shared.commit(consumer) {
                         shared.out.report(Activity::CommitFailed {
                             reason: e.to_string(),
                         });
@@ -373,6 +484,7 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
                 Err(e) => shared.failure = Some(e),
             }
         } else {
+            // Another member may own them already: what we did not commit is theirs to redo.
             shared.pending.retain(|p, _| !revoked.contains(p));
         }
         let Shared { role, out, .. } = &mut *shared;
@@ -380,7 +492,9 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
         for p in &revoked {
             shared.owned.remove(p);
             shared.progress.remove(p);
+            shared.stored.remove(p);
         }
+        shared.changed_at = Instant::now();
         if shared.owned.is_empty() {
             shared.idle_since = Some(Instant::now());
         }
@@ -402,23 +516,38 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
             .iter()
             .map(|e| e.partition())
             .collect();
-        let starts = match partition_starts(consumer, &self.history, &self.topic, &assigned) {
-            Ok(starts) => starts,
-            Err(e) => {
-                self.lock().failure = Some(ConsumerError::Kafka(e));
-                return;
+        {
+            let mut shared = self.lock();
+            shared.assigned_once = true;
+            shared.changed_at = started;
+        }
+        if assigned.is_empty() {
+            // A cooperative rebalance round that gives this member nothing (yet).
+            return;
+        }
+        let mut attempt = 1;
+        let starts = loop {
+            match self.take_over(consumer, &assigned) {
+                Ok(starts) => break starts,
+                Err(e) if attempt < ASSIGN_ATTEMPTS => {
+                    tracing::debug!(error = %e, attempt, "taking over partitions failed");
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    self.lock().failure = Some(ConsumerError::Assign {
+                        partitions: assigned,
+                        source: Box::new(e),
+                    });
+                    return;
+                }
             }
         };
         let mut shared = self.lock();
-        let Shared { role, out, .. } = &mut *shared;
-        if let Err(e) = role.assigned(&starts, &self.history, out.as_mut()) {
-            shared.failure = Some(ConsumerError::Role(e));
-            return;
-        }
         for p in &assigned {
             shared.owned.insert(*p, false);
         }
-        shared.assigned_once = true;
+        shared.changed_at = Instant::now();
         let waited = shared
             .idle_since
             .take()
@@ -462,14 +591,6 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
     }
 }
 
-/// Commits the stored offsets now and waits for the answer. "Nothing to commit" is fine.
-fn commit_stored<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> KafkaResult<()> {
-    match consumer.commit_consumer_state(CommitMode::Sync) {
-        Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => Ok(()),
-        other => other,
-    }
-}
-
 /// Where each newly assigned partition starts: the group's committed offset, or the earliest
 /// one for a new group; with the partition's current bounds.
 fn partition_starts<C: ConsumerContext>(
@@ -477,6 +598,7 @@ fn partition_starts<C: ConsumerContext>(
     history: &History,
     topic: &str,
     partitions: &[i32],
+    from_end: bool,
 ) -> KafkaResult<Vec<PartitionStart>> {
     let mut query = TopicPartitionList::new();
     for &p in partitions {
@@ -498,7 +620,11 @@ fn partition_starts<C: ConsumerContext>(
                 partition,
                 // A committed offset below the earliest one (retention removed records)
                 // resets to the earliest, as auto.offset.reset=earliest does.
-                start: committed.map_or(low, |c| c.max(low)),
+                start: match committed {
+                    Some(c) => c.max(low),
+                    None if from_end => high,
+                    None => low,
+                },
                 committed: committed.is_some(),
                 low,
                 high,
@@ -509,7 +635,9 @@ fn partition_starts<C: ConsumerContext>(
 
 /// A consumer role, ready to run.
 pub struct GroupConsumer<R: Role> {
-    consumer: BaseConsumer<GroupContext<R>>,
+    /// Taken out (and leaked) only if leaving the group could not finish: dropping it then
+    /// would wait for the cluster without a deadline.
+    consumer: Option<BaseConsumer<GroupContext<R>>>,
     shared: Arc<Mutex<Shared<R>>>,
     options: ConsumerOptions,
     topic: String,
@@ -528,6 +656,16 @@ pub enum Ending {
     Drained,
 }
 
+/// Whether `auto.offset.reset`, as the user set it, starts a new group at the end.
+fn starts_at_end(settings: &KafkaSettings) -> bool {
+    settings
+        .properties
+        .iter()
+        .rev()
+        .find(|p| p.key == "auto.offset.reset")
+        .is_some_and(|p| matches!(p.value.as_str(), "latest" | "largest" | "end"))
+}
+
 impl<R: Role> GroupConsumer<R> {
     /// Creates the consumer (no I/O yet).
     pub fn new(
@@ -536,6 +674,11 @@ impl<R: Role> GroupConsumer<R> {
         role: R,
         out: Box<dyn Report>,
     ) -> Result<GroupConsumer<R>, ConsumerError> {
+        for (key, why) in MANAGED_PROPERTIES {
+            if settings.overrides(key) {
+                return Err(ConsumerError::ManagedProperty { key, why });
+            }
+        }
         let client_id = format!("orderflow-{}-{}", options.role, std::process::id());
         let eof = if options.exit_at_end { "true" } else { "false" };
         let config = settings.client_config(&[
@@ -543,11 +686,12 @@ impl<R: Role> GroupConsumer<R> {
             ("client.id", &client_id),
             // A new group starts from the beginning of the topic, as design.md promises.
             ("auto.offset.reset", "earliest"),
+            ("partition.assignment.strategy", "cooperative-sticky"),
             ("enable.auto.offset.store", "false"),
             ("enable.auto.commit", "true"),
             ("auto.commit.interval.ms", "1000"),
             ("session.timeout.ms", SESSION_TIMEOUT_MS),
-            ("heartbeat.interval.ms", "1500"),
+            ("heartbeat.interval.ms", "1000"),
             ("enable.partition.eof", eof),
             ("statistics.interval.ms", "1000"),
             ("log.connection.close", "false"),
@@ -559,7 +703,9 @@ impl<R: Role> GroupConsumer<R> {
             pending: BTreeMap::new(),
             owned: BTreeMap::new(),
             assigned_once: false,
+            changed_at: Instant::now(),
             idle_since: None,
+            stored: BTreeMap::new(),
             failure: None,
             progress: BTreeMap::new(),
             last_committed: BTreeMap::new(),
@@ -570,11 +716,12 @@ impl<R: Role> GroupConsumer<R> {
             shared: Arc::clone(&shared),
             history: History::new(settings).map_err(ConsumerError::Create)?,
             topic: settings.topic.clone(),
+            from_end: starts_at_end(settings),
         };
         let consumer = BaseConsumer::from_config_and_context(&config, context)
             .map_err(ConsumerError::Create)?;
         Ok(GroupConsumer {
-            consumer,
+            consumer: Some(consumer),
             shared,
             options,
             topic: settings.topic.clone(),
@@ -582,6 +729,14 @@ impl<R: Role> GroupConsumer<R> {
             client_id,
             started: Instant::now(),
         })
+    }
+
+    fn consumer(&self) -> &BaseConsumer<GroupContext<R>> {
+        self.consumer.as_ref().expect("present until the run ends")
+    }
+
+    fn health(&self) -> &ConnectionHealth {
+        &self.consumer().context().health
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared<R>> {
@@ -593,34 +748,35 @@ impl<R: Role> GroupConsumer<R> {
     /// Checks that the cluster answers and the topic exists. Fails fast when librdkafka
     /// reports every broker down.
     fn check_cluster(&self) -> Result<(), ConsumerError> {
-        let health = self.consumer.context().health.subscribe();
+        let health = self.health().subscribe();
         let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        let mut last_problem = None;
         // fetch_metadata blocks; ask in short slices so an outage reported by the error
         // callback (served by those same calls) ends the wait early.
-        loop {
-            match self
-                .consumer
+        while Instant::now() < deadline {
+            if let Ok(metadata) = self
+                .consumer()
                 .fetch_metadata(Some(&self.topic), Duration::from_millis(500))
             {
-                Ok(metadata) => {
-                    let topic = metadata.topics().first();
-                    let exists =
-                        topic.is_some_and(|t| t.error().is_none() && !t.partitions().is_empty());
-                    return if exists {
-                        Ok(())
-                    } else {
-                        Err(ConsumerError::TopicMissing {
+                match metadata.topics().first() {
+                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => return Ok(()),
+                    Some(t)
+                        if t.error()
+                            == Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) =>
+                    {
+                        return Err(ConsumerError::TopicMissing {
                             topic: self.topic.clone(),
                             brokers: self.brokers.clone(),
-                        })
-                    };
-                }
-                Err(_) if Instant::now() < deadline => {}
-                Err(_) => {
-                    return Err(ConsumerError::Unreachable {
-                        brokers: self.brokers.clone(),
-                        reason: format!("no answer within {} s", CLUSTER_TIMEOUT.as_secs()),
-                    });
+                        });
+                    }
+                    // No leader yet, or an authorization problem: ask again, then report.
+                    Some(t) => {
+                        last_problem = Some(t.error().map_or_else(
+                            || "it has no partitions".to_owned(),
+                            |e| RDKafkaErrorCode::from(e).to_string(),
+                        ));
+                    }
+                    None => last_problem = Some("the cluster did not describe it".to_owned()),
                 }
             }
             let state = health.borrow().clone();
@@ -639,14 +795,27 @@ impl<R: Role> GroupConsumer<R> {
                     });
                 }
             }
+            if last_problem.is_some() {
+                std::thread::sleep(Duration::from_millis(500));
+            }
         }
+        Err(match last_problem {
+            Some(reason) => ConsumerError::TopicUnusable {
+                topic: self.topic.clone(),
+                reason,
+            },
+            None => ConsumerError::Unreachable {
+                brokers: self.brokers.clone(),
+                reason: format!("no answer within {} s", CLUSTER_TIMEOUT.as_secs()),
+            },
+        })
     }
 
     /// Runs until stopped (Ctrl-C / SIGTERM) or, with `--exit-at-end`, drained. Blocking: run
     /// it on its own thread.
-    pub fn run(self, shutdown: &Shutdown) -> Result<Ending, ConsumerError> {
+    pub fn run(mut self, shutdown: &Shutdown) -> Result<Ending, ConsumerError> {
         self.check_cluster()?;
-        self.consumer
+        self.consumer()
             .subscribe(&[&self.topic])
             .map_err(|source| ConsumerError::Subscribe {
                 topic: self.topic.clone(),
@@ -665,14 +834,19 @@ impl<R: Role> GroupConsumer<R> {
         }
         let result = self.poll_loop(shutdown);
         // Whatever happened, leave cleanly: finish what is durable, commit it, leave the group.
-        let closed = self.close(result.is_ok());
+        let (committed, left) = self.close(result.is_ok());
+        if !left {
+            // Dropping a consumer that could not finish leaving waits for the cluster
+            // without a deadline; the process is about to exit, so let the OS clean up.
+            std::mem::forget(self.consumer.take());
+        }
         let ending = result?;
-        closed?;
+        committed?;
         Ok(ending)
     }
 
     fn poll_loop(&self, shutdown: &Shutdown) -> Result<Ending, ConsumerError> {
-        let health = self.consumer.context().health.subscribe();
+        let health = self.health().subscribe();
         let mut outage = false;
         let mut last_summary = Instant::now();
         let mut records_at_last_summary: u64 = 0;
@@ -688,16 +862,24 @@ impl<R: Role> GroupConsumer<R> {
             }
             // One blocking poll, then whatever is already fetched, up to a batch; then one
             // checkpoint for the whole batch (one fsync for thousands of audit lines).
-            let mut polled = self.consumer.poll(POLL_TIMEOUT);
+            let batch_started = Instant::now();
+            let mut polled = self.consumer().poll(POLL_TIMEOUT);
+            if polled.as_ref().is_some_and(|m| m.is_ok()) {
+                // librdkafka reports outages but never the recovery: data proves it.
+                self.health().mark_ok();
+            }
             let mut handled = 0;
             while let Some(message) = polled {
                 handled += self.handle(message)?;
-                if handled >= BATCH_RECORDS || shutdown.requested() {
+                if handled >= BATCH_RECORDS
+                    || batch_started.elapsed() >= BATCH_TIME
+                    || shutdown.requested()
+                {
                     break;
                 }
-                polled = self.consumer.poll(Duration::ZERO);
+                polled = self.consumer().poll(Duration::ZERO);
             }
-            self.lock().checkpoint(&self.consumer, &self.topic)?;
+            self.lock().checkpoint(self.consumer(), &self.topic)?;
 
             // librdkafka reports an outage many times over; tell the user once each way.
             let state = health.borrow().clone();
@@ -742,32 +924,48 @@ impl<R: Role> GroupConsumer<R> {
                 Ok(0)
             }
             Err(e) => {
-                self.consumer_error(e);
+                self.consumer_error(e)?;
                 Ok(0)
             }
         }
     }
 
-    /// Consumer-level errors that do not stop the run are reported; librdkafka retries.
-    fn consumer_error(&self, error: KafkaError) {
+    /// Consumer-level errors: fatal ones stop the member, the others are reported while
+    /// librdkafka retries.
+    fn consumer_error(&self, error: KafkaError) -> Result<(), ConsumerError> {
         tracing::debug!(%error, "consumer error");
+        let code = error.rdkafka_error_code();
+        if matches!(error, KafkaError::MessageConsumptionFatal(_))
+            || code == Some(RDKafkaErrorCode::Fatal)
+        {
+            return Err(ConsumerError::Kafka(error));
+        }
         if matches!(
-            error.rdkafka_error_code(),
+            code,
             Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
         ) {
             // ConnectionHealth reports outages, once.
-            return;
+            return Ok(());
         }
         self.lock()
             .out
             .report(Activity::Notice(format!("consumer error: {error}")));
+        Ok(())
     }
 
-    /// Whether every assigned partition has been read to its end (vacuously true for an
-    /// empty assignment, once the group has assigned anything at all).
+    /// Whether every assigned partition has been read to its end. An empty assignment counts
+    /// only once it has lasted beyond a rebalance or two (the group may be about to give this
+    /// member partitions).
     fn drained(&self) -> bool {
         let shared = self.lock();
-        shared.assigned_once && shared.owned.values().all(|&eof| eof)
+        if !shared.assigned_once {
+            return false;
+        }
+        if shared.owned.is_empty() {
+            shared.changed_at.elapsed() > EMPTY_ASSIGNMENT_GRACE
+        } else {
+            shared.owned.values().all(|&eof| eof)
+        }
     }
 
     fn report_summary(&self, rate: f64, last: bool) {
@@ -790,59 +988,57 @@ impl<R: Role> GroupConsumer<R> {
 
     /// Checkpoints, commits synchronously and leaves the group. `checkpoint`: false after a
     /// role failure, when what was handled may not be durable and must not be committed.
-    fn close(&self, checkpoint: bool) -> Result<(), ConsumerError> {
-        let mut outcome = Ok(());
-        if checkpoint {
-            outcome = self
-                .lock()
-                .checkpoint(&self.consumer, &self.topic)
-                .and_then(|()| commit_stored(&self.consumer).map_err(ConsumerError::Kafka));
+    /// Returns the commit's outcome and whether leaving the group finished.
+    fn close(&self, checkpoint: bool) -> (Result<(), ConsumerError>, bool) {
+        let consumer = self.consumer();
+        let committed = if checkpoint {
+            let mut shared = self.lock();
+            shared
+                .checkpoint(consumer, &self.topic)
+                .and_then(|()| shared.commit(consumer).map_err(ConsumerError::Kafka))
         } else {
             self.lock().pending.clear();
-        }
+            Ok(())
+        };
         // The last summary shows where this member leaves its partitions, read from the
         // cluster rather than from statistics that may be a second old.
-        let final_progress = self.final_progress();
+        if self.health().current().is_ok()
+            && let Some(progress) = self.final_progress()
         {
-            let mut shared = self.lock();
-            if let Some(progress) = final_progress {
-                shared.progress = progress;
-            }
+            self.lock().progress = progress;
         }
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
         let records = self.lock().records;
         self.report_summary(records as f64 / elapsed, true);
         // Leaving the group (rather than letting the session time out) moves our
         // partitions to the other members at once. close_queue triggers the final revoke.
-        if self.consumer.close_queue().is_ok() {
+        let mut left = false;
+        if consumer.close_queue().is_ok() {
             let deadline = Instant::now() + CLUSTER_TIMEOUT;
-            while !self.consumer.closed() && Instant::now() < deadline {
+            while !consumer.closed() && Instant::now() < deadline {
                 // Records still arriving are not handled: they were never stored, so the
                 // next owner reads them.
-                let _ = self.consumer.poll(POLL_TIMEOUT);
+                let _ = consumer.poll(POLL_TIMEOUT);
             }
+            left = consumer.closed();
         }
-        outcome
+        (committed, left)
     }
 
     /// Committed offset, end offset and lag of every owned partition, asked of the cluster.
     fn final_progress(&self) -> Option<BTreeMap<i32, PartitionProgress>> {
+        const QUICK: Duration = Duration::from_secs(3);
         let owned = self.lock().owned();
-        if owned.is_empty() {
-            return Some(BTreeMap::new());
-        }
         let mut query = TopicPartitionList::new();
         for &p in &owned {
             query.add_partition(&self.topic, p);
         }
-        let committed = self
-            .consumer
-            .committed_offsets(query, CLUSTER_TIMEOUT)
-            .ok()?;
+        let committed = self.consumer().committed_offsets(query, QUICK).ok()?;
+        let history = &self.consumer().context().history;
         owned
             .into_iter()
             .map(|partition| {
-                let (_, end) = self.consumer.context().history.bounds(partition).ok()?;
+                let (_, end) = history.bounds(partition).ok()?;
                 let committed = committed
                     .find_partition(&self.topic, partition)
                     .and_then(|e| match e.offset() {
@@ -864,10 +1060,7 @@ impl<R: Role> GroupConsumer<R> {
     }
 }
 
-impl<R> std::fmt::Debug for GroupConsumer<R>
-where
-    R: Role,
-{
+impl<R: Role> std::fmt::Debug for GroupConsumer<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GroupConsumer")
             .field("group", &self.options.group)

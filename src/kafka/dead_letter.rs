@@ -22,6 +22,13 @@ pub const HEADER_SOURCE_OFFSET: &str = "orderflow.source.offset";
 pub const HEADER_SOURCE_TIMESTAMP: &str = "orderflow.source.timestamp";
 /// Header: the consumer group that dead-lettered it.
 pub const HEADER_GROUP: &str = "orderflow.group";
+/// Header, only on a cut-down copy: the original value's size in bytes.
+pub const HEADER_TRUNCATED: &str = "orderflow.truncated";
+
+/// Values larger than this are dead-lettered cut down to this size (with
+/// [`HEADER_TRUNCATED`]): Kafka's default limit is about 1 MB per record, and a dead letter
+/// that can never be delivered would stop the processor at every restart.
+pub const MAX_DEAD_LETTER_VALUE: usize = 1_000_000;
 
 /// The dead-letter topic of `topic`.
 pub fn dead_letter_topic(topic: &str) -> String {
@@ -53,6 +60,8 @@ pub struct DeadLetters {
     group: String,
     /// Delivery failures already reported.
     failures_seen: u64,
+    /// How long librdkafka tries to deliver a dead letter (message.timeout.ms).
+    delivery_timeout: Duration,
 }
 
 impl DeadLetters {
@@ -60,11 +69,32 @@ impl DeadLetters {
         let topic = dead_letter_topic(&settings.topic);
         let producer = OrderProducer::for_topic(settings, &topic)
             .map_err(|source| DeadLetterError::Producer { topic, source })?;
+        let timeout_ms = settings
+            .properties
+            .iter()
+            .rev()
+            .find(|p| p.key == "message.timeout.ms")
+            .and_then(|p| p.value.parse().ok())
+            .unwrap_or(super::producer::DEFAULT_MESSAGE_TIMEOUT_MS);
         Ok(DeadLetters {
             producer,
             group: group.to_owned(),
             failures_seen: 0,
+            delivery_timeout: Duration::from_millis(timeout_ms),
         })
+    }
+
+    /// Checks at start that the dead-letter topic can be written (it exists, or the cluster
+    /// creates topics on first use), rather than failing at the first bad record.
+    pub async fn check(&self) -> Result<(), DeadLetterError> {
+        self.producer
+            .check_reachable()
+            .await
+            .map(|_| ())
+            .map_err(|source| DeadLetterError::Producer {
+                topic: self.topic().to_owned(),
+                source,
+            })
     }
 
     pub fn topic(&self) -> &str {
@@ -91,8 +121,15 @@ impl DeadLetters {
         if let Some(timestamp) = &timestamp {
             headers = headers.insert(header(HEADER_SOURCE_TIMESTAMP, timestamp));
         }
+        let mut value = record.value;
+        let original_size;
+        if let Some(v) = value.filter(|v| v.len() > MAX_DEAD_LETTER_VALUE) {
+            original_size = v.len().to_string();
+            headers = headers.insert(header(HEADER_TRUNCATED, &original_size));
+            value = Some(&v[..MAX_DEAD_LETTER_VALUE]);
+        }
         self.producer
-            .send_record(record.key, record.value, headers)
+            .send_record(record.key, value, headers)
             .map_err(|source| DeadLetterError::Producer {
                 topic: self.topic().to_owned(),
                 source,
@@ -103,9 +140,7 @@ impl DeadLetters {
     pub fn flush(&mut self) -> Result<(), DeadLetterError> {
         // librdkafka fails an undeliverable record after message.timeout.ms; wait a little
         // longer than that, so every record ends as delivered or failed.
-        let deadline = Instant::now()
-            + Duration::from_millis(super::producer::DEFAULT_MESSAGE_TIMEOUT_MS)
-            + Duration::from_secs(5);
+        let deadline = Instant::now() + self.delivery_timeout + Duration::from_secs(5);
         while self.producer.in_flight() > 0 && Instant::now() < deadline {
             self.producer.flush(Duration::from_millis(100));
         }

@@ -2,15 +2,16 @@
 //! producer whose delivery reports feed atomic counters, a reachability check that fails fast
 //! with a message a learner can act on, and flush / abandon for shutdown.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Message};
@@ -132,11 +133,58 @@ fn describe_failure(error: &KafkaError) -> String {
     }
 }
 
+/// How long one round of the background delivery-report poller lasts. rust-rdkafka's
+/// `poll(t)` always runs for `t`, so this is also how long stopping the poller can take.
+const POLL_ROUND: Duration = Duration::from_millis(10);
+
 /// An idempotent producer to one topic (the order events, or the dead-letter topic).
 pub struct OrderProducer {
-    inner: ThreadedProducer<ProduceContext>,
+    inner: Arc<BaseProducer<ProduceContext>>,
+    /// Serves delivery reports and errors while nobody else polls.
+    poller: Option<Poller>,
     topic: String,
     brokers: String,
+}
+
+/// A thread that polls the producer in short rounds until stopped (rust-rdkafka's
+/// `ThreadedProducer` polls in 100 ms rounds, which every short run pays for on exit).
+struct Poller {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Poller {
+    fn start(producer: Arc<BaseProducer<ProduceContext>>) -> std::io::Result<Poller> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("delivery reports".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Relaxed) {
+                    producer.poll(POLL_ROUND);
+                }
+            })?;
+        Ok(Poller {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for OrderProducer {
+    fn drop(&mut self) {
+        // Stop polling before the producer itself goes (the poller holds a reference).
+        self.poller.take();
+    }
 }
 
 impl OrderProducer {
@@ -164,10 +212,15 @@ impl OrderProducer {
             ("log.connection.close", "false"),
         ]);
         tracing::debug!(config = %redacted(&config), "producer configuration");
-        let inner = ThreadedProducer::from_config_and_context(&config, ProduceContext::default())
-            .map_err(ProducerError::Create)?;
+        let inner = Arc::new(
+            BaseProducer::from_config_and_context(&config, ProduceContext::default())
+                .map_err(ProducerError::Create)?,
+        );
+        let poller = Poller::start(Arc::clone(&inner))
+            .map_err(|e| ProducerError::Fatal(format!("cannot start a thread: {e}")))?;
         Ok(OrderProducer {
             inner,
+            poller: Some(poller),
             topic: topic.to_owned(),
             brokers: settings.bootstrap(),
         })
@@ -178,17 +231,26 @@ impl OrderProducer {
     /// within a second for a refused connection), or after [`CONNECT_TIMEOUT`].
     pub async fn check_reachable(&self) -> Result<usize, ProducerError> {
         let mut health = self.health().subscribe();
-        let client = self.inner.clone();
+        let client = Arc::clone(&self.inner);
         let topic = self.topic.clone();
         let metadata = tokio::task::spawn_blocking(move || {
-            client
+            let answer = client
                 .client()
                 .fetch_metadata(Some(&topic), CONNECT_TIMEOUT)
                 .map(|m| {
                     m.topics()
                         .first()
                         .map(|t| (t.error(), t.partitions().len()))
-                })
+                });
+            if answer.is_ok() {
+                // librdkafka 2.12 drops the bootstrap connection after the first metadata
+                // answer, and the idempotent producer's id request then waits for a 500 ms
+                // retry timer; a second request over the real broker connection starts it now.
+                let _ = client
+                    .client()
+                    .fetch_metadata(Some(&topic), Duration::from_secs(1));
+            }
+            answer
         });
         tokio::select! {
             result = metadata => {
@@ -288,18 +350,25 @@ impl OrderProducer {
         self.inner.in_flight_count().max(0) as u64
     }
 
-    /// Waits up to `timeout` for every event in flight; true when none is left.
+    /// Waits up to `timeout` for every event in flight; true when none is left. Waits in
+    /// small steps so that the last acknowledgement ends the wait at once.
     pub fn flush(&self, timeout: Duration) -> bool {
-        self.inner.flush(timeout).is_ok() && self.in_flight() == 0
+        let deadline = Instant::now() + timeout;
+        // rd_kafka_flush with no timeout sends what lingers in the queues right away.
+        let _ = self.inner.flush(Duration::ZERO);
+        while self.in_flight() > 0 && Instant::now() < deadline {
+            self.inner.poll(Duration::from_millis(2));
+        }
+        self.in_flight() == 0
     }
 
     /// Gives up on everything in flight: each such event is reported as failed.
     pub fn abandon(&self) {
         self.inner
             .purge(PurgeConfig::default().queue().inflight().non_blocking());
-        // Delivery reports for purged events arrive through the poll thread; a short flush
-        // serves them so the counts are final.
-        let _ = self.inner.flush(Duration::from_millis(500));
+        // Delivery reports for purged events are served by polling; wait for them so the
+        // counts are final.
+        self.flush(Duration::from_millis(500));
     }
 
     pub fn deliveries(&self) -> &Deliveries {

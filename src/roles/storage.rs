@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 
 use crate::activity::{Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters};
-use crate::audit::{AuditLine, AuditWriter};
+use crate::audit::{AuditLine, AuditWriter, RecordId};
 use crate::event::OrderEvent;
 use crate::human;
 use crate::kafka::consumer::{ConsumedRecord, History, Role, RoleError};
@@ -36,26 +36,90 @@ impl Storage {
     }
 }
 
+/// The audit log and the topic disagree about a partition's history.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{file} does not match topic {topic}: its last line for partition {partition} is offset \
+     {offset}, but {what}. The topic was recreated (a restarted development broker starts \
+     empty) or the file belongs to another cluster; move the file away or give storage \
+     another --file"
+)]
+pub struct ForeignLog {
+    file: String,
+    topic: String,
+    partition: i32,
+    offset: i64,
+    what: String,
+}
+
+impl Storage {
+    /// Makes sure the last line the file holds for a partition is the record the topic has
+    /// at that offset. Otherwise offsets in the file mean other records, and skipping "what
+    /// the file already has" would silently drop new ones.
+    fn check_same_history(
+        &self,
+        start: &PartitionStart,
+        last: &RecordId,
+        history: &History,
+    ) -> Result<(), RoleError> {
+        let foreign = |what: String| ForeignLog {
+            file: self.log.path().display().to_string(),
+            topic: self.topic.clone(),
+            partition: start.partition,
+            offset: last.offset,
+            what,
+        };
+        if last.offset >= start.high {
+            return Err(foreign(format!("the partition ends at offset {}", start.high)).into());
+        }
+        if last.offset < start.low {
+            // Retention removed that record: nothing left to compare with.
+            return Ok(());
+        }
+        let mut found = None;
+        history.replay(
+            start.partition,
+            last.offset,
+            last.offset + 1,
+            &mut |record| {
+                found = Some(RecordId::of_record(record));
+            },
+        )?;
+        match found {
+            Some(record) if record == *last => Ok(()),
+            Some(_) => Err(foreign(
+                "the topic's record at that offset has another key or timestamp".to_owned(),
+            )
+            .into()),
+            None => Err(foreign("the topic has no record at that offset".to_owned()).into()),
+        }
+    }
+}
+
 impl Role for Storage {
     fn assigned(
         &mut self,
         partitions: &[PartitionStart],
-        _history: &History,
+        history: &History,
         out: &mut dyn Report,
     ) -> Result<(), RoleError> {
         let numbers: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
-        for (partition, last) in self.log.last_stored(&self.topic, &numbers)? {
-            let start = partitions
-                .iter()
-                .find(|p| p.partition == partition)
-                .map_or(0, |p| p.start);
-            if let Some(last) = last.filter(|&last| last >= start) {
+        for (start, (_, last)) in partitions
+            .iter()
+            .zip(self.log.last_stored(&self.topic, &numbers)?)
+        {
+            let Some(last) = last else { continue };
+            self.check_same_history(start, &last, history)?;
+            if last.offset >= start.start {
                 out.report(Activity::Notice(format!(
-                    "partition {partition}: {} holds offsets up to {last}, beyond the group's \
-                     committed offset {start} (a crash before the commit); those {} records \
-                     are skipped, not stored twice",
+                    "partition {}: {} holds offsets up to {}, beyond the group's committed \
+                     offset {} (a crash before the commit); those {} records are skipped, not \
+                     stored twice",
+                    start.partition,
                     self.log.path().display(),
-                    human::count((last - start + 1) as u64)
+                    last.offset,
+                    start.start,
+                    human::count((last.offset - start.start + 1) as u64)
                 )));
             }
         }
