@@ -561,3 +561,71 @@ fn storage_repairs_a_torn_last_line() {
     let stored = audit_lines(&file);
     assert_eq!(stored.len(), 100);
 }
+
+#[test]
+fn members_that_join_and_drain_hand_over_exactly() {
+    let broker = Broker::start();
+    broker.produce(6_000, 31);
+    let drain_member = || {
+        Running::spawn(&mut broker.orderflow(&[
+            "order-processor",
+            "-g",
+            "handover",
+            "--work-ms",
+            "3",
+            "--exit-at-end",
+            "--json",
+        ]))
+    };
+    let mut first = drain_member();
+    first.wait_for("the first member to start reading", LIMIT, |l| {
+        util::owned(l).is_some_and(|o| !o.is_empty())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // The second member joins while the first is busy: partitions move between them, and
+    // neither may stop while the other still has records to read.
+    let mut second = drain_member();
+    assert!(first.wait(LIMIT).success(), "{}", first.stderr());
+    assert!(second.wait(LIMIT).success(), "{}", second.stderr());
+    let (a, b) = (final_summary(&first.json()), final_summary(&second.json()));
+    assert!(
+        count(&b["records"]) > 0,
+        "the second member got partitions: {b}"
+    );
+    assert_eq!(
+        count(&a["records"]) + count(&b["records"]),
+        6_000,
+        "every record processed once, none skipped, none twice:\n{a}\n{b}"
+    );
+    assert_eq!(count(&a["violations"]) + count(&b["violations"]), 0);
+}
+
+#[test]
+fn storage_refuses_a_log_from_an_earlier_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    let topic = util::unique("reborn");
+    {
+        let broker = Broker::start_with(&topic, 3);
+        broker.produce(100, 1);
+        drain(&broker, &["storage", "--file", file_arg]);
+    }
+    // A restarted development broker starts empty: offsets begin again at 0 and mean other
+    // records. Skipping "what the file already has" would drop them silently.
+    let broker = Broker::start_with(&topic, 3);
+    broker.produce(500, 2);
+    let before = std::fs::read(&file).unwrap();
+    let output = run_with_limit(
+        &mut broker.orderflow(&["storage", "--file", file_arg, "--exit-at-end"]),
+        LIMIT,
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("does not match topic"), "{stderr}");
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "the file is left as it was"
+    );
+}

@@ -992,10 +992,7 @@ impl<R: Role> GroupConsumer<R> {
     fn close(&self, checkpoint: bool) -> (Result<(), ConsumerError>, bool) {
         let consumer = self.consumer();
         let committed = if checkpoint {
-            let mut shared = self.lock();
-            shared
-                .checkpoint(consumer, &self.topic)
-                .and_then(|()| shared.commit(consumer).map_err(ConsumerError::Kafka))
+            self.commit_before_leaving()
         } else {
             self.lock().pending.clear();
             Ok(())
@@ -1023,6 +1020,39 @@ impl<R: Role> GroupConsumer<R> {
             left = consumer.closed();
         }
         (committed, left)
+    }
+
+    /// The last checkpoint and commit. While the group is rebalancing (another member joining
+    /// or leaving) the coordinator refuses commits, and right after it, commits of the old
+    /// generation; keep serving the rebalance until it accepts, rather than leave the next
+    /// owner records this member already handled.
+    fn commit_before_leaving(&self) -> Result<(), ConsumerError> {
+        let consumer = self.consumer();
+        let deadline = Instant::now() + EMPTY_ASSIGNMENT_GRACE;
+        loop {
+            let result = {
+                let mut shared = self.lock();
+                shared
+                    .checkpoint(consumer, &self.topic)
+                    .and_then(|()| shared.commit(consumer).map_err(ConsumerError::Kafka))
+            };
+            match result {
+                Err(ConsumerError::Kafka(e))
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            RDKafkaErrorCode::RebalanceInProgress
+                                | RDKafkaErrorCode::IllegalGeneration
+                        )
+                    ) && Instant::now() < deadline =>
+                {
+                    // Rebalance callbacks run inside poll; records it returns are not handled
+                    // (nor stored): whoever owns their partition next reads them.
+                    let _ = consumer.poll(POLL_TIMEOUT);
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Committed offset, end offset and lag of every owned partition, asked of the cluster.
