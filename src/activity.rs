@@ -9,8 +9,26 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::event::{EventError, Source, Status};
-use crate::kafka::client::Connection;
 use crate::lifecycle::Violation;
+
+/// The latest thing the Kafka client said about reaching the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Connection {
+    /// Nothing bad reported (yet).
+    Ok,
+    /// No broker could be reached; the reason is the client's last transport error.
+    Unreachable { reason: String },
+    /// Connected, but the cluster refused our credentials or TLS set-up.
+    Refused { reason: String },
+    /// The client cannot go on (for example an idempotent producer lost its sequence).
+    Fatal { reason: String },
+}
+
+impl Connection {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Connection::Ok)
+    }
+}
 
 /// Where a newly assigned partition stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -162,11 +180,33 @@ pub enum Activity {
     Record(RecordNote),
     /// Something worth a line (rebuilt state, repaired file, …).
     Notice(String),
-    /// The role's counters.
+    /// The role's counters, every few seconds (and at the end, `last`).
     Summary(Summary),
+    /// The role's counters and partitions, every second: for live views and the members'
+    /// announcements, not for printing.
+    Progress(Summary),
+    /// Consumption was paused (true) or resumed (false) on request.
+    Paused(bool),
+    /// The member has left its group; nothing follows.
+    Left,
 }
 
 /// Where activity goes: a printer, or the live view.
 pub trait Report: Send {
     fn report(&mut self, activity: Activity);
+}
+
+/// Hands every activity to several sinks (a printer or the live view, and the member's
+/// announcements).
+pub struct Fanout(pub Vec<Box<dyn Report>>);
+
+impl Report for Fanout {
+    fn report(&mut self, activity: Activity) {
+        if let Some((last, rest)) = self.0.split_last_mut() {
+            for sink in rest {
+                sink.report(activity.clone());
+            }
+            last.report(activity);
+        }
+    }
 }

@@ -162,7 +162,12 @@ Examples:
         long_about = "\
 Count what the shop does: events per status and per source, orders completed (DELIVERED) and
 in flight, malformed records, events per second. Run a second `orderflow analytics` to see the
-two members of the group split the partitions; stop one and the other takes them over.",
+two members of the group split the partitions; stop one and the other takes them over.
+
+In a terminal it opens the live view: the counters, events per second over the last minute,
+this member's partitions with their offsets and lag, every group reading the topic with its
+members and lag, and the rebalances as they happen. Keys: p pause/resume (lag grows), ? help,
+q quit. --no-tui (or a pipe) gives plain text; --json gives JSON Lines.",
         after_help = "\
 Examples:
   orderflow analytics                             # group analytics
@@ -189,6 +194,46 @@ Examples:
   kill -9 <pid>; orderflow storage                # resumes; nothing lost, nothing twice"
     )]
     Storage(StorageArgs),
+
+    /// The whole platform in one terminal: a broker, a producer, the three roles, the view
+    #[command(
+        long_about = "\
+The whole order platform in one terminal: a development broker, a producer (about 20 events
+per second), order-processor, analytics and storage, each in its own consumer group, and the
+live view with a panel per role, the groups reading the topic and the rebalances.
+
+Other terminals can join in: the broker listens on --listen (127.0.0.1:9092 when free, a free
+port otherwise; the status line shows it), so `orderflow analytics` in a second terminal
+joins the analytics group and the view shows the partitions move. The storage role writes its
+audit log to the temporary directory; the path is printed when the demo ends.",
+        after_help = "\
+Examples:
+  orderflow demo                     # q quits, p pauses the selected role, tab selects
+  orderflow demo --rate 200
+  orderflow demo --no-tui            # plain text from every role, Ctrl-C stops"
+    )]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Events per second the producer sends; 0 sends as fast as the broker takes them
+    #[arg(
+        long,
+        default_value = "20",
+        value_name = "EVENTS/S",
+        value_parser = parse_rate,
+        allow_negative_numbers = true
+    )]
+    pub rate: f64,
+
+    /// Address of the demo's broker; if it is taken, a free port is used instead
+    #[arg(long, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
+    pub listen: String,
+
+    /// Plain text from every role instead of the live view
+    #[arg(long)]
+    pub no_tui: bool,
 }
 
 /// Options every consumer role has.
@@ -204,10 +249,15 @@ pub struct ConsumerArgs {
     pub exit_at_end: bool,
 
     /// JSON Lines on stdout, one object per line with a "type": joined, assigned, revoked,
-    /// committed, commit_failed, connection, malformed, violation, notice, summary
-    /// (docs/consumer-output.md)
+    /// committed, commit_failed, connection, malformed, violation, notice, paused, summary,
+    /// left (docs/consumer-output.md)
     #[arg(long)]
     pub json: bool,
+
+    /// Plain text instead of the live view, even in a terminal (the view is never used when
+    /// stdout is not a terminal)
+    #[arg(long)]
+    pub no_tui: bool,
 }
 
 #[derive(Debug, Args)]

@@ -5,21 +5,32 @@
 //! - [`lifecycle`]: PLACED → CONFIRMED → SHIPPED → DELIVERED, and violations of it
 //! - [`generator`]: seeded, shop-like order streams and rate pacing (no Kafka)
 //! - [`config`]: validated `-b`/`-t`/`-X` settings and librdkafka client configs
-//! - [`kafka`]: all Kafka I/O: the producer, connection health, the development broker
-//! - [`roles`]: the order platform's roles (`produce`)
-//! - [`commands`]: the subcommand dispatch and the infrastructure commands (`broker`)
-//! - [`cli`], [`shutdown`], [`human`]: flags, Ctrl-C/SIGTERM, output for people
+//! - [`kafka`]: all Kafka I/O — producer, consumer-group runtime, dead letters, member
+//!   announcements, the group watch, connection health, the development broker
+//! - [`activity`]: what a consumer role reports, as plain values
+//! - [`group_view`]: who reads the topic — groups, members, partitions, lag — as plain values
+//! - [`roles`]: the order platform's roles (produce, order-processor, analytics, storage)
+//! - [`audit`]: the audit log the storage role writes
+//! - [`printer`]: text and JSON Lines output of the roles
+//! - [`dashboard`]: the live view (ratatui), fed by plain events, no Kafka
+//! - [`commands`]: the subcommand dispatch and the commands that are not roles (`broker`,
+//!   `demo`)
+//! - [`cli`], [`shutdown`], [`logging`], [`human`]: flags, stop requests, diagnostics,
+//!   output for people
 
 pub mod activity;
 pub mod audit;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dashboard;
 pub mod event;
 pub mod generator;
+pub mod group_view;
 pub mod human;
 pub mod kafka;
 pub mod lifecycle;
+pub mod logging;
 pub mod printer;
 pub mod roles;
 pub mod shutdown;

@@ -7,7 +7,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = orderflow::cli::Cli::parse();
-    init_tracing();
+    orderflow::logging::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -25,16 +25,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr, quiet by default: commands print what a learner needs themselves, and
-/// what librdkafka and rust-rdkafka log is what ConnectionHealth already turns into words.
-/// RUST_LOG turns on more, e.g. RUST_LOG=orderflow=debug,librdkafka=debug,rdkafka=debug.
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,librdkafka=off,rdkafka=off"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }

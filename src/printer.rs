@@ -6,8 +6,8 @@
 //! connection change and problem always gets its line.
 //!
 //! JSON Lines: one object per line with a `"type"` — `joined`, `assigned`, `revoked`,
-//! `committed`, `commit_failed`, `connection`, `malformed`, `violation`, `notice`, `summary`
-//! (see docs/consumer-output.md). Valid records get no line of their own; summaries carry
+//! `committed`, `commit_failed`, `connection`, `malformed`, `violation`, `notice`, `paused`,
+//! `summary`, `left` (see docs/consumer-output.md). Valid records get no line of their own; summaries carry
 //! their counts.
 
 use std::io::{self, Write};
@@ -16,10 +16,10 @@ use std::time::Instant;
 use chrono::{Local, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
+use crate::activity::Connection;
 use crate::activity::{Activity, Outcome, PartitionProgress, RecordNote, RoleCounters, Summary};
 use crate::event::{OrderKey, Status};
 use crate::human;
-use crate::kafka::client::Connection;
 
 /// Per-record lines allowed per second before the text printer switches to summaries.
 pub const LINES_PER_SECOND: f64 = 20.0;
@@ -38,6 +38,8 @@ pub struct TextPrinter {
     refilled_at: Instant,
     /// Records not shown since the last summary printed.
     suppressed: u64,
+    /// Put before every line when several roles share one output (the demo without a view).
+    prefix: String,
 }
 
 impl Default for TextPrinter {
@@ -46,13 +48,26 @@ impl Default for TextPrinter {
             budget: LINES_PER_SECOND,
             refilled_at: Instant::now(),
             suppressed: 0,
+            prefix: String::new(),
         }
     }
 }
 
 impl TextPrinter {
+    /// A printer whose lines start with `[name]`.
+    pub fn with_prefix(name: &str) -> TextPrinter {
+        TextPrinter {
+            prefix: format!("[{name}] "),
+            ..TextPrinter::default()
+        }
+    }
+
     fn line(&self, text: &str) {
-        emit(&format!("{} {text}", Local::now().format("%H:%M:%S")));
+        emit(&format!(
+            "{} {}{text}",
+            Local::now().format("%H:%M:%S"),
+            self.prefix
+        ));
     }
 
     /// Whether one more per-record line fits in the budget.
@@ -108,10 +123,16 @@ impl crate::activity::Report for TextPrinter {
                 } else {
                     String::new()
                 };
+                // A member that owned nothing waited for these; one that already had some
+                // (a cooperative rebalance) just got more.
+                let waited = if waited.is_zero() {
+                    String::new()
+                } else {
+                    format!(" after {}", human::duration(waited))
+                };
                 self.line(&format!(
-                    "assigned {} after {}{ready}; now owns {} — {}",
+                    "assigned {}{waited}{ready}; now owns {} — {}",
                     partition_list(partitions.iter().map(|p| p.partition)),
-                    human::duration(waited),
                     partition_list(now_owned.iter().copied()),
                     starts.join(", ")
                 ));
@@ -150,6 +171,12 @@ impl crate::activity::Report for TextPrinter {
                 }
             }
             Activity::Notice(message) => self.line(&message),
+            Activity::Progress(_) => {}
+            Activity::Paused(true) => {
+                self.line("consumption paused: records wait in Kafka and the lag grows")
+            }
+            Activity::Paused(false) => self.line("consumption resumed"),
+            Activity::Left => self.line("left the group; its partitions go to the other members"),
             Activity::Summary(summary) => {
                 if summary.last || self.suppressed > 0 {
                     self.suppressed = 0;
@@ -236,7 +263,8 @@ fn lag_text(partitions: &[PartitionProgress]) -> String {
     format!("lag {}", parts.join(", "))
 }
 
-fn summary_line(summary: &Summary) -> String {
+/// The one-line text form of a summary (also printed when the live view closes).
+pub fn summary_line(summary: &Summary) -> String {
     let head = if summary.last { "final" } else { "summary" };
     let counts = match &summary.counters {
         RoleCounters::OrderProcessor {
@@ -375,6 +403,9 @@ impl crate::activity::Report for JsonPrinter {
                 Outcome::Order { .. } | Outcome::AlreadyStored => return,
             },
             Activity::Notice(message) => json!({"type": "notice", "at": now(), "message": message}),
+            Activity::Progress(_) => return,
+            Activity::Paused(paused) => json!({"type": "paused", "at": now(), "paused": paused}),
+            Activity::Left => json!({"type": "left", "at": now()}),
             Activity::Summary(summary) => {
                 let mut map = serde_json::Map::new();
                 map.insert("type".into(), json!("summary"));

@@ -1,18 +1,24 @@
-//! Ctrl-C and SIGTERM as a value every long-running command can watch. The first signal asks
-//! for a clean stop (flush, commit, leave the group); a second one means "stop waiting".
+//! Ctrl-C, SIGTERM and the live view's `q` as a value every long-running command can watch.
+//! The first request asks for a clean stop (flush, commit, leave the group); a second one
+//! means "stop waiting".
+
+use std::sync::Arc;
 
 use tokio::sync::watch;
 
-/// Counts the stop signals received; cheap to clone and to check from any thread.
+/// Counts the stop requests received; cheap to clone and to check from any thread.
 #[derive(Clone, Debug)]
 pub struct Shutdown {
-    signals: watch::Receiver<u32>,
+    requests: watch::Receiver<u32>,
+    /// Lets code inside the process (the live view's `q`) ask for a stop too.
+    sender: Arc<watch::Sender<u32>>,
 }
 
 impl Shutdown {
     /// Starts listening for Ctrl-C and SIGTERM. Must be called inside the tokio runtime.
     pub fn listen() -> Shutdown {
-        let (tx, rx) = watch::channel(0u32);
+        let shutdown = Shutdown::manual();
+        let sender = Arc::clone(&shutdown.sender);
         tokio::spawn(async move {
             #[cfg(unix)]
             let mut term =
@@ -35,21 +41,29 @@ impl Shutdown {
                     }
                     _ = terminated => {}
                 }
-                tx.send_modify(|n| *n += 1);
+                sender.send_modify(|n| *n += 1);
             }
         });
-        Shutdown { signals: rx }
+        shutdown
     }
 
-    /// A shutdown that only [`ShutdownTrigger`] can trigger (tests, embedded use).
-    pub fn manual() -> (ShutdownTrigger, Shutdown) {
+    /// A shutdown that only [`Shutdown::request`] triggers (tests, embedded use).
+    pub fn manual() -> Shutdown {
         let (tx, rx) = watch::channel(0u32);
-        (ShutdownTrigger(tx), Shutdown { signals: rx })
+        Shutdown {
+            requests: rx,
+            sender: Arc::new(tx),
+        }
     }
 
-    /// How many stop signals arrived so far.
+    /// Asks for a stop, as a signal would.
+    pub fn request(&self) {
+        self.sender.send_modify(|n| *n += 1);
+    }
+
+    /// How many stop requests arrived so far.
     pub fn signals(&self) -> u32 {
-        *self.signals.borrow()
+        *self.requests.borrow()
     }
 
     /// Whether a stop was asked for.
@@ -57,25 +71,14 @@ impl Shutdown {
         self.signals() > 0
     }
 
-    /// Completes once `n` stop signals have arrived (never, if the sender is gone first).
+    /// Completes once `n` stop requests have arrived.
     pub async fn wait_for(&mut self, n: u32) {
-        if self.signals.wait_for(|count| *count >= n).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        // The sender lives as long as any Shutdown, including this one: this cannot fail.
+        let _ = self.requests.wait_for(|count| *count >= n).await;
     }
 
-    /// Completes at the first stop signal.
+    /// Completes at the first stop request.
     pub async fn requested_async(&mut self) {
         self.wait_for(1).await;
-    }
-}
-
-/// Triggers a [`Shutdown`] made with [`Shutdown::manual`].
-#[derive(Debug)]
-pub struct ShutdownTrigger(watch::Sender<u32>);
-
-impl ShutdownTrigger {
-    pub fn trigger(&self) {
-        self.0.send_modify(|n| *n += 1);
     }
 }

@@ -3,6 +3,7 @@
 
 mod broker;
 mod consumers;
+mod demo;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = settings(cli.connection)?;
             consumers::storage(&settings, &args, shutdown).await
         }
+        Command::Demo(args) => demo::run(cli.connection, &args, shutdown).await,
     }
 }
 

@@ -11,24 +11,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
-/// The latest thing librdkafka told us about reaching the cluster.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Connection {
-    /// Nothing bad reported (yet).
-    Ok,
-    /// No broker could be reached; the reason is librdkafka's last transport error.
-    Unreachable { reason: String },
-    /// Connected, but the cluster refused our credentials or TLS set-up.
-    Refused { reason: String },
-    /// The client cannot go on (for example an idempotent producer lost its sequence).
-    Fatal { reason: String },
-}
-
-impl Connection {
-    pub fn is_ok(&self) -> bool {
-        matches!(self, Connection::Ok)
-    }
-}
+pub use crate::activity::Connection;
 
 /// A `ClientContext` that keeps the latest [`Connection`] state in a watch channel.
 pub struct ConnectionHealth {

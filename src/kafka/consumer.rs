@@ -70,8 +70,9 @@ const MANAGED_PROPERTIES: [(&str, &str); 4] = [
     ("enable.partition.eof", "--exit-at-end sets it"),
 ];
 
-/// How often a summary is reported.
+/// How often a summary is reported (printed), and how often progress is (for live views).
 pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(5);
+pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long the start-up check and the metadata calls wait for the cluster.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -180,6 +181,23 @@ pub enum ConsumerError {
     Kafka(KafkaError),
     #[error("{0}")]
     Role(RoleError),
+}
+
+/// Lets another thread (the live view's `p` key) pause and resume consumption.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumerControl {
+    paused: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ConsumerControl {
+    pub fn set_paused(&self, paused: bool) {
+        self.paused
+            .store(paused, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// Options of a consumer role.
@@ -375,6 +393,8 @@ impl<R: Role> Shared<R> {
 /// The consumer's librdkafka context: connection health, rebalances, commits, statistics.
 pub struct GroupContext<R> {
     health: ConnectionHealth,
+    /// Pause requests; newly assigned partitions are paused too while it is set.
+    control: ConsumerControl,
     shared: Arc<Mutex<Shared<R>>>,
     history: History,
     topic: String,
@@ -460,11 +480,12 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
             }
             return;
         };
-        let revoked: Vec<i32> = partitions
+        let mut revoked: Vec<i32> = partitions
             .elements_for_topic(&self.topic)
             .iter()
             .map(|e| e.partition())
             .collect();
+        revoked.sort_unstable();
         if revoked.is_empty() {
             return;
         }
@@ -511,11 +532,12 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
             return;
         };
         let started = Instant::now();
-        let assigned: Vec<i32> = partitions
+        let mut assigned: Vec<i32> = partitions
             .elements_for_topic(&self.topic)
             .iter()
             .map(|e| e.partition())
             .collect();
+        assigned.sort_unstable();
         {
             let mut shared = self.lock();
             shared.assigned_once = true;
@@ -543,6 +565,15 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
                 }
             }
         };
+        if self.control.is_paused() {
+            let mut paused = TopicPartitionList::new();
+            for &p in &assigned {
+                paused.add_partition(&self.topic, p);
+            }
+            if let Err(e) = consumer.pause(&paused) {
+                tracing::debug!(error = %e, "pausing new partitions");
+            }
+        }
         let mut shared = self.lock();
         for p in &assigned {
             shared.owned.insert(*p, false);
@@ -645,6 +676,8 @@ pub struct GroupConsumer<R: Role> {
     client_id: String,
     /// When the run started, for the average rate of the final summary.
     started: Instant,
+    /// Whether [`GroupConsumer::connect`] succeeded.
+    connected: bool,
 }
 
 /// How a run ended.
@@ -713,6 +746,7 @@ impl<R: Role> GroupConsumer<R> {
         }));
         let context = GroupContext {
             health: ConnectionHealth::default(),
+            control: ConsumerControl::default(),
             shared: Arc::clone(&shared),
             history: History::new(settings).map_err(ConsumerError::Create)?,
             topic: settings.topic.clone(),
@@ -728,7 +762,13 @@ impl<R: Role> GroupConsumer<R> {
             brokers: settings.bootstrap(),
             client_id,
             started: Instant::now(),
+            connected: false,
         })
+    }
+
+    /// A handle to pause and resume this member from another thread.
+    pub fn control(&self) -> ConsumerControl {
+        self.consumer().context().control.clone()
     }
 
     fn consumer(&self) -> &BaseConsumer<GroupContext<R>> {
@@ -811,9 +851,13 @@ impl<R: Role> GroupConsumer<R> {
         })
     }
 
-    /// Runs until stopped (Ctrl-C / SIGTERM) or, with `--exit-at-end`, drained. Blocking: run
-    /// it on its own thread.
-    pub fn run(mut self, shutdown: &Shutdown) -> Result<Ending, ConsumerError> {
+    /// Checks the cluster and the topic, and joins the group. [`GroupConsumer::run`] does it
+    /// when it was not done before; calling it first lets a caller fail before it takes over
+    /// the terminal.
+    pub fn connect(&mut self) -> Result<(), ConsumerError> {
+        if self.connected {
+            return Ok(());
+        }
         self.check_cluster()?;
         self.consumer()
             .subscribe(&[&self.topic])
@@ -821,6 +865,7 @@ impl<R: Role> GroupConsumer<R> {
                 topic: self.topic.clone(),
                 source,
             })?;
+        self.connected = true;
         {
             let mut shared = self.lock();
             shared.idle_since = Some(Instant::now());
@@ -832,9 +877,17 @@ impl<R: Role> GroupConsumer<R> {
                 brokers: self.brokers.clone(),
             });
         }
+        Ok(())
+    }
+
+    /// Runs until stopped (Ctrl-C / SIGTERM) or, with `--exit-at-end`, drained. Blocking: run
+    /// it on its own thread.
+    pub fn run(mut self, shutdown: &Shutdown) -> Result<Ending, ConsumerError> {
+        self.connect()?;
         let result = self.poll_loop(shutdown);
         // Whatever happened, leave cleanly: finish what is durable, commit it, leave the group.
         let (committed, left) = self.close(result.is_ok());
+        self.lock().out.report(Activity::Left);
         if !left {
             // Dropping a consumer that could not finish leaving waits for the cluster
             // without a deadline; the process is about to exit, so let the OS clean up.
@@ -847,9 +900,13 @@ impl<R: Role> GroupConsumer<R> {
 
     fn poll_loop(&self, shutdown: &Shutdown) -> Result<Ending, ConsumerError> {
         let health = self.health().subscribe();
+        let control = self.control();
+        let mut paused = false;
         let mut outage = false;
         let mut last_summary = Instant::now();
         let mut records_at_last_summary: u64 = 0;
+        let mut last_progress = Instant::now();
+        let mut records_at_last_progress: u64 = 0;
         loop {
             if let Some(failure) = self.lock().failure.take() {
                 return Err(failure);
@@ -887,6 +944,19 @@ impl<R: Role> GroupConsumer<R> {
                 outage = !state.is_ok();
                 self.lock().out.report(Activity::Connection(state));
             }
+            if control.is_paused() != paused {
+                paused = control.is_paused();
+                self.apply_pause(paused);
+            }
+            if last_progress.elapsed() >= PROGRESS_INTERVAL {
+                let records = self.lock().records;
+                let rate = (records - records_at_last_progress) as f64
+                    / last_progress.elapsed().as_secs_f64();
+                let summary = self.summary(rate, false);
+                self.lock().out.report(Activity::Progress(summary));
+                last_progress = Instant::now();
+                records_at_last_progress = records;
+            }
             if last_summary.elapsed() >= SUMMARY_INTERVAL {
                 let records = self.lock().records;
                 let rate = (records - records_at_last_summary) as f64
@@ -896,6 +966,25 @@ impl<R: Role> GroupConsumer<R> {
                 records_at_last_summary = records;
             }
         }
+    }
+
+    /// Pauses or resumes fetching from every owned partition. The member stays in its group
+    /// (heartbeats go on), so its partitions stay its own and their lag grows.
+    fn apply_pause(&self, paused: bool) {
+        let owned = self.lock().owned();
+        let mut partitions = TopicPartitionList::new();
+        for &p in &owned {
+            partitions.add_partition(&self.topic, p);
+        }
+        let result = if paused {
+            self.consumer().pause(&partitions)
+        } else {
+            self.consumer().resume(&partitions)
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, paused, "pause/resume");
+        }
+        self.lock().out.report(Activity::Paused(paused));
     }
 
     /// Handles one polled message; returns how many records were handled (0 or 1).
@@ -968,22 +1057,25 @@ impl<R: Role> GroupConsumer<R> {
         }
     }
 
-    fn report_summary(&self, rate: f64, last: bool) {
-        let mut shared = self.lock();
-        let records = shared.records;
+    fn summary(&self, rate: f64, last: bool) -> Summary {
+        let shared = self.lock();
         let (malformed, malformed_by_kind) = shared.role.malformed();
-        let summary = Summary {
+        Summary {
             role: self.options.role,
             group: self.options.group.clone(),
             last,
-            records,
+            records: shared.records,
             malformed,
             malformed_by_kind,
             events_per_s: rate,
             partitions: shared.progress.values().cloned().collect(),
             counters: shared.role.counters(),
-        };
-        shared.out.report(Activity::Summary(summary));
+        }
+    }
+
+    fn report_summary(&self, rate: f64, last: bool) {
+        let summary = self.summary(rate, last);
+        self.lock().out.report(Activity::Summary(summary));
     }
 
     /// Checkpoints, commits synchronously and leaves the group. `checkpoint`: false after a

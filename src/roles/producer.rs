@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 
+use crate::activity::Connection;
 use crate::cli::ProduceArgs;
 use crate::config::KafkaSettings;
 use crate::generator::{OrderGenerator, Pacer};
 use crate::human::{self, StatusLine};
-use crate::kafka::client::Connection;
 use crate::kafka::producer::{DEFAULT_MESSAGE_TIMEOUT_MS, OrderProducer, ProducerError};
 use crate::shutdown::Shutdown;
 
@@ -44,10 +44,35 @@ impl ProduceOutcome {
 }
 
 /// How the send loop should run.
-struct Plan {
-    seed: u64,
-    rate: f64,
-    count: Option<u64>,
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// The generator's seed.
+    pub seed: u64,
+    /// Events per second; 0: as fast as possible.
+    pub rate: f64,
+    /// Stop after this many events; None: until stopped.
+    pub count: Option<u64>,
+}
+
+/// Sends generated events to Kafka on a thread of its own until the count is reached or
+/// `shutdown` is requested; `sent` counts what was handed to the producer. The caller waits
+/// for deliveries (the demo uses this; `produce` runs its own loop with a status line).
+pub fn send_in_background(
+    producer: Arc<OrderProducer>,
+    plan: Plan,
+    shutdown: Shutdown,
+    sent: Arc<AtomicU64>,
+) -> std::io::Result<std::thread::JoinHandle<Result<(), ProducerError>>> {
+    std::thread::Builder::new()
+        .name("producer".into())
+        .spawn(move || {
+            let stop = || shutdown.requested() || !producer.health().current().is_ok_or_down();
+            let mut sink = KafkaSink {
+                producer: &producer,
+                stop,
+            };
+            generate(&plan, stop, &sent, &mut sink)
+        })
 }
 
 /// Where generated events go: Kafka or stdout.
@@ -394,12 +419,13 @@ impl OutageReport {
 
 /// Rate of a growing counter over the last [`RATE_WINDOW`].
 #[derive(Default)]
-struct RateMeter {
+pub struct RateMeter {
     samples: VecDeque<(Instant, u64)>,
 }
 
 impl RateMeter {
-    fn sample(&mut self, total: u64) -> f64 {
+    /// Records the counter's current total; returns its rate per second.
+    pub fn sample(&mut self, total: u64) -> f64 {
         let now = Instant::now();
         self.samples.push_back((now, total));
         while self

@@ -1,0 +1,93 @@
+//! The live view in a real terminal: takes it over (`ratatui::init`, which also restores it
+//! if anything panics), applies events as they come, redraws at most ten times a second and
+//! once a second when nothing happens, handles keys, and gives the terminal back.
+
+use std::io;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+
+use super::state::{Dashboard, ViewEvent};
+
+/// The shortest time between two frames: events are folded into the state as they come,
+/// and the picture catches up at this pace, however fast records flow.
+const FRAME: Duration = Duration::from_millis(100);
+
+/// A frame is drawn at least this often, for the clock and relative times.
+const IDLE_FRAME: Duration = Duration::from_secs(1);
+
+/// What the keys do outside the view itself.
+pub struct Actions {
+    /// Pauses (true) or resumes (false) the role at the same index of `Dashboard::roles`.
+    pub pause: Vec<Box<dyn Fn(bool) + Send>>,
+}
+
+/// Runs the view until `q` (or Ctrl-C in the view), or until `stop()` says the process is
+/// stopping (SIGTERM), or the event senders are all gone. Returns the final state.
+pub fn run(
+    mut dashboard: Dashboard,
+    events: &Receiver<ViewEvent>,
+    actions: &Actions,
+    stop: impl Fn() -> bool,
+) -> io::Result<Dashboard> {
+    let mut terminal = ratatui::try_init()?;
+    let result = (|| -> io::Result<()> {
+        let mut dirty = true;
+        let mut last_frame = Instant::now() - IDLE_FRAME;
+        loop {
+            loop {
+                match events.try_recv() {
+                    Ok(event) => {
+                        dashboard.update(event);
+                        dirty = true;
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => return Ok(()),
+                }
+            }
+            if stop() {
+                return Ok(());
+            }
+            let since = last_frame.elapsed();
+            if (dirty && since >= FRAME) || since >= IDLE_FRAME {
+                dashboard.update(ViewEvent::Tick(Utc::now()));
+                terminal.draw(|frame| frame.render_widget(&dashboard, frame.area()))?;
+                last_frame = Instant::now();
+                dirty = false;
+            }
+            if !event::poll(FRAME)? {
+                continue;
+            }
+            match event::read()? {
+                Event::Key(key) if key.kind == KeyEventKind::Press => {
+                    let ctrl_c = key.code == KeyCode::Char('c')
+                        && key.modifiers.contains(KeyModifiers::CONTROL);
+                    match key.code {
+                        _ if ctrl_c => return Ok(()),
+                        KeyCode::Char('q') | KeyCode::Esc if !dashboard.help => return Ok(()),
+                        KeyCode::Char('?') | KeyCode::Char('h') => dashboard.help = !dashboard.help,
+                        KeyCode::Esc => dashboard.help = false,
+                        KeyCode::Char('q') => dashboard.help = false,
+                        KeyCode::Char('p') | KeyCode::Char(' ') => {
+                            let index = dashboard.selected;
+                            if let (Some(role), Some(pause)) =
+                                (dashboard.roles.get(index), actions.pause.get(index))
+                            {
+                                pause(!role.paused);
+                            }
+                        }
+                        KeyCode::Tab => dashboard.select_next(),
+                        _ => {}
+                    }
+                    dirty = true;
+                }
+                Event::Resize(..) => dirty = true,
+                _ => {}
+            }
+        }
+    })();
+    ratatui::restore();
+    result.map(|()| dashboard)
+}

@@ -1,0 +1,210 @@
+//! Who reads the topic: every consumer group, its members, the partitions each member owns,
+//! and each partition's lag. Plain values, built by [`crate::kafka::group_watch`] and shown by
+//! the live view (docs/group-view.md explains where each piece comes from).
+//!
+//! Membership comes from the cluster when it can describe groups (real Kafka: every member,
+//! kcat included) and otherwise from the members' own announcements: each orderflow member
+//! publishes an [`Announcement`] to `<topic>.members` when its assignment changes and every
+//! second. Lag (log end offset − committed offset) comes from the cluster on both.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The topic members announce themselves on, next to the order topic.
+pub fn announcement_topic(topic: &str) -> String {
+    format!("{topic}.members")
+}
+
+/// What an orderflow member says about itself on `<topic>.members` (key: the member id).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announcement {
+    /// The member's client id, as the cluster knows it (`orderflow-analytics-4242`).
+    pub member: String,
+    /// The machine it runs on.
+    pub host: String,
+    pub group: String,
+    /// Its orderflow role (`analytics`, …).
+    pub role: String,
+    /// The topic it reads.
+    pub topic: String,
+    /// The partitions it owns now.
+    pub owns: Vec<i32>,
+    /// Whether its consumption is paused (the live view's `p`).
+    pub paused: bool,
+    /// `active`, or `left` when it leaves its group.
+    pub state: MemberState,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberState {
+    Active,
+    Left,
+}
+
+/// Where the membership in a [`GroupView`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MembershipSource {
+    /// The cluster described the groups (DescribeGroups): every member, orderflow or not.
+    Cluster,
+    /// The cluster cannot describe groups (the built-in broker): orderflow members'
+    /// announcements.
+    Announcements,
+}
+
+/// One member of a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// The client id (what `kafka-consumer-groups` calls CLIENT-ID).
+    pub id: String,
+    pub host: String,
+    /// The orderflow role, when the member is one of ours.
+    pub role: Option<String>,
+    /// The partitions of the topic it owns.
+    pub owns: Vec<i32>,
+    pub paused: bool,
+}
+
+/// One partition as one group sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionLag {
+    pub partition: i32,
+    /// The member owning it, if any.
+    pub owner: Option<String>,
+    /// The group's committed offset (None: the group never committed one).
+    pub committed: Option<i64>,
+    /// The log end offset.
+    pub end: i64,
+}
+
+impl PartitionLag {
+    /// Records produced and not yet committed by the group. A group that never committed
+    /// lags by the whole partition.
+    pub fn lag(&self, low: i64) -> i64 {
+        (self.end - self.committed.unwrap_or(low)).max(0)
+    }
+}
+
+/// One consumer group reading the topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupState {
+    pub group: String,
+    pub members: Vec<Member>,
+    pub partitions: Vec<PartitionLag>,
+}
+
+impl GroupState {
+    /// Total lag of the group over all partitions; `low` gives each partition's earliest
+    /// offset (where a group without commits would start).
+    pub fn total_lag(&self, low: &BTreeMap<i32, i64>) -> i64 {
+        self.partitions
+            .iter()
+            .map(|p| p.lag(low.get(&p.partition).copied().unwrap_or(0)))
+            .sum()
+    }
+}
+
+/// Every group reading the topic, at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupView {
+    pub topic: String,
+    pub membership: MembershipSource,
+    /// Per partition, its earliest offset still in the log.
+    pub low: BTreeMap<i32, i64>,
+    /// Per partition, its log end offset.
+    pub end: BTreeMap<i32, i64>,
+    /// Sorted by group name.
+    pub groups: Vec<GroupState>,
+    pub at: DateTime<Utc>,
+}
+
+/// Decodes a member's assignment as the classic consumer protocol carries it (version,
+/// then for each topic its name and partition numbers, then user data), keeping the
+/// partitions of `topic`. Never panics: a truncated or foreign blob gives `None`.
+pub fn decode_assignment(bytes: &[u8], topic: &str) -> Option<Vec<i32>> {
+    let mut input = bytes;
+    let mut take = |n: usize| -> Option<&[u8]> {
+        if input.len() < n {
+            return None;
+        }
+        let (head, rest) = input.split_at(n);
+        input = rest;
+        Some(head)
+    };
+    let _version = i16::from_be_bytes(take(2)?.try_into().ok()?);
+    let topics = i32::from_be_bytes(take(4)?.try_into().ok()?);
+    let mut owned = Vec::new();
+    for _ in 0..topics.max(0) {
+        let name_len = i16::from_be_bytes(take(2)?.try_into().ok()?);
+        let name = take(usize::try_from(name_len).ok()?)?;
+        let count = i32::from_be_bytes(take(4)?.try_into().ok()?);
+        let mut partitions = Vec::new();
+        for _ in 0..count.max(0) {
+            partitions.push(i32::from_be_bytes(take(4)?.try_into().ok()?));
+        }
+        if name == topic.as_bytes() {
+            owned.extend(partitions);
+        }
+    }
+    owned.sort_unstable();
+    Some(owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(topics: &[(&str, &[i32])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&1i16.to_be_bytes());
+        out.extend_from_slice(&(topics.len() as i32).to_be_bytes());
+        for (name, partitions) in topics {
+            out.extend_from_slice(&(name.len() as i16).to_be_bytes());
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&(partitions.len() as i32).to_be_bytes());
+            for p in *partitions {
+                out.extend_from_slice(&p.to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&(-1i32).to_be_bytes()); // no user data
+        out
+    }
+
+    #[test]
+    fn assignments_decode_to_the_partitions_of_our_topic() {
+        let bytes = assignment(&[("other", &[0]), ("order-events", &[2, 0])]);
+        assert_eq!(decode_assignment(&bytes, "order-events"), Some(vec![0, 2]));
+        assert_eq!(decode_assignment(&bytes, "nope"), Some(vec![]));
+    }
+
+    #[test]
+    fn truncated_assignments_are_refused_not_panicked_on() {
+        let bytes = assignment(&[("order-events", &[0, 1, 2])]);
+        for cut in 0..bytes.len() - 4 {
+            let _ = decode_assignment(&bytes[..cut], "order-events");
+        }
+        assert_eq!(
+            decode_assignment(&[0, 1, 0x7f, 0xff, 0xff, 0xff], "t"),
+            None
+        );
+    }
+
+    #[test]
+    fn lag_counts_from_the_commit_or_from_the_start() {
+        let p = PartitionLag {
+            partition: 0,
+            owner: None,
+            committed: Some(90),
+            end: 100,
+        };
+        assert_eq!(p.lag(0), 10);
+        let never = PartitionLag {
+            committed: None,
+            ..p
+        };
+        assert_eq!(never.lag(20), 80);
+    }
+}

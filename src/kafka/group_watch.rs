@@ -1,0 +1,404 @@
+//! Builds the [`GroupView`] of the topic, once a second, on a thread of its own.
+//!
+//! One mechanism for both kinds of cluster:
+//! - **membership**: ask the cluster to describe its groups (ListGroups + DescribeGroups) and
+//!   decode each member's assignment. Real Kafka answers, so every member shows, kcat
+//!   included. The built-in broker does not implement those requests; then the members'
+//!   own announcements on `<topic>.members` say who owns what. On real Kafka the
+//!   announcements still add each orderflow member's role and pause state.
+//! - **lag**: for every group, its committed offsets (OffsetFetch, which any client may ask
+//!   for any group without joining it) against each partition's end offset (ListOffsets).
+//!   Both clusters answer these, so lag is the same computation everywhere.
+//!
+//! Groups shown: those the cluster describes as reading the topic, those with announced
+//! members, and orderflow's three role groups once they have committed offsets.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::client::ConnectionHealth;
+use crate::config::KafkaSettings;
+use crate::group_view::{
+    Announcement, GroupState, GroupView, Member, MemberState, MembershipSource, PartitionLag,
+    announcement_topic, decode_assignment,
+};
+
+/// How often the view is rebuilt.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An announcement older than this is from a member that is gone (they come every second).
+const ANNOUNCEMENT_FRESHNESS: Duration = Duration::from_secs(5);
+
+/// When starting, read this many of the latest announcements per partition: enough for the
+/// members alive now (the built-in broker cannot look records up by time).
+const ANNOUNCEMENT_BACKLOG: i64 = 500;
+
+/// How long each request of a round may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Groups shown once they have committed offsets, even without members.
+const ROLE_GROUPS: [&str; 3] = ["order-processor", "analytics", "storage"];
+
+/// A running group watch; dropping it stops the thread.
+pub struct GroupWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl GroupWatch {
+    /// Starts watching; `deliver` gets a new view every [`WATCH_INTERVAL`].
+    pub fn start(
+        settings: &KafkaSettings,
+        mut deliver: impl FnMut(GroupView) + Send + 'static,
+    ) -> std::io::Result<GroupWatch> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let settings = settings.clone();
+        let thread = std::thread::Builder::new()
+            .name("group watch".into())
+            .spawn(move || {
+                let mut watcher = match Watcher::new(&settings) {
+                    Ok(watcher) => watcher,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the group view cannot start");
+                        return;
+                    }
+                };
+                while !stopped.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    if let Some(view) = watcher.round() {
+                        deliver(view);
+                    }
+                    let rest = WATCH_INTERVAL.saturating_sub(started.elapsed());
+                    // Sleep in slices so that stopping is quick.
+                    let until = Instant::now() + rest;
+                    while Instant::now() < until && !stopped.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            })?;
+        Ok(GroupWatch {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for GroupWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The watch's clients and memory between rounds.
+struct Watcher {
+    settings: KafkaSettings,
+    /// Metadata, end offsets and group descriptions, on a connection of its own.
+    cluster: BaseConsumer<ConnectionHealth>,
+    /// Reads `<topic>.members`.
+    announcements: BaseConsumer<ConnectionHealth>,
+    /// Whether `announcements` is assigned yet (the topic may not exist before the first
+    /// member announces itself).
+    reading_announcements: bool,
+    /// One client per group, to fetch its committed offsets.
+    offsets: HashMap<String, BaseConsumer<ConnectionHealth>>,
+    /// The latest announcement of each member, with its Kafka timestamp.
+    members: BTreeMap<String, (Announcement, DateTime<Utc>)>,
+    /// Whether the cluster describes groups; None until tried.
+    describes_groups: Option<bool>,
+    /// When describing last failed, to try again now and then.
+    describe_failed_at: Option<Instant>,
+}
+
+fn plain_consumer(
+    settings: &KafkaSettings,
+    purpose: &str,
+    group: &str,
+) -> rdkafka::error::KafkaResult<BaseConsumer<ConnectionHealth>> {
+    let config = settings.client_config(&[
+        ("group.id", group),
+        (
+            "client.id",
+            &format!("orderflow-view-{purpose}-{}", std::process::id()),
+        ),
+        ("enable.auto.commit", "false"),
+        ("log.connection.close", "false"),
+    ]);
+    BaseConsumer::from_config_and_context(&config, ConnectionHealth::default())
+}
+
+impl Watcher {
+    fn new(settings: &KafkaSettings) -> rdkafka::error::KafkaResult<Watcher> {
+        let own_group = format!("orderflow-view-{}", std::process::id());
+        Ok(Watcher {
+            settings: settings.clone(),
+            cluster: plain_consumer(settings, "cluster", &own_group)?,
+            announcements: plain_consumer(settings, "members", &own_group)?,
+            reading_announcements: false,
+            offsets: HashMap::new(),
+            members: BTreeMap::new(),
+            describes_groups: None,
+            describe_failed_at: None,
+        })
+    }
+
+    /// One round: read new announcements, describe groups, fetch offsets, build the view.
+    fn round(&mut self) -> Option<GroupView> {
+        let topic = self.settings.topic.clone();
+        let metadata = self
+            .cluster
+            .fetch_metadata(Some(&topic), REQUEST_TIMEOUT)
+            .ok()?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .first()?
+            .partitions()
+            .iter()
+            .map(|p| p.id())
+            .collect();
+        let mut low = BTreeMap::new();
+        let mut end = BTreeMap::new();
+        for &p in &partitions {
+            let (l, h) = self
+                .cluster
+                .fetch_watermarks(&topic, p, REQUEST_TIMEOUT)
+                .ok()?;
+            low.insert(p, l);
+            end.insert(p, h);
+        }
+
+        self.read_announcements();
+        let described = self.describe_groups(&topic);
+        let now = Utc::now();
+        let fresh = |at: &DateTime<Utc>| {
+            (now - *at)
+                .to_std()
+                .map_or(true, |age| age < ANNOUNCEMENT_FRESHNESS)
+        };
+        let announced: Vec<&Announcement> = self
+            .members
+            .values()
+            .filter(|(a, at)| a.state == MemberState::Active && a.topic == topic && fresh(at))
+            .map(|(a, _)| a)
+            .collect();
+
+        let (membership, mut members_by_group) = match described {
+            Some(groups) => (MembershipSource::Cluster, groups),
+            None => (MembershipSource::Announcements, BTreeMap::new()),
+        };
+        // Announcements: the whole membership on the built-in broker; elsewhere they add the
+        // role and pause state to members the cluster described.
+        for a in &announced {
+            let members = members_by_group.entry(a.group.clone()).or_default();
+            match members.iter_mut().find(|m| m.id == a.member) {
+                Some(member) => {
+                    member.role = Some(a.role.clone());
+                    member.paused = a.paused;
+                }
+                None if membership == MembershipSource::Announcements => members.push(Member {
+                    id: a.member.clone(),
+                    host: a.host.clone(),
+                    role: Some(a.role.clone()),
+                    owns: a.owns.clone(),
+                    paused: a.paused,
+                }),
+                None => {}
+            }
+        }
+
+        let mut names: BTreeSet<String> = members_by_group.keys().cloned().collect();
+        names.extend(ROLE_GROUPS.iter().map(|g| g.to_string()));
+        let mut groups = Vec::new();
+        for name in names {
+            let committed = self.committed(&name, &topic, &partitions);
+            let mut members = members_by_group.remove(&name).unwrap_or_default();
+            if members.is_empty() && committed.values().all(Option::is_none) {
+                // A role group that never ran: nothing to show.
+                continue;
+            }
+            members.sort_by(|a, b| a.id.cmp(&b.id));
+            let owner_of = |p: i32| {
+                members
+                    .iter()
+                    .find(|m| m.owns.contains(&p))
+                    .map(|m| m.id.clone())
+            };
+            let partitions = partitions
+                .iter()
+                .map(|&p| PartitionLag {
+                    partition: p,
+                    owner: owner_of(p),
+                    committed: committed.get(&p).copied().flatten(),
+                    end: end[&p],
+                })
+                .collect();
+            groups.push(GroupState {
+                group: name,
+                members,
+                partitions,
+            });
+        }
+        Some(GroupView {
+            topic,
+            membership,
+            low,
+            end,
+            groups,
+            at: now,
+        })
+    }
+
+    /// Reads every announcement that arrived since the last round.
+    fn read_announcements(&mut self) {
+        let topic = announcement_topic(&self.settings.topic);
+        if !self.reading_announcements {
+            let Ok(metadata) = self.cluster.fetch_metadata(Some(&topic), REQUEST_TIMEOUT) else {
+                return;
+            };
+            let Some(t) = metadata.topics().first() else {
+                return;
+            };
+            if t.error().is_some() || t.partitions().is_empty() {
+                return;
+            }
+            let mut assignment = TopicPartitionList::new();
+            for p in t.partitions() {
+                let start = match self
+                    .cluster
+                    .fetch_watermarks(&topic, p.id(), REQUEST_TIMEOUT)
+                {
+                    Ok((low, high)) => (high - ANNOUNCEMENT_BACKLOG).max(low),
+                    Err(_) => return,
+                };
+                if assignment
+                    .add_partition_offset(&topic, p.id(), Offset::Offset(start))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            if self.announcements.assign(&assignment).is_err() {
+                return;
+            }
+            self.reading_announcements = true;
+        }
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while let Some(polled) = self.announcements.poll(Duration::from_millis(20)) {
+            if let Ok(message) = polled {
+                let at = message
+                    .timestamp()
+                    .to_millis()
+                    .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+                    .unwrap_or_else(Utc::now);
+                if let Some(a) = message
+                    .payload()
+                    .and_then(|v| serde_json::from_slice::<Announcement>(v).ok())
+                {
+                    self.members.insert(a.member.clone(), (a, at));
+                }
+            }
+            if Instant::now() > deadline {
+                break;
+            }
+        }
+        // Forget members long gone, so the map does not grow with every run of a class.
+        let now = Utc::now();
+        self.members
+            .retain(|_, (_, at)| (now - *at).num_seconds() < 60);
+    }
+
+    /// The cluster's own description of the groups reading `topic`, when it gives one.
+    fn describe_groups(&mut self, topic: &str) -> Option<BTreeMap<String, Vec<Member>>> {
+        if self.describes_groups == Some(false)
+            && self
+                .describe_failed_at
+                .is_some_and(|at| at.elapsed() < Duration::from_secs(30))
+        {
+            return None;
+        }
+        match self.cluster.fetch_group_list(None, REQUEST_TIMEOUT) {
+            Ok(list) => {
+                self.describes_groups = Some(true);
+                let mut groups = BTreeMap::new();
+                for group in list.groups() {
+                    if group.protocol_type() != "consumer" {
+                        continue;
+                    }
+                    let members: Vec<Member> = group
+                        .members()
+                        .iter()
+                        .filter_map(|m| {
+                            let owns = m.assignment().and_then(|a| decode_assignment(a, topic))?;
+                            Some(Member {
+                                id: m.client_id().to_owned(),
+                                host: m.client_host().trim_start_matches('/').to_owned(),
+                                role: None,
+                                owns,
+                                paused: false,
+                            })
+                        })
+                        .collect();
+                    let reads_topic = members.iter().any(|m| !m.owns.is_empty());
+                    if reads_topic || ROLE_GROUPS.contains(&group.name()) {
+                        groups.insert(group.name().to_owned(), members);
+                    }
+                }
+                Some(groups)
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "the cluster does not describe groups");
+                self.describes_groups = Some(false);
+                self.describe_failed_at = Some(Instant::now());
+                None
+            }
+        }
+    }
+
+    /// A group's committed offset per partition (None: never committed).
+    fn committed(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> BTreeMap<i32, Option<i64>> {
+        if !self.offsets.contains_key(group) {
+            match plain_consumer(&self.settings, "offsets", group) {
+                Ok(client) => {
+                    self.offsets.insert(group.to_owned(), client);
+                }
+                Err(_) => return BTreeMap::new(),
+            }
+        }
+        let client = &self.offsets[group];
+        let mut query = TopicPartitionList::new();
+        for &p in partitions {
+            query.add_partition(topic, p);
+        }
+        let Ok(answer) = client.committed_offsets(query, REQUEST_TIMEOUT) else {
+            return BTreeMap::new();
+        };
+        partitions
+            .iter()
+            .map(|&p| {
+                let offset = answer
+                    .find_partition(topic, p)
+                    .and_then(|e| match e.offset() {
+                        Offset::Offset(o) if o >= 0 => Some(o),
+                        _ => None,
+                    });
+                (p, offset)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,466 @@
+//! The live view without a terminal: events go into the state, whole frames are rendered into
+//! ratatui's TestBackend and compared with committed snapshots (tests/snapshots/).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use orderflow::activity::{
+    Activity, Connection, Outcome, PartitionProgress, PartitionStart, RecordNote, RoleCounters,
+    Summary,
+};
+use orderflow::dashboard::{Dashboard, ProducerStats, ViewEvent};
+use orderflow::event::{EventError, Status};
+use orderflow::group_view::{GroupState, GroupView, Member, MembershipSource, PartitionLag};
+use orderflow::lifecycle::Violation;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 18, 30, 0).unwrap() + chrono::TimeDelta::seconds(secs)
+}
+
+fn render(dashboard: &Dashboard, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| frame.render_widget(dashboard, frame.area()))
+        .unwrap();
+    terminal
+}
+
+fn analytics_dashboard() -> Dashboard {
+    Dashboard::new(
+        "localhost:9092",
+        "order-events",
+        &["analytics"],
+        at(0),
+        FixedOffset::east_opt(0).unwrap(),
+    )
+}
+
+fn role(d: &mut Dashboard, role: &'static str, secs: i64, activity: Activity) {
+    d.update(ViewEvent::Role {
+        role,
+        activity,
+        at: at(secs),
+    });
+}
+
+fn analytics_summary(records: u64, rate: f64, statuses: [u64; 4]) -> Summary {
+    Summary {
+        role: "analytics",
+        group: "analytics".into(),
+        last: false,
+        records,
+        malformed: 2,
+        malformed_by_kind: BTreeMap::from([("not-json", 2)]),
+        events_per_s: rate,
+        partitions: (0..3)
+            .map(|p| PartitionProgress {
+                partition: p,
+                position: Some(1_000 + p as i64),
+                committed: Some(1_000 + p as i64),
+                end: Some(1_010 + p as i64),
+                lag: Some(10),
+            })
+            .collect(),
+        counters: RoleCounters::Analytics {
+            statuses: Status::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .zip(statuses)
+                .collect(),
+            sources: BTreeMap::from([
+                ("WEB", records / 2),
+                ("MOBILE", records / 3),
+                ("API", records / 6),
+            ]),
+            completed: statuses[3],
+            in_flight: statuses[0] - statuses[3],
+        },
+    }
+}
+
+fn join(d: &mut Dashboard, member: &str) {
+    role(
+        d,
+        "analytics",
+        0,
+        Activity::Joined {
+            role: "analytics",
+            group: "analytics".into(),
+            member: member.into(),
+            topic: "order-events".into(),
+            brokers: "localhost:9092".into(),
+        },
+    );
+}
+
+fn assign(d: &mut Dashboard, secs: i64, partitions: &[i32]) {
+    role(
+        d,
+        "analytics",
+        secs,
+        Activity::Assigned {
+            partitions: partitions
+                .iter()
+                .map(|&p| PartitionStart {
+                    partition: p,
+                    start: 0,
+                    committed: false,
+                    low: 0,
+                    high: 1_000,
+                })
+                .collect(),
+            waited: Duration::from_millis(1_000),
+            took: Duration::ZERO,
+            now_owned: partitions.to_vec(),
+        },
+    );
+}
+
+/// A group view with the given members (id, partitions) in group analytics, plus storage
+/// and order-processor groups with one member each.
+fn groups(secs: i64, analytics: &[(&str, &[i32])], end: i64) -> GroupView {
+    let group = |name: &str, members: &[(&str, &[i32])], committed: i64| {
+        let owner = |p: i32| {
+            members
+                .iter()
+                .find(|(_, owns)| owns.contains(&p))
+                .map(|(m, _)| m.to_string())
+        };
+        GroupState {
+            group: name.into(),
+            members: members
+                .iter()
+                .map(|(id, owns)| Member {
+                    id: id.to_string(),
+                    host: "laptop".into(),
+                    role: Some(name.into()),
+                    owns: owns.to_vec(),
+                    paused: false,
+                })
+                .collect(),
+            partitions: (0..3)
+                .map(|p| PartitionLag {
+                    partition: p,
+                    owner: owner(p),
+                    committed: Some(committed + p as i64),
+                    end: end + p as i64,
+                })
+                .collect(),
+        }
+    };
+    GroupView {
+        topic: "order-events".into(),
+        membership: MembershipSource::Announcements,
+        low: (0..3).map(|p| (p, 0)).collect(),
+        end: (0..3).map(|p| (p, end + p as i64)).collect(),
+        groups: vec![
+            group("analytics", analytics, end - 10),
+            group(
+                "order-processor",
+                &[("orderflow-order-processor-777", &[0, 1, 2])],
+                end - 3,
+            ),
+            group("storage", &[], end - 400),
+        ],
+        at: at(secs),
+    }
+}
+
+/// Analytics two minutes into a class: counters, a minute of rates, partitions, groups.
+fn mid_stream() -> Dashboard {
+    let mut d = analytics_dashboard();
+    join(&mut d, "orderflow-analytics-4242");
+    assign(&mut d, 1, &[0, 1, 2]);
+    d.update(ViewEvent::Groups(groups(
+        1,
+        &[("orderflow-analytics-4242", &[0, 1, 2])],
+        1_010,
+    )));
+    for second in 0..60 {
+        let rate = 18.0 + (second % 7) as f64;
+        role(
+            &mut d,
+            "analytics",
+            2 + second,
+            Activity::Progress(analytics_summary(2_400, rate, [700, 650, 560, 490])),
+        );
+    }
+    role(
+        &mut d,
+        "analytics",
+        61,
+        Activity::Committed {
+            offsets: vec![(0, 1_000), (1, 1_001), (2, 1_002)],
+        },
+    );
+    role(
+        &mut d,
+        "analytics",
+        61,
+        Activity::Record(RecordNote {
+            partition: 1,
+            offset: 777,
+            outcome: Outcome::Malformed(EventError::UnknownStatus("LOST".into())),
+            routed_to: None,
+        }),
+    );
+    d.update(ViewEvent::Groups(groups(
+        62,
+        &[("orderflow-analytics-4242", &[0, 1, 2])],
+        1_010,
+    )));
+    d
+}
+
+fn after_rebalance() -> Dashboard {
+    let mut d = mid_stream();
+    let here = "orderflow-analytics-4242";
+    let other = "orderflow-analytics-5151";
+    d.update(ViewEvent::Groups(groups(
+        63,
+        &[(here, &[0, 1]), (other, &[])],
+        1_020,
+    )));
+    d.update(ViewEvent::Groups(groups(
+        68,
+        &[(here, &[0, 1]), (other, &[2])],
+        1_030,
+    )));
+    role(
+        &mut d,
+        "analytics",
+        63,
+        Activity::Revoked {
+            partitions: vec![2],
+            lost: false,
+            now_owned: vec![0, 1],
+        },
+    );
+    d
+}
+
+fn paused() -> Dashboard {
+    let mut d = mid_stream();
+    role(&mut d, "analytics", 63, Activity::Paused(true));
+    d.update(ViewEvent::Groups(groups(
+        70,
+        &[("orderflow-analytics-4242", &[0, 1, 2])],
+        1_600,
+    )));
+    d
+}
+
+#[test]
+fn empty_at_start() {
+    let mut d = analytics_dashboard();
+    join(&mut d, "orderflow-analytics-4242");
+    insta::assert_snapshot!(render(&d, 80, 24).backend());
+}
+
+#[test]
+fn mid_stream_at_160x48() {
+    insta::assert_snapshot!(render(&mid_stream(), 160, 48).backend());
+}
+
+#[test]
+fn mid_stream_at_80x24() {
+    insta::assert_snapshot!(render(&mid_stream(), 80, 24).backend());
+}
+
+#[test]
+fn mid_stream_at_40x10() {
+    insta::assert_snapshot!(render(&mid_stream(), 40, 10).backend());
+}
+
+#[test]
+fn after_a_rebalance() {
+    insta::assert_snapshot!(render(&after_rebalance(), 140, 42).backend());
+}
+
+#[test]
+fn paused_with_lag() {
+    insta::assert_snapshot!(render(&paused(), 120, 36).backend());
+}
+
+#[test]
+fn help_overlay() {
+    let mut d = mid_stream();
+    d.help = true;
+    insta::assert_snapshot!(render(&d, 100, 30).backend());
+}
+
+#[test]
+fn broker_unreachable() {
+    let mut d = mid_stream();
+    role(
+        &mut d,
+        "analytics",
+        70,
+        Activity::Connection(Connection::Unreachable {
+            reason: "Connection refused".into(),
+        }),
+    );
+    insta::assert_snapshot!(render(&d, 100, 30).backend());
+}
+
+fn processor_summary() -> Summary {
+    Summary {
+        role: "order-processor",
+        group: "order-processor".into(),
+        last: false,
+        records: 5_000,
+        malformed: 3,
+        malformed_by_kind: BTreeMap::from([("not-json", 3)]),
+        events_per_s: 20.0,
+        partitions: Vec::new(),
+        counters: RoleCounters::OrderProcessor {
+            valid: 4_995,
+            violations: 2,
+            violations_by_kind: BTreeMap::from([("skipped-status", 2)]),
+            dead_lettered: 5,
+            orders_tracked: 1_300,
+        },
+    }
+}
+
+#[test]
+fn the_order_processor_in_its_own_terminal() {
+    let mut d = Dashboard::new(
+        "localhost:9092",
+        "order-events",
+        &["order-processor"],
+        at(0),
+        FixedOffset::east_opt(0).unwrap(),
+    );
+    role(
+        &mut d,
+        "order-processor",
+        0,
+        Activity::Joined {
+            role: "order-processor",
+            group: "order-processor".into(),
+            member: "orderflow-order-processor-777".into(),
+            topic: "order-events".into(),
+            brokers: "localhost:9092".into(),
+        },
+    );
+    role(
+        &mut d,
+        "order-processor",
+        1,
+        Activity::Progress(processor_summary()),
+    );
+    role(
+        &mut d,
+        "order-processor",
+        2,
+        Activity::Record(RecordNote {
+            partition: 2,
+            offset: 91,
+            outcome: Outcome::Violation {
+                order_id: uuid::Uuid::from_u128(5),
+                status: Status::Shipped,
+                violation: Violation::Skipped {
+                    from: Status::Placed,
+                    to: Status::Shipped,
+                },
+            },
+            routed_to: Some("order-events.dlq".into()),
+        }),
+    );
+    insta::assert_snapshot!(render(&d, 80, 24).backend());
+}
+
+fn demo() -> Dashboard {
+    let mut d = Dashboard::new(
+        "127.0.0.1:9092",
+        "order-events",
+        &["order-processor", "analytics", "storage"],
+        at(0),
+        FixedOffset::east_opt(0).unwrap(),
+    );
+    d.demo_broker = Some("127.0.0.1:9092".into());
+    d.selected = 1;
+    d.update(ViewEvent::Producer(ProducerStats {
+        sent: 2_400,
+        delivered: 2_398,
+        failed: 0,
+        rate: 20.0,
+        target_rate: 20.0,
+    }));
+    role(
+        &mut d,
+        "order-processor",
+        1,
+        Activity::Progress(processor_summary()),
+    );
+    role(
+        &mut d,
+        "analytics",
+        1,
+        Activity::Progress(analytics_summary(2_400, 20.0, [700, 650, 560, 490])),
+    );
+    role(
+        &mut d,
+        "storage",
+        1,
+        Activity::Progress(Summary {
+            role: "storage",
+            group: "storage".into(),
+            last: false,
+            records: 2_395,
+            malformed: 0,
+            malformed_by_kind: BTreeMap::new(),
+            events_per_s: 19.0,
+            partitions: Vec::new(),
+            counters: RoleCounters::Storage {
+                stored: 2_395,
+                already_stored: 0,
+                file: "/tmp/orderflow-demo.audit.jsonl".into(),
+            },
+        }),
+    );
+    d.update(ViewEvent::Groups(groups(
+        2,
+        &[("orderflow-analytics-4242", &[0, 1, 2])],
+        1_010,
+    )));
+    d
+}
+
+#[test]
+fn the_demo_at_140x42() {
+    insta::assert_snapshot!(render(&demo(), 140, 42).backend());
+}
+
+#[test]
+fn the_demo_at_80x24() {
+    insta::assert_snapshot!(render(&demo(), 80, 24).backend());
+}
+
+#[test]
+fn no_size_makes_it_panic() {
+    let mut helped = mid_stream();
+    helped.help = true;
+    // Every size at which a layout changes, and its neighbours.
+    let widths = [
+        0, 1, 5, 19, 20, 21, 39, 40, 41, 59, 60, 61, 80, 99, 100, 109, 110, 160,
+    ];
+    let heights = [0, 1, 2, 3, 4, 9, 10, 13, 14, 15, 23, 24, 29, 30, 42];
+    for dashboard in [
+        analytics_dashboard(),
+        mid_stream(),
+        after_rebalance(),
+        helped,
+        demo(),
+    ] {
+        for width in widths {
+            for height in heights {
+                render(&dashboard, width, height);
+            }
+        }
+    }
+}
