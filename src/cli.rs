@@ -101,7 +101,12 @@ created at start with --partitions partitions.
 It is for learning and tests, not for keeping data: everything is lost when it stops, and it
 drops the oldest messages of a partition past 5 MB or 100,000 messages. It does not implement
 ListGroups, DescribeGroups or CreateTopics, so admin tools such as kafka-consumer-groups do not
-work against it. -b and -X do not apply to it.",
+work against it. -b and -X do not apply to it.
+
+Outages on demand: type `down` in its terminal (or `down 5` for five seconds) and it closes
+every connection and refuses new ones, as a crashed broker would, keeping its data; `up` ends
+the outage. Producers keep events in memory and deliver them when it is back; consumers resume
+where they committed.",
         after_help = "\
 Examples:
   orderflow broker                                   # localhost:9092, topic order-events
@@ -120,7 +125,8 @@ so all events of an order land in one partition, in order.
 Every delivery is accounted for: Ctrl-C (or SIGTERM) stops generating and waits for the events
 in flight; a second Ctrl-C abandons them. The last line says how many were delivered and how
 many failed, and the exit status is 1 if any failed. Events not acknowledged within
-message.timeout.ms (30 s unless set with -X) count as failed.",
+message.timeout.ms (30 s unless set with -X) count as failed, and the first failure stops the
+generator: what it would send next would fail the same way.",
         after_help = "\
 Examples:
   orderflow produce                          # 10 events/s until Ctrl-C

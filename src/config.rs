@@ -114,6 +114,10 @@ impl KafkaSettings {
     pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", self.bootstrap());
+        // After an outage, reconnect within a second instead of librdkafka's growing backoff
+        // of up to 10 s: a class watching a broker come back should see the clients follow.
+        // (librdkafka also checks message timeouts on that cycle, so they fire on time.)
+        config.set("reconnect.backoff.max.ms", "1000");
         for (key, value) in defaults {
             config.set(*key, *value);
         }

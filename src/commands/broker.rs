@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use crate::cli::BrokerArgs;
 use crate::config::validate_topic;
 use crate::kafka::broker::{
-    BrokerOptions, DevBroker, RETENTION_BYTES, RETENTION_MESSAGES, is_local_only,
+    BrokerOptions, DevBroker, Faults, RETENTION_BYTES, RETENTION_MESSAGES, is_local_only,
 };
 use crate::shutdown::Shutdown;
 
@@ -60,9 +60,58 @@ pub async fn run(
             "  note        reachable from other machines: anyone who can connect can read and write"
         );
     }
-    println!("Ctrl-C stops it.");
+    println!(
+        "Type `down` (or `down 5` for five seconds) to simulate an outage, `up` to end it; Ctrl-C stops the broker."
+    );
 
+    tokio::spawn(outage_commands(broker.faults()));
     broker.serve(shutdown.requested_async()).await;
     println!("broker stopped; its topics and offsets are gone");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads `down [SECONDS]` and `up` from stdin: the built-in broker's fault injection, for a
+/// class (what do producers and consumers do when the broker goes away?) and for the tests.
+async fn outage_commands(faults: Faults) {
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [] => {}
+            ["down"] => take_down(&faults),
+            ["down", seconds] => match seconds.parse::<f64>() {
+                Ok(seconds) if seconds > 0.0 && seconds.is_finite() => {
+                    take_down(&faults);
+                    let faults = faults.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+                        bring_up(&faults);
+                    });
+                }
+                _ => println!("`down {seconds}`: the duration must be a number of seconds"),
+            },
+            ["up"] => bring_up(&faults),
+            _ => println!(
+                "unknown command `{}`: type `down`, `down SECONDS` or `up`",
+                line.trim()
+            ),
+        }
+    }
+}
+
+fn take_down(faults: &Faults) {
+    match faults.down() {
+        Ok(()) => println!(
+            "broker DOWN: every connection closed, new ones refused; clients retry (type `up` to end the outage)"
+        ),
+        Err(e) => println!("error: {e}"),
+    }
+}
+
+fn bring_up(faults: &Faults) {
+    match faults.up() {
+        Ok(()) => println!("broker UP: accepting connections again; nothing it held was lost"),
+        Err(e) => println!("error: {e}"),
+    }
 }

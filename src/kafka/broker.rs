@@ -89,8 +89,8 @@ impl ProducerContext for MockOwner {
 /// A running development broker. Dropping it stops the forwarder and destroys the cluster
 /// and everything it holds.
 pub struct DevBroker {
-    /// Owns the mock cluster; held for its Drop, which destroys the cluster.
-    _owner: BaseProducer<MockOwner>,
+    /// Owns the mock cluster; dropping the last reference destroys the cluster.
+    owner: Arc<BaseProducer<MockOwner>>,
     /// The mock broker's own (random) loopback address, where the forwarder connects.
     upstream: SocketAddr,
     /// The bound `--listen` socket, taken by [`DevBroker::serve`].
@@ -160,7 +160,7 @@ impl DevBroker {
             .map_err(|e| BrokerError::Mock(e.to_string()))?;
 
         Ok(DevBroker {
-            _owner: owner,
+            owner: Arc::new(owner),
             upstream,
             listener: Some(listener),
             local,
@@ -216,6 +216,45 @@ impl DevBroker {
             }
         }
         forwards.shutdown().await;
+    }
+}
+
+/// Takes the broker down and brings it back: the built-in broker's fault injection, for
+/// showing (and testing) what clients do in an outage. Data is kept across an outage.
+#[derive(Clone)]
+pub struct Faults {
+    owner: Arc<BaseProducer<MockOwner>>,
+}
+
+impl Faults {
+    /// Closes every connection and refuses new ones, as a crashed broker would.
+    pub fn down(&self) -> Result<(), BrokerError> {
+        self.cluster()?
+            .broker_down(BROKER_ID)
+            .map_err(|e| BrokerError::Mock(format!("taking the broker down: {e}")))
+    }
+
+    /// Accepts connections again.
+    pub fn up(&self) -> Result<(), BrokerError> {
+        self.cluster()?
+            .broker_up(BROKER_ID)
+            .map_err(|e| BrokerError::Mock(format!("bringing the broker up: {e}")))
+    }
+
+    fn cluster(&self) -> Result<rdkafka::mocking::MockCluster<'_, MockOwner>, BrokerError> {
+        self.owner
+            .client()
+            .mock_cluster()
+            .ok_or_else(|| BrokerError::Mock("no mock cluster".into()))
+    }
+}
+
+impl DevBroker {
+    /// A handle to take the broker down and up while it serves.
+    pub fn faults(&self) -> Faults {
+        Faults {
+            owner: Arc::clone(&self.owner),
+        }
     }
 }
 

@@ -245,7 +245,12 @@ async fn to_kafka(
         let sent = Arc::clone(&sent);
         let shutdown = shutdown.clone();
         tokio::task::spawn_blocking(move || {
-            let stop = || shutdown.requested() || !producer.health().current().is_ok_or_down();
+            // An event that failed is lost: stop generating more that would fail the same way.
+            let stop = || {
+                shutdown.requested()
+                    || !producer.health().current().is_ok_or_down()
+                    || producer.deliveries().failed() > 0
+            };
             let mut sink = KafkaSink {
                 producer: &producer,
                 stop,

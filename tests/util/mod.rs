@@ -89,6 +89,8 @@ pub fn text(bytes: &[u8]) -> String {
 /// A development broker (`orderflow broker`) on a free port, stopped when dropped.
 pub struct Broker {
     child: Child,
+    /// The broker's stdin, for outage commands (`down`, `up`).
+    commands: Option<std::process::ChildStdin>,
     /// `host:port` for `-b`.
     pub address: String,
     /// The topic it created at start.
@@ -105,6 +107,7 @@ impl Broker {
         let mut child = orderflow()
             .args(["broker", "--listen", "127.0.0.1:0", "-t", topic])
             .args(["--partitions", &partitions.to_string()])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -131,11 +134,21 @@ impl Broker {
                 panic!("the broker did not report its address within 20 s");
             }
         };
+        let commands = child.stdin.take();
         Broker {
             child,
+            commands,
             address,
             topic: topic.to_owned(),
         }
+    }
+
+    /// Types a command into the broker's terminal: `down`, `down 3`, `up`.
+    pub fn command(&mut self, command: &str) {
+        use std::io::Write;
+        let stdin = self.commands.as_mut().expect("the broker's stdin");
+        writeln!(stdin, "{command}").expect("write to the broker");
+        stdin.flush().expect("flush");
     }
 
     /// `orderflow -b <this broker> -t <its topic> <args…>`.
