@@ -7,6 +7,7 @@
 //! - [`config`]: validated `-b`/`-t`/`-X` settings and librdkafka client configs
 //! - [`kafka`]: all Kafka I/O: the producer, connection health, the development broker
 //! - [`roles`]: the order platform's roles (`produce`)
+//! - [`audit`]: the audit log storage writes, and reading it back (`orderflow audit`)
 //! - [`commands`]: the subcommand dispatch and the infrastructure commands (`broker`)
 //! - [`cli`], [`shutdown`], [`human`]: flags, Ctrl-C/SIGTERM, output for people
 
