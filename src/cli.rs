@@ -3,6 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::audit::order::OrderQuery;
 use crate::config::{Property, parse_property};
 
 const ABOUT: &str = "A Kafka teaching toolkit: one binary plays every role of an order platform, \
@@ -30,6 +31,7 @@ Examples:
   orderflow analytics
   orderflow storage
   orderflow produce --stdout --count 5 --seed 1 | jq .
+  orderflow audit verify order-events.audit.jsonl   # what storage wrote, checked
   orderflow -b kafka.example.com:9092 -X security.protocol=SASL_SSL \\
       -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=me -X sasl.password=… produce";
 
@@ -219,6 +221,32 @@ Examples:
   orderflow demo --no-tui            # plain text from every role, Ctrl-C stops"
     )]
     Demo(DemoArgs),
+
+    /// Inspect an audit log: summary, verify, one order's history, tail (no Kafka needed)
+    #[command(
+        long_about = "\
+Inspect an audit log written by `orderflow storage` (docs/audit-log.md). Reads the file only;
+no Kafka needed.
+
+  summary    what it holds: counts by status, source and partition, the time span, complete
+             and in-flight orders, malformed records by kind
+  verify     whether it is sound: every line an audit line, offsets contiguous in every
+             partition, no record stored twice, every order's lifecycle valid. Exit status 1
+             and the line of each problem otherwise
+  order ID   one order's history, line by line, and whether its lifecycle is valid
+  tail       the last lines, one per line; -f follows the file as storage appends to it
+
+FILE defaults to <topic>.audit.jsonl (order-events.audit.jsonl), the file storage writes by
+default. Every subcommand takes --json for scripts.",
+        after_help = "\
+Examples:
+  orderflow audit summary                                  # order-events.audit.jsonl
+  orderflow audit verify order-events.audit.jsonl && echo sound
+  orderflow audit order 6f1c0a52 order-events.audit.jsonl  # the first 8 characters will do
+  orderflow audit tail -f                                  # Ctrl-C stops
+  orderflow audit verify --json | jq -c '.problems[]'"
+    )]
+    Audit(AuditArgs),
 }
 
 #[derive(Debug, Args)]
@@ -240,6 +268,125 @@ pub struct DemoArgs {
     /// Plain text from every role instead of the live view
     #[arg(long)]
     pub no_tui: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Counts by status, source and partition, time span, complete and in-flight orders
+    #[command(
+        long_about = "\
+What the log holds, in one pass: lines and records; events per status and per source; per
+partition the records and the first and last offset; the span of the Kafka timestamps and of
+the times the lines were stored; orders complete (DELIVERED) and in flight; malformed records by
+kind; lines that are not audit lines. It judges nothing: `verify` does.",
+        after_help = "\
+Examples:
+  orderflow audit summary
+  orderflow audit summary /tmp/audit.jsonl
+  orderflow audit summary --json | jq .statuses"
+    )]
+    Summary(AuditFileArgs),
+
+    /// Check the log; name the line of every problem and exit 1 if there is any
+    #[command(
+        long_about = "\
+Check that the log is what storage promises, and name the line of every problem:
+  - a line that is not an audit line (and why); a torn last line, left by a crash while
+    writing, is reported as such (storage removes it when it starts again);
+  - per topic and partition: a gap (offsets missing between two consecutive stored offsets), a
+    record stored twice (both lines), an offset below one stored before it;
+  - an event that breaks its order's lifecycle (order id, statuses, lines).
+A partition's log may start above offset 0 (retention, or a group that started late): that is
+said, not counted as a problem, and so are orders whose earlier events precede the log.
+Malformed records stored as such are counted as information.
+
+Exit status: 0 when the log is sound, 1 when there is any problem or the file cannot be read.
+Memory stays flat however large the log is, apart from 32 bytes per order.",
+        after_help = "\
+Examples:
+  orderflow audit verify
+  orderflow audit verify /tmp/audit.jsonl || echo \"the log has problems\"
+  orderflow audit verify --json | jq -c '.problems[] | select(.kind == \"gap\")'"
+    )]
+    Verify(AuditFileArgs),
+
+    /// One order's history: every line of it, and whether its lifecycle is valid
+    #[command(
+        long_about = "\
+One order's history in file order: for every line of it the status, the event time, the
+partition and offset, when it was stored, and whether the step keeps the lifecycle
+PLACED → CONFIRMED → SHIPPED → DELIVERED valid. Malformed records keyed by the order's id are
+shown too. ID is the whole order id or its start (at least the 8 characters tail and the
+roles show). Exit status 1 when no line is about the order.",
+        after_help = "\
+Examples:
+  orderflow audit order 6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10
+  orderflow audit order 6f1c0a52 /tmp/audit.jsonl
+  orderflow audit order 6f1c0a52 --json | jq -r '.history[] | \"\\(.offset) \\(.status)\"'"
+    )]
+    Order(AuditOrderArgs),
+
+    /// The last lines, one per line; -f follows the file as it grows
+    #[command(
+        long_about = "\
+The last lines of the log, one per line: the record's time (its Kafka timestamp, UTC),
+partition@offset, the order's first 8 characters, status and source; or MALFORMED and why.
+With -f it keeps going: lines appended later are shown as they arrive (the file is polled a few
+times a second), a truncated file is followed from its start, and so is a new file at the same
+path. Ctrl-C ends it, with exit status 0.
+
+With --json the audit lines themselves are printed, unchanged, one per line; lines that are not
+audit lines and notices go to stderr.",
+        after_help = "\
+Examples:
+  orderflow audit tail                             # the last 10 lines
+  orderflow audit tail -n 50 /tmp/audit.jsonl
+  orderflow audit tail -f                          # and every line storage appends
+  orderflow audit tail -f --json | jq -c 'select(.error_kind)'   # malformed records as they come"
+    )]
+    Tail(AuditTailArgs),
+}
+
+/// The file, and the output format.
+#[derive(Debug, Args)]
+pub struct AuditFileArgs {
+    /// The audit log [default: <topic>.audit.jsonl, so order-events.audit.jsonl]
+    #[arg(value_name = "FILE")]
+    pub file: Option<std::path::PathBuf>,
+
+    /// Print JSON for scripts instead of text (docs/audit-log.md describes it)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditOrderArgs {
+    /// The order id, or its first characters (at least 8)
+    #[arg(value_name = "ID")]
+    pub id: OrderQuery,
+
+    #[command(flatten)]
+    pub log: AuditFileArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditTailArgs {
+    /// How many of the last lines to show
+    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
+    pub lines: u64,
+
+    /// Keep following the file: show lines as they are appended, until Ctrl-C
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+
+    #[command(flatten)]
+    pub log: AuditFileArgs,
 }
 
 /// Options every consumer role has.

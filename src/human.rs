@@ -4,6 +4,8 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 /// `1234567` → `1,234,567`.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -40,6 +42,12 @@ pub fn duration(d: Duration) -> String {
         let whole = d.as_secs();
         format!("{} min {:02} s", whole / 60, whole % 60)
     }
+}
+
+/// A time as the audit log and the events write it, to the millisecond: the log stores when
+/// a line was written to the nanosecond, more than a reader can use.
+pub fn timestamp(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// A status line on stderr, redrawn in place when stderr is a terminal. Elsewhere (a pipe, a
@@ -112,5 +120,7 @@ mod tests {
         assert_eq!(rate(48_210.4), "48,210/s");
         assert_eq!(duration(Duration::from_millis(800)), "0.8 s");
         assert_eq!(duration(Duration::from_secs(125)), "2 min 05 s");
+        let t = DateTime::parse_from_rfc3339("2026-11-21T18:30:05.123456789Z").unwrap();
+        assert_eq!(timestamp(&t.to_utc()), "2026-11-21T18:30:05.123Z");
     }
 }

@@ -10,11 +10,11 @@
 //! - [`activity`]: what a consumer role reports, as plain values
 //! - [`group_view`]: who reads the topic — groups, members, partitions, lag — as plain values
 //! - [`roles`]: the order platform's roles (produce, order-processor, analytics, storage)
-//! - [`audit`]: the audit log the storage role writes
+//! - [`audit`]: the audit log storage writes, and reading it back (`orderflow audit`)
 //! - [`printer`]: text and JSON Lines output of the roles
 //! - [`dashboard`]: the live view (ratatui), fed by plain events, no Kafka
 //! - [`commands`]: the subcommand dispatch and the commands that are not roles (`broker`,
-//!   `demo`)
+//!   `demo`, `audit`)
 //! - [`cli`], [`shutdown`], [`logging`], [`human`]: flags, stop requests, diagnostics,
 //!   output for people
 

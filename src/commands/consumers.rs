@@ -135,6 +135,7 @@ async fn run<R: Role>(
     };
     let view = {
         let shutdown = shutdown.clone();
+        let finished = Arc::clone(&finished);
         tokio::task::spawn_blocking(move || {
             let result = terminal::run(dashboard, &view_events, &actions, || {
                 shutdown.requested() || finished.load(Ordering::Relaxed)
@@ -144,6 +145,12 @@ async fn run<R: Role>(
     };
     let (result, view_events) = view.await?;
     crate::logging::to_stderr();
+    if !finished.load(Ordering::Relaxed) {
+        println!(
+            "{role_name}: committing and leaving group {}… (Ctrl-C to stop without committing)",
+            args.group.as_deref().unwrap_or(role_name)
+        );
+    }
     // `q` in the view, or a signal: either way the member now finishes and leaves.
     shutdown.request();
     let ran = member.await?;

@@ -1,6 +1,7 @@
 //! One `match` from subcommand to code, and the commands that are infrastructure rather than
-//! a role of the order platform.
+//! a role of the order platform (`broker`, `audit`).
 
+mod audit;
 mod broker;
 mod consumers;
 mod demo;
@@ -35,6 +36,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             consumers::storage(&settings, &args, shutdown).await
         }
         Command::Demo(args) => demo::run(cli.connection, &args, shutdown).await,
+        Command::Audit(args) => audit::run(&cli.connection.topic, args, shutdown).await,
     }
 }
 

@@ -152,16 +152,17 @@ impl Dashboard {
                 Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
                     .areas(area);
             let counters = counter_lines(role, left.width.saturating_sub(2));
+            let recent = (role.problems.len() + role.notices.len()).clamp(1, 8) as u16;
             let [counter_area, rate_area, recent_area] = Layout::vertical([
                 Constraint::Length(counters.len() as u16 + 2),
-                Constraint::Max(12),
-                Constraint::Min(0),
+                Constraint::Min(6),
+                Constraint::Length(recent + 2),
             ])
             .areas(left);
             let [member_area, groups_area, timeline_area] = Layout::vertical([
                 Constraint::Length(role.owned.len().max(1) as u16 + 3),
-                Constraint::Min(5),
-                Constraint::Length(8),
+                Constraint::Min(self.group_rows() + 3),
+                Constraint::Length(self.timeline_rows(12) + 2),
             ])
             .areas(right);
             Paragraph::new(counters)
@@ -214,11 +215,11 @@ impl Dashboard {
 
     /// The demo: a panel per role, then the groups and the timeline.
     fn demo_body(&self, area: Rect, buf: &mut Buffer) {
-        let roles_height = if area.height >= 24 { 8 } else { 6 };
+        let roles_height = if area.height >= 24 { 7 } else { 6 };
         let [roles_area, middle, timeline_area] = Layout::vertical([
             Constraint::Length(roles_height),
-            Constraint::Min(4),
-            Constraint::Length(if area.height >= 24 { 7 } else { 3 }),
+            Constraint::Min(self.group_rows() + 3),
+            Constraint::Length(self.timeline_rows(10) + 2),
         ])
         .areas(area);
         let mut columns = Vec::new();
@@ -233,10 +234,13 @@ impl Dashboard {
         if let Some(stats) = &self.producer {
             let cell = *cells.next().expect("one cell per panel");
             let lines = vec![
-                Line::from(format!("sent {}", count(stats.sent))),
+                Line::from(format!(
+                    "{} sent · {}",
+                    count(stats.sent),
+                    human::rate(stats.rate)
+                )),
                 Line::from(format!("delivered {}", count(stats.delivered))),
                 Line::from(format!("failed {}", count(stats.failed))),
-                Line::from(human::rate(stats.rate)),
             ];
             Paragraph::new(lines)
                 .block(panel("producer"))
@@ -276,6 +280,28 @@ impl Dashboard {
             self.groups_panel(middle, buf);
         }
         self.timeline_panel(timeline_area, buf);
+    }
+
+    /// How many rows the timeline wants: its entries, at least 3, at most `max`.
+    fn timeline_rows(&self, max: usize) -> u16 {
+        self.timeline.len().clamp(3, max) as u16
+    }
+
+    /// How many rows the groups table needs (without header and borders).
+    fn group_rows(&self) -> u16 {
+        let Some(view) = &self.groups else {
+            return 1;
+        };
+        let rows: usize = view
+            .groups
+            .iter()
+            .map(|g| {
+                let unowned = g.partitions.iter().any(|p| p.owner.is_none());
+                let rows = g.members.len() + usize::from(unowned);
+                rows + usize::from(rows > 1)
+            })
+            .sum();
+        rows.max(1) as u16
     }
 
     fn owned_line(&self, role: &RoleView) -> Line<'static> {
@@ -434,7 +460,7 @@ impl Dashboard {
         let source = match view.membership {
             MembershipSource::Cluster => "members: as the cluster describes them",
             MembershipSource::Announcements => {
-                "members: their announcements (this broker cannot describe groups)"
+                "members as they announce themselves (this broker cannot describe groups)"
             }
         };
         let table = Table::new(
@@ -483,7 +509,6 @@ impl Dashboard {
                 .collect()
         };
         Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
             .block(panel("rebalances, newest first"))
             .render(area, buf);
     }

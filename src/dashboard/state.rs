@@ -96,10 +96,26 @@ impl RoleView {
         }
     }
 
-    /// Offset, end and lag of an owned partition, from the freshest numbers available: the
-    /// group view's end offsets move even while this member is paused; its own statistics
-    /// stop with its fetches.
+    /// Offset, end and lag of an owned partition. The group view's numbers come first: they
+    /// are what the groups table shows (one picture, one truth), and its end offsets move
+    /// even while this member is paused, when its own statistics stop with its fetches.
     pub fn partition(&self, partition: i32, groups: Option<&GroupView>) -> PartitionRow {
+        let seen_by_group = groups.and_then(|view| {
+            let group = view
+                .groups
+                .iter()
+                .find(|g| Some(&g.group) == self.group.as_ref())?;
+            let lag = group.partitions.iter().find(|p| p.partition == partition)?;
+            Some((lag.committed, lag.end))
+        });
+        if let Some((Some(committed), end)) = seen_by_group {
+            return PartitionRow {
+                partition,
+                committed: Some(committed),
+                end: Some(end),
+                lag: Some((end - committed).max(0)),
+            };
+        }
         let progress = self
             .summary
             .as_ref()

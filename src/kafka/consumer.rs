@@ -385,8 +385,72 @@ impl<R: Role> Shared<R> {
         }
     }
 
+    /// The commit before partitions are handed over. The coordinator refuses commits while
+    /// the group is still rebalancing (the built-in broker for the whole time a rebalance is
+    /// prepared), and the rebalance cannot finish while this callback runs; but the state
+    /// often settles within moments, so try a few times. What still cannot be committed is
+    /// said plainly: the next owner reads those records again (at-least-once).
+    fn commit_before_handover(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext<R>>,
+        revoked: &[i32],
+    ) {
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 1;
+        loop {
+            match self.commit(consumer) {
+                Ok(()) => return,
+                Err(e) if is_rebalancing(&e) && attempt < ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    let uncommitted: Vec<String> = revoked
+                        .iter()
+                        .filter_map(|p| {
+                            let stored = self.stored.get(p)?;
+                            (self.last_committed.get(p) != Some(stored)).then(|| {
+                                format!(
+                                    "p{p} from offset {}",
+                                    self.last_committed.get(p).copied().unwrap_or(0)
+                                )
+                            })
+                        })
+                        .collect();
+                    if !uncommitted.is_empty() {
+                        self.out.report(Activity::CommitFailed {
+                            reason: format!(
+                                "could not commit before handing over ({}): the next owner reads again {}",
+                                rebalancing_words(&e),
+                                uncommitted.join(", ")
+                            ),
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
     fn owned(&self) -> Vec<i32> {
         self.owned.keys().copied().collect()
+    }
+}
+
+/// Whether a commit failed only because the group is (or just was) rebalancing.
+fn is_rebalancing(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::IllegalGeneration)
+    )
+}
+
+/// A commit error in words a learner can follow.
+fn rebalancing_words(error: &KafkaError) -> String {
+    if is_rebalancing(error) {
+        "the group is rebalancing".to_owned()
+    } else {
+        error.to_string()
     }
 }
 
@@ -495,13 +559,7 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
             // Hand over exactly where we stopped: finish, store and commit before the
             // partitions go, so the next owner neither skips nor repeats anything.
             match shared.checkpoint(consumer, &self.topic) {
-                Ok(()) => {
-                    if let Err(e) = shared.commit(consumer) {
-                        shared.out.report(Activity::CommitFailed {
-                            reason: e.to_string(),
-                        });
-                    }
-                }
+                Ok(()) => shared.commit_before_handover(consumer, &revoked),
                 Err(e) => shared.failure = Some(e),
             }
         } else {
@@ -613,8 +671,13 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
                     .out
                     .report(Activity::Committed { offsets: committed });
             }
-            // Nothing new to commit is not a failure.
+            // Nothing new to commit is not a failure; nor is an automatic commit refused
+            // while the group rebalances: the offsets stay stored, and the commit before the
+            // hand-over (or the next automatic one) carries them.
             Err(e) if matches!(e.rdkafka_error_code(), Some(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) if is_rebalancing(&e) => {
+                tracing::debug!(error = %e, "automatic commit refused during a rebalance");
+            }
             Err(e) => shared.out.report(Activity::CommitFailed {
                 reason: e.to_string(),
             }),
@@ -728,6 +791,9 @@ impl<R: Role> GroupConsumer<R> {
             ("enable.partition.eof", eof),
             ("statistics.interval.ms", "1000"),
             ("log.connection.close", "false"),
+            // A synchronous commit to a broker that vanished waits this long; librdkafka's
+            // 60 s would leave someone who pressed q staring at a blank terminal.
+            ("socket.timeout.ms", "10000"),
         ]);
         tracing::debug!(config = %redacted(&config), "consumer configuration");
         let shared = Arc::new(Mutex::new(Shared {
@@ -1120,7 +1186,12 @@ impl<R: Role> GroupConsumer<R> {
     /// owner records this member already handled.
     fn commit_before_leaving(&self) -> Result<(), ConsumerError> {
         let consumer = self.consumer();
-        let deadline = Instant::now() + EMPTY_ASSIGNMENT_GRACE;
+        // With the cluster gone, waiting for a rebalance to settle is pointless: one try.
+        let deadline = if self.health().current().is_ok() {
+            Instant::now() + EMPTY_ASSIGNMENT_GRACE
+        } else {
+            Instant::now()
+        };
         loop {
             let result = {
                 let mut shared = self.lock();
@@ -1129,15 +1200,7 @@ impl<R: Role> GroupConsumer<R> {
                     .and_then(|()| shared.commit(consumer).map_err(ConsumerError::Kafka))
             };
             match result {
-                Err(ConsumerError::Kafka(e))
-                    if matches!(
-                        e.rdkafka_error_code(),
-                        Some(
-                            RDKafkaErrorCode::RebalanceInProgress
-                                | RDKafkaErrorCode::IllegalGeneration
-                        )
-                    ) && Instant::now() < deadline =>
-                {
+                Err(ConsumerError::Kafka(e)) if is_rebalancing(&e) && Instant::now() < deadline => {
                     // Rebalance callbacks run inside poll; records it returns are not handled
                     // (nor stored): whoever owns their partition next reads them.
                     let _ = consumer.poll(POLL_TIMEOUT);
