@@ -233,6 +233,42 @@ fn malformed_records_are_counted_reported_and_survived() {
         .find(|l| l.error_kind.as_deref() == Some("missing-key"))
         .unwrap();
     assert_eq!(keyless.key, None);
+
+    // End to end: the audit commands see the malformed records, and no gap.
+    let file_arg = file.to_str().unwrap();
+    let summary = run_with_limit(
+        orderflow().args(["audit", "summary", "--json", file_arg]),
+        LIMIT,
+    );
+    assert!(summary.status.success(), "{}", text(&summary.stderr));
+    let summary: Value = serde_json::from_slice(&summary.stdout).unwrap();
+    assert_eq!(
+        count(&summary["malformed"]),
+        matrix.len() as u64,
+        "{summary:#}"
+    );
+    let by_kind: BTreeMap<&str, u64> = summary["malformed_by_kind"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.as_str(), count(v)))
+        .collect();
+    assert_eq!(by_kind, expected_kinds);
+    let verify = run_with_limit(
+        orderflow().args(["audit", "verify", "--json", file_arg]),
+        LIMIT,
+    );
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(verify.status.code(), Some(0));
+    assert!(
+        report["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["missing"] == 0),
+        "no gaps: {report:#}"
+    );
 }
 
 #[test]
@@ -460,6 +496,16 @@ fn storage_killed_again_and_again_keeps_every_record_exactly_once() {
         .collect();
     assert_eq!(expected.len(), 20_000);
     assert_eq!(seen, expected, "every record exactly once");
+
+    // And orderflow's own check of the file agrees.
+    let verify = run_with_limit(
+        orderflow().args(["audit", "verify", "--json", file_arg]),
+        LIMIT,
+    );
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["ok"], true);
+    assert_eq!(count(&report["records"]), 20_000);
 }
 
 #[test]
