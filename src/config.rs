@@ -118,6 +118,10 @@ impl KafkaSettings {
         // of up to 10 s: a class watching a broker come back should see the clients follow.
         // (librdkafka also checks message timeouts on that cycle, so they fire on time.)
         config.set("reconnect.backoff.max.ms", "1000");
+        // librdkafka spaces new connections by half the initial backoff; at its default
+        // (100 ms) every command waits 50 ms at start for its connection to the broker it
+        // learnt from the bootstrap server.
+        config.set("reconnect.backoff.ms", "20");
         for (key, value) in defaults {
             config.set(*key, *value);
         }

@@ -16,6 +16,9 @@ pub use crate::activity::Connection;
 /// A `ClientContext` that keeps the latest [`Connection`] state in a watch channel.
 pub struct ConnectionHealth {
     state: watch::Sender<Connection>,
+    /// Whether the state is anything but Ok: lets [`ConnectionHealth::mark_ok`], called for
+    /// every delivered event, return without taking the watch's lock.
+    troubled: std::sync::atomic::AtomicBool,
     /// The last transport-level error text, kept to explain a later "all brokers down".
     last_transport_error: Mutex<Option<String>>,
     /// When the last error was reported; recoveries are inferred from later successes.
@@ -26,6 +29,7 @@ impl Default for ConnectionHealth {
     fn default() -> Self {
         ConnectionHealth {
             state: watch::Sender::new(Connection::Ok),
+            troubled: std::sync::atomic::AtomicBool::new(false),
             last_transport_error: Mutex::new(None),
             last_error_at: Mutex::new(None),
         }
@@ -45,11 +49,16 @@ impl ConnectionHealth {
     /// Call when something proves the cluster is reachable again (a delivery, a fetch):
     /// librdkafka reports failures but never an explicit recovery.
     pub fn mark_ok(&self) {
+        if !self.troubled.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         if !matches!(
             *self.state.borrow(),
             Connection::Ok | Connection::Fatal { .. }
         ) {
             self.state.send_replace(Connection::Ok);
+            self.troubled
+                .store(false, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -100,6 +109,8 @@ impl ConnectionHealth {
             _ => None,
         };
         if let Some(next) = next {
+            self.troubled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             self.state.send_replace(next);
         }
     }

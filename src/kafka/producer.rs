@@ -148,24 +148,35 @@ pub struct OrderProducer {
 
 /// A thread that polls the producer in short rounds until stopped (rust-rdkafka's
 /// `ThreadedProducer` polls in 100 ms rounds, which every short run pays for on exit).
+/// While a sender serves the reports itself (sending flat out), it stands aside: two threads
+/// waking each other for every batch of reports cost more than the reports.
 struct Poller {
     stop: Arc<AtomicBool>,
+    /// Set while someone else serves the delivery reports.
+    standing_aside: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Poller {
     fn start(producer: Arc<BaseProducer<ProduceContext>>) -> std::io::Result<Poller> {
         let stop = Arc::new(AtomicBool::new(false));
+        let standing_aside = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        let aside = Arc::clone(&standing_aside);
         let thread = std::thread::Builder::new()
             .name("delivery reports".into())
             .spawn(move || {
                 while !stopped.load(Ordering::Relaxed) {
-                    producer.poll(POLL_ROUND);
+                    if aside.load(Ordering::Relaxed) {
+                        std::thread::sleep(POLL_ROUND);
+                    } else {
+                        producer.poll(POLL_ROUND);
+                    }
                 }
             })?;
         Ok(Poller {
             stop,
+            standing_aside,
             thread: Some(thread),
         })
     }
@@ -306,8 +317,8 @@ impl OrderProducer {
                         return Ok(false);
                     }
                     record = back;
-                    // The polling thread serves delivery reports, which is what frees room.
-                    std::thread::sleep(Duration::from_millis(1));
+                    // Delivery reports are what frees room: serve them while waiting.
+                    self.inner.poll(Duration::from_millis(1));
                 }
                 Err((error, _)) => {
                     if let Some(RDKafkaErrorCode::Fatal) = error.rdkafka_error_code() {
@@ -338,10 +349,25 @@ impl OrderProducer {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    std::thread::sleep(Duration::from_millis(1));
+                    self.inner.poll(Duration::from_millis(1));
                 }
                 Err((error, _)) => return Err(ProducerError::Send(error)),
             }
+        }
+    }
+
+    /// Serves the delivery reports that are ready, without waiting. A sender that sends flat
+    /// out calls this every few hundred events, as kcat does, after
+    /// [`OrderProducer::serve_reports_here`].
+    pub fn serve_reports(&self) {
+        self.inner.poll(Duration::ZERO);
+    }
+
+    /// Whether the calling thread serves the delivery reports itself (true) or leaves them to
+    /// the background poller (false, the default).
+    pub fn serve_reports_here(&self, here: bool) {
+        if let Some(poller) = &self.poller {
+            poller.standing_aside.store(here, Ordering::Relaxed);
         }
     }
 

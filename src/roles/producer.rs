@@ -67,11 +67,7 @@ pub fn send_in_background(
         .name("producer".into())
         .spawn(move || {
             let stop = || shutdown.requested() || !producer.health().current().is_ok_or_down();
-            let mut sink = KafkaSink {
-                producer: &producer,
-                stop,
-            };
-            generate(&plan, stop, &sent, &mut sink)
+            send_serving_reports(&producer, &plan, stop, &sent)
         })
 }
 
@@ -109,14 +105,56 @@ impl<W: Write> EventSink for StdoutSink<W> {
 struct KafkaSink<'a, S: Fn() -> bool> {
     producer: &'a OrderProducer,
     stop: S,
+    /// Events sent since delivery reports were last served here.
+    unserved: u32,
 }
+
+impl<'a, S: Fn() -> bool> KafkaSink<'a, S> {
+    fn new(producer: &'a OrderProducer, stop: S) -> Self {
+        KafkaSink {
+            producer,
+            stop,
+            unserved: 0,
+        }
+    }
+}
+
+/// How many events a flat-out sender sends between serving delivery reports.
+const SERVE_REPORTS_EVERY: u32 = 256;
 
 impl<S: Fn() -> bool> EventSink for KafkaSink<'_, S> {
     type Error = ProducerError;
 
     fn emit(&mut self, key: &[u8], payload: &[u8]) -> Result<bool, ProducerError> {
-        self.producer.send(key, payload, &self.stop)
+        let sent = self.producer.send(key, payload, &self.stop)?;
+        self.unserved += 1;
+        if self.unserved >= SERVE_REPORTS_EVERY {
+            self.producer.serve_reports();
+            self.unserved = 0;
+        }
+        Ok(sent)
     }
+
+    fn idle(&mut self) -> Result<(), ProducerError> {
+        // About to nap (paced sending): serve what is ready rather than leave it waiting.
+        self.producer.serve_reports();
+        self.unserved = 0;
+        Ok(())
+    }
+}
+
+/// Runs the send loop with this thread serving the delivery reports, kcat-style.
+fn send_serving_reports(
+    producer: &OrderProducer,
+    plan: &Plan,
+    stop: impl Fn() -> bool + Copy,
+    sent: &AtomicU64,
+) -> Result<(), ProducerError> {
+    producer.serve_reports_here(true);
+    let mut sink = KafkaSink::new(producer, stop);
+    let result = generate(plan, stop, sent, &mut sink);
+    producer.serve_reports_here(false);
+    result
 }
 
 /// Generates events at the planned rate into `sink` until the count is reached, the sink
@@ -251,11 +289,7 @@ async fn to_kafka(
                     || !producer.health().current().is_ok_or_down()
                     || producer.deliveries().failed() > 0
             };
-            let mut sink = KafkaSink {
-                producer: &producer,
-                stop,
-            };
-            generate(&plan, stop, &sent, &mut sink)
+            send_serving_reports(&producer, &plan, stop, &sent)
         })
     };
 
