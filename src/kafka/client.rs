@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, Partitioner, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
@@ -157,6 +159,41 @@ pub fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
             tracing::info!(target: "librdkafka", facility, "{message}")
         }
         RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", facility, "{message}"),
+    }
+}
+
+/// Waits up to `timeout` until `producer` has nothing in flight; true when nothing is left.
+///
+/// rdkafka's own `flush` (and `poll`) serve events for whole 100 ms rounds even when the last
+/// acknowledgement arrives at once, which every short-lived command would pay on exit; this
+/// serves them in 2 ms steps instead.
+pub fn flush_promptly<C, P>(producer: &BaseProducer<C, P>, timeout: Duration) -> bool
+where
+    C: ProducerContext<P>,
+    P: Partitioner,
+{
+    let deadline = Instant::now() + timeout;
+    // rd_kafka_flush with no timeout sends what lingers in the queues right away.
+    let _ = producer.flush(Duration::ZERO);
+    while producer.in_flight_count() > 0 && Instant::now() < deadline {
+        producer.poll(Duration::from_millis(2));
+    }
+    producer.in_flight_count() <= 0
+}
+
+/// Closes a consumer that has a `group.id` so that dropping it is quick.
+///
+/// rdkafka's `Drop` closes such a consumer itself, but waits for it in `poll(100 ms)` rounds
+/// that run to their deadline: 100 ms per client on every exit, for a client that closes in a
+/// millisecond. Closing it here first, polling in short steps, leaves `Drop` nothing to wait
+/// for.
+pub fn close_promptly<C: ConsumerContext>(consumer: &BaseConsumer<C>, timeout: Duration) {
+    if consumer.closed() || consumer.close_queue().is_err() {
+        return;
+    }
+    let deadline = Instant::now() + timeout;
+    while !consumer.closed() && Instant::now() < deadline {
+        let _ = consumer.poll(Duration::from_millis(2));
     }
 }
 

@@ -33,13 +33,16 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
-use super::client::{Connection, ConnectionHealth};
+use super::client::{Connection, ConnectionHealth, close_promptly};
 use crate::activity::{Activity, PartitionProgress, PartitionStart, Report, RoleCounters, Summary};
 use crate::config::{KafkaSettings, redacted};
 use crate::shutdown::Shutdown;
 
 /// How long `poll` waits when nothing arrives: also how quickly a stop request is noticed.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// How long each poll waits while the member leaves its group.
+const CLOSE_POLL: Duration = Duration::from_millis(5);
 
 /// At most this many records, and this much time, between two checkpoints (flush + offset
 /// store): large batches make one fsync serve thousands of audit lines; the time bound keeps
@@ -51,6 +54,10 @@ const BATCH_TIME: Duration = Duration::from_millis(250);
 /// lasted longer than two rebalances of the built-in broker (each waits the session timeout
 /// minus a second): a cooperative join hands out partitions in the second round.
 const EMPTY_ASSIGNMENT_GRACE: Duration = Duration::from_secs(14);
+
+/// fetch.wait.max.ms with `--exit-at-end`: how long an empty fetch waits before it reports
+/// the end of a partition.
+const EXIT_AT_END_FETCH_WAIT_MS: &str = "20";
 
 /// How often a failed assignment (cluster unreachable while fetching offsets or history) is
 /// tried before the member gives up.
@@ -218,6 +225,12 @@ pub struct ConsumerOptions {
 pub struct History {
     reader: BaseConsumer<ConnectionHealth>,
     topic: String,
+}
+
+impl Drop for History {
+    fn drop(&mut self) {
+        close_promptly(&self.reader, Duration::from_secs(1));
+    }
 }
 
 impl History {
@@ -777,6 +790,15 @@ impl<R: Role> GroupConsumer<R> {
         }
         let client_id = format!("orderflow-{}-{}", options.role, std::process::id());
         let eof = if options.exit_at_end { "true" } else { "false" };
+        // The end of a partition shows as a fetch that comes back empty, and an empty fetch
+        // waits fetch.wait.max.ms for data first: librdkafka's 500 ms is most of a short
+        // --exit-at-end run. A member that keeps running keeps the default (fewer requests
+        // while idle).
+        let fetch_wait = if options.exit_at_end {
+            EXIT_AT_END_FETCH_WAIT_MS
+        } else {
+            "500"
+        };
         let config = settings.client_config(&[
             ("group.id", &options.group),
             ("client.id", &client_id),
@@ -789,6 +811,7 @@ impl<R: Role> GroupConsumer<R> {
             ("session.timeout.ms", SESSION_TIMEOUT_MS),
             ("heartbeat.interval.ms", "1000"),
             ("enable.partition.eof", eof),
+            ("fetch.wait.max.ms", fetch_wait),
             ("statistics.interval.ms", "1000"),
             ("log.connection.close", "false"),
             // A synchronous commit to a broker that vanished waits this long; librdkafka's
@@ -1172,8 +1195,9 @@ impl<R: Role> GroupConsumer<R> {
             let deadline = Instant::now() + CLUSTER_TIMEOUT;
             while !consumer.closed() && Instant::now() < deadline {
                 // Records still arriving are not handled: they were never stored, so the
-                // next owner reads them.
-                let _ = consumer.poll(POLL_TIMEOUT);
+                // next owner reads them. Short polls: the member has left the moment
+                // closed() says so, and poll would otherwise sit out its whole timeout.
+                let _ = consumer.poll(CLOSE_POLL);
             }
             left = consumer.closed();
         }

@@ -24,7 +24,7 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::client::ConnectionHealth;
+use super::client::{ConnectionHealth, close_promptly};
 use crate::config::KafkaSettings;
 use crate::group_view::{
     Announcement, GroupState, GroupView, Member, MemberState, MembershipSource, PartitionLag,
@@ -119,6 +119,18 @@ struct Watcher {
     describes_groups: Option<bool>,
     /// When describing last failed, to try again now and then.
     describe_failed_at: Option<Instant>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        // Quitting the view should not wait 100 ms per client (see close_promptly).
+        let clients = [&self.cluster, &self.announcements]
+            .into_iter()
+            .chain(self.offsets.values());
+        for client in clients {
+            close_promptly(client, Duration::from_millis(500));
+        }
+    }
 }
 
 fn plain_consumer(

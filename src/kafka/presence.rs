@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 
-use super::client::ConnectionHealth;
+use super::client::{ConnectionHealth, flush_promptly};
 use crate::activity::{Activity, Report};
 use crate::config::KafkaSettings;
 use crate::group_view::{Announcement, MemberState, announcement_topic};
@@ -141,7 +141,7 @@ impl Report for Presence {
                     a.owns.clear();
                 }
                 self.publish();
-                let _ = self.producer.flush(Duration::from_secs(1));
+                flush_promptly(&self.producer, Duration::from_secs(1));
             }
             _ => {}
         }

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::KafkaError;
@@ -16,7 +16,7 @@ use rdkafka::producer::{
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{ClientContext, Message};
 
-use super::client::{Connection, ConnectionHealth};
+use super::client::{Connection, ConnectionHealth, flush_promptly};
 use crate::config::{KafkaSettings, redacted};
 
 /// How long an event may wait for its acknowledgement before it counts as failed, unless the
@@ -379,13 +379,7 @@ impl OrderProducer {
     /// Waits up to `timeout` for every event in flight; true when none is left. Waits in
     /// small steps so that the last acknowledgement ends the wait at once.
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        // rd_kafka_flush with no timeout sends what lingers in the queues right away.
-        let _ = self.inner.flush(Duration::ZERO);
-        while self.in_flight() > 0 && Instant::now() < deadline {
-            self.inner.poll(Duration::from_millis(2));
-        }
-        self.in_flight() == 0
+        flush_promptly(&self.inner, timeout)
     }
 
     /// Gives up on everything in flight: each such event is reported as failed.
