@@ -138,8 +138,8 @@ impl Drop for TmuxServer<'_> {
     }
 }
 
-/// The partitions the analytics member in `pane` owns, from the "(here)" row of its group
-/// table: `analytics-4242 (here)   p0 p2   12`.
+/// The partitions an analytics member owns, read from the "(here)" row of the group table
+/// on its screen: `analytics-4242 (here)   p0 p2   12`.
 fn partitions_here(screen: &str) -> BTreeSet<u32> {
     screen
         .lines()
