@@ -120,6 +120,21 @@ pub enum RoleCounters {
         already_stored: u64,
         file: String,
     },
+    /// A role written outside this crate (see `examples/fraud-watcher.rs`): its own counters
+    /// as (name, value), in the order they are shown. In JSON they become one object,
+    /// `"counters": {"name": value, …}`, so they can never clash with the summary's fields.
+    Custom {
+        #[serde(serialize_with = "counters_in_order")]
+        counters: Vec<(&'static str, u64)>,
+    },
+}
+
+/// Serializes (name, value) pairs as a JSON object that keeps their order.
+fn counters_in_order<S: serde::Serializer>(
+    counters: &[(&'static str, u64)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(counters.iter().copied())
 }
 
 /// A role's counters at one moment.

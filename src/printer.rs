@@ -314,6 +314,17 @@ pub fn summary_line(summary: &Summary) -> String {
             human::count(*already_stored),
             human::count(summary.malformed)
         ),
+        RoleCounters::Custom { counters } => {
+            let named: Vec<String> = counters
+                .iter()
+                .map(|(name, n)| format!("{name} {}", human::count(*n)))
+                .collect();
+            format!(
+                "{} · malformed {}",
+                named.join(" · "),
+                human::count(summary.malformed)
+            )
+        }
     };
     format!(
         "{head}: {} records ({}) · {counts} · {}",
@@ -460,6 +471,33 @@ mod tests {
         assert!(
             line.ends_with("VIOLATION: skipped CONFIRMED (PLACED → SHIPPED)  → order-events.dlq"),
             "{line}"
+        );
+    }
+
+    #[test]
+    fn a_custom_roles_counters_keep_their_order_in_text_and_json() {
+        let summary = Summary {
+            role: "fraud-watcher",
+            group: "fraud-watcher".into(),
+            last: true,
+            records: 1200,
+            malformed: 1,
+            malformed_by_kind: [("not-json", 1)].into_iter().collect(),
+            events_per_s: 0.0,
+            partitions: Vec::new(),
+            counters: RoleCounters::Custom {
+                counters: vec![("placed", 300), ("users", 250), ("flagged", 2)],
+            },
+        };
+        assert_eq!(
+            summary_line(&summary),
+            "final: 1,200 records (0/s) · placed 300 · users 250 · flagged 2 · malformed 1 · \
+             owns no partitions"
+        );
+        let json = serde_json::to_string(&summary).unwrap();
+        assert!(
+            json.ends_with(r#""counters":{"placed":300,"users":250,"flagged":2}}"#),
+            "{json}"
         );
     }
 

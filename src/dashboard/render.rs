@@ -551,6 +551,7 @@ fn counters_title(role: &RoleView) -> &'static str {
     match role.summary.as_ref().map(|s| &s.counters) {
         Some(RoleCounters::OrderProcessor { .. }) => "order lifecycles",
         Some(RoleCounters::Storage { .. }) => "audit log",
+        Some(RoleCounters::Custom { .. }) => "counters",
         _ => "events by status and source",
     }
 }
@@ -644,6 +645,22 @@ fn counter_lines(role: &RoleView, width: u16) -> Vec<Line<'static>> {
             )));
             lines.push(Line::from(format!("file {file}")));
         }
+        RoleCounters::Custom { counters } => {
+            let widest = counters
+                .iter()
+                .map(|(name, _)| name.len())
+                .max()
+                .unwrap_or(0)
+                .max("malformed".len());
+            for (name, n) in counters {
+                lines.push(Line::from(format!("{name:<widest$}  {}", count(*n))));
+            }
+            lines.push(Line::from(format!(
+                "{:<widest$}  {}",
+                "malformed",
+                count(summary.malformed)
+            )));
+        }
     }
     lines
 }
@@ -706,6 +723,12 @@ fn compact_lines(role: &RoleView) -> Vec<Line<'static>> {
                 "malformed {}",
                 count(summary.malformed)
             )));
+        }
+        // The first two: a demo panel has room for little more.
+        RoleCounters::Custom { counters } => {
+            for (name, n) in counters.iter().take(2) {
+                lines.push(Line::from(format!("{name} {}", count(*n))));
+            }
         }
     }
     if role.paused {
