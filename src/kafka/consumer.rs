@@ -226,7 +226,7 @@ impl History {
             // A group id is required for assign(); nothing is ever committed to it.
             (
                 "group.id",
-                &format!("orderflow-history-{}", std::process::id()),
+                &format!("orderflow-history-{}", super::client::process_tag()),
             ),
             ("enable.auto.commit", "false"),
             ("enable.partition.eof", "true"),
@@ -775,7 +775,11 @@ impl<R: Role> GroupConsumer<R> {
                 return Err(ConsumerError::ManagedProperty { key, why });
             }
         }
-        let client_id = format!("orderflow-{}-{}", options.role, std::process::id());
+        let client_id = format!(
+            "orderflow-{}-{}",
+            options.role,
+            super::client::process_tag()
+        );
         let eof = if options.exit_at_end { "true" } else { "false" };
         let config = settings.client_config(&[
             ("group.id", &options.group),
