@@ -21,7 +21,8 @@ offset commits happen live.
 
 Every subcommand talks to the cluster given by -b (default localhost:9092) and the topic given
 by -t (default order-events). `orderflow broker` runs a development broker there, no Docker or
-Java needed.";
+Java needed; docker/ in the repository has Compose files for real Apache Kafka (one broker, or a
+three-broker cluster for failover).";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -33,7 +34,8 @@ Examples:
   orderflow produce --stdout --count 5 --seed 1 | jq .
   orderflow audit verify order-events.audit.jsonl   # what storage wrote, checked
   orderflow -b kafka.example.com:9092 -X security.protocol=SASL_SSL \\
-      -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=me -X sasl.password=… produce";
+      -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=me -X sasl.password=… produce
+  orderflow completions bash > ~/.local/share/bash-completion/completions/orderflow";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -247,6 +249,43 @@ Examples:
   orderflow audit verify --json | jq -c '.problems[]'"
     )]
     Audit(AuditArgs),
+
+    /// Print a tab-completion script for your shell (bash, zsh, fish, powershell, elvish)
+    #[command(
+        long_about = "\
+Print a script that teaches your shell to complete orderflow's subcommands and flags with the
+Tab key: `orderflow or<Tab>` becomes `orderflow order-processor`, `--ex<Tab>` becomes
+`--exit-at-end`. The script goes to stdout; install it once where your shell looks for
+completions, then open a new shell.
+
+  bash        mkdir -p ~/.local/share/bash-completion/completions
+              orderflow completions bash > ~/.local/share/bash-completion/completions/orderflow
+              (that directory needs the bash-completion package; without it, add this line
+              to ~/.bashrc instead: source <(orderflow completions bash))
+  zsh         mkdir -p ~/.zfunc && orderflow completions zsh > ~/.zfunc/_orderflow
+              and in ~/.zshrc, before compinit runs: fpath=(~/.zfunc $fpath)
+              (no compinit in ~/.zshrc yet? add: autoload -Uz compinit && compinit)
+  fish        orderflow completions fish > ~/.config/fish/completions/orderflow.fish
+  powershell  orderflow completions powershell | Out-String | Invoke-Expression
+              (add that line to $PROFILE to keep it)
+  elvish      add to ~/.config/elvish/rc.elv: eval (orderflow completions elvish | slurp)
+
+Run it again after upgrading orderflow, so new flags complete too.",
+        after_help = "\
+Examples:
+  orderflow completions bash > ~/.local/share/bash-completion/completions/orderflow
+  orderflow completions zsh > ~/.zfunc/_orderflow
+  orderflow completions fish > ~/.config/fish/completions/orderflow.fish
+  source <(orderflow completions bash)        # this shell only, to try it"
+    )]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to print the completion script for
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

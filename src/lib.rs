@@ -14,7 +14,7 @@
 //! - [`printer`]: text and JSON Lines output of the roles
 //! - [`dashboard`]: the live view (ratatui), fed by plain events, no Kafka
 //! - [`commands`]: the subcommand dispatch and the commands that are not roles (`broker`,
-//!   `demo`, `audit`)
+//!   `demo`, `audit`, `completions`)
 //! - [`cli`], [`shutdown`], [`logging`], [`human`]: flags, stop requests, diagnostics,
 //!   output for people
 

@@ -15,6 +15,20 @@ use tokio::sync::watch;
 
 pub use crate::activity::Connection;
 
+/// What sets this process's client ids and private group ids apart from other orderflow
+/// processes': its process id, except in a container, where it is process 1 in every replica
+/// (`docker compose up --scale analytics=2`): there the hostname, which Docker sets to the
+/// container's id, tells the replicas apart.
+pub fn process_tag() -> String {
+    let pid = std::process::id();
+    if pid == 1
+        && let Some(host) = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty())
+    {
+        return host;
+    }
+    pid.to_string()
+}
+
 /// A `ClientContext` that keeps the latest [`Connection`] state in a watch channel.
 pub struct ConnectionHealth {
     state: watch::Sender<Connection>,

@@ -239,7 +239,7 @@ impl History {
             // A group id is required for assign(); nothing is ever committed to it.
             (
                 "group.id",
-                &format!("orderflow-history-{}", std::process::id()),
+                &format!("orderflow-history-{}", super::client::process_tag()),
             ),
             ("enable.auto.commit", "false"),
             ("enable.partition.eof", "true"),
@@ -788,7 +788,11 @@ impl<R: Role> GroupConsumer<R> {
                 return Err(ConsumerError::ManagedProperty { key, why });
             }
         }
-        let client_id = format!("orderflow-{}-{}", options.role, std::process::id());
+        let client_id = format!(
+            "orderflow-{}-{}",
+            options.role,
+            super::client::process_tag()
+        );
         let eof = if options.exit_at_end { "true" } else { "false" };
         // The end of a partition shows as a fetch that comes back empty, and an empty fetch
         // waits fetch.wait.max.ms for data first: librdkafka's 500 ms is most of a short

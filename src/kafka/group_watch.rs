@@ -142,7 +142,7 @@ fn plain_consumer(
         ("group.id", group),
         (
             "client.id",
-            &format!("orderflow-view-{purpose}-{}", std::process::id()),
+            &format!("orderflow-view-{purpose}-{}", super::client::process_tag()),
         ),
         ("enable.auto.commit", "false"),
         ("log.connection.close", "false"),
@@ -152,7 +152,7 @@ fn plain_consumer(
 
 impl Watcher {
     fn new(settings: &KafkaSettings) -> rdkafka::error::KafkaResult<Watcher> {
-        let own_group = format!("orderflow-view-{}", std::process::id());
+        let own_group = format!("orderflow-view-{}", super::client::process_tag());
         Ok(Watcher {
             settings: settings.clone(),
             cluster: plain_consumer(settings, "cluster", &own_group)?,
