@@ -24,20 +24,6 @@ use nix::unistd::Pid;
 
 const WORKSHOP: &str = "docs/workshop.md";
 
-/// Files the workshop links to that other branches add. A link to one of them that is missing
-/// is tolerated (and said); a link to any other missing file fails. Empty this list once
-/// they are all merged.
-const PENDING: &[&str] = &[
-    "docs/glossary.md",
-    "docs/architecture.md",
-    "docker/compose.yml",
-    "docker/compose.cluster.yml",
-    "docker/README.md",
-    "examples/tmux-class.sh",
-    "examples/fraud-watcher.rs",
-    "examples/python/read_orders.py",
-];
-
 /// How long a ```sh block may take.
 const RUN_LIMIT: Duration = Duration::from_secs(45);
 /// How long a terminal may take to print its `expect` text.
@@ -566,7 +552,7 @@ fn compose_services(text: &str) -> Vec<String> {
     services
 }
 
-/// Every `docker compose` line names a Compose file that exists (or is pending) and only
+/// Every `docker compose` line names a Compose file that exists and only
 /// services and profiles that file has.
 fn check_docker(step: &Located, code: &str) {
     for line in code.lines().map(|l| l.split(" #").next().unwrap_or("")) {
@@ -630,15 +616,11 @@ fn check_docker(step: &Located, code: &str) {
             )
         });
         let path = repo().join(&file);
-        if !path.exists() {
-            assert!(
-                PENDING.contains(&file.as_str()),
-                "{}: `{line}` uses {file}, which does not exist",
-                step.place()
-            );
-            eprintln!("note: {file} is not in this tree yet (pending); `{line}` not checked");
-            continue;
-        }
+        assert!(
+            path.exists(),
+            "{}: `{line}` uses {file}, which does not exist",
+            step.place()
+        );
         let text = std::fs::read_to_string(&path).expect("read compose file");
         let services = compose_services(&text);
         for service in named {
@@ -711,7 +693,6 @@ fn links(markdown: &str) -> Vec<(usize, String)> {
 #[test]
 fn every_link_of_the_workshop_points_at_something_that_exists() {
     let document = std::fs::read_to_string(repo().join(WORKSHOP)).expect("read the workshop");
-    let mut pending = Vec::new();
     for (line, target) in links(&document) {
         let (file, fragment) = match target.split_once('#') {
             Some((file, fragment)) => (file, Some(fragment)),
@@ -731,7 +712,7 @@ fn every_link_of_the_workshop_points_at_something_that_exists() {
                 })
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| {
-                    // Not there: name it relative to the repository for the pending list.
+                    // Not there: name it relative to the repository for the message.
                     let mut name = PathBuf::from("docs");
                     for part in Path::new(file).components() {
                         match part {
@@ -745,14 +726,10 @@ fn every_link_of_the_workshop_points_at_something_that_exists() {
                 });
             (path, name)
         };
-        if !path.exists() {
-            assert!(
-                PENDING.contains(&name.as_str()),
-                "{WORKSHOP}:{line}: the link to {target} points at {name}, which does not exist"
-            );
-            pending.push(name);
-            continue;
-        }
+        assert!(
+            path.exists(),
+            "{WORKSHOP}:{line}: the link to {target} points at {name}, which does not exist"
+        );
         if let Some(fragment) = fragment
             && path.extension().is_some_and(|e| e == "md")
         {
@@ -762,14 +739,6 @@ fn every_link_of_the_workshop_points_at_something_that_exists() {
                 "{WORKSHOP}:{line}: {name} has no heading for #{fragment}"
             );
         }
-    }
-    pending.sort();
-    pending.dedup();
-    if !pending.is_empty() {
-        eprintln!(
-            "note: not in this tree yet (pending): {}",
-            pending.join(", ")
-        );
     }
 }
 

@@ -816,6 +816,15 @@ impl<R: Role> GroupConsumer<R> {
             ("heartbeat.interval.ms", "1000"),
             ("enable.partition.eof", eof),
             ("fetch.wait.max.ms", fetch_wait),
+            // When the prefetch queue is full librdkafka waits fetch.queue.backoff.ms (1 s by
+            // default) before it fetches again, however soon the role empties it: draining
+            // 200,000 events took a second longer than 100,000 because of it. A smaller
+            // queue (librdkafka aims at 100,000 messages per partition, up to 64 MB) keeps a
+            // role that drains a backlog within its memory budget (65 MB peak RSS draining
+            // 200,000 events from 10 partitions, 21 MB with these) at the same speed.
+            ("fetch.queue.backoff.ms", "20"),
+            ("queued.min.messages", "10000"),
+            ("queued.max.messages.kbytes", "16384"),
             ("statistics.interval.ms", "1000"),
             ("log.connection.close", "false"),
             // A synchronous commit to a broker that vanished waits this long; librdkafka's
