@@ -49,8 +49,8 @@ fn fraud_watcher_counts_every_record_and_flags_exactly_the_users_over_the_limit(
         .join(format!("fraud-watcher{}", std::env::consts::EXE_SUFFIX));
     assert!(
         example.exists(),
-        "no example binary at {}: build it with `cargo test --all-targets` (what scripts/test \
-         runs) or `cargo build --examples`",
+        "no example binary at {}: build it with `cargo build --examples` \
+         (scripts/test does, before the tests: `cargo test` builds examples only as tests)",
         example.display()
     );
     let broker = Broker::start();

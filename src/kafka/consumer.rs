@@ -1170,7 +1170,25 @@ impl<R: Role> GroupConsumer<R> {
             malformed,
             malformed_by_kind,
             events_per_s: rate,
-            partitions: shared.progress.values().cloned().collect(),
+            // What this member owns now; statistics arrive once a second, so a partition
+            // assigned since the last ones shows without numbers rather than not at all.
+            partitions: shared
+                .owned()
+                .into_iter()
+                .map(|partition| {
+                    shared
+                        .progress
+                        .get(&partition)
+                        .cloned()
+                        .unwrap_or(PartitionProgress {
+                            partition,
+                            position: None,
+                            committed: None,
+                            end: None,
+                            lag: None,
+                        })
+                })
+                .collect(),
             counters: shared.role.counters(),
         }
     }
