@@ -96,8 +96,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -n "${ORDERFLOW_BIN:-}" ]; then
   [ -x "$ORDERFLOW_BIN" ] || die "ORDERFLOW_BIN=$ORDERFLOW_BIN is not an executable"
   orderflow=$(printf '%q' "$ORDERFLOW_BIN")
-elif command -v orderflow >/dev/null 2>&1; then
-  orderflow=orderflow
+elif found=$(command -v orderflow 2>/dev/null); then
+  # The panes run login shells, which set PATH afresh: type plain `orderflow` only if it
+  # finds the same binary there, else its full path.
+  if [ "$(bash -lc 'command -v orderflow' 2>/dev/null)" = "$found" ]; then
+    orderflow=orderflow
+  else
+    orderflow=$(printf '%q' "$found")
+  fi
 else
   # Build now, in this terminal, rather than in six panes at once.
   say "building orderflow (scripts/orderflow; the first build takes a few minutes)"
