@@ -55,6 +55,7 @@ fn analytics_summary(records: u64, rate: f64, statuses: [u64; 4]) -> Summary {
         malformed: 2,
         malformed_by_kind: BTreeMap::from([("not-json", 2)]),
         events_per_s: rate,
+        latency: None,
         partitions: (0..3)
             .map(|p| PartitionProgress {
                 partition: p,
@@ -315,6 +316,7 @@ fn processor_summary() -> Summary {
         malformed: 3,
         malformed_by_kind: BTreeMap::from([("not-json", 3)]),
         events_per_s: 20.0,
+        latency: None,
         partitions: Vec::new(),
         counters: RoleCounters::OrderProcessor {
             valid: 4_995,
@@ -415,6 +417,7 @@ fn demo() -> Dashboard {
             malformed: 0,
             malformed_by_kind: BTreeMap::new(),
             events_per_s: 19.0,
+            latency: None,
             partitions: Vec::new(),
             counters: RoleCounters::Storage {
                 stored: 2_395,
