@@ -12,6 +12,7 @@ use orderflow::activity::{
 use orderflow::dashboard::{Dashboard, ProducerStats, ViewEvent};
 use orderflow::event::{EventError, Status};
 use orderflow::group_view::{GroupState, GroupView, Member, MembershipSource, PartitionLag};
+use orderflow::latency::LatencyStats;
 use orderflow::lifecycle::Violation;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -186,7 +187,15 @@ fn mid_stream() -> Dashboard {
             &mut d,
             "analytics",
             2 + second,
-            Activity::Progress(analytics_summary(2_400, rate, [700, 650, 560, 490])),
+            Activity::Progress(Summary {
+                latency: Some(LatencyStats {
+                    p50_ms: 3.24,
+                    p99_ms: 14.6,
+                    max_ms: 21.0,
+                    records: 20,
+                }),
+                ..analytics_summary(2_400, rate, [700, 650, 560, 490])
+            }),
         );
     }
     role(
