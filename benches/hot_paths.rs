@@ -1,6 +1,7 @@
 //! Speed of the per-event hot paths, without Kafka: what `produce` does for every event
 //! (generate an order step, encode it as JSON) and what every consumer does for every record
-//! (parse it, or reject it with a named reason). docs/performance.md records the numbers.
+//! (parse it, or reject it with a named reason), and what the consumer runtime adds per record
+//! to time it (the latency histograms). docs/performance.md records the numbers.
 //!
 //! Goal: generator + encode at 1 million events/s or more on one core, so that the producer's
 //! own work never limits `produce --rate 0`.
@@ -9,13 +10,14 @@
 //! the whole run takes well under a minute.
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::Utc;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use orderflow::event::OrderEvent;
 use orderflow::generator::OrderGenerator;
+use orderflow::latency::{Histogram, Latencies};
 
 /// The design document's example event: the shape every generated event has.
 const WELL_FORMED: &str = r#"{"event_type":"ORDER_EVENT","order_id":"6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10","user_id":"user_123","status":"PLACED","timestamp":"2026-11-21T18:30:05.123Z","source":"WEB"}"#;
@@ -98,5 +100,30 @@ fn parse_path(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, produce_path, parse_path);
+/// What the consumer runtime adds per record for its latency figures: read the wall clock and
+/// count the record's age in the three windows' histograms.
+fn latency_path(c: &mut Criterion) {
+    let mut group = short(c, "latency");
+    let mut latencies = Latencies::default();
+    let created_ms = Utc::now().timestamp_millis() - 3;
+    group.bench_function("clock+record", |b| {
+        b.iter(|| {
+            let now_us = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64);
+            latencies.record_since(black_box(created_ms), now_us);
+        })
+    });
+    let mut histogram = Histogram::default();
+    for ms in 0..1_000 {
+        histogram.record(Duration::from_millis(ms));
+    }
+    // Once a second (progress) and every 5 s (summary), not per record.
+    group.bench_function("p50+p99+max of 1,000 ms", |b| {
+        b.iter(|| black_box(histogram.stats()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, produce_path, parse_path, latency_path);
 criterion_main!(benches);

@@ -9,6 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::event::{EventError, Source, Status};
+use crate::latency::LatencyStats;
 use crate::lifecycle::Violation;
 
 /// The latest thing the Kafka client said about reaching the cluster.
@@ -152,6 +153,9 @@ pub struct Summary {
     pub malformed_by_kind: BTreeMap<&'static str, u64>,
     /// Records per second over the last interval.
     pub events_per_s: f64,
+    /// End-to-end latency (producer timestamp to handled) of the records of the last
+    /// interval; in the final summary, of the whole run. None without such records.
+    pub latency: Option<LatencyStats>,
     /// This member's partitions.
     pub partitions: Vec<PartitionProgress>,
     #[serde(flatten)]

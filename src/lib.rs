@@ -8,6 +8,8 @@
 //! - [`kafka`]: all Kafka I/O — producer, consumer-group runtime, dead letters, member
 //!   announcements, the group watch, connection health, the development broker
 //! - [`activity`]: what a consumer role reports, as plain values
+//! - [`latency`]: end-to-end latency of handled records (producer timestamp to done), in a
+//!   fixed-size histogram
 //! - [`group_view`]: who reads the topic — groups, members, partitions, lag — as plain values
 //! - [`roles`]: the order platform's roles (produce, order-processor, analytics, storage)
 //! - [`audit`]: the audit log storage writes, and reading it back (`orderflow audit`)
@@ -29,6 +31,7 @@ pub mod generator;
 pub mod group_view;
 pub mod human;
 pub mod kafka;
+pub mod latency;
 pub mod lifecycle;
 pub mod logging;
 pub mod printer;

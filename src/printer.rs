@@ -20,6 +20,7 @@ use crate::activity::Connection;
 use crate::activity::{Activity, Outcome, PartitionProgress, RecordNote, RoleCounters, Summary};
 use crate::event::{OrderKey, Status};
 use crate::human;
+use crate::latency::LatencyStats;
 
 /// Per-record lines allowed per second before the text printer switches to summaries.
 pub const LINES_PER_SECOND: f64 = 20.0;
@@ -327,10 +328,26 @@ pub fn summary_line(summary: &Summary) -> String {
         }
     };
     format!(
-        "{head}: {} records ({}) · {counts} · {}",
+        "{head}: {} records ({}) · {counts} · {}{}",
         human::count(summary.records),
         human::rate(summary.events_per_s),
-        lag_text(&summary.partitions)
+        lag_text(&summary.partitions),
+        latency_text(summary.latency.as_ref())
+    )
+}
+
+/// ` · latency p50 1.8 ms, p99 6.2 ms, max 14 ms`, or nothing when no record had a producer
+/// timestamp in the window.
+fn latency_text(latency: Option<&LatencyStats>) -> String {
+    let Some(l) = latency else {
+        return String::new();
+    };
+    let ms = |v: f64| format!("{} ms", human::decimal(v));
+    format!(
+        " · latency p50 {}, p99 {}, max {}",
+        ms(l.p50_ms),
+        ms(l.p99_ms),
+        ms(l.max_ms)
     )
 }
 
@@ -484,6 +501,7 @@ mod tests {
             malformed: 1,
             malformed_by_kind: [("not-json", 1)].into_iter().collect(),
             events_per_s: 0.0,
+            latency: None,
             partitions: Vec::new(),
             counters: RoleCounters::Custom {
                 counters: vec![("placed", 300), ("users", 250), ("flagged", 2)],
@@ -498,6 +516,39 @@ mod tests {
         assert!(
             json.ends_with(r#""counters":{"placed":300,"users":250,"flagged":2}}"#),
             "{json}"
+        );
+    }
+
+    #[test]
+    fn a_summary_says_how_old_its_records_were() {
+        let summary = Summary {
+            role: "analytics",
+            group: "analytics".into(),
+            last: false,
+            records: 10,
+            malformed: 0,
+            malformed_by_kind: std::collections::BTreeMap::new(),
+            events_per_s: 2.0,
+            latency: Some(LatencyStats {
+                p50_ms: 1.84,
+                p99_ms: 6.2,
+                max_ms: 14.03,
+                records: 10,
+            }),
+            partitions: Vec::new(),
+            counters: RoleCounters::Custom {
+                counters: vec![("placed", 10)],
+            },
+        };
+        let line = summary_line(&summary);
+        assert!(
+            line.ends_with("owns no partitions · latency p50 1.8 ms, p99 6.2 ms, max 14 ms"),
+            "{line}"
+        );
+        let json = serde_json::to_value(&summary).unwrap();
+        assert_eq!(
+            json["latency"],
+            serde_json::json!({"p50_ms": 1.84, "p99_ms": 6.2, "max_ms": 14.03, "records": 10})
         );
     }
 

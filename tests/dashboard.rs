@@ -12,6 +12,7 @@ use orderflow::activity::{
 use orderflow::dashboard::{Dashboard, ProducerStats, ViewEvent};
 use orderflow::event::{EventError, Status};
 use orderflow::group_view::{GroupState, GroupView, Member, MembershipSource, PartitionLag};
+use orderflow::latency::LatencyStats;
 use orderflow::lifecycle::Violation;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -55,6 +56,7 @@ fn analytics_summary(records: u64, rate: f64, statuses: [u64; 4]) -> Summary {
         malformed: 2,
         malformed_by_kind: BTreeMap::from([("not-json", 2)]),
         events_per_s: rate,
+        latency: None,
         partitions: (0..3)
             .map(|p| PartitionProgress {
                 partition: p,
@@ -185,7 +187,15 @@ fn mid_stream() -> Dashboard {
             &mut d,
             "analytics",
             2 + second,
-            Activity::Progress(analytics_summary(2_400, rate, [700, 650, 560, 490])),
+            Activity::Progress(Summary {
+                latency: Some(LatencyStats {
+                    p50_ms: 3.24,
+                    p99_ms: 14.6,
+                    max_ms: 21.0,
+                    records: 20,
+                }),
+                ..analytics_summary(2_400, rate, [700, 650, 560, 490])
+            }),
         );
     }
     role(
@@ -315,6 +325,7 @@ fn processor_summary() -> Summary {
         malformed: 3,
         malformed_by_kind: BTreeMap::from([("not-json", 3)]),
         events_per_s: 20.0,
+        latency: None,
         partitions: Vec::new(),
         counters: RoleCounters::OrderProcessor {
             valid: 4_995,
@@ -415,6 +426,7 @@ fn demo() -> Dashboard {
             malformed: 0,
             malformed_by_kind: BTreeMap::new(),
             events_per_s: 19.0,
+            latency: None,
             partitions: Vec::new(),
             counters: RoleCounters::Storage {
                 stored: 2_395,

@@ -92,6 +92,14 @@ fn every_role_sees_every_event() {
         for partition in summary["partitions"].as_array().unwrap() {
             assert_eq!(partition["lag"], 0, "drained and committed: {summary}");
         }
+        // Every record carries the producer's timestamp, so every one was timed.
+        let latency = &summary["latency"];
+        assert_eq!(count(&latency["records"]), 3_000, "{summary}");
+        let ms = |field: &str| latency[field].as_f64().unwrap();
+        assert!(
+            ms("max_ms") >= ms("p99_ms") && ms("p99_ms") >= ms("p50_ms") && ms("p50_ms") >= 0.0,
+            "{summary}"
+        );
     }
     let processor = final_summary(&outputs[0]);
     assert_eq!(count(&processor["valid"]), 3_000);

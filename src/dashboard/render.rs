@@ -753,11 +753,22 @@ fn throughput(role: &RoleView, area: Rect, buf: &mut Buffer) {
     let data: Vec<u64> = role.rates.iter().map(|r| r.round() as u64).collect();
     let now = role.rates.back().copied().unwrap_or(0.0);
     let peak = data.iter().copied().max().unwrap_or(0);
-    let title = format!(
+    let mut title = format!(
         "events/s, last minute · now {} · peak {}",
         human::decimal(now),
         count(peak)
     );
+    // How old the last interval's records were when handled (lag in time), where it fits.
+    if let Some(latency) = role.summary.as_ref().and_then(|s| s.latency) {
+        let more = format!(
+            " · latency p50 {}, p99 {} ms",
+            human::decimal(latency.p50_ms),
+            human::decimal(latency.p99_ms)
+        );
+        if title.chars().count() + more.chars().count() + 2 <= usize::from(area.width) {
+            title.push_str(&more);
+        }
+    }
     Sparkline::default()
         .data(&data)
         .max(peak.max(1))

@@ -483,6 +483,7 @@ mod tests {
             malformed: 0,
             malformed_by_kind: BTreeMap::new(),
             events_per_s: rate,
+            latency: None,
             partitions: Vec::new(),
             counters: RoleCounters::Analytics {
                 statuses: ["PLACED", "CONFIRMED", "SHIPPED", "DELIVERED"]

@@ -31,11 +31,12 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, Timestamp, TopicPartitionList};
 
 use super::client::{Connection, ConnectionHealth, close_promptly};
 use crate::activity::{Activity, PartitionProgress, PartitionStart, Report, RoleCounters, Summary};
 use crate::config::{KafkaSettings, redacted};
+use crate::latency::Latencies;
 use crate::shutdown::Shutdown;
 
 /// How long `poll` waits when nothing arrives: also how quickly a stop request is noticed.
@@ -342,6 +343,8 @@ struct Shared<R> {
     last_committed: BTreeMap<i32, i64>,
     /// Records handled in this run.
     records: u64,
+    /// How old the records were when the role had handled them, per reporting window.
+    latency: Latencies,
 }
 
 impl<R: Role> Shared<R> {
@@ -756,6 +759,24 @@ pub struct GroupConsumer<R: Role> {
     connected: bool,
 }
 
+/// The records a summary's latency covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Window {
+    /// Since the last progress report (every second, for live views).
+    SinceProgress,
+    /// Since the last printed summary (every 5 s).
+    SinceSummary,
+    /// The whole run: the final summary.
+    Run,
+}
+
+/// The wall clock in µs since the epoch, the time base of Kafka timestamps.
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
@@ -845,6 +866,7 @@ impl<R: Role> GroupConsumer<R> {
             progress: BTreeMap::new(),
             last_committed: BTreeMap::new(),
             records: 0,
+            latency: Latencies::default(),
         }));
         let context = GroupContext {
             health: ConnectionHealth::default(),
@@ -1054,7 +1076,7 @@ impl<R: Role> GroupConsumer<R> {
                 let records = self.lock().records;
                 let rate = (records - records_at_last_progress) as f64
                     / last_progress.elapsed().as_secs_f64();
-                let summary = self.summary(rate, false);
+                let summary = self.summary(rate, Window::SinceProgress);
                 self.lock().out.report(Activity::Progress(summary));
                 last_progress = Instant::now();
                 records_at_last_progress = records;
@@ -1063,7 +1085,7 @@ impl<R: Role> GroupConsumer<R> {
                 let records = self.lock().records;
                 let rate = (records - records_at_last_summary) as f64
                     / last_summary.elapsed().as_secs_f64();
-                self.report_summary(rate, false);
+                self.report_summary(rate, Window::SinceSummary);
                 last_summary = Instant::now();
                 records_at_last_summary = records;
             }
@@ -1106,6 +1128,11 @@ impl<R: Role> GroupConsumer<R> {
                 shared.pending.insert(record.partition, record.offset + 1);
                 shared.owned.insert(record.partition, false);
                 shared.records += 1;
+                // Only the producer's clock says when an event was made; a broker's
+                // LogAppendTime would leave out the time to reach Kafka.
+                if let Timestamp::CreateTime(created_ms) = message.timestamp() {
+                    shared.latency.record_since(created_ms, now_micros());
+                }
                 Ok(1)
             }
             Err(KafkaError::PartitionEOF(partition)) => {
@@ -1159,17 +1186,26 @@ impl<R: Role> GroupConsumer<R> {
         }
     }
 
-    fn summary(&self, rate: f64, last: bool) -> Summary {
-        let shared = self.lock();
+    /// The role's counters now, with the latency of `window`, which starts anew.
+    fn summary(&self, rate: f64, window: Window) -> Summary {
+        let mut shared = self.lock();
+        let latency = match window {
+            Window::SinceProgress => &mut shared.latency.since_progress,
+            Window::SinceSummary => &mut shared.latency.since_summary,
+            Window::Run => &mut shared.latency.run,
+        };
+        let latency_stats = latency.stats();
+        latency.clear();
         let (malformed, malformed_by_kind) = shared.role.malformed();
         Summary {
             role: self.options.role,
             group: self.options.group.clone(),
-            last,
+            last: window == Window::Run,
             records: shared.records,
             malformed,
             malformed_by_kind,
             events_per_s: rate,
+            latency: latency_stats,
             // What this member owns now; statistics arrive once a second, so a partition
             // assigned since the last ones shows without numbers rather than not at all.
             partitions: shared
@@ -1193,8 +1229,8 @@ impl<R: Role> GroupConsumer<R> {
         }
     }
 
-    fn report_summary(&self, rate: f64, last: bool) {
-        let summary = self.summary(rate, last);
+    fn report_summary(&self, rate: f64, window: Window) {
+        let summary = self.summary(rate, window);
         self.lock().out.report(Activity::Summary(summary));
     }
 
@@ -1218,7 +1254,7 @@ impl<R: Role> GroupConsumer<R> {
         }
         let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
         let records = self.lock().records;
-        self.report_summary(records as f64 / elapsed, true);
+        self.report_summary(records as f64 / elapsed, Window::Run);
         // Leaving the group (rather than letting the session time out) moves our
         // partitions to the other members at once. close_queue triggers the final revoke.
         let mut left = false;
