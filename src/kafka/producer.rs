@@ -170,7 +170,19 @@ impl Poller {
                     if aside.load(Ordering::Relaxed) {
                         std::thread::sleep(POLL_ROUND);
                     } else {
-                        producer.poll(POLL_ROUND);
+                        // Not poll(POLL_ROUND): rust-rdkafka hands librdkafka the time left in
+                        // whole milliseconds, so the last millisecond of every poll is a busy
+                        // loop of zero-timeout polls (10 % of a CPU for an idle dead-letter
+                        // producer). Sleep, then serve what arrived without waiting: one
+                        // event per zero-timeout poll, as long as they settle deliveries.
+                        std::thread::sleep(POLL_ROUND);
+                        loop {
+                            let before = producer.in_flight_count();
+                            producer.poll(Duration::ZERO);
+                            if producer.in_flight_count() >= before {
+                                break;
+                            }
+                        }
                     }
                 }
             })?;
