@@ -326,12 +326,27 @@ impl Dashboard {
     }
 
     fn member_panel(&self, role: &RoleView, area: Rect, buf: &mut Buffer) {
+        // Beside the lag in records, how old the last second's records were when handled
+        // (lag in time); then how long the last assignment took. Each only where it fits.
         let mut title = "this member".to_owned();
+        let mut extras = Vec::new();
+        if let Some(latency) = role.summary.as_ref().and_then(|s| s.latency) {
+            extras.push(format!(
+                "latency p50 {} ms, p99 {} ms",
+                human::decimal(latency.p50_ms),
+                human::decimal(latency.p99_ms)
+            ));
+        }
         if let Some((_, waited)) = role.last_assignment.filter(|(_, w)| !w.is_zero()) {
-            title = format!(
-                "this member · got its partitions after {}",
+            extras.push(format!(
+                "got its partitions after {}",
                 human::duration(waited)
-            );
+            ));
+        }
+        for extra in extras {
+            if title.chars().count() + extra.chars().count() + 7 <= usize::from(area.width) {
+                title = format!("{title} · {extra}");
+            }
         }
         if role.owned.is_empty() {
             Paragraph::new(self.owned_line(role))
@@ -518,7 +533,8 @@ impl Dashboard {
             Line::from("Counters: what this member read — events per status (bars) and source,"),
             Line::from("   completed (DELIVERED) and in-flight orders, malformed records."),
             Line::from("Throughput: events per second this member read, over the last minute."),
-            Line::from("This member: its partitions, the offset committed, the log end, the lag."),
+            Line::from("This member: partitions, committed offset, log end, lag; latency: how"),
+            Line::from("   old the last second's records were when handled (lag in time)."),
             Line::from("Groups: every group reading the topic, its members, what each owns, lag."),
             Line::from("Rebalances: members joining and leaving, partitions moving, time unowned."),
             Line::from("Status line: the broker, topic, group, member and the connection."),
@@ -753,22 +769,11 @@ fn throughput(role: &RoleView, area: Rect, buf: &mut Buffer) {
     let data: Vec<u64> = role.rates.iter().map(|r| r.round() as u64).collect();
     let now = role.rates.back().copied().unwrap_or(0.0);
     let peak = data.iter().copied().max().unwrap_or(0);
-    let mut title = format!(
+    let title = format!(
         "events/s, last minute · now {} · peak {}",
         human::decimal(now),
         count(peak)
     );
-    // How old the last interval's records were when handled (lag in time), where it fits.
-    if let Some(latency) = role.summary.as_ref().and_then(|s| s.latency) {
-        let more = format!(
-            " · latency p50 {}, p99 {} ms",
-            human::decimal(latency.p50_ms),
-            human::decimal(latency.p99_ms)
-        );
-        if title.chars().count() + more.chars().count() + 2 <= usize::from(area.width) {
-            title.push_str(&more);
-        }
-    }
     Sparkline::default()
         .data(&data)
         .max(peak.max(1))
