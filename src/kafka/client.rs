@@ -195,20 +195,24 @@ where
     producer.in_flight_count() <= 0
 }
 
-/// Closes a consumer that has a `group.id` so that dropping it is quick.
+/// Closes a consumer that has a `group.id` (for a group member: the final revoke, the last
+/// commit callbacks, leaving the group), within `timeout`; true once it is closed.
 ///
 /// rdkafka's `Drop` closes such a consumer itself, but waits for it in `poll(100 ms)` rounds
 /// that run to their deadline: 100 ms per client on every exit, for a client that closes in a
-/// millisecond. Closing it here first, polling in short steps, leaves `Drop` nothing to wait
-/// for.
-pub fn close_promptly<C: ConsumerContext>(consumer: &BaseConsumer<C>, timeout: Duration) {
-    if consumer.closed() || consumer.close_queue().is_err() {
-        return;
+/// millisecond. Closing it here, polling in short steps, leaves `Drop` nothing to wait for.
+pub fn close_promptly<C: ConsumerContext>(consumer: &BaseConsumer<C>, timeout: Duration) -> bool {
+    if consumer.closed() {
+        return true;
+    }
+    if consumer.close_queue().is_err() {
+        return false;
     }
     let deadline = Instant::now() + timeout;
     while !consumer.closed() && Instant::now() < deadline {
         let _ = consumer.poll(Duration::from_millis(2));
     }
+    consumer.closed()
 }
 
 #[cfg(test)]

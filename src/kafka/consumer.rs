@@ -42,9 +42,6 @@ use crate::shutdown::Shutdown;
 /// How long `poll` waits when nothing arrives: also how quickly a stop request is noticed.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// How long each poll waits while the member leaves its group.
-const CLOSE_POLL: Duration = Duration::from_millis(5);
-
 /// At most this many records, and this much time, between two checkpoints (flush + offset
 /// store): large batches make one fsync serve thousands of audit lines; the time bound keeps
 /// a slow role (`--work-ms`) storing its progress and within `max.poll.interval.ms`.
@@ -1263,17 +1260,9 @@ impl<R: Role> GroupConsumer<R> {
         self.report_summary(records as f64 / elapsed, Window::Run);
         // Leaving the group (rather than letting the session time out) moves our
         // partitions to the other members at once. close_queue triggers the final revoke.
-        let mut left = false;
-        if consumer.close_queue().is_ok() {
-            let deadline = Instant::now() + CLUSTER_TIMEOUT;
-            while !consumer.closed() && Instant::now() < deadline {
-                // Records still arriving are not handled: they were never stored, so the
-                // next owner reads them. Short polls: the member has left the moment
-                // closed() says so, and poll would otherwise sit out its whole timeout.
-                let _ = consumer.poll(CLOSE_POLL);
-            }
-            left = consumer.closed();
-        }
+        // Records still arriving meanwhile are not handled: they were never stored, so the
+        // next owner reads them.
+        let left = close_promptly(consumer, CLUSTER_TIMEOUT);
         (committed, left)
     }
 
