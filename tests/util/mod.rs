@@ -86,15 +86,22 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A development broker (`orderflow broker`) on a free port, stopped when dropped.
+pub mod kafka;
+
+/// Where a test's records go: a development broker (`orderflow broker`) of its own on a free
+/// port, stopped when dropped, or a fresh topic on the real Kafka this test binary shares
+/// ([`Broker::kafka`]).
 pub struct Broker {
-    child: Child,
+    /// The development broker's process; None on real Kafka.
+    child: Option<Child>,
     /// The broker's stdin, for outage commands (`down`, `up`).
     commands: Option<std::process::ChildStdin>,
     /// `host:port` for `-b`.
     pub address: String,
     /// The topic it created at start.
     pub topic: String,
+    /// The real Kafka cluster this topic lives on, when it is not the development broker.
+    pub kafka: Option<&'static kafka::Kafka>,
 }
 
 impl Broker {
@@ -136,17 +143,35 @@ impl Broker {
         };
         let commands = child.stdin.take();
         Broker {
-            child,
+            child: Some(child),
             commands,
             address,
             topic: topic.to_owned(),
+            kafka: None,
+        }
+    }
+
+    /// Whether this is real Kafka (not the development broker).
+    pub fn is_kafka(&self) -> bool {
+        self.kafka.is_some()
+    }
+
+    /// Which broker, for messages: "built-in broker" or "real Kafka".
+    pub fn kind(&self) -> &'static str {
+        if self.is_kafka() {
+            "real Kafka"
+        } else {
+            "built-in broker"
         }
     }
 
     /// Types a command into the broker's terminal: `down`, `down 3`, `up`.
     pub fn command(&mut self, command: &str) {
         use std::io::Write;
-        let stdin = self.commands.as_mut().expect("the broker's stdin");
+        let stdin = self
+            .commands
+            .as_mut()
+            .expect("outage commands are the development broker's");
         writeln!(stdin, "{command}").expect("write to the broker");
         stdin.flush().expect("flush");
     }
@@ -162,14 +187,15 @@ impl Broker {
 
     /// Sends a signal to the broker process.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        signal_child(&self.child, signal);
+        signal_child(self.child.as_ref().expect("a development broker"), signal);
     }
 
     /// Waits for the broker to exit.
     pub fn wait(mut self, limit: Duration) -> ExitStatus {
         let started = Instant::now();
+        let child = self.child.as_mut().expect("a development broker");
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
+            if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
             assert!(
@@ -183,8 +209,10 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
