@@ -2,9 +2,14 @@
 //! runtime, formats KRaft storage and runs combined broker+controller nodes (one, or three
 //! with replication factor 3 and min.insync.replicas 2, as docker/compose.cluster.yml does).
 //!
-//! The test harness and the benches start real Kafka through this one piece, so what the
-//! tests prove holds for the cluster a learner gets. No Docker: Java 17 and the jars of an
-//! Apache Kafka download (its `libs/` folder) are all it takes.
+//! The test harness, the benches and `orderflow cluster` start real Kafka through this one
+//! piece, so what the tests prove holds for the cluster a learner gets. No Docker: Java 17 and
+//! the jars of an Apache Kafka download (its `libs/` folder) are all it takes.
+//!
+//! A cluster that is not tied to the process that started it outlives it: its state (nodes,
+//! ports, pids, the Kafka and Java it runs on) is kept in `DIR/cluster.json`, and
+//! [`KraftCluster::open`] finds it again from there, so separate commands can kill, restart,
+//! inspect and stop it.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Write as _};
@@ -13,6 +18,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use serde::{Deserialize, Serialize};
 
 /// The Kafka version the project is tested with (docker/compose.yml runs the same).
 pub const KAFKA_VERSION: &str = "4.1.0";
@@ -25,12 +31,25 @@ pub const MIN_JAVA: u32 = 17;
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How to get Kafka, for messages: one line per way.
-pub const HOW_TO_GET_KAFKA: &str = "\
-  - download Apache Kafka 4.1.0 (kafka_2.13-4.1.0.tgz) from kafka.apache.org/downloads, \
+pub const HOW_TO_GET_KAFKA: &str =
+    "  - download Apache Kafka 4.1.0 (kafka_2.13-4.1.0.tgz) from kafka.apache.org/downloads, \
 unpack it and set KAFKA_HOME to the unpacked folder;
   - or set ORDERFLOW_KAFKA_LIBS to a folder holding Kafka's jars (kafka_2.13-4.1.0.jar, \
 kafka-tools-4.1.0.jar and their dependencies);
+  - or give `orderflow cluster start --kafka PATH` the unpacked download;
   - and have Java 17 or newer on PATH (Debian/Ubuntu: apt-get install openjdk-17-jre-headless).";
+
+/// How to get Java 17, for messages.
+pub const HOW_TO_GET_JAVA: &str =
+    "  Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless; Fedora: sudo dnf install \
+java-17-openjdk-headless; macOS: brew install openjdk@17; anywhere: adoptium.net.
+  Then put its bin/ first on PATH, or set JAVA_HOME to it (or JAVA to its java).";
+
+/// The file in a cluster's folder that records its nodes, so later commands find them.
+pub const STATE_FILE: &str = "cluster.json";
+
+/// How long a clean stop may take before a node is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why real Kafka could not be found or started.
 #[derive(Debug, thiserror::Error)]
@@ -38,11 +57,11 @@ pub enum KraftError {
     #[error("no Apache Kafka found; looked in:\n{tried}\nTo get it:\n{HOW_TO_GET_KAFKA}")]
     NotFound { tried: String },
     #[error(
-        "no Java runtime found ({0}); Kafka needs Java {MIN_JAVA} or newer.\n{HOW_TO_GET_KAFKA}"
+        "no Java runtime found ({0}); Kafka needs Java {MIN_JAVA} or newer. To get it:\n{HOW_TO_GET_JAVA}"
     )]
     NoJava(String),
     #[error(
-        "{java} is Java {found}; Kafka 4 needs Java {MIN_JAVA} or newer (set JAVA_HOME to one)"
+        "{java} is Java {found}; Kafka 4 needs Java {MIN_JAVA} or newer. To get it:\n{HOW_TO_GET_JAVA}"
     )]
     OldJava { java: String, found: String },
     #[error("{what}: {source}")]
@@ -68,8 +87,31 @@ pub enum KraftError {
         log: String,
         tail: String,
     },
-    #[error("there is no node {node} (the cluster has {nodes})")]
+    #[error("there is no node {node}: the cluster has {}", node_range(*nodes))]
     NoSuchNode { node: usize, nodes: usize },
+    #[error(
+        "port {port} on 127.0.0.1 is taken ({what}); stop what listens there, or choose other \
+         ports with --port (node i uses P+i-1 for clients and P+100+i-1 for its controller)"
+    )]
+    PortTaken { port: u16, what: String },
+    #[error(
+        "--port {port} with {nodes} node(s) needs ports up to {}, past 65535",
+        u32::from(*port) + 100 + *nodes as u32 - 1
+    )]
+    PortRange { port: u16, nodes: usize },
+    #[error("no cluster in {dir} (no {STATE_FILE}); start one with `orderflow cluster start`")]
+    NoCluster { dir: String },
+    #[error("{path} is not a cluster state file orderflow wrote: {reason}")]
+    BadState { path: String, reason: String },
+    #[error("stopped waiting for the nodes to start (interrupted); the nodes were stopped")]
+    Interrupted,
+}
+
+fn node_range(nodes: usize) -> String {
+    match nodes {
+        1 => "only node 1".to_owned(),
+        n => format!("nodes 1 to {n}"),
+    }
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> KraftError {
@@ -94,16 +136,32 @@ impl KafkaInstall {
     /// the project's machines). Then finds Java (`JAVA`, `$JAVA_HOME/bin/java`, `java`) and
     /// checks its version.
     pub fn locate(near: &[&Path]) -> Result<KafkaInstall, KraftError> {
+        KafkaInstall::locate_from(None, near)
+    }
+
+    /// As [`KafkaInstall::locate`], but when `kafka` is given (an unpacked Apache download,
+    /// or a folder of its jars) only there.
+    pub fn locate_from(kafka: Option<&Path>, near: &[&Path]) -> Result<KafkaInstall, KraftError> {
         let mut candidates: Vec<(String, PathBuf)> = Vec::new();
-        if let Some(libs) = std::env::var_os("ORDERFLOW_KAFKA_LIBS") {
+        if let Some(kafka) = kafka {
+            // An unpacked download has its jars in libs/; a folder of jars is taken as it is.
+            let libs = if kafka.join("libs").is_dir() {
+                kafka.join("libs")
+            } else {
+                kafka.to_path_buf()
+            };
+            candidates.push(("--kafka".into(), libs));
+        } else if let Some(libs) = std::env::var_os("ORDERFLOW_KAFKA_LIBS") {
             candidates.push(("ORDERFLOW_KAFKA_LIBS".into(), PathBuf::from(libs)));
         }
-        if let Some(home) = std::env::var_os("KAFKA_HOME") {
-            candidates.push(("$KAFKA_HOME/libs".into(), PathBuf::from(home).join("libs")));
-        }
-        for dir in near {
-            let libs = dir.join("../shared/kafka/libs");
-            candidates.push((format!("beside {}", dir.display()), libs));
+        if kafka.is_none() {
+            if let Some(home) = std::env::var_os("KAFKA_HOME") {
+                candidates.push(("$KAFKA_HOME/libs".into(), PathBuf::from(home).join("libs")));
+            }
+            for dir in near {
+                let libs = dir.join("../shared/kafka/libs");
+                candidates.push((format!("beside {}", dir.display()), libs));
+            }
         }
         let mut tried = String::new();
         let libs = candidates.into_iter().find_map(|(from, libs)| {
@@ -222,8 +280,145 @@ pub struct ClusterSpec {
     /// `port + 100 + i - 1`), or None for free ports chosen by the system.
     pub port: Option<u16>,
     /// The cluster belongs to this process (tests, benches): its nodes stop and its folder
-    /// is removed when this process ends, however it ends.
+    /// is removed when this process ends, however it ends. Otherwise its nodes run in a
+    /// process group of their own and its state is kept in `dir`/[`STATE_FILE`].
     pub tied_to_this_process: bool,
+}
+
+/// What a start, restart or stop is doing, for a command to show while it waits.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// Kafka's storage tool is formatting the nodes' data folders.
+    Formatting { nodes: usize },
+    /// Node `node`'s JVM runs as `pid` and is starting.
+    Launched {
+        node: usize,
+        pid: u32,
+        address: String,
+    },
+    /// Still waiting for node `node` (about once a second); the last line it logged.
+    Waiting {
+        node: usize,
+        elapsed: Duration,
+        last_log: Option<String>,
+    },
+    /// Node `node` logged that it started.
+    Started { node: usize, elapsed: Duration },
+    /// SIGTERM was sent to these nodes; waiting for them to exit.
+    Stopping { nodes: Vec<usize> },
+    /// Still waiting for these nodes to exit (about once a second).
+    StillStopping {
+        nodes: Vec<usize>,
+        elapsed: Duration,
+    },
+    /// Node `node` exited; `forced` when it had to be killed after [`STOP_TIMEOUT`].
+    Stopped {
+        node: usize,
+        elapsed: Duration,
+        forced: bool,
+    },
+}
+
+/// Receives [`Progress`]; returning false while nodes start gives up (they are stopped).
+pub type Observer<'a> = &'a mut dyn FnMut(Progress) -> bool;
+
+/// A node's JVM.
+#[derive(Debug)]
+enum Jvm {
+    /// Started by this process.
+    Child(Child),
+    /// Started by an earlier command and found again from the state file: only its pid is
+    /// known, and it is signalled rather than waited for.
+    Detached(u32),
+}
+
+impl Jvm {
+    fn pid(&self) -> u32 {
+        match self {
+            Jvm::Child(child) => child.id(),
+            Jvm::Detached(pid) => *pid,
+        }
+    }
+
+    /// Whether the JVM still runs. (A detached pid was checked to be this node's Kafka when
+    /// the state file was read: [`is_node_process`].)
+    fn running(&mut self) -> bool {
+        match self {
+            Jvm::Child(child) => matches!(child.try_wait(), Ok(None)),
+            Jvm::Detached(pid) => process_alive(*pid),
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let Ok(pid) = i32::try_from(self.pid()) else {
+            return;
+        };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+
+    /// SIGKILL, and waits until it is gone.
+    fn kill(&mut self) {
+        match self {
+            Jvm::Child(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            Jvm::Detached(_) => {
+                self.signal(nix::sys::signal::Signal::SIGKILL);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while self.running() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+    }
+}
+
+/// Whether process `pid` exists and has not exited. A process that has exited but not been
+/// reaped (a zombie: its parent, the command that started it, is gone) has released its
+/// ports and files; one still exiting has not, and counts as alive until it is a zombie.
+fn process_alive(pid: u32) -> bool {
+    let stat = Path::new("/proc").join(pid.to_string()).join("stat");
+    if Path::new("/proc/self").exists() {
+        return match std::fs::read_to_string(stat) {
+            // "pid (comm) S ...": the state follows the last ')'.
+            Ok(text) => text
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state != 'Z' && state != 'X'),
+            Err(_) => false,
+        };
+    }
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    // No /proc (macOS): signal 0 checks that the process exists.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Whether process `pid` is the Kafka JVM started with `properties`. A pid alone is not
+/// enough: the number may have been reused since the state file was written.
+fn is_node_process(pid: u32, properties: &Path) -> bool {
+    let command_line = if Path::new("/proc/self").exists() {
+        // A zombie (exited, not yet reaped) has an empty command line: it counts as gone.
+        match std::fs::read(format!("/proc/{pid}/cmdline")) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).replace('\0', " "),
+            Err(_) => return false,
+        }
+    } else {
+        match Command::new("ps")
+            .args(["-o", "args=", "-p", &pid.to_string()])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+        {
+            Ok(output) if output.status.success() => {
+                String::from_utf8_lossy(&output.stdout).into_owned()
+            }
+            _ => return false,
+        }
+    };
+    command_line.contains("kafka.Kafka") && command_line.contains(&properties.display().to_string())
 }
 
 /// One node of a running cluster.
@@ -232,14 +427,74 @@ struct Node {
     /// Kafka's node.id, 1-based.
     id: usize,
     client_port: u16,
+    controller_port: u16,
     dir: PathBuf,
     /// The JVM, while it runs.
-    process: Option<Child>,
+    process: Option<Jvm>,
     /// For a cluster tied to this process: kills the JVM once this process has ended.
     watchdog: Option<(Child, ChildStdin)>,
 }
 
-/// A running KRaft cluster; dropping it stops every node.
+impl Node {
+    fn properties(&self) -> PathBuf {
+        self.dir.join("server.properties")
+    }
+
+    /// Whether its JVM runs; forgets a JVM that has exited.
+    fn running(&mut self) -> bool {
+        let running = self.process.as_mut().is_some_and(Jvm::running);
+        if !running {
+            if let Some(Jvm::Child(mut child)) = self.process.take() {
+                let _ = child.wait();
+            }
+            self.watchdog = None;
+        }
+        running
+    }
+}
+
+/// What `DIR/cluster.json` holds: enough to find a cluster's nodes again from another
+/// process, and to start them again with the Kafka and Java that formatted them.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedCluster {
+    /// The Kafka version orderflow was built for (informational).
+    kafka_version: String,
+    /// Kafka's jars.
+    libs: PathBuf,
+    /// The `java` executable and its major version.
+    java: PathBuf,
+    java_version: u32,
+    nodes: Vec<SavedNode>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedNode {
+    id: usize,
+    client_port: u16,
+    controller_port: u16,
+    /// The JVM's pid when it was last started; null once it was stopped or killed.
+    pid: Option<u32>,
+}
+
+/// The state of one node, for `cluster status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeStatus {
+    /// Kafka's node.id, 1-based.
+    pub id: usize,
+    /// Whether its JVM runs.
+    pub running: bool,
+    pub pid: Option<u32>,
+    /// `127.0.0.1:P` for clients.
+    pub address: String,
+    pub controller_port: u16,
+    /// Its log file.
+    pub log: PathBuf,
+}
+
+/// A running KRaft cluster; dropping it stops every node of a cluster tied to this process,
+/// and leaves the others running.
 #[derive(Debug)]
 pub struct KraftCluster {
     install: KafkaInstall,
@@ -255,20 +510,44 @@ impl KraftCluster {
     /// Formats the storage of every node and starts them; returns once each node has logged
     /// that it started.
     pub fn start(install: &KafkaInstall, spec: ClusterSpec) -> Result<KraftCluster, KraftError> {
-        std::fs::create_dir_all(&spec.dir)
-            .map_err(io(format!("creating {}", spec.dir.display())))?;
-        let log4j = spec.dir.join("log4j2.properties");
-        std::fs::write(&log4j, LOG4J).map_err(io(format!("writing {}", log4j.display())))?;
+        KraftCluster::start_observed(install, spec, &mut |_| true)
+    }
+
+    /// As [`KraftCluster::start`], telling `observer` what happens while it waits. With a
+    /// fixed `spec.port`, every port is checked first: a taken one is named before anything
+    /// is written.
+    pub fn start_observed(
+        install: &KafkaInstall,
+        spec: ClusterSpec,
+        observer: Observer<'_>,
+    ) -> Result<KraftCluster, KraftError> {
         let ports = match spec.port {
-            Some(base) => (0..spec.nodes as u16)
-                .map(|i| (base + i, base + 100 + i))
-                .collect::<Vec<_>>(),
+            Some(base) => {
+                if u32::from(base) + 100 + spec.nodes as u32 - 1 > u32::from(u16::MAX) {
+                    return Err(KraftError::PortRange {
+                        port: base,
+                        nodes: spec.nodes,
+                    });
+                }
+                let ports: Vec<(u16, u16)> = (0..spec.nodes as u16)
+                    .map(|i| (base + i, base + 100 + i))
+                    .collect();
+                for (i, &(client, controller)) in ports.iter().enumerate() {
+                    check_port_free(client, &format!("node {}'s client port", i + 1))?;
+                    check_port_free(controller, &format!("node {}'s controller port", i + 1))?;
+                }
+                ports
+            }
             None => free_ports(spec.nodes * 2)
                 .map_err(io("choosing free ports"))?
                 .chunks(2)
                 .map(|p| (p[0], p[1]))
                 .collect(),
         };
+        std::fs::create_dir_all(&spec.dir)
+            .map_err(io(format!("creating {}", spec.dir.display())))?;
+        let log4j = spec.dir.join("log4j2.properties");
+        std::fs::write(&log4j, LOG4J).map_err(io(format!("writing {}", log4j.display())))?;
         let voters = ports
             .iter()
             .enumerate()
@@ -278,6 +557,7 @@ impl KraftCluster {
         let cluster_id = cluster_id();
         let mut nodes = Vec::new();
         let mut formats = Vec::new();
+        observer(Progress::Formatting { nodes: spec.nodes });
         for (i, &(client, controller)) in ports.iter().enumerate() {
             let id = i + 1;
             let dir = spec.dir.join(format!("node{id}"));
@@ -300,6 +580,7 @@ impl KraftCluster {
             nodes.push(Node {
                 id,
                 client_port: client,
+                controller_port: controller,
                 dir,
                 process: None,
                 watchdog: None,
@@ -333,13 +614,73 @@ impl KraftCluster {
             log4j,
             _cleaner: cleaner,
         };
-        for i in 0..cluster.nodes.len() {
-            cluster.launch(i)?;
-        }
-        for i in 0..cluster.nodes.len() {
-            cluster.wait_started(i, 0)?;
-        }
+        let all: Vec<usize> = (0..cluster.nodes.len()).collect();
+        cluster.launch_and_wait(&all, observer)?;
         Ok(cluster)
+    }
+
+    /// Finds the cluster whose state is in `dir`/[`STATE_FILE`] (started by an earlier
+    /// command), with each node running or not as it is now.
+    pub fn open(dir: &Path) -> Result<KraftCluster, KraftError> {
+        let path = dir.join(STATE_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(KraftError::NoCluster {
+                    dir: dir.display().to_string(),
+                });
+            }
+            Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
+        };
+        let saved: SavedCluster =
+            serde_json::from_str(&text).map_err(|e| KraftError::BadState {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        if saved.nodes.is_empty() {
+            return Err(KraftError::BadState {
+                path: path.display().to_string(),
+                reason: "it lists no nodes".into(),
+            });
+        }
+        let mut nodes: Vec<Node> = saved
+            .nodes
+            .iter()
+            .map(|n| Node {
+                id: n.id,
+                client_port: n.client_port,
+                controller_port: n.controller_port,
+                dir: dir.join(format!("node{}", n.id)),
+                // A pid that is no longer this node's Kafka (it exited, and the number may
+                // have been reused since) is forgotten.
+                process: n
+                    .pid
+                    .filter(|&pid| {
+                        is_node_process(pid, &dir.join(format!("node{}/server.properties", n.id)))
+                    })
+                    .map(Jvm::Detached),
+                watchdog: None,
+            })
+            .collect();
+        for node in &mut nodes {
+            node.running();
+        }
+        Ok(KraftCluster {
+            install: KafkaInstall {
+                libs: saved.libs,
+                java: saved.java,
+                java_version: saved.java_version,
+            },
+            spec: ClusterSpec {
+                dir: dir.to_path_buf(),
+                nodes: nodes.len(),
+                port: Some(nodes[0].client_port),
+                tied_to_this_process: false,
+            },
+            nodes,
+            log4j: dir.join("log4j2.properties"),
+            _cleaner: None,
+        })
     }
 
     /// `127.0.0.1:P1,127.0.0.1:P2,…` for `-b`.
@@ -361,9 +702,38 @@ impl KraftCluster {
         self.nodes.is_empty()
     }
 
+    /// The Kafka and Java this cluster runs on.
+    pub fn install(&self) -> &KafkaInstall {
+        &self.install
+    }
+
     /// The client address of node `node` (1-based, Kafka's node.id).
     pub fn address(&self, node: usize) -> Result<String, KraftError> {
         Ok(format!("127.0.0.1:{}", self.node(node)?.client_port))
+    }
+
+    /// Whether node `node`'s JVM runs now.
+    pub fn is_running(&mut self, node: usize) -> Result<bool, KraftError> {
+        let index = self.index(node)?;
+        Ok(self.nodes[index].running())
+    }
+
+    /// Each node: running or not, its pid, ports and log.
+    pub fn status(&mut self) -> Vec<NodeStatus> {
+        self.nodes
+            .iter_mut()
+            .map(|node| {
+                let running = node.running();
+                NodeStatus {
+                    id: node.id,
+                    running,
+                    pid: node.process.as_ref().map(Jvm::pid),
+                    address: format!("127.0.0.1:{}", node.client_port),
+                    controller_port: node.controller_port,
+                    log: node.dir.join("server.log"),
+                }
+            })
+            .collect()
     }
 
     /// Kills node `node` with SIGKILL: a crash, as `kill -9` of its JVM.
@@ -371,56 +741,121 @@ impl KraftCluster {
         let index = self.index(node)?;
         let node = &mut self.nodes[index];
         if let Some(mut process) = node.process.take() {
-            let _ = process.kill();
-            let _ = process.wait();
+            process.kill();
         }
         node.watchdog = None;
-        Ok(())
+        self.save()
     }
 
     /// Starts node `node` again with its data (after [`KraftCluster::kill`]); returns once it
     /// has started.
     pub fn restart(&mut self, node: usize) -> Result<(), KraftError> {
-        let index = self.index(node)?;
-        if self.nodes[index].process.is_some() {
-            return Ok(());
+        self.restart_observed(&[node], &mut |_| true)
+    }
+
+    /// Starts the given nodes again with their data (those that are not running), telling
+    /// `observer` while it waits; returns once each has started.
+    pub fn restart_observed(
+        &mut self,
+        nodes: &[usize],
+        observer: Observer<'_>,
+    ) -> Result<(), KraftError> {
+        let mut down = Vec::new();
+        for &node in nodes {
+            let index = self.index(node)?;
+            if !self.nodes[index].running() {
+                down.push(index);
+            }
         }
-        let log = self.nodes[index].dir.join("server.log");
-        let offset = std::fs::metadata(&log).map_or(0, |m| m.len());
-        self.launch(index)?;
-        self.wait_started(index, offset)
+        for &index in &down {
+            let node = &self.nodes[index];
+            // A node killed a moment ago may still be closing its sockets.
+            let deadline = Instant::now() + Duration::from_secs(3);
+            for (port, what) in [
+                (node.client_port, "client"),
+                (node.controller_port, "controller"),
+            ] {
+                let what = format!("node {}'s {what} port", node.id);
+                while let Err(e) = check_port_free(port, &what) {
+                    if Instant::now() > deadline {
+                        return Err(e);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        self.launch_and_wait(&down, observer)
     }
 
     /// Stops every node: SIGTERM (a clean shutdown), then SIGKILL after 30 s.
     pub fn stop(&mut self) {
-        for node in &self.nodes {
-            if let Some(process) = &node.process {
-                let _ = Command::new("kill")
-                    .arg(process.id().to_string())
-                    .stdin(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status();
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(30);
-        for node in &mut self.nodes {
-            if let Some(mut process) = node.process.take() {
-                while Instant::now() < deadline {
-                    if matches!(process.try_wait(), Ok(Some(_))) {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
+        self.stop_observed(&mut |_| true);
+    }
+
+    /// As [`KraftCluster::stop`], telling `observer` while it waits.
+    pub fn stop_observed(&mut self, observer: Observer<'_>) {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.stop_indices(&all, observer);
+    }
+
+    /// Stops the nodes at `indices` (SIGTERM, SIGKILL after [`STOP_TIMEOUT`]).
+    fn stop_indices(&mut self, indices: &[usize], observer: Observer<'_>) {
+        let mut waiting: Vec<usize> = Vec::new();
+        for &index in indices {
+            let node = &mut self.nodes[index];
+            if node.running() {
+                if let Some(process) = &node.process {
+                    process.signal(nix::sys::signal::Signal::SIGTERM);
                 }
-                let _ = process.kill();
-                let _ = process.wait();
+                waiting.push(index);
             }
-            node.watchdog = None;
         }
+        if waiting.is_empty() {
+            return;
+        }
+        observer(Progress::Stopping {
+            nodes: waiting.iter().map(|&i| self.nodes[i].id).collect(),
+        });
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        while !waiting.is_empty() {
+            let forced = started.elapsed() > STOP_TIMEOUT;
+            let mut still = Vec::new();
+            for index in waiting {
+                let node = &mut self.nodes[index];
+                if forced && let Some(process) = node.process.as_mut() {
+                    process.kill();
+                }
+                if node.running() {
+                    still.push(index);
+                } else {
+                    node.process = None;
+                    observer(Progress::Stopped {
+                        node: node.id,
+                        elapsed: started.elapsed(),
+                        forced,
+                    });
+                }
+            }
+            waiting = still;
+            if !waiting.is_empty() && last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                observer(Progress::StillStopping {
+                    nodes: waiting.iter().map(|&i| self.nodes[i].id).collect(),
+                    elapsed: started.elapsed(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for &index in indices {
+            self.nodes[index].watchdog = None;
+        }
+        let _ = self.save();
     }
 
     /// The process id of node `node`'s JVM, while it runs.
     pub fn pid(&self, node: usize) -> Result<Option<u32>, KraftError> {
-        Ok(self.node(node)?.process.as_ref().map(Child::id))
+        Ok(self.node(node)?.process.as_ref().map(Jvm::pid))
     }
 
     /// One of Kafka's own tools (a class of kafka-tools, e.g.
@@ -454,6 +889,70 @@ impl KraftCluster {
         Ok(node - 1)
     }
 
+    /// Writes `dir`/[`STATE_FILE`] (not for a cluster tied to this process: nothing else
+    /// needs to find it). Written through a temporary file, so a reader never sees half.
+    fn save(&self) -> Result<(), KraftError> {
+        if self.spec.tied_to_this_process {
+            return Ok(());
+        }
+        let saved = SavedCluster {
+            kafka_version: KAFKA_VERSION.to_owned(),
+            libs: self.install.libs.clone(),
+            java: self.install.java.clone(),
+            java_version: self.install.java_version,
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| SavedNode {
+                    id: n.id,
+                    client_port: n.client_port,
+                    controller_port: n.controller_port,
+                    pid: n.process.as_ref().map(Jvm::pid),
+                })
+                .collect(),
+        };
+        let path = self.spec.dir.join(STATE_FILE);
+        let partial = self.spec.dir.join(format!("{STATE_FILE}.partial"));
+        let text = serde_json::to_string_pretty(&saved).expect("plain data") + "\n";
+        std::fs::write(&partial, text)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .map_err(io(format!("writing {}", path.display())))
+    }
+
+    /// Launches the nodes at `indices` and waits until each has started; on failure (or
+    /// when `observer` gives up) stops those nodes again (the others keep running).
+    fn launch_and_wait(
+        &mut self,
+        indices: &[usize],
+        observer: Observer<'_>,
+    ) -> Result<(), KraftError> {
+        let mut offsets = Vec::new();
+        for &index in indices {
+            let log = self.nodes[index].dir.join("server.log");
+            offsets.push(std::fs::metadata(&log).map_or(0, |m| m.len()));
+            let launched = self.launch(index);
+            // Saved at once: a command interrupted from here on still leaves the pids behind
+            // for `cluster stop`.
+            let saved = self.save();
+            launched?;
+            saved?;
+            let node = &self.nodes[index];
+            observer(Progress::Launched {
+                node: node.id,
+                pid: node.process.as_ref().map_or(0, Jvm::pid),
+                address: format!("127.0.0.1:{}", node.client_port),
+            });
+        }
+        let started = Instant::now();
+        for (&index, &offset) in indices.iter().zip(&offsets) {
+            if let Err(e) = self.wait_started(index, offset, started, observer) {
+                self.stop_indices(indices, observer);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     fn launch(&mut self, index: usize) -> Result<(), KraftError> {
         let node = &self.nodes[index];
         let stdout = std::fs::OpenOptions::new()
@@ -465,7 +964,7 @@ impl KraftCluster {
         let mut command = self.install.java(&self.log4j, &node.dir);
         command
             .arg("kafka.Kafka")
-            .arg(node.dir.join("server.properties"))
+            .arg(node.properties())
             .stdout(stdout)
             .stderr(stderr);
         if !self.spec.tied_to_this_process {
@@ -486,32 +985,57 @@ impl KraftCluster {
             None
         };
         let node = &mut self.nodes[index];
-        node.process = Some(process);
+        node.process = Some(Jvm::Child(process));
         node.watchdog = watchdog;
         Ok(())
     }
 
     /// Waits until node `index` logs "Kafka Server started" past byte `from` of its log.
-    fn wait_started(&mut self, index: usize, from: u64) -> Result<(), KraftError> {
-        let started = Instant::now();
+    fn wait_started(
+        &mut self,
+        index: usize,
+        from: u64,
+        started: Instant,
+        observer: Observer<'_>,
+    ) -> Result<(), KraftError> {
         let log = self.nodes[index].dir.join("server.log");
+        let mut last_report = Instant::now();
         loop {
+            let id = self.nodes[index].id;
             if log_says_started(&log, from) {
+                observer(Progress::Started {
+                    node: id,
+                    elapsed: started.elapsed(),
+                });
                 return Ok(());
             }
-            let node = &mut self.nodes[index];
-            let exited = match node.process.as_mut() {
-                Some(p) => !matches!(p.try_wait(), Ok(None)),
-                None => true,
-            };
-            if exited || started.elapsed() > START_TIMEOUT {
-                let (log_name, tail) = last_lines(&node.dir);
-                let (node, log) = (node.id, log_name);
-                self.stop();
-                return Err(if exited {
-                    KraftError::Exited { node, log, tail }
+            let exited = !self.nodes[index].running();
+            let timed_out = started.elapsed() > START_TIMEOUT;
+            let mut given_up = false;
+            if !exited && !timed_out && last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                given_up = !observer(Progress::Waiting {
+                    node: id,
+                    elapsed: started.elapsed(),
+                    last_log: last_line(&log),
+                });
+            }
+            if exited || timed_out || given_up {
+                let (log, tail) = last_lines(&self.nodes[index].dir);
+                return Err(if given_up {
+                    KraftError::Interrupted
+                } else if exited {
+                    KraftError::Exited {
+                        node: id,
+                        log,
+                        tail,
+                    }
                 } else {
-                    KraftError::NotReady { node, log, tail }
+                    KraftError::NotReady {
+                        node: id,
+                        log,
+                        tail,
+                    }
                 });
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -526,13 +1050,37 @@ impl Drop for KraftCluster {
         if self.spec.tied_to_this_process {
             for node in &mut self.nodes {
                 if let Some(mut process) = node.process.take() {
-                    let _ = process.kill();
-                    let _ = process.wait();
+                    process.kill();
                 }
                 node.watchdog = None;
             }
         }
     }
+}
+
+/// Fails with [`KraftError::PortTaken`] if something listens on (or holds) 127.0.0.1:`port`.
+fn check_port_free(port: u16, what: &str) -> Result<(), KraftError> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(KraftError::PortTaken {
+            port,
+            what: what.to_owned(),
+        }),
+        Err(e) => Err(io(format!("checking port {port} ({what})"))(e)),
+    }
+}
+
+/// The last non-empty line of a log, without Kafka's timestamp, for progress output.
+fn last_line(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    // "[2026-12-01 11:02:03,123] INFO message (logger)" → "INFO message"
+    let line = line.split_once("] ").map_or(line, |(_, rest)| rest);
+    let line = line
+        .rsplit_once(" (")
+        .map_or(line, |(message, _)| message)
+        .trim();
+    (!line.is_empty()).then(|| line.to_owned())
 }
 
 /// A shell running `script` (with `arg` as `$0`), which first waits for its stdin to close.

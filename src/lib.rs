@@ -7,7 +7,8 @@
 //! - [`config`]: validated `-b`/`-t`/`-X` settings and librdkafka client configs
 //! - [`kafka`]: all Kafka I/O — producer, consumer-group runtime, dead letters, member
 //!   announcements, the group watch, connection health, the development broker
-//! - [`kraft`]: real Apache Kafka on loopback from its jars (tests, benches), no Docker
+//! - [`kraft`]: real Apache Kafka on loopback from its jars (tests, benches, `orderflow
+//!   cluster`), no Docker
 //! - [`activity`]: what a consumer role reports, as plain values
 //! - [`latency`]: end-to-end latency of handled records (producer timestamp to done), in a
 //!   fixed-size histogram
@@ -17,7 +18,7 @@
 //! - [`printer`]: text and JSON Lines output of the roles
 //! - [`dashboard`]: the live view (ratatui), fed by plain events, no Kafka
 //! - [`commands`]: the subcommand dispatch and the commands that are not roles (`broker`,
-//!   `demo`, `audit`, `completions`)
+//!   `cluster`, `demo`, `audit`, `completions`)
 //! - [`cli`], [`shutdown`], [`logging`], [`human`]: flags, stop requests, diagnostics,
 //!   output for people
 

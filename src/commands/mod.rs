@@ -1,8 +1,9 @@
 //! One `match` from subcommand to code, and the commands that are infrastructure rather than
-//! a role of the order platform (`broker`, `audit`, `completions`).
+//! a role of the order platform (`broker`, `cluster`, `audit`, `completions`).
 
 mod audit;
 mod broker;
+mod cluster;
 mod completions;
 mod consumers;
 mod demo;
@@ -37,6 +38,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             consumers::storage(&settings, &args, shutdown).await
         }
         Command::Demo(args) => demo::run(cli.connection, &args, shutdown).await,
+        Command::Cluster(args) => cluster::run(&cli.connection.topic, args, shutdown).await,
         Command::Audit(args) => audit::run(&cli.connection.topic, args, shutdown).await,
         Command::Completions(args) => completions::run(args.shell),
     }

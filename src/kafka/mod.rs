@@ -2,6 +2,7 @@
 
 pub mod broker;
 pub mod client;
+pub mod cluster_admin;
 pub mod consumer;
 pub mod dead_letter;
 pub mod group_watch;
