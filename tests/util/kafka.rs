@@ -193,7 +193,7 @@ impl Broker {
 }
 
 /// Finds Kafka and Java, or says loudly why not and returns None (a failure under CI).
-fn install(test: &str) -> Option<KafkaInstall> {
+pub fn install(test: &str) -> Option<KafkaInstall> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     match KafkaInstall::locate(&[manifest]) {
         Ok(install) => Some(install),

@@ -1,0 +1,400 @@
+//! `orderflow cluster` run as a user runs it: the real binary starts real Kafka in the
+//! background, later commands find it again through its folder, kill and restart a node, and
+//! stop it leaving no JVM behind; bad input is refused with a message naming what is wrong.
+//!
+//! The lifecycle test needs Kafka (tests/util/kafka.rs: skipped loudly without it, a failure
+//! under CI=true); the bad-input tests that stop before Kafka starts run everywhere.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use util::{orderflow, read_topic, run_with_limit, text};
+
+/// A start waits for a JVM (5–15 s), a restart after a kill also for the controller to drop
+/// the dead registration (about 9 s more); a loaded machine needs several times that.
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// `orderflow cluster ARGS… --dir DIR`, with Kafka and Java from the test harness's search.
+fn cluster(env: &ClusterEnv, args: &[&str]) -> Output {
+    let mut command = orderflow();
+    command.arg("cluster").args(args).arg("--dir").arg(&env.dir);
+    env.apply(&mut command);
+    run_with_limit(&mut command, LIMIT)
+}
+
+/// Where Kafka is for the binary under test: what the harness found, passed the way a user
+/// would (ORDERFLOW_KAFKA_LIBS, JAVA), so the binary's own search is what is exercised.
+struct ClusterEnv {
+    dir: PathBuf,
+    libs: Option<PathBuf>,
+    java: Option<PathBuf>,
+    _temp: tempfile::TempDir,
+}
+
+impl ClusterEnv {
+    fn new(install: Option<&orderflow::kraft::KafkaInstall>) -> ClusterEnv {
+        let temp = tempfile::Builder::new()
+            .prefix("orderflow-cluster-test-")
+            .tempdir()
+            .expect("a temporary folder");
+        ClusterEnv {
+            dir: temp.path().join("cluster"),
+            libs: install.map(|i| i.libs.clone()),
+            java: install.map(|i| i.java.clone()),
+            _temp: temp,
+        }
+    }
+
+    fn apply(&self, command: &mut Command) {
+        command.env_remove("KAFKA_HOME").env_remove("JAVA_HOME");
+        match &self.libs {
+            Some(libs) => command.env("ORDERFLOW_KAFKA_LIBS", libs),
+            None => command.env_remove("ORDERFLOW_KAFKA_LIBS"),
+        };
+        if let Some(java) = &self.java {
+            command.env("JAVA", java);
+        }
+    }
+}
+
+/// Stops the test's cluster however the test ends, so a failed assertion leaves no JVM.
+struct StopOnDrop<'a>(&'a ClusterEnv);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.0.dir.join("cluster.json").exists() {
+            let _ = cluster(self.0, &["stop", "--wipe"]);
+        }
+    }
+}
+
+/// A first client port P with P and P+100 (the controller) free, from a range of the tests'
+/// own: away from the system's ephemeral ports and from 19092, where a user's own
+/// `orderflow cluster` listens by default.
+fn free_base_port() -> u16 {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let offset = (std::process::id() % 400) as u16;
+    (0..400u16)
+        .map(|i| 23000 + (offset + i) % 400)
+        .find(|&p| free(p) && free(p + 100))
+        .expect("a free port pair in 23000-23499")
+}
+
+fn status_json(env: &ClusterEnv) -> serde_json::Value {
+    let output = cluster(env, &["status", "--json"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("status --json prints one JSON object")
+}
+
+fn node_state(status: &serde_json::Value, node: usize) -> String {
+    status["nodes"][node - 1]["state"]
+        .as_str()
+        .expect("a state")
+        .to_owned()
+}
+
+/// Every process whose command line names `dir`: the cluster's JVMs, while any runs.
+fn processes_in(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(&needle) && c.contains("kafka.Kafka"))
+        .collect()
+}
+
+fn produce(bootstrap: &str, count: u32) {
+    let output = run_with_limit(
+        orderflow().args([
+            "-b",
+            bootstrap,
+            "produce",
+            "--count",
+            &count.to_string(),
+            "--rate",
+            "0",
+        ]),
+        LIMIT,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+#[test]
+fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
+    let test = "one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm";
+    let Some(install) = util::kafka::install(test) else {
+        return;
+    };
+    let env = ClusterEnv::new(Some(&install));
+    let _stop = StopOnDrop(&env);
+    let port = free_base_port();
+    let bootstrap = format!("127.0.0.1:{port}");
+
+    let output = cluster(&env, &["start", "--port", &port.to_string()]);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    assert!(stdout.contains("node 1: JVM started (pid"), "{stdout}");
+    assert!(stdout.contains("node 1: started after"), "{stdout}");
+    assert!(
+        stdout.contains("topic order-events: 3 partitions, replication factor 1 (created)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("topic order-events.dlq: 3 partitions"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("export ORDERFLOW_BROKERS={bootstrap}")),
+        "{stdout}"
+    );
+
+    // The command has exited; the node runs on, and a second start changes nothing.
+    let again = cluster(&env, &["start"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains("is already running: 1 node on"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let status = status_json(&env);
+    assert_eq!(status["bootstrap"], bootstrap.as_str());
+    assert_eq!(status["running"], 1);
+    assert_eq!(node_state(&status, 1), "up");
+    let partitions = status["topic"]["partitions"]
+        .as_array()
+        .expect("partitions");
+    assert_eq!(partitions.len(), 3, "{status}");
+    for p in partitions {
+        assert_eq!(p["leader"], 1, "{status}");
+        assert_eq!(p["isr"], serde_json::json!([1]), "{status}");
+    }
+
+    produce(&bootstrap, 50);
+    assert_eq!(read_topic(&bootstrap, "order-events").len(), 50);
+
+    // Bad input while it runs: another cluster on its ports, a folder that already has one,
+    // a node it does not have.
+    let other = ClusterEnv::new(Some(&install));
+    let taken = cluster(&other, &["start", "--port", &port.to_string()]);
+    assert!(!taken.status.success());
+    assert!(
+        text(&taken.stderr).contains(&format!("port {port} on 127.0.0.1 is taken")),
+        "{}",
+        text(&taken.stderr)
+    );
+    assert!(!other.dir.exists(), "a refused start leaves no folder");
+    let second = cluster(&env, &["start", "--port", &(port + 1).to_string()]);
+    assert!(!second.status.success());
+    assert!(
+        text(&second.stderr).contains("already holds a running 1-node cluster"),
+        "{}",
+        text(&second.stderr)
+    );
+    let no_node = cluster(&env, &["kill", "2"]);
+    assert!(!no_node.status.success());
+    assert!(
+        text(&no_node.stderr).contains("there is no node 2: the cluster has only node 1"),
+        "{}",
+        text(&no_node.stderr)
+    );
+
+    // A crash: SIGKILL, then the node is down, and killing it again says so.
+    let pid = status["nodes"][0]["pid"].as_u64().expect("a pid");
+    let kill = cluster(&env, &["kill", "1"]);
+    assert!(kill.status.success(), "{}", text(&kill.stderr));
+    assert!(
+        text(&kill.stdout).contains(&format!("Killed node 1 (pid {pid}")),
+        "{}",
+        text(&kill.stdout)
+    );
+    let status = status_json(&env);
+    assert_eq!(node_state(&status, 1), "down", "{status}");
+    assert_eq!(status["running"], 0);
+    let again = cluster(&env, &["kill", "1"]);
+    assert!(again.status.success());
+    assert!(text(&again.stdout).contains("node 1 is already down"));
+
+    // Back with its data.
+    let restart = cluster(&env, &["restart", "1"]);
+    assert!(restart.status.success(), "{}", text(&restart.stderr));
+    assert!(
+        text(&restart.stdout).contains(&format!("Node 1 is back on {bootstrap}")),
+        "{}",
+        text(&restart.stdout)
+    );
+    let again = cluster(&env, &["restart", "1"]);
+    assert!(again.status.success());
+    assert!(text(&again.stdout).contains("Node 1 is already running"));
+    assert_eq!(node_state(&status_json(&env), 1), "up");
+    produce(&bootstrap, 10);
+    assert_eq!(
+        read_topic(&bootstrap, "order-events").len(),
+        60,
+        "the restarted node kept the first 50"
+    );
+
+    // A clean stop leaves no JVM; stopping again says so; --wipe deletes the folder.
+    assert!(
+        !processes_in(&env.dir).is_empty(),
+        "the node runs before the stop"
+    );
+    let stop = cluster(&env, &["stop"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    assert!(text(&stop.stdout).contains("Stopped the cluster in"));
+    assert_eq!(processes_in(&env.dir), Vec::<String>::new());
+    let again = cluster(&env, &["stop"]);
+    assert!(again.status.success());
+    assert!(text(&again.stdout).contains("is already stopped"));
+    let wipe = cluster(&env, &["stop", "--wipe"]);
+    assert!(wipe.status.success());
+    assert!(!env.dir.exists(), "--wipe removes the folder");
+}
+
+#[test]
+fn a_folder_without_kafka_jars_says_how_to_get_kafka() {
+    let env = ClusterEnv::new(None);
+    let empty = tempfile::tempdir().unwrap();
+    let output = cluster(
+        &env,
+        &[
+            "start",
+            "--kafka",
+            empty.path().to_str().unwrap(),
+            "--port",
+            "23990",
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("no Apache Kafka found"), "{stderr}");
+    assert!(stderr.contains("(--kafka): no Kafka jars"), "{stderr}");
+    assert!(stderr.contains("kafka_2.13-4.1.0.tgz"), "{stderr}");
+    assert!(stderr.contains("KAFKA_HOME"), "{stderr}");
+    assert!(stderr.contains("ORDERFLOW_KAFKA_LIBS"), "{stderr}");
+    assert!(!env.dir.exists(), "a refused start leaves no folder");
+}
+
+/// A folder that looks like Kafka's libs/ to the search (the jars are empty: nothing runs).
+fn fake_kafka() -> tempfile::TempDir {
+    let kafka = tempfile::tempdir().unwrap();
+    std::fs::create_dir(kafka.path().join("libs")).unwrap();
+    for jar in [
+        "kafka_2.13-4.1.0.jar",
+        "kafka-tools-4.1.0.jar",
+        "kafka-clients-4.1.0.jar",
+    ] {
+        std::fs::write(kafka.path().join("libs").join(jar), b"").unwrap();
+    }
+    kafka
+}
+
+#[test]
+fn java_older_than_17_is_named_with_how_to_get_17() {
+    let kafka = fake_kafka();
+    let java = kafka.path().join("java");
+    // What Java 11's `java -version` prints (on stderr).
+    std::fs::write(
+        &java,
+        "#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut env = ClusterEnv::new(None);
+    env.java = Some(java.clone());
+    let output = cluster(
+        &env,
+        &[
+            "start",
+            "--kafka",
+            kafka.path().to_str().unwrap(),
+            "--port",
+            "23990",
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{} is Java 11; Kafka 4 needs Java 17 or newer",
+            java.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("openjdk-17-jre-headless"), "{stderr}");
+
+    env.java = Some(kafka.path().join("no-such-java"));
+    let output = cluster(
+        &env,
+        &[
+            "start",
+            "--kafka",
+            kafka.path().to_str().unwrap(),
+            "--port",
+            "23990",
+        ],
+    );
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("no Java runtime found"), "{stderr}");
+    assert!(stderr.contains("JAVA_HOME"), "{stderr}");
+}
+
+#[test]
+fn commands_on_a_folder_without_a_cluster_say_so() {
+    let env = ClusterEnv::new(None);
+    let status = cluster(&env, &["status"]);
+    assert!(!status.status.success());
+    assert!(
+        text(&status.stderr).contains("no cluster in")
+            && text(&status.stderr).contains("cluster start"),
+        "{}",
+        text(&status.stderr)
+    );
+    for args in [&["kill", "1"][..], &["restart", "1"]] {
+        let output = cluster(&env, args);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(text(&output.stderr).contains("no cluster in"), "{args:?}");
+    }
+    // Stopping what is not there is not an error: scripts stop in their clean-up.
+    let stop = cluster(&env, &["stop", "--wipe"]);
+    assert!(stop.status.success());
+    assert!(text(&stop.stdout).contains("nothing to stop or wipe"));
+
+    // A folder of someone else's files is not taken over.
+    std::fs::create_dir_all(&env.dir).unwrap();
+    std::fs::write(env.dir.join("notes.txt"), "mine").unwrap();
+    let start = cluster(&env, &["start", "--port", "23990"]);
+    assert!(!start.status.success());
+    assert!(
+        text(&start.stderr).contains("is not a cluster folder of orderflow's"),
+        "{}",
+        text(&start.stderr)
+    );
+    assert!(env.dir.join("notes.txt").exists());
+}
+
+#[test]
+fn two_nodes_are_refused_with_the_reason() {
+    let env = ClusterEnv::new(None);
+    let output = cluster(&env, &["start", "--nodes", "2"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("a cluster has 1 node, or 3 for replication and failover"),
+        "{}",
+        text(&output.stderr)
+    );
+}
