@@ -72,14 +72,14 @@ pub enum KraftError {
     },
     #[error("formatting the storage of node {node} failed:\n{output}")]
     Format { node: usize, output: String },
-    #[error("node {node} exited while starting; the last lines of {log}:\n{tail}")]
+    #[error("node {node} exited while starting; from {log}:\n{tail}")]
     Exited {
         node: usize,
         log: String,
         tail: String,
     },
     #[error(
-        "node {node} did not start within {} s; the last lines of {log}:\n{tail}",
+        "node {node} did not start within {} s; from {log}:\n{tail}",
         START_TIMEOUT.as_secs()
     )]
     NotReady {
@@ -1126,7 +1126,18 @@ fn last_lines(dir: &Path) -> (String, String) {
             && !text.trim().is_empty()
         {
             let lines: Vec<&str> = text.lines().collect();
-            let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+            let start = lines.len().saturating_sub(15);
+            let mut tail = lines[start..].join("\n");
+            // A node that fails logs its reason once and then pages of orderly shutdown: the
+            // first error (and what caused it) is what the reader needs.
+            if let Some(first) = lines[..start].iter().position(|l| l.contains("] ERROR ")) {
+                let cause = lines[first..start]
+                    .iter()
+                    .find(|l| l.starts_with("Caused by:"))
+                    .map(|l| format!("\n{l}"))
+                    .unwrap_or_default();
+                tail = format!("{}{cause}\n…\n{tail}", lines[first]);
+            }
             return (path.display().to_string(), tail);
         }
     }
