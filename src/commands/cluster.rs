@@ -291,11 +291,14 @@ fn start_nodes(
             }
             let down: Vec<usize> = status.iter().filter(|n| !n.running).map(|n| n.id).collect();
             say!(
-                "orderflow cluster: starting the cluster in {} again with its data: {} of node{} {} …",
+                "orderflow cluster: starting {} of the cluster in {} again, with {} data …",
+                if down.len() == 1 {
+                    format!("node {}", down[0])
+                } else {
+                    format!("nodes {}", list(&down))
+                },
                 place.show(),
-                if up == 0 { "all" } else { "the stopped" },
-                if down.len() == 1 { "" } else { "s" },
-                list(&down)
+                if down.len() == 1 { "its" } else { "their" }
             );
             cluster.restart_observed(&down, &mut observer)?;
             cluster_admin::wait_for_brokers(&cluster.bootstrap(), cluster.len())?;
