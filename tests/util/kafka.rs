@@ -182,6 +182,8 @@ impl Broker {
     /// A fresh topic on `kafka`.
     pub fn on(kafka: &'static Kafka, topic: &str, partitions: i32) -> Broker {
         kafka.create_topic(topic, partitions);
+        // As docker/compose.yml does: a cluster a class uses has the dead-letter topic.
+        kafka.create_topic(&format!("{topic}.dlq"), partitions);
         Broker {
             child: None,
             commands: None,
