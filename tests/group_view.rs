@@ -275,3 +275,45 @@ fn on_real_kafka_every_client_shows_and_the_lag_is_kafkas() {
     assert_eq!(ours, kafka_describes(kafka, "analytics", &lagging.topic));
     assert_eq!(ours.iter().map(|r| r.3.unwrap()).sum::<i64>(), 200);
 }
+
+/// kcat's default assignors (range, roundrobin) share nothing with orderflow's
+/// cooperative-sticky: Kafka refuses kcat (INCONSISTENT_GROUP_PROTOCOL) before it is a
+/// member, kcat exits 1 saying so, and the orderflow member keeps its partitions, with no
+/// rebalance. With `-X partition.assignment.strategy=cooperative-sticky` kcat joins.
+#[test]
+fn on_real_kafka_a_joiner_with_another_assignor_is_refused_and_the_group_carries_on() {
+    let Some(broker) = Broker::kafka(
+        "on_real_kafka_a_joiner_with_another_assignor_is_refused_and_the_group_carries_on",
+    ) else {
+        return;
+    };
+    broker.produce(100, 5);
+    let group = broker.group("assignors");
+    let member = Running::spawn(&mut broker.orderflow(&["analytics", "-g", "assignors", "--json"]));
+    member.wait_for("the member to own every partition", LIMIT, |l| {
+        util::owned(l) == Some(vec![0, 1, 2])
+    });
+    let events_before = member.json().len();
+
+    let refused = util::run_with_limit(
+        std::process::Command::new("kcat")
+            .args(["-b", &broker.address, "-G", &group, "-q"])
+            .arg(&broker.topic)
+            .stdin(std::process::Stdio::null()),
+        LIMIT,
+    );
+    let stderr = util::text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Inconsistent group protocol"), "{stderr}");
+
+    // No rebalance reached the member: nothing assigned or revoked since.
+    std::thread::sleep(Duration::from_secs(2));
+    let since: Vec<serde_json::Value> = member.json()[events_before..].to_vec();
+    assert!(
+        since
+            .iter()
+            .all(|l| l["type"] != "revoked" && l["type"] != "assigned"),
+        "{since:#?}"
+    );
+    assert_eq!(member.owned(), Some(vec![0, 1, 2]));
+}
