@@ -386,7 +386,7 @@ fn members_of_a_group_split_the_partitions_and_take_over_when_one_leaves(broker:
     });
     let mut second = member(&broker, "analytics", "pair");
     let started = Instant::now();
-    let mut split_after = None;
+    let split_after;
     loop {
         let (a, b) = (first.owned(), second.owned());
         if let (Some(a), Some(b)) = (a, b)
@@ -396,7 +396,7 @@ fn members_of_a_group_split_the_partitions_and_take_over_when_one_leaves(broker:
             let union: BTreeSet<i64> = a.iter().chain(&b).copied().collect();
             let overlap = a.iter().any(|p| b.contains(p));
             if union == BTreeSet::from([0, 1, 2]) && !overlap {
-                split_after = Some(started.elapsed());
+                split_after = started.elapsed();
                 break;
             }
         }
@@ -422,7 +422,7 @@ fn members_of_a_group_split_the_partitions_and_take_over_when_one_leaves(broker:
         "{}: a second member got partitions {:.1} s after it started; after it left, the \
          first owned all again in {:.1} s",
         broker.kind(),
-        split_after.unwrap_or_default().as_secs_f64(),
+        split_after.as_secs_f64(),
         took.as_secs_f64()
     );
     assert!(took < Duration::from_secs(10), "took over in {took:?}");
