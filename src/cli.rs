@@ -538,6 +538,54 @@ fn parse_rate(arg: &str) -> Result<f64, String> {
     Ok(rate)
 }
 
+/// Parses the process's arguments as [`Cli`], exiting with clap's message on a usage error.
+/// A Kafka tool's name typed as a subcommand (`orderflow kafka-topics --list`) gets a message
+/// saying what it is: clap would suggest a subcommand that merely sounds alike (`analytics`).
+pub fn parse() -> Cli {
+    match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            if let Some(message) = kafka_tool_typed_as_subcommand(&error) {
+                eprintln!("{message}");
+                std::process::exit(2);
+            }
+            error.exit()
+        }
+    }
+}
+
+/// The message for a usage error whose unknown subcommand is one of Kafka's own tools.
+fn kafka_tool_typed_as_subcommand(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = error.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let tool = word.trim_end_matches(".sh");
+    if !(tool.starts_with("kafka-") || tool == "kcat" || tool == "kafkacat") {
+        return None;
+    }
+    let commands: Vec<String> = <Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .filter(|c| c.get_name() != "help")
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    Some(format!(
+        "error: `{word}` is not an orderflow command: it is a tool of its own ({}), run it \
+         by itself, e.g. `{tool} --bootstrap-server localhost:9092 …`.\n  orderflow's \
+         commands: {} (`orderflow --help`). The live view shows what kafka-consumer-groups \
+         would: every group reading the topic, its members and the lag.",
+        if tool.starts_with("kafka-") {
+            "Apache Kafka's, in the bin/ folder of its download"
+        } else {
+            "kcat"
+        },
+        commands.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,6 +604,23 @@ mod tests {
         assert!(parse_rate("NaN").is_err());
         assert!(parse_rate("fast").is_err());
         assert!(parse_rate("1e9").is_err());
+    }
+
+    #[test]
+    fn a_kafka_tool_typed_as_a_subcommand_is_named_as_such() {
+        let error = Cli::try_parse_from(["orderflow", "kafka-topics", "--list"]).unwrap_err();
+        let message = kafka_tool_typed_as_subcommand(&error).expect("a Kafka tool");
+        assert!(
+            message.contains("`kafka-topics` is not an orderflow command"),
+            "{message}"
+        );
+        assert!(!message.contains("similar"), "{message}");
+        let error = Cli::try_parse_from(["orderflow", "analytic"]).unwrap_err();
+        assert_eq!(
+            kafka_tool_typed_as_subcommand(&error),
+            None,
+            "clap's tip is right here"
+        );
     }
 
     #[test]
