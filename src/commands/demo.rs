@@ -284,8 +284,10 @@ pub async fn run(
         }
     }
     println!(
-        "audit log: {} (try `orderflow audit summary` on it)",
-        audit_path.display()
+        "audit log: {} (look inside: `{} audit summary {}`)",
+        audit_path.display(),
+        human::invoked_as(),
+        human::shell_word(&audit_path.display().to_string())
     );
     if let Ok(Err(e)) = sent_result {
         failures.push(format!("producer: {e}"));
