@@ -44,10 +44,10 @@ pub enum BrokerError {
          -b 127.0.0.1:9093 to the other commands"
     )]
     AddressInUse { address: SocketAddr },
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {reason}")]
     Listen {
         address: SocketAddr,
-        source: io::Error,
+        reason: io::Error,
     },
     #[error("cannot start librdkafka's mock cluster: {0}")]
     Mock(String),
@@ -115,7 +115,7 @@ impl DevBroker {
             } else {
                 BrokerError::Listen {
                     address: listen,
-                    source,
+                    reason: source,
                 }
             }
         })?;
@@ -123,7 +123,7 @@ impl DevBroker {
             .local_addr()
             .map_err(|source| BrokerError::Listen {
                 address: listen,
-                source,
+                reason: source,
             })?;
         let advertised = match &options.advertise {
             Some(advertise) => {

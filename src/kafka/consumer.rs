@@ -34,6 +34,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, Timestamp, TopicPartitionList};
 
 use super::client::{Connection, ConnectionHealth, close_promptly};
+use super::topic::{APPEAR_WAIT, Patience, TopicError, TopicUser, TopicWaitError, wait_for_topic};
 use crate::activity::{Activity, PartitionProgress, PartitionStart, Report, RoleCounters, Summary};
 use crate::config::{KafkaSettings, redacted};
 use crate::latency::Latencies;
@@ -167,24 +168,21 @@ pub enum ConsumerError {
         "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
     )]
     Refused { brokers: String, reason: String },
-    #[error(
-        "topic {topic} does not exist on {brokers}; start `orderflow produce` or create it \
-         (3 partitions) first"
-    )]
-    TopicMissing { topic: String, brokers: String },
-    #[error("cannot read topic {topic}: {reason}")]
-    TopicUnusable { topic: String, reason: String },
+    #[error(transparent)]
+    Topic(#[from] TopicError),
     #[error("-X {key} cannot be changed here: {why}")]
     ManagedProperty {
         key: &'static str,
         why: &'static str,
     },
-    #[error("cannot subscribe to {topic}: {source}")]
-    Subscribe { topic: String, source: KafkaError },
-    #[error("cannot take over partitions {partitions:?}: {source}")]
+    // The reasons below are part of their messages; as `source`s they would be printed a
+    // second time in the error chain.
+    #[error("cannot subscribe to {topic}: {reason}")]
+    Subscribe { topic: String, reason: KafkaError },
+    #[error("cannot take over partitions {partitions:?}: {reason}")]
     Assign {
         partitions: Vec<i32>,
-        source: Box<ConsumerError>,
+        reason: Box<ConsumerError>,
     },
     #[error("the consumer failed: {0}")]
     Kafka(KafkaError),
@@ -634,7 +632,7 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
                 Err(e) => {
                     self.lock().failure = Some(ConsumerError::Assign {
                         partitions: assigned,
-                        source: Box::new(e),
+                        reason: Box::new(e),
                     });
                     return;
                 }
@@ -912,70 +910,42 @@ impl<R: Role> GroupConsumer<R> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Checks that the cluster answers and the topic exists. Fails fast when librdkafka
-    /// reports every broker down.
+    /// Checks that the cluster answers and the topic exists (asking again for a moment
+    /// while it does not, see [`super::topic`]). Fails fast when librdkafka reports every
+    /// broker down.
     fn check_cluster(&self) -> Result<(), ConsumerError> {
         let health = self.health().subscribe();
-        let deadline = Instant::now() + CLUSTER_TIMEOUT;
-        let mut last_problem = None;
-        // fetch_metadata blocks; ask in short slices so an outage reported by the error
-        // callback (served by those same calls) ends the wait early.
-        while Instant::now() < deadline {
-            if let Ok(metadata) = self
-                .consumer()
-                .fetch_metadata(Some(&self.topic), Duration::from_millis(500))
-            {
-                match metadata.topics().first() {
-                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => return Ok(()),
-                    Some(t)
-                        if t.error()
-                            == Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) =>
-                    {
-                        return Err(ConsumerError::TopicMissing {
-                            topic: self.topic.clone(),
-                            brokers: self.brokers.clone(),
-                        });
-                    }
-                    // No leader yet, or an authorization problem: ask again, then report.
-                    Some(t) => {
-                        last_problem = Some(t.error().map_or_else(
-                            || "it has no partitions".to_owned(),
-                            |e| RDKafkaErrorCode::from(e).to_string(),
-                        ));
-                    }
-                    None => last_problem = Some("the cluster did not describe it".to_owned()),
-                }
-            }
-            let state = health.borrow().clone();
-            match state {
-                Connection::Ok => {}
+        let patience = Patience {
+            reach: CLUSTER_TIMEOUT,
+            appear: APPEAR_WAIT,
+        };
+        match wait_for_topic(
+            self.consumer().client(),
+            &self.topic,
+            &self.brokers,
+            TopicUser::Consumer,
+            &health,
+            patience,
+        ) {
+            Ok(_) => Ok(()),
+            Err(TopicWaitError::Topic(e)) => Err(ConsumerError::Topic(e)),
+            Err(TopicWaitError::Connection(state)) => Err(match state {
+                Connection::Refused { reason } => ConsumerError::Refused {
+                    brokers: self.brokers.clone(),
+                    reason,
+                },
                 Connection::Unreachable { reason } | Connection::Fatal { reason } => {
-                    return Err(ConsumerError::Unreachable {
+                    ConsumerError::Unreachable {
                         brokers: self.brokers.clone(),
                         reason,
-                    });
+                    }
                 }
-                Connection::Refused { reason } => {
-                    return Err(ConsumerError::Refused {
-                        brokers: self.brokers.clone(),
-                        reason,
-                    });
-                }
-            }
-            if last_problem.is_some() {
-                std::thread::sleep(Duration::from_millis(500));
-            }
+                Connection::Ok => ConsumerError::Unreachable {
+                    brokers: self.brokers.clone(),
+                    reason: format!("no answer within {} s", CLUSTER_TIMEOUT.as_secs()),
+                },
+            }),
         }
-        Err(match last_problem {
-            Some(reason) => ConsumerError::TopicUnusable {
-                topic: self.topic.clone(),
-                reason,
-            },
-            None => ConsumerError::Unreachable {
-                brokers: self.brokers.clone(),
-                reason: format!("no answer within {} s", CLUSTER_TIMEOUT.as_secs()),
-            },
-        })
     }
 
     /// Checks the cluster and the topic, and joins the group. [`GroupConsumer::run`] does it
@@ -988,9 +958,9 @@ impl<R: Role> GroupConsumer<R> {
         self.check_cluster()?;
         self.consumer()
             .subscribe(&[&self.topic])
-            .map_err(|source| ConsumerError::Subscribe {
+            .map_err(|reason| ConsumerError::Subscribe {
                 topic: self.topic.clone(),
-                source,
+                reason,
             })?;
         self.connected = true;
         {

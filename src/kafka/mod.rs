@@ -8,3 +8,4 @@ pub mod group_watch;
 mod mock;
 pub mod presence;
 pub mod producer;
+pub mod topic;
