@@ -33,6 +33,13 @@ pub const RETENTION_MESSAGES: u64 = 100_000;
 /// get its partitions, yet members started together should still land in one rebalance.
 const INITIAL_REBALANCE_DELAY_MS: i32 = 1_000;
 
+/// Whether a cluster id is that of a librdkafka mock cluster, the built-in broker's engine
+/// (`rd_kafka_mock_cluster_new` names it `mockCluster<address>`; Kafka's ids are random
+/// base64 UUIDs).
+pub fn is_built_in_broker(cluster_id: &str) -> bool {
+    cluster_id.starts_with("mockCluster")
+}
+
 /// Why the development broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {

@@ -10,9 +10,11 @@
 //! - on shutdown the record in hand is finished, offsets are stored and committed, and the
 //!   member leaves the group, so its partitions move at once instead of after a timeout.
 //!
-//! Rebalancing is cooperative (`cooperative-sticky`) unless `-X partition.assignment.strategy`
-//! says otherwise: a member keeps the partitions that do not move and gives up the others
-//! while the group is stable. With the eager protocol, the built-in broker refuses offset
+//! Rebalancing is cooperative: under the classic protocol orderflow's members use
+//! `cooperative-sticky` unless `-X partition.assignment.strategy` says otherwise; under
+//! KIP-848's consumer protocol (`-X group.protocol=consumer`, see [`super::group_protocol`])
+//! every rebalance is incremental. Either way a member keeps the partitions that do not move
+//! and gives up the others while the group is stable. With the eager protocol, the built-in broker refuses offset
 //! commits for the whole time a rebalance is prepared, so the revoking member cannot commit
 //! and the next owner would read the last records again.
 //!
@@ -33,7 +35,11 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, Timestamp, TopicPartitionList};
 
+use super::broker::is_built_in_broker;
 use super::client::{Connection, ConnectionHealth, close_promptly};
+use super::group_protocol::{
+    BUILT_IN_KIP848_NOTICE, BrokerSideProperty, GroupProtocol, MemberProtocol,
+};
 use super::topic::{APPEAR_WAIT, Patience, TopicError, TopicUser, TopicWaitError, wait_for_topic};
 use crate::activity::{Activity, PartitionProgress, PartitionStart, Report, RoleCounters, Summary};
 use crate::config::{KafkaSettings, redacted};
@@ -86,10 +92,6 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long the start-up check and the metadata calls wait for the cluster.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The session timeout members use: short, so that a member that dies is replaced within
-/// seconds (on the built-in broker a rebalance waits for it), long enough for a slow laptop.
-pub const SESSION_TIMEOUT_MS: &str = "6000";
 
 /// An error a role returns from its work; the runtime stops and reports it.
 pub type RoleError = Box<dyn std::error::Error + Send + Sync>;
@@ -170,6 +172,8 @@ pub enum ConsumerError {
     Refused { brokers: String, reason: String },
     #[error(transparent)]
     Topic(#[from] TopicError),
+    #[error(transparent)]
+    BrokerSide(#[from] BrokerSideProperty),
     #[error("-X {key} cannot be changed here: {why}")]
     ManagedProperty {
         key: &'static str,
@@ -235,7 +239,7 @@ impl Drop for History {
 
 impl History {
     fn new(settings: &KafkaSettings) -> KafkaResult<History> {
-        let config = settings.client_config(&[
+        let config = settings.outsider_config(&[
             // A group id is required for assign(); nothing is ever committed to it.
             (
                 "group.id",
@@ -456,7 +460,13 @@ impl<R: Role> Shared<R> {
 fn is_rebalancing(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::IllegalGeneration)
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                // The consumer protocol's word for a commit of an assignment that just
+                // changed (KIP-848): the member's epoch moved on meanwhile.
+                | RDKafkaErrorCode::StaleMemberEpoch
+        )
     )
 }
 
@@ -752,6 +762,9 @@ pub struct GroupConsumer<R: Role> {
     topic: String,
     brokers: String,
     client_id: String,
+    /// The protocol it joins with, and the assignor it asks for (see [`super::group_protocol`]).
+    protocol: GroupProtocol,
+    assignor: Option<String>,
     /// When the run started, for the average rate of the final summary.
     started: Instant,
     /// Whether [`GroupConsumer::connect`] succeeded.
@@ -825,17 +838,19 @@ impl<R: Role> GroupConsumer<R> {
         } else {
             RUNNING_FETCH_WAIT_MS
         };
-        let config = settings.client_config(&[
+        // The assignor, session timeout and heartbeat interval are the client's to set only
+        // under the classic protocol; librdkafka refuses a consumer-protocol member that sets
+        // them, so a -X that does is refused here, naming it as the user's.
+        let protocol = GroupProtocol::of(settings);
+        protocol.check(settings)?;
+        let mut defaults: Vec<(&str, &str)> = vec![
             ("group.id", &options.group),
             ("client.id", &client_id),
             // A new group starts from the beginning of the topic, as design.md promises.
             ("auto.offset.reset", "earliest"),
-            ("partition.assignment.strategy", "cooperative-sticky"),
             ("enable.auto.offset.store", "false"),
             ("enable.auto.commit", "true"),
             ("auto.commit.interval.ms", "1000"),
-            ("session.timeout.ms", SESSION_TIMEOUT_MS),
-            ("heartbeat.interval.ms", "1000"),
             ("enable.partition.eof", eof),
             ("fetch.wait.max.ms", fetch_wait),
             // When the prefetch queue is full librdkafka waits fetch.queue.backoff.ms (1 s by
@@ -852,7 +867,9 @@ impl<R: Role> GroupConsumer<R> {
             // A synchronous commit to a broker that vanished waits this long; librdkafka's
             // 60 s would leave someone who pressed q staring at a blank terminal.
             ("socket.timeout.ms", "10000"),
-        ]);
+        ];
+        defaults.extend_from_slice(protocol.member_properties());
+        let config = settings.client_config(&defaults);
         tracing::debug!(config = %redacted(&config), "consumer configuration");
         let shared = Arc::new(Mutex::new(Shared {
             role,
@@ -886,6 +903,8 @@ impl<R: Role> GroupConsumer<R> {
             topic: settings.topic.clone(),
             brokers: settings.bootstrap(),
             client_id,
+            protocol,
+            assignor: protocol.requested_assignor(settings),
             started: Instant::now(),
             connected: false,
         })
@@ -963,6 +982,13 @@ impl<R: Role> GroupConsumer<R> {
                 reason,
             })?;
         self.connected = true;
+        // Asked before taking the lock: it waits for the cluster.
+        let unfaithful = self.protocol == GroupProtocol::Consumer
+            && self
+                .consumer()
+                .client()
+                .fetch_cluster_id(Duration::from_secs(2))
+                .is_some_and(|id| is_built_in_broker(&id));
         {
             let mut shared = self.lock();
             shared.idle_since = Some(Instant::now());
@@ -972,7 +998,14 @@ impl<R: Role> GroupConsumer<R> {
                 member: self.client_id.clone(),
                 topic: self.topic.clone(),
                 brokers: self.brokers.clone(),
+                protocol: self.protocol,
+                assignor: self.assignor.clone(),
             });
+            if unfaithful {
+                shared
+                    .out
+                    .report(Activity::Notice(BUILT_IN_KIP848_NOTICE.to_owned()));
+            }
         }
         Ok(())
     }

@@ -4,6 +4,7 @@ pub mod broker;
 pub mod client;
 pub mod consumer;
 pub mod dead_letter;
+pub mod group_protocol;
 pub mod group_watch;
 mod mock;
 pub mod presence;
