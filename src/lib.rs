@@ -7,6 +7,7 @@
 //! - [`config`]: validated `-b`/`-t`/`-X` settings and librdkafka client configs
 //! - [`kafka`]: all Kafka I/O — producer, consumer-group runtime, dead letters, member
 //!   announcements, the group watch, connection health, the development broker
+//! - [`kraft`]: real Apache Kafka on loopback from its jars (tests, benches), no Docker
 //! - [`activity`]: what a consumer role reports, as plain values
 //! - [`latency`]: end-to-end latency of handled records (producer timestamp to done), in a
 //!   fixed-size histogram
@@ -31,6 +32,7 @@ pub mod generator;
 pub mod group_view;
 pub mod human;
 pub mod kafka;
+pub mod kraft;
 pub mod latency;
 pub mod lifecycle;
 pub mod logging;

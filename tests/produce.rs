@@ -13,9 +13,13 @@ use util::{Broker, closed_port, orderflow, read_topic, run_with_limit, signal_ch
 
 const LIMIT: Duration = Duration::from_secs(90);
 
-#[test]
-fn produce_count_delivers_exactly_n_valid_keyed_events_in_lifecycle_order() {
-    let broker = Broker::start();
+crate::on_both_brokers!(
+    produce_count_delivers_exactly_n_valid_keyed_events_in_lifecycle_order,
+    the_same_seed_gives_the_same_orders_through_kafka,
+    sigterm_flushes_what_is_in_flight_and_accounts_for_it,
+);
+
+fn produce_count_delivers_exactly_n_valid_keyed_events_in_lifecycle_order(broker: Broker) {
     let output = run_with_limit(
         &mut broker.orderflow(&["produce", "--count", "3000", "--rate", "0", "--seed", "42"]),
         LIMIT,
@@ -89,37 +93,32 @@ fn orders(lines: &str) -> Vec<(String, String, Status, String)> {
         .collect()
 }
 
-#[test]
-fn the_same_seed_gives_the_same_orders_on_stdout_and_on_kafka() {
-    let stdout_run = || {
-        let output = run_with_limit(
-            orderflow().args([
-                "produce", "--stdout", "--count", "400", "--rate", "0", "--seed", "9",
-            ]),
-            LIMIT,
-        );
-        assert!(output.status.success(), "{}", text(&output.stderr));
-        assert!(output.stderr.is_empty(), "stdout mode prints nothing else");
-        orders(&text(&output.stdout))
-    };
-    let first = stdout_run();
-    assert_eq!(first.len(), 400);
-    assert_eq!(first, stdout_run(), "same seed, same sequence");
-
-    let other = run_with_limit(
-        orderflow().args([
-            "produce", "--stdout", "--count", "400", "--rate", "0", "--seed", "10",
-        ]),
+/// The orders `produce --stdout --count 400 --seed <seed>` writes.
+fn stdout_orders(seed: u64) -> Vec<(String, String, Status, String)> {
+    let output = run_with_limit(
+        orderflow()
+            .args([
+                "produce", "--stdout", "--count", "400", "--rate", "0", "--seed",
+            ])
+            .arg(seed.to_string()),
         LIMIT,
     );
-    assert_ne!(
-        orders(&text(&other.stdout)),
-        first,
-        "another seed, other orders"
-    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(output.stderr.is_empty(), "stdout mode prints nothing else");
+    orders(&text(&output.stdout))
+}
 
+#[test]
+fn the_same_seed_gives_the_same_orders_on_stdout() {
+    let first = stdout_orders(9);
+    assert_eq!(first.len(), 400);
+    assert_eq!(first, stdout_orders(9), "same seed, same sequence");
+    assert_ne!(stdout_orders(10), first, "another seed, other orders");
+}
+
+fn the_same_seed_gives_the_same_orders_through_kafka(broker: Broker) {
     // Through Kafka the same seed gives the same events; each partition keeps their order.
-    let broker = Broker::start();
+    let first = stdout_orders(9);
     let output = run_with_limit(
         &mut broker.orderflow(&["produce", "--count", "400", "--rate", "0", "--seed", "9"]),
         LIMIT,
@@ -211,9 +210,7 @@ fn bad_flags_get_clap_style_errors() {
     assert!(stderr.contains("no.such.property"), "{stderr}");
 }
 
-#[test]
-fn sigterm_flushes_what_is_in_flight_and_accounts_for_it() {
-    let broker = Broker::start();
+fn sigterm_flushes_what_is_in_flight_and_accounts_for_it(broker: Broker) {
     let mut child = broker
         .orderflow(&["produce", "--rate", "500"])
         .stdout(std::process::Stdio::piped())

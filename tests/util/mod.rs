@@ -86,15 +86,22 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// A development broker (`orderflow broker`) on a free port, stopped when dropped.
+pub mod kafka;
+
+/// Where a test's records go: a development broker (`orderflow broker`) of its own on a free
+/// port, stopped when dropped, or a fresh topic on the real Kafka this test binary shares
+/// ([`Broker::kafka`]).
 pub struct Broker {
-    child: Child,
+    /// The development broker's process; None on real Kafka.
+    child: Option<Child>,
     /// The broker's stdin, for outage commands (`down`, `up`).
     commands: Option<std::process::ChildStdin>,
     /// `host:port` for `-b`.
     pub address: String,
     /// The topic it created at start.
     pub topic: String,
+    /// The real Kafka cluster this topic lives on, when it is not the development broker.
+    pub kafka: Option<&'static kafka::Kafka>,
 }
 
 impl Broker {
@@ -136,23 +143,55 @@ impl Broker {
         };
         let commands = child.stdin.take();
         Broker {
-            child,
+            child: Some(child),
             commands,
             address,
             topic: topic.to_owned(),
+            kafka: None,
+        }
+    }
+
+    /// Whether this is real Kafka (not the development broker).
+    pub fn is_kafka(&self) -> bool {
+        self.kafka.is_some()
+    }
+
+    /// Which broker, for messages: "built-in broker" or "real Kafka".
+    pub fn kind(&self) -> &'static str {
+        if self.is_kafka() {
+            "real Kafka"
+        } else {
+            "built-in broker"
         }
     }
 
     /// Types a command into the broker's terminal: `down`, `down 3`, `up`.
     pub fn command(&mut self, command: &str) {
         use std::io::Write;
-        let stdin = self.commands.as_mut().expect("the broker's stdin");
+        let stdin = self
+            .commands
+            .as_mut()
+            .expect("outage commands are the development broker's");
         writeln!(stdin, "{command}").expect("write to the broker");
         stdin.flush().expect("flush");
     }
 
-    /// `orderflow -b <this broker> -t <its topic> <args…>`.
+    /// `orderflow -b <this broker> -t <its topic> <args…>`. On real Kafka, which every test
+    /// of a binary shares, a role's group (`-g NAME`, or the role's default) is made this
+    /// test's own with [`Broker::group`].
     pub fn orderflow(&self, args: &[&str]) -> Command {
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        if self.is_kafka() {
+            if let Some(at) = args.iter().position(|a| a == "-g" || a == "--group") {
+                args[at + 1] = self.group(&args[at + 1]);
+            } else if let Some(role) = args
+                .first()
+                .filter(|a| ["order-processor", "analytics", "storage"].contains(&a.as_str()))
+            {
+                let group = self.group(role);
+                args.splice(1..1, ["-g".to_owned(), group]);
+            }
+        }
         let mut command = orderflow();
         command
             .args(["-b", &self.address, "-t", &self.topic])
@@ -160,16 +199,27 @@ impl Broker {
         command
     }
 
+    /// The consumer group a test means by `name`: the name itself on a development broker
+    /// (the test's own), the name and the topic on real Kafka (shared by the tests).
+    pub fn group(&self, name: &str) -> String {
+        if self.is_kafka() {
+            format!("{name}.{}", self.topic)
+        } else {
+            name.to_owned()
+        }
+    }
+
     /// Sends a signal to the broker process.
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        signal_child(&self.child, signal);
+        signal_child(self.child.as_ref().expect("a development broker"), signal);
     }
 
     /// Waits for the broker to exit.
     pub fn wait(mut self, limit: Duration) -> ExitStatus {
         let started = Instant::now();
+        let child = self.child.as_mut().expect("a development broker");
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
+            if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
             assert!(
@@ -183,8 +233,10 @@ impl Broker {
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
