@@ -38,7 +38,8 @@ use rdkafka::{ClientContext, Message, Offset, Timestamp, TopicPartitionList};
 use super::broker::is_built_in_broker;
 use super::client::{Connection, ConnectionHealth, close_promptly};
 use super::group_protocol::{
-    BUILT_IN_KIP848_NOTICE, BrokerSideProperty, GroupProtocol, MemberProtocol,
+    BUILT_IN_KIP848_NOTICE, BrokerSideProperty, CLASSIC_ASSIGNOR, GroupProtocol, MemberProtocol,
+    inconsistent_protocol_notice,
 };
 use super::topic::{APPEAR_WAIT, Patience, TopicError, TopicUser, TopicWaitError, wait_for_topic};
 use crate::activity::{Activity, PartitionProgress, PartitionStart, Report, RoleCounters, Summary};
@@ -344,6 +345,9 @@ struct Shared<R> {
     progress: BTreeMap<i32, PartitionProgress>,
     /// The last offsets reported as committed, so repeated identical commits stay quiet.
     last_committed: BTreeMap<i32, i64>,
+    /// Whether the group's refusal of this member's assignor (INCONSISTENT_GROUP_PROTOCOL)
+    /// has been explained since it last had partitions.
+    refused_by_group: bool,
     /// Records handled in this run.
     records: u64,
     /// How old the records were when the role had handled them, per reporting window.
@@ -658,6 +662,7 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
             }
         }
         let mut shared = self.lock();
+        shared.refused_by_group = false;
         for p in &assigned {
             shared.owned.insert(*p, false);
         }
@@ -883,6 +888,7 @@ impl<R: Role> GroupConsumer<R> {
             failure: None,
             progress: BTreeMap::new(),
             last_committed: BTreeMap::new(),
+            refused_by_group: false,
             records: 0,
             latency: Latencies::default(),
         }));
@@ -1171,7 +1177,20 @@ impl<R: Role> GroupConsumer<R> {
             // ConnectionHealth reports outages, once.
             return Ok(());
         }
-        self.lock()
+        let mut shared = self.lock();
+        if code == Some(RDKafkaErrorCode::InconsistentGroupProtocol) {
+            // librdkafka tries to join again every few seconds and reports each refusal;
+            // explain once, until the member gets partitions.
+            if !std::mem::replace(&mut shared.refused_by_group, true) {
+                let notice = inconsistent_protocol_notice(
+                    &self.options.group,
+                    self.assignor.as_deref().unwrap_or(CLASSIC_ASSIGNOR),
+                );
+                shared.out.report(Activity::Notice(notice));
+            }
+            return Ok(());
+        }
+        shared
             .out
             .report(Activity::Notice(format!("consumer error: {error}")));
         Ok(())

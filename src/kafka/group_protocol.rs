@@ -37,6 +37,26 @@ pub const BUILT_IN_KIP848_NOTICE: &str = "note: the built-in broker implements t
     group and hands partitions over instead. Keep one protocol per group here, or use real \
     Kafka (docker/) to study KIP-848";
 
+/// What to tell a classic member that its group refuses (INCONSISTENT_GROUP_PROTOCOL):
+/// Kafka keeps the assignors of the members the group already has, and refuses a joiner
+/// that offers none of them. Measured on Kafka 4.1: whichever client joins an empty group
+/// first decides, so a plain `kcat -G` (range,roundrobin) that got there first keeps
+/// orderflow out until it leaves.
+pub fn inconsistent_protocol_notice(group: &str, offered: &str) -> String {
+    // Against orderflow's default, the usual other side is librdkafka's own default.
+    let likely = if offered == CLASSIC_ASSIGNOR {
+        ", probably librdkafka's default range,roundrobin (a plain kcat -G)"
+    } else {
+        ""
+    };
+    format!(
+        "group {group} refuses this member (Inconsistent group protocol): its members use an \
+         assignor this member does not offer ({offered}){likely}. A group keeps the assignors \
+         of the members it has; this member keeps asking and gets partitions once they leave. \
+         Start the others with -X partition.assignment.strategy={offered}"
+    )
+}
+
 /// The properties librdkafka refuses under `group.protocol=consumer`, each with where that
 /// setting lives instead.
 const BROKER_SIDE: [(&str, &str); 4] = [
@@ -234,6 +254,19 @@ mod tests {
                 "group.remote.assignor=range"
             ])),
             Ok(())
+        );
+    }
+
+    #[test]
+    fn a_refused_member_is_told_what_to_type() {
+        let notice = inconsistent_protocol_notice("analytics", "cooperative-sticky");
+        assert!(
+            notice.starts_with("group analytics refuses this member"),
+            "{notice}"
+        );
+        assert!(
+            notice.ends_with("-X partition.assignment.strategy=cooperative-sticky"),
+            "{notice}"
         );
     }
 
