@@ -192,12 +192,12 @@ impl crate::activity::Report for TextPrinter {
     }
 }
 
-/// `classic protocol, assignor cooperative-sticky`; `consumer protocol (KIP-848), assignor
+/// `classic protocol, assignor cooperative-sticky`; `KIP-848 consumer protocol, assignor
 /// chosen by the broker`.
 fn protocol_words(protocol: GroupProtocol, assignor: Option<&str>) -> String {
     let name = match protocol {
         GroupProtocol::Classic => "classic protocol",
-        GroupProtocol::Consumer => "consumer protocol (KIP-848)",
+        GroupProtocol::Consumer => "KIP-848 consumer protocol",
     };
     match assignor {
         Some(assignor) => format!("{name}, assignor {assignor}"),

@@ -733,7 +733,7 @@ fn the_joined_line_says_the_group_protocol_and_assignor(broker: Broker) {
         .iter()
         .filter(|l| l["type"] == "notice")
         .filter_map(|l| l["message"].as_str())
-        .find(|m| m.contains("consumer protocol (KIP-848) only in part"));
+        .find(|m| m.contains("built-in broker's KIP-848 is partial"));
     assert_eq!(
         notice.is_some(),
         !broker.is_kafka(),

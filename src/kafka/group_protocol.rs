@@ -30,12 +30,12 @@ const HEARTBEAT_INTERVAL_MS: &str = "1000";
 
 /// Said at join to a consumer-protocol member on the built-in broker, whose KIP-848 support
 /// is partial (measured with librdkafka 2.12's mock cluster).
-pub const BUILT_IN_KIP848_NOTICE: &str = "note: the built-in broker implements the consumer \
-    protocol (KIP-848) only in part. Consumer-protocol members split the partitions among \
-    themselves, but a classic member that joins the same group is given every partition while \
-    they keep theirs, and their commits then fail (Unknown member). Real Kafka converts such a \
-    group and hands partitions over instead. Keep one protocol per group here, or use real \
-    Kafka (docker/) to study KIP-848";
+pub const BUILT_IN_KIP848_NOTICE: &str = "the built-in broker's KIP-848 is partial: a \
+    classic member joining this group would get every partition while these members keep \
+    theirs, and their commits would then fail (Unknown member); consumer-protocol members alone \
+    split the partitions as Kafka does. Real Kafka converts a group a classic member joins and \
+    hands partitions over instead. Keep one protocol per group here, or use real Kafka \
+    (docker/) to study KIP-848";
 
 /// What to tell a classic member that its group refuses (INCONSISTENT_GROUP_PROTOCOL):
 /// Kafka keeps the assignors of the members the group already has, and refuses a joiner

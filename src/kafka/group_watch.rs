@@ -300,6 +300,14 @@ impl Watcher {
             group.heard(a);
         }
 
+        // Kafka lists every consumer-protocol group of the cluster, whatever it reads; keep
+        // those that can be about this topic (a role group, or one with announced members),
+        // so that no client is made to ask about the others' offsets.
+        by_group.retain(|name, g| {
+            !(g.announced_members
+                && g.announced.is_empty()
+                && !ROLE_GROUPS.contains(&name.as_str()))
+        });
         let mut names: BTreeSet<String> = by_group.keys().cloned().collect();
         names.extend(ROLE_GROUPS.iter().map(|g| g.to_string()));
         let mut groups = Vec::new();
@@ -510,5 +518,67 @@ impl Watcher {
                 (p, offset)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announcement(protocol: Option<GroupProtocol>, assignor: Option<&str>) -> Announcement {
+        Announcement {
+            member: "m".into(),
+            host: "h".into(),
+            group: "g".into(),
+            role: "analytics".into(),
+            topic: "t".into(),
+            owns: vec![],
+            paused: false,
+            state: MemberState::Active,
+            at: Utc::now(),
+            group_protocol: protocol,
+            assignor: assignor.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_clusters_word_on_a_protocol_comes_first() {
+        let mut classic = DescribedGroup::listed(Some(GroupProtocol::Classic));
+        classic.assignor = Some("range".into());
+        classic.heard(&announcement(
+            Some(GroupProtocol::Classic),
+            Some("cooperative-sticky"),
+        ));
+        assert_eq!(
+            classic.protocol(),
+            (Some(GroupProtocol::Classic), Some("range".into()))
+        );
+    }
+
+    #[test]
+    fn without_it_the_members_must_agree() {
+        let mut kip848 = DescribedGroup::announced(None);
+        kip848.heard(&announcement(
+            Some(GroupProtocol::Consumer),
+            Some("uniform"),
+        ));
+        kip848.heard(&announcement(
+            Some(GroupProtocol::Consumer),
+            Some("uniform"),
+        ));
+        assert_eq!(
+            kip848.protocol(),
+            (Some(GroupProtocol::Consumer), Some("uniform".into()))
+        );
+        // One member asked for an assignor, the other left it to the broker.
+        kip848.heard(&announcement(Some(GroupProtocol::Consumer), None));
+        assert_eq!(kip848.protocol(), (Some(GroupProtocol::Consumer), None));
+        // A classic member in the same group (the built-in broker lets it): unknown.
+        kip848.heard(&announcement(
+            Some(GroupProtocol::Classic),
+            Some("cooperative-sticky"),
+        ));
+        assert_eq!(kip848.protocol(), (None, None));
+        assert_eq!(DescribedGroup::announced(None).protocol(), (None, None));
     }
 }
