@@ -23,7 +23,7 @@ pub const CLASSIC_ASSIGNOR: &str = "cooperative-sticky";
 /// The session timeout classic members use: short, so that a member that dies is replaced
 /// within seconds (on the built-in broker a rebalance waits for it), long enough for a slow
 /// laptop.
-pub const SESSION_TIMEOUT_MS: &str = "6000";
+const SESSION_TIMEOUT_MS: &str = "6000";
 
 /// How often classic members heartbeat: a rebalance reaches each member at its next heartbeat.
 const HEARTBEAT_INTERVAL_MS: &str = "1000";
@@ -81,18 +81,21 @@ const BROKER_SIDE: [(&str, &str); 4] = [
     ),
 ];
 
-/// The Kafka client's side of a [`GroupProtocol`].
+/// The Kafka client's side of a [`GroupProtocol`] (the type itself lives with the group view,
+/// which knows nothing of librdkafka).
 pub trait MemberProtocol: Sized {
+    /// The protocol `-X group.protocol` asks for (classic when it is not given).
     fn of(settings: &KafkaSettings) -> Self;
     fn member_properties(self) -> &'static [(&'static str, &'static str)];
+    /// Refuses a `-X` property that librdkafka would refuse under this protocol, naming it
+    /// as the user's and saying where that setting lives instead.
     fn check(self, settings: &KafkaSettings) -> Result<(), BrokerSideProperty>;
     fn requested_assignor(self, settings: &KafkaSettings) -> Option<String>;
 }
 
 impl MemberProtocol for GroupProtocol {
-    /// The protocol `-X group.protocol` asks for (classic when it is not given). The value was
-    /// checked by librdkafka when the settings were parsed.
     fn of(settings: &KafkaSettings) -> GroupProtocol {
+        // librdkafka checked the value when the settings were parsed.
         match last_value(settings, "group.protocol") {
             Some(v) if v.eq_ignore_ascii_case("consumer") => GroupProtocol::Consumer,
             _ => GroupProtocol::Classic,
@@ -112,8 +115,6 @@ impl MemberProtocol for GroupProtocol {
         }
     }
 
-    /// Refuses a `-X` property that librdkafka would refuse under this protocol, naming it as
-    /// the user's and saying where that setting lives instead.
     fn check(self, settings: &KafkaSettings) -> Result<(), BrokerSideProperty> {
         if self != GroupProtocol::Consumer {
             return Ok(());
