@@ -370,9 +370,9 @@ pub fn wait_for_topic(
             }
             _ => {}
         }
-        if answered.is_some() {
-            std::thread::sleep(ASK_AGAIN);
-        }
+        // Also after no answer: a request that fails at once (no broker up) must not make
+        // this a busy loop.
+        std::thread::sleep(ASK_AGAIN);
     }
 }
 
