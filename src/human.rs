@@ -6,6 +6,29 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// How the user runs orderflow, for commands suggested to them: `orderflow`, or what
+/// `ORDERFLOW_INVOKED_AS` says (scripts/orderflow sets it to its own path, so that a user of
+/// the Quick start is told `scripts/orderflow audit …`, which works for them).
+pub fn invoked_as() -> String {
+    std::env::var("ORDERFLOW_INVOKED_AS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "orderflow".to_owned())
+}
+
+/// A word for a shell command line: as it is when it is plain, in single quotes otherwise.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@,".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// `1234567` → `1,234,567`.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -122,5 +145,16 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(125)), "2 min 05 s");
         let t = DateTime::parse_from_rfc3339("2026-11-21T18:30:05.123456789Z").unwrap();
         assert_eq!(timestamp(&t.to_utc()), "2026-11-21T18:30:05.123Z");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_word("order-events.audit.jsonl"),
+            "order-events.audit.jsonl"
+        );
+        assert_eq!(shell_word("/tmp/a b.jsonl"), "'/tmp/a b.jsonl'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 }

@@ -863,3 +863,60 @@ fn a_property_refused_under_kip848_is_named_as_the_users() {
         assert!(stderr.contains("the broker sets"), "{stderr}");
     }
 }
+
+/// `demo --no-tui` until Ctrl-C: every role reads what the producer delivered. Returns the
+/// stdout and stderr.
+fn run_demo(command: &mut std::process::Command) -> (String, String) {
+    let mut demo = Running::spawn(command.args(["--no-tui", "--rate", "100"]));
+    std::thread::sleep(Duration::from_secs(8));
+    demo.signal(Signal::SIGINT);
+    let status = demo.wait(LIMIT);
+    let (stdout, stderr) = (demo.lines().join("\n"), demo.stderr());
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let delivered = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("producer: "))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|d| d.strip_suffix(" delivered"))
+        .map(|d| d.replace(',', "").parse::<u64>().unwrap())
+        .unwrap_or_else(|| panic!("no producer line in\n{stdout}"));
+    assert!(delivered > 100, "{stdout}");
+    for role in ["order-processor", "analytics", "storage"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&format!("[{role}] final: ")))
+            .unwrap_or_else(|| panic!("no summary of {role} in\n{stdout}"));
+        assert!(
+            line.contains(&format!("{} records", orderflow::human::count(delivered))),
+            "{role} read every delivered event: {line}\n{stdout}"
+        );
+    }
+    (stdout, stderr)
+}
+
+#[test]
+fn the_demo_runs_the_platform_on_its_own_broker() {
+    let (_, stderr) = run_demo(orderflow().args(["demo", "--listen", "127.0.0.1:0"]));
+    assert!(stderr.contains("its own broker at 127.0.0.1:"), "{stderr}");
+}
+
+/// `demo -b` runs the producer and the three roles on that cluster, and starts no broker.
+#[test]
+fn the_demo_with_b_runs_on_that_cluster() {
+    let Some(broker) = Broker::kafka("the_demo_with_b_runs_on_that_cluster") else {
+        return;
+    };
+    let (_, stderr) = run_demo(&mut broker.orderflow(&["demo"]));
+    assert!(stderr.contains("no built-in broker started"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the cluster at {}", broker.address)),
+        "{stderr}"
+    );
+
+    let refused = run_with_limit(
+        &mut broker.orderflow(&["demo", "--listen", "127.0.0.1:0"]),
+        LIMIT,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("--listen is the demo's own broker's"));
+}
