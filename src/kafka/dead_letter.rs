@@ -179,3 +179,25 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
         value: Some(value),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::topic::TopicError;
+
+    #[test]
+    fn the_reason_is_said_once_in_the_error_chain() {
+        // main prints errors with `{:#}`, which appends every source: a reason that is both
+        // in the message and a source was printed twice (MEASURED.md, order-processor).
+        let error = DeadLetterError::Producer {
+            topic: "t.dlq".into(),
+            reason: ProducerError::Topic(TopicError::MissingForProducer {
+                topic: "t.dlq".into(),
+                brokers: "b:1".into(),
+                waited: Duration::from_secs(5),
+            }),
+        };
+        let shown = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(shown.matches("does not exist").count(), 1, "{shown}");
+    }
+}
