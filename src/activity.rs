@@ -9,6 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::event::{EventError, Source, Status};
+use crate::group_view::GroupProtocol;
 use crate::latency::LatencyStats;
 use crate::lifecycle::Violation;
 
@@ -172,6 +173,12 @@ pub enum Activity {
         member: String,
         topic: String,
         brokers: String,
+        /// The protocol it joined with.
+        protocol: GroupProtocol,
+        /// The assignor it asked for: a classic member's strategy list as configured; for a
+        /// consumer-protocol member the server-side assignor it requested, or None when the
+        /// broker chooses.
+        assignor: Option<String>,
     },
     /// Partitions were given to this member. `waited` is how long it was without them (since
     /// joining, or since its last revocation); `took` how long the role took to get ready.

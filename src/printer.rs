@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::activity::Connection;
 use crate::activity::{Activity, Outcome, PartitionProgress, RecordNote, RoleCounters, Summary};
 use crate::event::{OrderKey, Status};
+use crate::group_view::GroupProtocol;
 use crate::human;
 use crate::latency::LatencyStats;
 
@@ -96,8 +97,11 @@ impl crate::activity::Report for TextPrinter {
                 member,
                 topic,
                 brokers,
+                protocol,
+                assignor,
             } => self.line(&format!(
-                "{role}: joining group {group} as {member}, reading {topic} on {brokers}; waiting for partitions…"
+                "{role}: joining group {group} as {member} ({}), reading {topic} on {brokers}; waiting for partitions…",
+                protocol_words(protocol, assignor.as_deref())
             )),
             Activity::Assigned {
                 partitions,
@@ -185,6 +189,19 @@ impl crate::activity::Report for TextPrinter {
                 }
             }
         }
+    }
+}
+
+/// `classic protocol, assignor cooperative-sticky`; `KIP-848 consumer protocol, assignor
+/// chosen by the broker`.
+fn protocol_words(protocol: GroupProtocol, assignor: Option<&str>) -> String {
+    let name = match protocol {
+        GroupProtocol::Classic => "classic protocol",
+        GroupProtocol::Consumer => "KIP-848 consumer protocol",
+    };
+    match assignor {
+        Some(assignor) => format!("{name}, assignor {assignor}"),
+        None => format!("{name}, assignor chosen by the broker"),
     }
 }
 
@@ -368,9 +385,12 @@ impl crate::activity::Report for JsonPrinter {
                 member,
                 topic,
                 brokers,
+                protocol,
+                assignor,
             } => json!({
                 "type": "joined", "at": now(), "role": role, "group": group,
                 "member": member, "topic": topic, "brokers": brokers,
+                "group_protocol": protocol, "assignor": assignor,
             }),
             Activity::Assigned {
                 partitions,

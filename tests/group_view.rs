@@ -317,3 +317,74 @@ fn on_real_kafka_a_joiner_with_another_assignor_is_refused_and_the_group_carries
     );
     assert_eq!(member.owned(), Some(vec![0, 1, 2]));
 }
+
+/// The other order (measured on Kafka 4.1): when a plain `kcat -G` formed the group first,
+/// Kafka refuses the orderflow member instead, again at every try. The member says why once,
+/// with what to type, keeps trying, and gets every partition once kcat has left.
+#[test]
+fn on_real_kafka_a_member_refused_by_the_group_says_why_once_and_joins_later() {
+    let Some(broker) =
+        Broker::kafka("on_real_kafka_a_member_refused_by_the_group_says_why_once_and_joins_later")
+    else {
+        return;
+    };
+    broker.produce(100, 7);
+    let group = broker.group("kcat-first");
+    let mut kcat = Running::spawn(
+        std::process::Command::new("kcat")
+            .args(["-b", &broker.address, "-G", &group])
+            .arg(&broker.topic)
+            .stdin(std::process::Stdio::null()),
+    );
+    // kcat reports its assignment on stderr.
+    let started = Instant::now();
+    while !kcat.stderr().contains("assigned:") {
+        assert!(
+            started.elapsed() < LIMIT,
+            "kcat never got partitions: {}",
+            kcat.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let member =
+        Running::spawn(&mut broker.orderflow(&["analytics", "-g", "kcat-first", "--json"]));
+    let refusal = |lines: &[serde_json::Value]| {
+        lines
+            .iter()
+            .filter(|l| {
+                l["type"] == "notice"
+                    && l["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("refuses this member"))
+            })
+            .count()
+    };
+    member.wait_for("the member to say it is refused", LIMIT, |l| refusal(l) > 0);
+    // librdkafka tries again every few seconds; the explanation is not repeated.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(refusal(&member.json()), 1, "{:#?}", member.json());
+    assert_eq!(
+        member.owned(),
+        None,
+        "no partitions while kcat holds the group"
+    );
+    let notice = member
+        .json()
+        .into_iter()
+        .find_map(|l| {
+            l["message"]
+                .as_str()
+                .filter(|m| m.contains("refuses this member"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    assert!(
+        notice.contains("-X partition.assignment.strategy=cooperative-sticky"),
+        "{notice}"
+    );
+    kcat.signal(Signal::SIGTERM);
+    kcat.wait(LIMIT);
+    member.wait_for("the member to get every partition", LIMIT, |l| {
+        util::owned(l) == Some(vec![0, 1, 2])
+    });
+}

@@ -691,6 +691,179 @@ fn storage_refuses_a_log_from_an_earlier_broker() {
     );
 }
 
+crate::on_both_brokers!(
+    the_joined_line_says_the_group_protocol_and_assignor,
+    kip848_members_split_the_partitions_and_hand_over,
+);
+
+/// The protocol and assignor a member uses, in its `joined` line; under KIP-848 the role
+/// drains as under the classic protocol, and on the built-in broker it is told what the
+/// mock's KIP-848 gets wrong.
+fn the_joined_line_says_the_group_protocol_and_assignor(broker: Broker) {
+    broker.produce(300, 41);
+    let joined = |lines: &[Value]| -> Value {
+        lines
+            .iter()
+            .find(|l| l["type"] == "joined")
+            .cloned()
+            .expect("a joined line")
+    };
+    let classic = drain(&broker, &["analytics", "-g", "classic"]);
+    assert_eq!(joined(&classic)["group_protocol"], "classic");
+    assert_eq!(joined(&classic)["assignor"], "cooperative-sticky");
+
+    let started = Instant::now();
+    let kip848 = drain(
+        &broker,
+        &["analytics", "-g", "kip848", "-X", "group.protocol=consumer"],
+    );
+    eprintln!(
+        "{}: a KIP-848 member drained 300 events in {:.1} s",
+        broker.kind(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(joined(&kip848)["group_protocol"], "consumer");
+    assert_eq!(
+        joined(&kip848)["assignor"],
+        Value::Null,
+        "the broker's choice"
+    );
+    assert_eq!(count(&final_summary(&kip848)["records"]), 300);
+    let notice = kip848
+        .iter()
+        .filter(|l| l["type"] == "notice")
+        .filter_map(|l| l["message"].as_str())
+        .find(|m| m.contains("built-in broker's KIP-848 is partial"));
+    assert_eq!(
+        notice.is_some(),
+        !broker.is_kafka(),
+        "the notice is the built-in broker's alone: {notice:?}"
+    );
+}
+
+/// Two KIP-848 members split the partitions; when one leaves, the other takes them all.
+fn kip848_members_split_the_partitions_and_hand_over(broker: Broker) {
+    broker.produce(100, 43);
+    let member = || {
+        Running::spawn(&mut broker.orderflow(&[
+            "analytics",
+            "-g",
+            "kip848-pair",
+            "--json",
+            "-X",
+            "group.protocol=consumer",
+        ]))
+    };
+    let mut first = member();
+    first.wait_for("the first member to own all", LIMIT, |lines| {
+        util::owned(lines) == Some(vec![0, 1, 2])
+    });
+    let mut second = member();
+    let started = Instant::now();
+    first.wait_for("the partitions to be split", LIMIT, |_| {
+        match (first.owned(), second.owned()) {
+            (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => {
+                let union: BTreeSet<i64> = a.iter().chain(&b).copied().collect();
+                union == BTreeSet::from([0, 1, 2]) && !a.iter().any(|p| b.contains(p))
+            }
+            _ => false,
+        }
+    });
+    let split = started.elapsed();
+    if let Some(kafka) = broker.kafka {
+        // Kafka's own tools see a group of type Consumer (KIP-848), not Classic.
+        let output = kafka
+            .tool("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand")
+            .args(["--list", "--type"])
+            .output()
+            .expect("kafka-consumer-groups");
+        let listed = text(&output.stdout);
+        let group = broker.group("kip848-pair");
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [group.as_str(), "Consumer"]),
+            "{group} is a consumer-protocol group:\n{listed}"
+        );
+    }
+    second.signal(Signal::SIGTERM);
+    let left = Instant::now();
+    assert!(second.wait(LIMIT).success(), "{}", second.stderr());
+    first.wait_for(
+        "the first member to take all back",
+        Duration::from_secs(20),
+        |lines| util::owned(lines) == Some(vec![0, 1, 2]),
+    );
+    eprintln!(
+        "{}: KIP-848: a second member got partitions {:.1} s after it started; after it left, \
+         the first owned all again in {:.1} s",
+        broker.kind(),
+        split.as_secs_f64(),
+        left.elapsed().as_secs_f64()
+    );
+    first.signal(Signal::SIGTERM);
+    assert!(first.wait(LIMIT).success(), "{}", first.stderr());
+}
+
+/// MEASURED.md failure 2, the dead-letter side: order-processor on a cluster without the
+/// dead-letter topic (and auto-create on, Kafka's default) starts, and its first dead
+/// letter lands in the topic the cluster created.
+#[test]
+fn order_processor_without_its_dead_letter_topic_works_on_kafka() {
+    let Some(broker) =
+        Broker::kafka_without_dead_letters("order_processor_without_its_dead_letter_topic")
+    else {
+        return;
+    };
+    broker.produce(20, 45);
+    broker.send_raw(&[(Some(b"k".to_vec()), Some(b"not json".to_vec()))]);
+    let lines = drain(&broker, &["order-processor"]);
+    let summary = final_summary(&lines);
+    assert_eq!(count(&summary["records"]), 21);
+    assert_eq!(count(&summary["dead_lettered"]), 1);
+    let dlq = format!("{}.dlq", broker.topic);
+    assert!(
+        lines.iter().any(|l| l["type"] == "notice"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(&format!("dead-letter topic {dlq} did not exist")))),
+        "says the cluster created the dead-letter topic"
+    );
+    assert_eq!(read_topic(&broker.address, &dlq).len(), 1);
+}
+
+/// A property librdkafka refuses under KIP-848 is refused before any connection, as the
+/// user's own -X, with where that setting lives instead.
+#[test]
+fn a_property_refused_under_kip848_is_named_as_the_users() {
+    let address = format!("127.0.0.1:{}", closed_port());
+    for key in ["session.timeout.ms", "heartbeat.interval.ms"] {
+        let property = format!("{key}=3000");
+        let output = run_with_limit(
+            orderflow().args([
+                "-b",
+                &address,
+                "-X",
+                "group.protocol=consumer",
+                "-X",
+                &property,
+                "analytics",
+                "--no-tui",
+            ]),
+            Duration::from_secs(30),
+        );
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "your -X {key} cannot be used with -X group.protocol=consumer"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("the broker sets"), "{stderr}");
+    }
+}
+
 /// `demo --no-tui` until Ctrl-C: every role reads what the producer delivered. Returns the
 /// stdout and stderr.
 fn run_demo(command: &mut std::process::Command) -> (String, String) {

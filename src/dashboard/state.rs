@@ -469,6 +469,9 @@ mod tests {
                         end: 100,
                     })
                     .collect(),
+                protocol: None,
+                assignor: None,
+                announced_members: false,
             }],
             at: at(secs),
         }

@@ -10,11 +10,13 @@
 //! - on shutdown the record in hand is finished, offsets are stored and committed, and the
 //!   member leaves the group, so its partitions move at once instead of after a timeout.
 //!
-//! Rebalancing is cooperative (`cooperative-sticky`) unless `-X partition.assignment.strategy`
-//! says otherwise: a member keeps the partitions that do not move and gives up the others
-//! while the group is stable. With the eager protocol, the built-in broker refuses offset
-//! commits for the whole time a rebalance is prepared, so the revoking member cannot commit
-//! and the next owner would read the last records again.
+//! Rebalancing is cooperative: under the classic protocol orderflow's members use
+//! `cooperative-sticky` unless `-X partition.assignment.strategy` says otherwise; under
+//! KIP-848's consumer protocol (`-X group.protocol=consumer`, see [`super::group_protocol`])
+//! every rebalance is incremental. Either way a member keeps the partitions that do not move
+//! and gives up the others while the group is stable. With the eager protocol, the built-in
+//! broker refuses offset commits for the whole time a rebalance is prepared, so the revoking
+//! member cannot commit and the next owner would read the last records again.
 //!
 //! Records are handled on the thread that polls, so there is no queue between Kafka and the
 //! role that could lose or reorder anything. The role and the bookkeeping sit behind one
@@ -33,7 +35,13 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, Timestamp, TopicPartitionList};
 
+use super::broker::is_built_in_broker;
 use super::client::{Connection, ConnectionHealth, close_promptly};
+use super::group_protocol::{
+    BUILT_IN_KIP848_NOTICE, BrokerSideProperty, CLASSIC_ASSIGNOR, GroupProtocol, MemberProtocol,
+    inconsistent_protocol_notice,
+};
+use super::topic::{APPEAR_WAIT, Patience, TopicError, TopicUser, TopicWaitError, wait_for_topic};
 use crate::activity::{Activity, PartitionProgress, PartitionStart, Report, RoleCounters, Summary};
 use crate::config::{KafkaSettings, redacted};
 use crate::latency::Latencies;
@@ -85,10 +93,6 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long the start-up check and the metadata calls wait for the cluster.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The session timeout members use: short, so that a member that dies is replaced within
-/// seconds (on the built-in broker a rebalance waits for it), long enough for a slow laptop.
-pub const SESSION_TIMEOUT_MS: &str = "6000";
 
 /// An error a role returns from its work; the runtime stops and reports it.
 pub type RoleError = Box<dyn std::error::Error + Send + Sync>;
@@ -167,24 +171,23 @@ pub enum ConsumerError {
         "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
     )]
     Refused { brokers: String, reason: String },
-    #[error(
-        "topic {topic} does not exist on {brokers}; start `orderflow produce` or create it \
-         (3 partitions) first"
-    )]
-    TopicMissing { topic: String, brokers: String },
-    #[error("cannot read topic {topic}: {reason}")]
-    TopicUnusable { topic: String, reason: String },
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    #[error(transparent)]
+    BrokerSide(#[from] BrokerSideProperty),
     #[error("-X {key} cannot be changed here: {why}")]
     ManagedProperty {
         key: &'static str,
         why: &'static str,
     },
-    #[error("cannot subscribe to {topic}: {source}")]
-    Subscribe { topic: String, source: KafkaError },
-    #[error("cannot take over partitions {partitions:?}: {source}")]
+    // The reasons below are part of their messages; as `source`s they would be printed a
+    // second time in the error chain.
+    #[error("cannot subscribe to {topic}: {reason}")]
+    Subscribe { topic: String, reason: KafkaError },
+    #[error("cannot take over partitions {partitions:?}: {reason}")]
     Assign {
         partitions: Vec<i32>,
-        source: Box<ConsumerError>,
+        reason: Box<ConsumerError>,
     },
     #[error("the consumer failed: {0}")]
     Kafka(KafkaError),
@@ -237,7 +240,7 @@ impl Drop for History {
 
 impl History {
     fn new(settings: &KafkaSettings) -> KafkaResult<History> {
-        let config = settings.client_config(&[
+        let config = settings.outsider_config(&[
             // A group id is required for assign(); nothing is ever committed to it.
             (
                 "group.id",
@@ -342,6 +345,9 @@ struct Shared<R> {
     progress: BTreeMap<i32, PartitionProgress>,
     /// The last offsets reported as committed, so repeated identical commits stay quiet.
     last_committed: BTreeMap<i32, i64>,
+    /// Whether the group's refusal of this member's assignor (INCONSISTENT_GROUP_PROTOCOL)
+    /// has been explained since it last had partitions.
+    refused_by_group: bool,
     /// Records handled in this run.
     records: u64,
     /// How old the records were when the role had handled them, per reporting window.
@@ -458,7 +464,13 @@ impl<R: Role> Shared<R> {
 fn is_rebalancing(error: &KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::IllegalGeneration)
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                // The consumer protocol's word for a commit of an assignment that just
+                // changed (KIP-848): the member's epoch moved on meanwhile.
+                | RDKafkaErrorCode::StaleMemberEpoch
+        )
     )
 }
 
@@ -634,7 +646,7 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
                 Err(e) => {
                     self.lock().failure = Some(ConsumerError::Assign {
                         partitions: assigned,
-                        source: Box::new(e),
+                        reason: Box::new(e),
                     });
                     return;
                 }
@@ -650,6 +662,7 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
             }
         }
         let mut shared = self.lock();
+        shared.refused_by_group = false;
         for p in &assigned {
             shared.owned.insert(*p, false);
         }
@@ -754,6 +767,9 @@ pub struct GroupConsumer<R: Role> {
     topic: String,
     brokers: String,
     client_id: String,
+    /// The protocol it joins with, and the assignor it asks for (see [`super::group_protocol`]).
+    protocol: GroupProtocol,
+    assignor: Option<String>,
     /// When the run started, for the average rate of the final summary.
     started: Instant,
     /// Whether [`GroupConsumer::connect`] succeeded.
@@ -827,17 +843,19 @@ impl<R: Role> GroupConsumer<R> {
         } else {
             RUNNING_FETCH_WAIT_MS
         };
-        let config = settings.client_config(&[
+        // The assignor, session timeout and heartbeat interval are the client's to set only
+        // under the classic protocol; librdkafka refuses a consumer-protocol member that sets
+        // them, so a -X that does is refused here, naming it as the user's.
+        let protocol = GroupProtocol::of(settings);
+        protocol.check(settings)?;
+        let mut defaults: Vec<(&str, &str)> = vec![
             ("group.id", &options.group),
             ("client.id", &client_id),
             // A new group starts from the beginning of the topic, as design.md promises.
             ("auto.offset.reset", "earliest"),
-            ("partition.assignment.strategy", "cooperative-sticky"),
             ("enable.auto.offset.store", "false"),
             ("enable.auto.commit", "true"),
             ("auto.commit.interval.ms", "1000"),
-            ("session.timeout.ms", SESSION_TIMEOUT_MS),
-            ("heartbeat.interval.ms", "1000"),
             ("enable.partition.eof", eof),
             ("fetch.wait.max.ms", fetch_wait),
             // When the prefetch queue is full librdkafka waits fetch.queue.backoff.ms (1 s by
@@ -854,7 +872,9 @@ impl<R: Role> GroupConsumer<R> {
             // A synchronous commit to a broker that vanished waits this long; librdkafka's
             // 60 s would leave someone who pressed q staring at a blank terminal.
             ("socket.timeout.ms", "10000"),
-        ]);
+        ];
+        defaults.extend_from_slice(protocol.member_properties());
+        let config = settings.client_config(&defaults);
         tracing::debug!(config = %redacted(&config), "consumer configuration");
         let shared = Arc::new(Mutex::new(Shared {
             role,
@@ -868,6 +888,7 @@ impl<R: Role> GroupConsumer<R> {
             failure: None,
             progress: BTreeMap::new(),
             last_committed: BTreeMap::new(),
+            refused_by_group: false,
             records: 0,
             latency: Latencies::default(),
         }));
@@ -888,6 +909,8 @@ impl<R: Role> GroupConsumer<R> {
             topic: settings.topic.clone(),
             brokers: settings.bootstrap(),
             client_id,
+            protocol,
+            assignor: protocol.requested_assignor(settings),
             started: Instant::now(),
             connected: false,
         })
@@ -912,70 +935,42 @@ impl<R: Role> GroupConsumer<R> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Checks that the cluster answers and the topic exists. Fails fast when librdkafka
-    /// reports every broker down.
+    /// Checks that the cluster answers and the topic exists (asking again for a moment
+    /// while it does not, see [`super::topic`]). Fails fast when librdkafka reports every
+    /// broker down.
     fn check_cluster(&self) -> Result<(), ConsumerError> {
         let health = self.health().subscribe();
-        let deadline = Instant::now() + CLUSTER_TIMEOUT;
-        let mut last_problem = None;
-        // fetch_metadata blocks; ask in short slices so an outage reported by the error
-        // callback (served by those same calls) ends the wait early.
-        while Instant::now() < deadline {
-            if let Ok(metadata) = self
-                .consumer()
-                .fetch_metadata(Some(&self.topic), Duration::from_millis(500))
-            {
-                match metadata.topics().first() {
-                    Some(t) if t.error().is_none() && !t.partitions().is_empty() => return Ok(()),
-                    Some(t)
-                        if t.error()
-                            == Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) =>
-                    {
-                        return Err(ConsumerError::TopicMissing {
-                            topic: self.topic.clone(),
-                            brokers: self.brokers.clone(),
-                        });
-                    }
-                    // No leader yet, or an authorization problem: ask again, then report.
-                    Some(t) => {
-                        last_problem = Some(t.error().map_or_else(
-                            || "it has no partitions".to_owned(),
-                            |e| RDKafkaErrorCode::from(e).to_string(),
-                        ));
-                    }
-                    None => last_problem = Some("the cluster did not describe it".to_owned()),
-                }
-            }
-            let state = health.borrow().clone();
-            match state {
-                Connection::Ok => {}
+        let patience = Patience {
+            reach: CLUSTER_TIMEOUT,
+            appear: APPEAR_WAIT,
+        };
+        match wait_for_topic(
+            self.consumer().client(),
+            &self.topic,
+            &self.brokers,
+            TopicUser::Consumer,
+            &health,
+            patience,
+        ) {
+            Ok(_) => Ok(()),
+            Err(TopicWaitError::Topic(e)) => Err(ConsumerError::Topic(e)),
+            Err(TopicWaitError::Connection(state)) => Err(match state {
+                Connection::Refused { reason } => ConsumerError::Refused {
+                    brokers: self.brokers.clone(),
+                    reason,
+                },
                 Connection::Unreachable { reason } | Connection::Fatal { reason } => {
-                    return Err(ConsumerError::Unreachable {
+                    ConsumerError::Unreachable {
                         brokers: self.brokers.clone(),
                         reason,
-                    });
+                    }
                 }
-                Connection::Refused { reason } => {
-                    return Err(ConsumerError::Refused {
-                        brokers: self.brokers.clone(),
-                        reason,
-                    });
-                }
-            }
-            if last_problem.is_some() {
-                std::thread::sleep(Duration::from_millis(500));
-            }
+                Connection::Ok => ConsumerError::Unreachable {
+                    brokers: self.brokers.clone(),
+                    reason: format!("no answer within {} s", CLUSTER_TIMEOUT.as_secs()),
+                },
+            }),
         }
-        Err(match last_problem {
-            Some(reason) => ConsumerError::TopicUnusable {
-                topic: self.topic.clone(),
-                reason,
-            },
-            None => ConsumerError::Unreachable {
-                brokers: self.brokers.clone(),
-                reason: format!("no answer within {} s", CLUSTER_TIMEOUT.as_secs()),
-            },
-        })
     }
 
     /// Checks the cluster and the topic, and joins the group. [`GroupConsumer::run`] does it
@@ -988,11 +983,18 @@ impl<R: Role> GroupConsumer<R> {
         self.check_cluster()?;
         self.consumer()
             .subscribe(&[&self.topic])
-            .map_err(|source| ConsumerError::Subscribe {
+            .map_err(|reason| ConsumerError::Subscribe {
                 topic: self.topic.clone(),
-                source,
+                reason,
             })?;
         self.connected = true;
+        // Asked before taking the lock: it waits for the cluster.
+        let unfaithful = self.protocol == GroupProtocol::Consumer
+            && self
+                .consumer()
+                .client()
+                .fetch_cluster_id(Duration::from_secs(2))
+                .is_some_and(|id| is_built_in_broker(&id));
         {
             let mut shared = self.lock();
             shared.idle_since = Some(Instant::now());
@@ -1002,7 +1004,14 @@ impl<R: Role> GroupConsumer<R> {
                 member: self.client_id.clone(),
                 topic: self.topic.clone(),
                 brokers: self.brokers.clone(),
+                protocol: self.protocol,
+                assignor: self.assignor.clone(),
             });
+            if unfaithful {
+                shared
+                    .out
+                    .report(Activity::Notice(BUILT_IN_KIP848_NOTICE.to_owned()));
+            }
         }
         Ok(())
     }
@@ -1168,7 +1177,20 @@ impl<R: Role> GroupConsumer<R> {
             // ConnectionHealth reports outages, once.
             return Ok(());
         }
-        self.lock()
+        let mut shared = self.lock();
+        if code == Some(RDKafkaErrorCode::InconsistentGroupProtocol) {
+            // librdkafka tries to join again every few seconds and reports each refusal;
+            // explain once, until the member gets partitions.
+            if !std::mem::replace(&mut shared.refused_by_group, true) {
+                let notice = inconsistent_protocol_notice(
+                    &self.options.group,
+                    self.assignor.as_deref().unwrap_or(CLASSIC_ASSIGNOR),
+                );
+                shared.out.report(Activity::Notice(notice));
+            }
+            return Ok(());
+        }
+        shared
             .out
             .report(Activity::Notice(format!("consumer error: {error}")));
         Ok(())

@@ -13,10 +13,13 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
-use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 
 use super::client::{Connection, ConnectionHealth, flush_promptly};
+use super::topic::{
+    APPEAR_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError, wait_for_topic,
+};
 use crate::config::{KafkaSettings, redacted};
 
 /// How long an event may wait for its acknowledgement before it counts as failed, unless the
@@ -41,13 +44,8 @@ pub enum ProducerError {
         "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
     )]
     Refused { brokers: String, reason: String },
-    #[error(
-        "topic {topic} does not exist on {brokers} and the cluster does not create topics on \
-         first use; create it (3 partitions), for example with kafka-topics --create"
-    )]
-    TopicMissing { topic: String, brokers: String },
-    #[error("cannot use topic {topic}: {reason}")]
-    Topic { topic: String, reason: String },
+    #[error(transparent)]
+    Topic(#[from] TopicError),
     #[error("the producer stopped: {0}")]
     Fatal(String),
     #[error("librdkafka refused an event: {0}")]
@@ -249,22 +247,28 @@ impl OrderProducer {
         })
     }
 
-    /// Waits until the cluster answers a metadata request for the topic, and returns its
-    /// partition count. Fails as soon as librdkafka reports every broker down (usually well
-    /// within a second for a refused connection), or after [`CONNECT_TIMEOUT`].
-    pub async fn check_reachable(&self) -> Result<usize, ProducerError> {
-        let mut health = self.health().subscribe();
+    /// Waits until the cluster answers a metadata request for the topic and the topic is
+    /// there (see [`super::topic`]: a cluster that creates topics on first use creates it
+    /// now). Fails as soon as librdkafka reports every broker down (usually well within a
+    /// second for a refused connection), or after [`CONNECT_TIMEOUT`] without an answer.
+    pub async fn check_reachable(&self) -> Result<ReadyTopic, ProducerError> {
+        let health = self.health().subscribe();
         let client = Arc::clone(&self.inner);
         let topic = self.topic.clone();
-        let metadata = tokio::task::spawn_blocking(move || {
-            let answer = client
-                .client()
-                .fetch_metadata(Some(&topic), CONNECT_TIMEOUT)
-                .map(|m| {
-                    m.topics()
-                        .first()
-                        .map(|t| (t.error(), t.partitions().len()))
-                });
+        let brokers = self.brokers.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let patience = Patience {
+                reach: CONNECT_TIMEOUT,
+                appear: APPEAR_WAIT,
+            };
+            let answer = wait_for_topic(
+                client.client(),
+                &topic,
+                &brokers,
+                TopicUser::Producer,
+                &health,
+                patience,
+            );
             if answer.is_ok() {
                 // librdkafka 2.12 drops the bootstrap connection after the first metadata
                 // answer, and the idempotent producer's id request then waits for a 500 ms
@@ -274,29 +278,13 @@ impl OrderProducer {
                     .fetch_metadata(Some(&topic), Duration::from_secs(1));
             }
             answer
-        });
-        tokio::select! {
-            result = metadata => {
-                let result = result.map_err(|e| ProducerError::Fatal(e.to_string()))?;
-                match result {
-                    Ok(Some((None, partitions))) if partitions > 0 => Ok(partitions),
-                    Ok(Some((Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), _)))
-                    | Ok(Some((None, _))) | Ok(None) => Err(ProducerError::TopicMissing {
-                        topic: self.topic.clone(),
-                        brokers: self.brokers.clone(),
-                    }),
-                    Ok(Some((Some(error), _))) => Err(ProducerError::Topic {
-                        topic: self.topic.clone(),
-                        reason: RDKafkaErrorCode::from(error).to_string(),
-                    }),
-                    Err(_) => Err(self.connection_error(self.health().current())),
-                }
-            }
-            Ok(state) = health.wait_for(|c| !c.is_ok()) => {
-                let state = state.clone();
-                Err(self.connection_error(state))
-            }
-        }
+        })
+        .await
+        .map_err(|e| ProducerError::Fatal(e.to_string()))?;
+        answer.map_err(|e| match e {
+            TopicWaitError::Topic(e) => ProducerError::Topic(e),
+            TopicWaitError::Connection(state) => self.connection_error(state),
+        })
     }
 
     fn connection_error(&self, state: Connection) -> ProducerError {

@@ -179,6 +179,21 @@ impl Broker {
         Some(Broker::on(kafka, topic, partitions))
     }
 
+    /// A fresh 3-partition topic without the dead-letter topic beside it: a cluster set up
+    /// by hand rather than by docker/compose.yml.
+    pub fn kafka_without_dead_letters(test: &str) -> Option<Broker> {
+        let kafka = Kafka::shared(test)?;
+        let topic = unique("orders");
+        kafka.create_topic(&topic, 3);
+        Some(Broker {
+            child: None,
+            commands: None,
+            address: kafka.bootstrap.clone(),
+            topic,
+            kafka: Some(kafka),
+        })
+    }
+
     /// A fresh topic on `kafka`.
     pub fn on(kafka: &'static Kafka, topic: &str, partitions: i32) -> Broker {
         kafka.create_topic(topic, partitions);
