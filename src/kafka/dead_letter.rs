@@ -38,11 +38,9 @@ pub fn dead_letter_topic(topic: &str) -> String {
 /// Why dead letters could not be written; the records stay uncommitted and are read again.
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
-    #[error("cannot write to the dead-letter topic {topic}: {source}")]
-    Producer {
-        topic: String,
-        source: ProducerError,
-    },
+    // `error`, not `source`: the text already says it, and a source would print it twice.
+    #[error("cannot write to the dead-letter topic {topic}: {error}")]
+    Producer { topic: String, error: ProducerError },
     #[error(
         "{failed} record(s) could not be written to the dead-letter topic {topic} ({reason}); \
          stopping without committing them, so they are read again after a restart"
@@ -68,7 +66,7 @@ impl DeadLetters {
     pub fn new(settings: &KafkaSettings, group: &str) -> Result<DeadLetters, DeadLetterError> {
         let topic = dead_letter_topic(&settings.topic);
         let producer = OrderProducer::for_topic(settings, &topic)
-            .map_err(|source| DeadLetterError::Producer { topic, source })?;
+            .map_err(|error| DeadLetterError::Producer { topic, error })?;
         let timeout_ms = settings
             .properties
             .iter()
@@ -91,9 +89,9 @@ impl DeadLetters {
             .check_reachable()
             .await
             .map(|_| ())
-            .map_err(|source| DeadLetterError::Producer {
+            .map_err(|error| DeadLetterError::Producer {
                 topic: self.topic().to_owned(),
-                source,
+                error,
             })
     }
 
@@ -130,9 +128,9 @@ impl DeadLetters {
         }
         self.producer
             .send_record(record.key, value, headers)
-            .map_err(|source| DeadLetterError::Producer {
+            .map_err(|error| DeadLetterError::Producer {
                 topic: self.topic().to_owned(),
-                source,
+                error,
             })
     }
 
@@ -152,9 +150,11 @@ impl DeadLetters {
             return Err(DeadLetterError::Undelivered {
                 topic: self.topic().to_owned(),
                 failed: new.max(self.producer.in_flight()),
-                reason: deliveries
-                    .first_failure()
-                    .unwrap_or_else(|| "not acknowledged in time".to_owned()),
+                reason: if new > 0 {
+                    deliveries.failures_in_words()
+                } else {
+                    "not acknowledged in time".to_owned()
+                },
             });
         }
         Ok(())
