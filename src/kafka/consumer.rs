@@ -792,9 +792,9 @@ fn query_starts<C: ConsumerContext>(
     topic: &str,
     partitions: &[i32],
     from_end: bool,
-    retrying: bool,
+    refresh_first: bool,
 ) -> StartsAnswer {
-    if retrying {
+    if refresh_first {
         history.refresh_leaders(TAKE_OVER_TIMEOUT);
     }
     let bounds = |partition: i32| {
@@ -1396,11 +1396,16 @@ impl<R: Role> GroupConsumer<R> {
         let history = &consumer.context().history;
         let topic = self.topic.as_str();
         let from_end = consumer.context().from_end;
-        let retrying = state.failures > 0;
-        state.running =
-            Some(scope.spawn(move || {
-                query_starts(consumer, history, topic, &awaiting, from_end, retrying)
-            }));
+        // After a failure, and while a broker is (or just was) down, the history reader's
+        // idea of the leaders may be stale: have it ask first.
+        let refresh_first = state.failures > 0
+            || self
+                .lock()
+                .watch
+                .troubled_within(OUTAGE_MEMORY, Instant::now());
+        state.running = Some(scope.spawn(move || {
+            query_starts(consumer, history, topic, &awaiting, from_end, refresh_first)
+        }));
         Ok(())
     }
 
