@@ -216,8 +216,10 @@ pub enum Activity {
 /// Why a member's partitions were lost rather than handed over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LostCause {
-    /// The cluster (or the group's coordinator) could not be reached for longer than the
-    /// session timeout, so the group dropped this member while it could not hear from it.
+    /// The group's coordinator did not answer heartbeats for longer than the session timeout
+    /// while a broker was down: it was down itself, or (on a cluster that replicates the
+    /// group's offsets) it held this member's requests behind a commit that waited for the
+    /// dead broker's replica until Kafka declared that broker dead, about 9 s.
     SessionExpiredWhileUnreachable,
     /// The group dropped this member, with no outage seen (for example it did not poll
     /// within `max.poll.interval.ms`).
@@ -238,9 +240,9 @@ impl std::fmt::Display for LostCause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             LostCause::SessionExpiredWhileUnreachable => {
-                "the group's coordinator could not be reached for longer than the session \
-                 timeout while a broker was down, so the group dropped this member; what it had \
-                 not committed is read again"
+                "the group's coordinator did not answer this member's heartbeats for longer \
+                 than the session timeout while a broker was down, so the group dropped it; \
+                 what it had not committed is read again"
             }
             LostCause::Dropped => {
                 "the group dropped this member; what it had not committed is read again"
