@@ -212,6 +212,15 @@ pub enum ConsumerError {
          create it again (3 partitions) and restart the role"
     )]
     TopicDeleted { topic: String, brokers: String },
+    #[error(
+        "the cluster does not let group {group} read topic {topic}: {reason}; ask its \
+         administrator for Read on both"
+    )]
+    NotAuthorized {
+        topic: String,
+        group: String,
+        reason: String,
+    },
     #[error("the consumer failed: {0}")]
     Kafka(KafkaError),
     #[error("{0}")]
@@ -390,6 +399,9 @@ struct Shared<R> {
     commit_trouble: Option<String>,
     /// The last consumer error told, until records flow again.
     consumer_trouble: Option<String>,
+    /// Since when librdkafka reports the topic (or a partition) unknown, until records flow
+    /// again: long enough, and the cluster confirms, and the topic was deleted.
+    topic_missing_since: Option<Instant>,
     /// Whether any assignment was received yet (for `--exit-at-end`).
     assigned_once: bool,
     /// When the assignment last changed (for `--exit-at-end` with an empty one).
@@ -1087,6 +1099,7 @@ impl<R: Role> GroupConsumer<R> {
             watch: ClusterWatch::default(),
             commit_trouble: None,
             consumer_trouble: None,
+            topic_missing_since: None,
             assigned_once: false,
             changed_at: Instant::now(),
             idle_since: None,
@@ -1264,6 +1277,7 @@ impl<R: Role> GroupConsumer<R> {
     ) -> Result<Ending, ConsumerError> {
         let mut take_over = TakeOver::new();
         let mut news = ClusterNews::default();
+        let mut topic_check = None;
         let health = self.health().subscribe();
         let control = self.control();
         let mut paused = false;
@@ -1310,6 +1324,7 @@ impl<R: Role> GroupConsumer<R> {
             self.lock().checkpoint(self.consumer(), &self.topic)?;
             self.advance_take_over(scope, &mut take_over)?;
             self.ask_for_news(scope, &mut news);
+            self.check_topic_exists(scope, &mut topic_check)?;
 
             // librdkafka reports an outage many times over; tell the user once each way.
             let state = health.borrow().clone();
@@ -1435,6 +1450,40 @@ impl<R: Role> GroupConsumer<R> {
                 tracing::debug!(error = %e, "asking for cluster news");
             }
         }));
+    }
+
+    /// When librdkafka has said for [`TOPIC_GONE_AFTER`] that the topic is unknown, asks the
+    /// cluster (on a thread of its own) whether it exists; a topic that does not was deleted,
+    /// and the role stops saying so rather than wait for records that cannot come.
+    fn check_topic_exists<'scope, 'env>(
+        &'env self,
+        scope: &'scope Scope<'scope, 'env>,
+        check: &mut Option<ScopedJoinHandle<'scope, Option<bool>>>,
+    ) -> Result<(), ConsumerError> {
+        if let Some(handle) = check.take_if(|h| h.is_finished()) {
+            match handle.join().ok().flatten() {
+                Some(false) => {
+                    return Err(ConsumerError::TopicDeleted {
+                        topic: self.topic.clone(),
+                        brokers: self.brokers.clone(),
+                    });
+                }
+                // It exists: metadata was settling (librdkafka says so again if not).
+                Some(true) => self.lock().topic_missing_since = None,
+                // No answer: ask again after another while.
+                None => self.lock().topic_missing_since = Some(Instant::now()),
+            }
+        }
+        let due = self
+            .lock()
+            .topic_missing_since
+            .is_some_and(|since| since.elapsed() >= TOPIC_GONE_AFTER);
+        if due && check.is_none() {
+            let consumer = self.consumer();
+            let topic = self.topic.as_str();
+            *check = Some(scope.spawn(move || topic_exists(consumer, topic)));
+        }
+        Ok(())
     }
 
     fn finish_take_over(
@@ -1615,6 +1664,7 @@ impl<R: Role> GroupConsumer<R> {
                 shared.owned.insert(record.partition, false);
                 shared.records += 1;
                 shared.consumer_trouble = None;
+                shared.topic_missing_since = None;
                 // Only the producer's clock says when an event was made; a broker's
                 // LogAppendTime would leave out the time to reach Kafka.
                 if let Timestamp::CreateTime(created_ms) = message.timestamp() {
@@ -1651,6 +1701,26 @@ impl<R: Role> GroupConsumer<R> {
         ) {
             // ConnectionHealth reports outages, once.
             return Ok(());
+        }
+        if matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::TopicAuthorizationFailed
+                    | RDKafkaErrorCode::GroupAuthorizationFailed
+                    | RDKafkaErrorCode::ClusterAuthorizationFailed
+            )
+        ) {
+            return Err(ConsumerError::NotAuthorized {
+                topic: self.topic.clone(),
+                group: self.options.group.clone(),
+                reason: fault::in_words(&error),
+            });
+        }
+        if fault::classify(&error) == Fault::TopicMaybeGone {
+            // Checked against the cluster's metadata in the poll loop (check_topic_exists).
+            self.lock()
+                .topic_missing_since
+                .get_or_insert_with(Instant::now);
         }
         // While a broker is down librdkafka reports the same error for every failed fetch:
         // tell it once, until records flow again.
