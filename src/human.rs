@@ -29,6 +29,24 @@ pub fn shell_word(word: &str) -> String {
     }
 }
 
+/// An error and its causes on one line, as anyhow's `{:#}` writes them, but with each cause
+/// only once: many errors already name their cause in their own text (rdkafka's `KafkaError`
+/// shows its code and also returns it as its source), and `{:#}` would print it again.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
 /// `1234567` → `1,234,567`.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -131,6 +149,24 @@ impl Drop for StatusLine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_names_each_cause_once() {
+        use rdkafka::error::KafkaError;
+        use rdkafka::types::RDKafkaErrorCode;
+        // KafkaError's text already holds its code, which is also its source.
+        let error = anyhow::Error::new(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::UnknownPartition,
+        ))
+        .context("cannot take over partition 1");
+        assert_eq!(
+            error_chain(&error),
+            "cannot take over partition 1: Meta data fetch error: UnknownPartition (Local: \
+             Unknown partition)"
+        );
+        let io = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write");
+        assert_eq!(error_chain(&io), "cannot write: disk full");
+    }
 
     #[test]
     fn numbers_read_well() {

@@ -252,7 +252,7 @@ fn after_rebalance() -> Dashboard {
         63,
         Activity::Revoked {
             partitions: vec![2],
-            lost: false,
+            lost: None,
             now_owned: vec![0, 1],
         },
     );

@@ -920,3 +920,30 @@ fn the_demo_with_b_runs_on_that_cluster() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(text(&refused.stderr).contains("--listen is the demo's own broker's"));
 }
+
+#[test]
+fn a_deleted_topic_stops_a_role_saying_so() {
+    // Real Kafka only: the built-in broker recreates a topic on first use.
+    let Some(broker) = Broker::kafka("a_deleted_topic_stops_a_role_saying_so") else {
+        return;
+    };
+    broker.produce(200, 3);
+    let mut analytics = Running::spawn(&mut broker.orderflow(&["analytics", "--json"]));
+    analytics.wait_for("partitions", LIMIT, |l| {
+        util::owned(l).is_some_and(|o| o.len() == 3)
+    });
+    let kafka = broker.kafka.expect("real Kafka");
+    let deleted = kafka
+        .tool("org.apache.kafka.tools.TopicCommand")
+        .args(["--delete", "--topic", &broker.topic])
+        .output()
+        .expect("kafka-topics");
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    // librdkafka notices within its metadata refresh; the role confirms it with the cluster
+    // for 15 s before it gives up (a restarting broker may briefly not know a topic).
+    let status = analytics.wait(Duration::from_secs(180));
+    let stderr = analytics.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let words = format!("topic {} no longer exists", broker.topic);
+    assert_eq!(stderr.matches(&words).count(), 1, "{stderr}");
+}

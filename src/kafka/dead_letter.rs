@@ -164,9 +164,11 @@ impl DeadLetters {
             return Err(DeadLetterError::Undelivered {
                 topic: self.topic().to_owned(),
                 failed: new.max(self.producer.in_flight()),
-                reason: deliveries
-                    .first_failure()
-                    .unwrap_or_else(|| "not acknowledged in time".to_owned()),
+                reason: if new > 0 {
+                    deliveries.failures_in_words()
+                } else {
+                    "not acknowledged in time".to_owned()
+                },
             });
         }
         Ok(())

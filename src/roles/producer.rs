@@ -429,12 +429,10 @@ async fn to_kafka(
     send_result?;
     if outcome.failed > 0 {
         anyhow::bail!(
-            "{} of {} events were not delivered ({})",
+            "{} of {} events were not delivered: {}",
             human::count(outcome.failed),
             human::count(outcome.sent),
-            deliveries
-                .first_failure()
-                .unwrap_or_else(|| "no reason given".to_owned())
+            deliveries.failures_in_words()
         );
     }
     Ok(outcome)

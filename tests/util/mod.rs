@@ -424,6 +424,11 @@ impl Running {
         let _ = self.child.wait();
     }
 
+    /// The exit status if the process has ended, None while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait")
+    }
+
     /// Waits for the process to exit and returns its status.
     pub fn wait(&mut self, limit: Duration) -> ExitStatus {
         let started = Instant::now();
