@@ -9,6 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::event::{EventError, Source, Status};
+use crate::group_view::GroupProtocol;
 use crate::latency::LatencyStats;
 use crate::lifecycle::Violation;
 
@@ -172,6 +173,12 @@ pub enum Activity {
         member: String,
         topic: String,
         brokers: String,
+        /// The protocol it joined with.
+        protocol: GroupProtocol,
+        /// The assignor it asked for: a classic member's strategy list as configured; for a
+        /// consumer-protocol member the server-side assignor it requested, or None when the
+        /// broker chooses.
+        assignor: Option<String>,
     },
     /// Partitions were given to this member. `waited` is how long it was without them (since
     /// joining, or since its last revocation); `took` how long the role took to get ready.
@@ -182,11 +189,12 @@ pub enum Activity {
         /// The whole assignment afterwards.
         now_owned: Vec<i32>,
     },
-    /// Partitions were taken away (`lost`: the member had been dropped from the group, so
-    /// nothing could be committed for them).
+    /// Partitions were taken away. `lost`: not handed over but lost, with what this member
+    /// knows of why; offsets it had not committed for them are not committed, and whoever
+    /// owns them next reads those records again.
     Revoked {
         partitions: Vec<i32>,
-        lost: bool,
+        lost: Option<LostCause>,
         now_owned: Vec<i32>,
     },
     /// Offsets were committed for the group: (partition, next offset).
@@ -195,6 +203,8 @@ pub enum Activity {
     CommitFailed { reason: String },
     /// The connection to the cluster changed.
     Connection(Connection),
+    /// A broker went away or came back, a leader or the group's coordinator moved.
+    Cluster(ClusterChange),
     /// A record was handled.
     Record(RecordNote),
     /// Something worth a line (rebuilt state, repaired file, …).
@@ -208,6 +218,137 @@ pub enum Activity {
     Paused(bool),
     /// The member has left its group; nothing follows.
     Left,
+}
+
+/// Why a member's partitions were lost rather than handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LostCause {
+    /// The group's coordinator did not answer heartbeats for longer than the session timeout
+    /// while a broker was down: it was down itself, or (on a cluster that replicates the
+    /// group's offsets) it held this member's requests behind a commit that waited for the
+    /// dead broker's replica until Kafka declared that broker dead, about 9 s.
+    SessionExpiredWhileUnreachable,
+    /// The group dropped this member, with no outage seen (for example it did not poll
+    /// within `max.poll.interval.ms`).
+    Dropped,
+}
+
+impl LostCause {
+    /// The name in JSON Lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LostCause::SessionExpiredWhileUnreachable => "session_expired_while_unreachable",
+            LostCause::Dropped => "dropped",
+        }
+    }
+}
+
+impl std::fmt::Display for LostCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LostCause::SessionExpiredWhileUnreachable => {
+                "the group's coordinator did not answer this member's heartbeats for longer \
+                 than the session timeout while a broker was down, so the group dropped it; \
+                 what it had not committed is read again"
+            }
+            LostCause::Dropped => {
+                "the group dropped this member; what it had not committed is read again"
+            }
+        })
+    }
+}
+
+/// One partition whose leader changed. `None`: no leader (an election is under way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaderMove {
+    pub partition: i32,
+    pub from: Option<i32>,
+    pub to: Option<i32>,
+}
+
+/// Something the cluster did, in the terms Kafka uses: brokers, leaders, the coordinator.
+/// The Kafka runtime reports each change once, not every time a request fails because of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterChange {
+    /// A broker this member was talking to stopped answering; the client keeps retrying.
+    BrokerUnreachable {
+        broker: i32,
+        address: String,
+        reason: String,
+    },
+    /// Kafka no longer lists a broker among the live ones: the controller declared it dead,
+    /// and its partitions get new leaders.
+    BrokerLeft { broker: i32, address: String },
+    /// A broker reported unreachable (or gone from the cluster) is back, `after` that long:
+    /// this member reconnected to it, or (`rejoined`) Kafka lists it as live again.
+    BrokerBack {
+        broker: i32,
+        address: String,
+        after: Duration,
+        rejoined: bool,
+    },
+    /// Partitions of the topic got new leaders (seen in the same statistics report).
+    LeadersMoved(Vec<LeaderMove>),
+    /// The group's coordinator is now another broker.
+    CoordinatorMoved { from: i32, to: i32 },
+}
+
+impl std::fmt::Display for ClusterChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClusterChange::BrokerUnreachable {
+                broker,
+                address,
+                reason,
+            } => write!(
+                f,
+                "broker {broker} ({address}) is unreachable: {reason}; the client keeps trying"
+            ),
+            ClusterChange::BrokerLeft { broker, address } => write!(
+                f,
+                "broker {broker} ({address}) left the cluster: Kafka declared it dead and moves \
+                 its partitions' leadership to the other brokers"
+            ),
+            ClusterChange::BrokerBack {
+                broker,
+                address,
+                after,
+                rejoined,
+            } => write!(
+                f,
+                "broker {broker} ({address}) is {}, after {}",
+                if *rejoined {
+                    "back in the cluster"
+                } else {
+                    "reachable again"
+                },
+                crate::human::duration(*after)
+            ),
+            ClusterChange::LeadersMoved(moves) => {
+                let parts: Vec<String> = moves
+                    .iter()
+                    .map(|m| match (m.from, m.to) {
+                        (_, None) => format!(
+                            "partition {} has no leader: Kafka is electing one",
+                            m.partition
+                        ),
+                        (None, Some(to)) => {
+                            format!("partition {}'s leader is broker {to}", m.partition)
+                        }
+                        (Some(from), Some(to)) => format!(
+                            "partition {}'s leader moved from broker {from} to broker {to}",
+                            m.partition
+                        ),
+                    })
+                    .collect();
+                f.write_str(&parts.join("; "))
+            }
+            ClusterChange::CoordinatorMoved { from, to } => write!(
+                f,
+                "the group's coordinator moved from broker {from} to broker {to}"
+            ),
+        }
+    }
 }
 
 /// Where activity goes: a printer, or the live view.

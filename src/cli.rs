@@ -90,6 +90,11 @@ pub struct ConnectionArgs {
         value_parser = parse_property
     )]
     pub properties: Vec<Property>,
+
+    /// Whether -b or ORDERFLOW_BROKERS named the cluster (rather than the default): the demo
+    /// then runs against that cluster instead of starting a broker of its own.
+    #[arg(skip)]
+    pub brokers_given: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,11 +220,15 @@ live view with a panel per role, the groups reading the topic and the rebalances
 Other terminals can join in: the broker listens on --listen (127.0.0.1:9092 when free, a free
 port otherwise; the status line shows it), so `orderflow analytics` in a second terminal
 joins the analytics group and the view shows the partitions move. The storage role writes its
-audit log to the temporary directory; the path is printed when the demo ends.",
+audit log to the temporary directory; the path is printed when the demo ends.
+
+With -b (or ORDERFLOW_BROKERS) the demo starts no broker: the producer and the three roles
+run against that cluster, real Kafka for example, and --listen does not apply.",
         after_help = "\
 Examples:
   orderflow demo                     # q quits, p pauses the selected role, tab selects
   orderflow demo --rate 200
+  orderflow -b 127.0.0.1:19092 demo  # the platform on a real cluster, no built-in broker
   orderflow demo --no-tui            # plain text from every role, Ctrl-C stops"
     )]
     Demo(DemoArgs),
@@ -707,6 +716,72 @@ fn parse_rate(arg: &str) -> Result<f64, String> {
     Ok(rate)
 }
 
+/// Parses the process's arguments as [`Cli`], exiting with clap's message on a usage error.
+/// A Kafka tool's name typed as a subcommand (`orderflow kafka-topics --list`) gets a message
+/// saying what it is: clap would suggest a subcommand that merely sounds alike (`analytics`).
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.connection.brokers_given = brokers_given(&matches);
+        Ok(cli)
+    });
+    match parsed {
+        Ok(cli) => cli,
+        Err(error) => {
+            if let Some(message) = kafka_tool_typed_as_subcommand(&error) {
+                eprintln!("{message}");
+                std::process::exit(2);
+            }
+            error.exit()
+        }
+    }
+}
+
+/// Whether `-b` (before or after the subcommand) or ORDERFLOW_BROKERS set the brokers.
+fn brokers_given(matches: &clap::ArgMatches) -> bool {
+    use clap::parser::ValueSource;
+    let given = |m: &clap::ArgMatches| {
+        matches!(
+            m.value_source("brokers"),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        )
+    };
+    given(matches) || matches.subcommand().is_some_and(|(_, sub)| given(sub))
+}
+
+/// The message for a usage error whose unknown subcommand is one of Kafka's own tools.
+fn kafka_tool_typed_as_subcommand(error: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if error.kind() != ErrorKind::InvalidSubcommand {
+        return None;
+    }
+    let Some(ContextValue::String(word)) = error.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    let tool = word.trim_end_matches(".sh");
+    if !(tool.starts_with("kafka-") || tool == "kcat" || tool == "kafkacat") {
+        return None;
+    }
+    let commands: Vec<String> = <Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .filter(|c| c.get_name() != "help")
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    Some(format!(
+        "error: `{word}` is not an orderflow command: it is a tool of its own ({}), run it \
+         by itself, e.g. `{tool} --bootstrap-server localhost:9092 …`.\n  orderflow's \
+         commands: {} (`orderflow --help`). The live view shows what kafka-consumer-groups \
+         would: every group reading the topic, its members and the lag.",
+        if tool.starts_with("kafka-") {
+            "Apache Kafka's, in the bin/ folder of its download"
+        } else {
+            "kcat"
+        },
+        commands.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -725,6 +800,38 @@ mod tests {
         assert!(parse_rate("NaN").is_err());
         assert!(parse_rate("fast").is_err());
         assert!(parse_rate("1e9").is_err());
+    }
+
+    #[test]
+    fn a_kafka_tool_typed_as_a_subcommand_is_named_as_such() {
+        let error = Cli::try_parse_from(["orderflow", "kafka-topics", "--list"]).unwrap_err();
+        let message = kafka_tool_typed_as_subcommand(&error).expect("a Kafka tool");
+        assert!(
+            message.contains("`kafka-topics` is not an orderflow command"),
+            "{message}"
+        );
+        assert!(!message.contains("similar"), "{message}");
+        let error = Cli::try_parse_from(["orderflow", "analytic"]).unwrap_err();
+        assert_eq!(
+            kafka_tool_typed_as_subcommand(&error),
+            None,
+            "clap's tip is right here"
+        );
+    }
+
+    #[test]
+    fn the_brokers_count_as_given_from_the_command_line_either_side_of_the_subcommand() {
+        let given = |args: &[&str]| {
+            let matches = <Cli as clap::CommandFactory>::command()
+                .try_get_matches_from(args)
+                .unwrap();
+            brokers_given(&matches)
+        };
+        assert!(given(&["orderflow", "-b", "k:1", "demo"]));
+        assert!(given(&["orderflow", "demo", "-b", "k:1"]));
+        if std::env::var_os("ORDERFLOW_BROKERS").is_none() {
+            assert!(!given(&["orderflow", "demo"]));
+        }
     }
 
     #[test]

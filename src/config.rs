@@ -131,6 +131,24 @@ impl KafkaSettings {
         config
     }
 
+    /// A configuration for a client that reads or asks but never joins a group (a
+    /// partition's history, the group view): like [`KafkaSettings::client_config`], without
+    /// the `-X` properties that only concern a group's members. With them, `-X
+    /// group.protocol=consumer` would make librdkafka refuse such a client over a session
+    /// timeout, or run it as a KIP-848 member of the group whose offsets it only reads.
+    pub fn outsider_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+        let mut config = self.client_config(defaults);
+        for property in &self.properties {
+            if MEMBERSHIP_PROPERTIES.contains(&property.key.as_str()) {
+                config.remove(&property.key);
+                if let Some((_, value)) = defaults.iter().find(|(k, _)| *k == property.key) {
+                    config.set(property.key.as_str(), *value);
+                }
+            }
+        }
+        config
+    }
+
     /// Whether the user set `key` with `-X`.
     pub fn overrides(&self, key: &str) -> bool {
         self.properties.iter().any(|p| p.key == key)
@@ -141,6 +159,17 @@ impl KafkaSettings {
         Described(self)
     }
 }
+
+/// The properties that only concern a member of a consumer group.
+const MEMBERSHIP_PROPERTIES: [&str; 7] = [
+    "group.protocol",
+    "group.protocol.type",
+    "group.remote.assignor",
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+];
 
 /// Display form of [`KafkaSettings`] with secret values replaced by `[redacted]`.
 pub struct Described<'a>(&'a KafkaSettings);
@@ -262,6 +291,27 @@ mod tests {
         let config = settings.client_config(&[("linger.ms", "5")]);
         assert_eq!(config.get("linger.ms"), Some("50"));
         assert_eq!(config.get("bootstrap.servers"), Some("localhost:9092"));
+    }
+
+    #[test]
+    fn clients_outside_the_group_leave_out_membership_properties() {
+        let settings = KafkaSettings::new(
+            "localhost:9092",
+            "t",
+            props(&[
+                "group.protocol=consumer",
+                "session.timeout.ms=10000",
+                "fetch.wait.max.ms=7",
+            ]),
+        )
+        .unwrap();
+        let config = settings.outsider_config(&[("group.id", "g")]);
+        assert_eq!(config.get("group.protocol"), None);
+        assert_eq!(config.get("session.timeout.ms"), None);
+        assert_eq!(config.get("fetch.wait.max.ms"), Some("7"));
+        assert_eq!(config.get("group.id"), Some("g"));
+        let member = settings.client_config(&[("group.id", "g")]);
+        assert_eq!(member.get("group.protocol"), Some("consumer"));
     }
 
     #[test]

@@ -274,12 +274,22 @@ fn parse_order_id(value: &str) -> Result<Uuid, EventError> {
 }
 
 fn parse_timestamp(value: &str) -> Result<DateTime<Utc>, EventError> {
-    DateTime::parse_from_rfc3339(value)
+    let bad = |reason: String| EventError::BadTimestamp {
+        value: excerpt(value),
+        reason,
+    };
+    let utc = DateTime::parse_from_rfc3339(value)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| EventError::BadTimestamp {
-            value: excerpt(value),
-            reason: e.to_string(),
-        })
+        .map_err(|e| bad(e.to_string()))?;
+    // An offset can carry a four-digit year past 9999 (or before 0000) once in UTC, which
+    // the wire format cannot write: refuse it rather than store another time.
+    if !(0..=9999).contains(&utc.year()) {
+        return Err(bad(format!(
+            "it is in the year {} in UTC; the wire format has four-digit years",
+            utc.year()
+        )));
+    }
+    Ok(utc)
 }
 
 impl OrderEvent {
@@ -388,7 +398,8 @@ fn write_timestamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
         }
         out.extend_from_slice(&buf[..width]);
     }
-    // RFC 3339 parsing only accepts four-digit years, and the generator uses the current year.
+    // Parsing refuses years outside 0000-9999 in UTC and the generator uses the current
+    // year, so the clamp never changes a time that reached here.
     let year = t.year().clamp(0, 9999) as u32;
     digits(out, year, 4);
     out.push(b'-');
@@ -640,6 +651,23 @@ mod tests {
             "2026-01-02T02:04:05.000Z"
         );
         assert_eq!(event.key().as_str(), "6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10");
+    }
+
+    #[test]
+    fn a_time_past_the_four_digit_years_in_utc_is_malformed_not_moved() {
+        for (value, year) in [
+            ("9999-12-31T23:00:00-05:00", "10000"),
+            ("0000-01-01T00:30:00+01:00", "-1"),
+        ] {
+            let err = parse(&with("timestamp", &format!("\"{value}\""))).unwrap_err();
+            assert_eq!(err.kind(), "bad-timestamp", "{value}");
+            assert!(err.to_string().contains(year), "{err}");
+        }
+        let last = parse(&with("timestamp", r#""9999-12-31T18:59:59-05:00""#)).unwrap();
+        assert_eq!(
+            format_timestamp(&last.timestamp),
+            "9999-12-31T23:59:59.000Z"
+        );
     }
 
     #[test]

@@ -17,6 +17,32 @@ pub fn announcement_topic(topic: &str) -> String {
     format!("{topic}.members")
 }
 
+/// The protocol a group rebalances with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupProtocol {
+    /// The members run the rebalance; the client picks the assignor.
+    Classic,
+    /// KIP-848: the broker runs it, with a server-side assignor.
+    Consumer,
+}
+
+impl GroupProtocol {
+    /// The name librdkafka (`group.protocol`) and Kafka's tools use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupProtocol::Classic => "classic",
+            GroupProtocol::Consumer => "consumer",
+        }
+    }
+}
+
+impl std::fmt::Display for GroupProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What an orderflow member says about itself on `<topic>.members` (key: the member id).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Announcement {
@@ -36,6 +62,12 @@ pub struct Announcement {
     /// `active`, or `left` when it leaves its group.
     pub state: MemberState,
     pub at: DateTime<Utc>,
+    /// The protocol it joined with (absent from members of older versions).
+    #[serde(default)]
+    pub group_protocol: Option<GroupProtocol>,
+    /// The assignor it asked for; none: the broker's choice (consumer protocol).
+    #[serde(default)]
+    pub assignor: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +126,27 @@ pub struct GroupState {
     pub group: String,
     pub members: Vec<Member>,
     pub partitions: Vec<PartitionLag>,
+    /// Its protocol, where the cluster (or, without a description, its members) says.
+    pub protocol: Option<GroupProtocol>,
+    /// The assignor it uses: for a classic group the one the cluster chose from the
+    /// members' lists; for a consumer-protocol group the one its members asked for.
+    pub assignor: Option<String>,
+    /// Whether the members come from announcements although the cluster describes groups:
+    /// Kafka's DescribeGroups (what librdkafka's group list sends) says nothing about a
+    /// consumer-protocol group, so only its orderflow members show.
+    pub announced_members: bool,
+}
+
+impl GroupState {
+    /// The protocol and assignor in a few words (`classic cooperative-sticky`,
+    /// `consumer uniform`), for tables; None when unknown.
+    pub fn protocol_label(&self) -> Option<String> {
+        let protocol = self.protocol?;
+        Some(match &self.assignor {
+            Some(assignor) => format!("{protocol} {assignor}"),
+            None => protocol.to_string(),
+        })
+    }
 }
 
 impl GroupState {

@@ -6,6 +6,47 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+/// How the user runs orderflow, for commands suggested to them: `orderflow`, or what
+/// `ORDERFLOW_INVOKED_AS` says (scripts/orderflow sets it to its own path, so that a user of
+/// the Quick start is told `scripts/orderflow audit …`, which works for them).
+pub fn invoked_as() -> String {
+    std::env::var("ORDERFLOW_INVOKED_AS")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "orderflow".to_owned())
+}
+
+/// A word for a shell command line: as it is when it is plain, in single quotes otherwise.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@,".contains(&b));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// An error and its causes on one line, as anyhow's `{:#}` writes them, but with each cause
+/// only once: many errors already name their cause in their own text (rdkafka's `KafkaError`
+/// shows its code and also returns it as its source), and `{:#}` would print it again.
+pub fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
 /// `1234567` → `1,234,567`.
 pub fn count(n: u64) -> String {
     let digits = n.to_string();
@@ -110,6 +151,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_error_chain_names_each_cause_once() {
+        use rdkafka::error::KafkaError;
+        use rdkafka::types::RDKafkaErrorCode;
+        // KafkaError's text already holds its code, which is also its source.
+        let error = anyhow::Error::new(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::UnknownPartition,
+        ))
+        .context("cannot take over partition 1");
+        assert_eq!(
+            error_chain(&error),
+            "cannot take over partition 1: Meta data fetch error: UnknownPartition (Local: \
+             Unknown partition)"
+        );
+        let io = anyhow::Error::new(std::io::Error::other("disk full")).context("cannot write");
+        assert_eq!(error_chain(&io), "cannot write: disk full");
+    }
+
+    #[test]
     fn numbers_read_well() {
         assert_eq!(count(0), "0");
         assert_eq!(count(999), "999");
@@ -122,5 +181,16 @@ mod tests {
         assert_eq!(duration(Duration::from_secs(125)), "2 min 05 s");
         let t = DateTime::parse_from_rfc3339("2026-11-21T18:30:05.123456789Z").unwrap();
         assert_eq!(timestamp(&t.to_utc()), "2026-11-21T18:30:05.123Z");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_word("order-events.audit.jsonl"),
+            "order-events.audit.jsonl"
+        );
+        assert_eq!(shell_word("/tmp/a b.jsonl"), "'/tmp/a b.jsonl'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 }

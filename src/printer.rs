@@ -6,8 +6,9 @@
 //! connection change and problem always gets its line.
 //!
 //! JSON Lines: one object per line with a `"type"` — `joined`, `assigned`, `revoked`,
-//! `committed`, `commit_failed`, `connection`, `malformed`, `violation`, `notice`, `paused`,
-//! `summary`, `left` (see docs/consumer-output.md). Valid records get no line of their own; summaries carry
+//! `committed`, `commit_failed`, `connection`, `broker`, `leaders`, `coordinator`,
+//! `malformed`, `violation`, `notice`, `paused`, `summary`, `left` (see
+//! docs/consumer-output.md). Valid records get no line of their own; summaries carry
 //! their counts.
 
 use std::io::{self, Write};
@@ -16,9 +17,12 @@ use std::time::Instant;
 use chrono::{Local, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::activity::Connection;
-use crate::activity::{Activity, Outcome, PartitionProgress, RecordNote, RoleCounters, Summary};
+use crate::activity::{
+    Activity, ClusterChange, Connection, LostCause, Outcome, PartitionProgress, RecordNote,
+    RoleCounters, Summary,
+};
 use crate::event::{OrderKey, Status};
+use crate::group_view::GroupProtocol;
 use crate::human;
 use crate::latency::LatencyStats;
 
@@ -96,8 +100,11 @@ impl crate::activity::Report for TextPrinter {
                 member,
                 topic,
                 brokers,
+                protocol,
+                assignor,
             } => self.line(&format!(
-                "{role}: joining group {group} as {member}, reading {topic} on {brokers}; waiting for partitions…"
+                "{role}: joining group {group} as {member} ({}), reading {topic} on {brokers}; waiting for partitions…",
+                protocol_words(protocol, assignor.as_deref())
             )),
             Activity::Assigned {
                 partitions,
@@ -143,10 +150,9 @@ impl crate::activity::Report for TextPrinter {
                 lost,
                 now_owned,
             } => {
-                let how = if lost {
-                    "lost (this member was dropped from the group; nothing could be committed)"
-                } else {
-                    "revoked (offsets committed first)"
+                let how = match lost {
+                    Some(cause) => format!("lost ({cause})"),
+                    None => "revoked (offsets committed first)".to_owned(),
                 };
                 self.line(&format!(
                     "{} {how}; now owns {}",
@@ -162,9 +168,10 @@ impl crate::activity::Report for TextPrinter {
                 }
             }
             Activity::CommitFailed { reason } => {
-                self.line(&format!("commit failed, will retry: {reason}"))
+                self.line(&format!("commit failed: {reason}"))
             }
             Activity::Connection(state) => self.line(&connection_line(&state)),
+            Activity::Cluster(change) => self.line(&change.to_string()),
             Activity::Record(note) => {
                 let always = matches!(note.outcome, Outcome::Malformed(_) | Outcome::Violation { .. });
                 if always || self.allow_record_line() {
@@ -185,6 +192,19 @@ impl crate::activity::Report for TextPrinter {
                 }
             }
         }
+    }
+}
+
+/// `classic protocol, assignor cooperative-sticky`; `KIP-848 consumer protocol, assignor
+/// chosen by the broker`.
+fn protocol_words(protocol: GroupProtocol, assignor: Option<&str>) -> String {
+    let name = match protocol {
+        GroupProtocol::Classic => "classic protocol",
+        GroupProtocol::Consumer => "KIP-848 consumer protocol",
+    };
+    match assignor {
+        Some(assignor) => format!("{name}, assignor {assignor}"),
+        None => format!("{name}, assignor chosen by the broker"),
     }
 }
 
@@ -368,9 +388,12 @@ impl crate::activity::Report for JsonPrinter {
                 member,
                 topic,
                 brokers,
+                protocol,
+                assignor,
             } => json!({
                 "type": "joined", "at": now(), "role": role, "group": group,
                 "member": member, "topic": topic, "brokers": brokers,
+                "group_protocol": protocol, "assignor": assignor,
             }),
             Activity::Assigned {
                 partitions,
@@ -391,7 +414,8 @@ impl crate::activity::Report for JsonPrinter {
                 now_owned,
             } => json!({
                 "type": "revoked", "at": now(), "partitions": partitions,
-                "lost": lost, "owned": now_owned,
+                "lost": lost.is_some(), "lost_because": lost.map(LostCause::as_str),
+                "owned": now_owned,
             }),
             Activity::Committed { offsets } => {
                 let offsets: serde_json::Map<String, Value> = offsets
@@ -412,6 +436,7 @@ impl crate::activity::Report for JsonPrinter {
                 };
                 json!({"type": "connection", "at": now(), "state": name, "reason": reason})
             }
+            Activity::Cluster(change) => cluster_json(&change),
             Activity::Record(note) => match &note.outcome {
                 Outcome::Malformed(error) => json!({
                     "type": "malformed", "at": now(), "partition": note.partition,
@@ -445,6 +470,46 @@ impl crate::activity::Report for JsonPrinter {
             }
         };
         emit(&value.to_string());
+    }
+}
+
+/// A cluster change as one JSON object: `broker` (unreachable / reachable), `leaders`, or
+/// `coordinator`, each with `message`, the text line's words.
+fn cluster_json(change: &ClusterChange) -> Value {
+    let message = change.to_string();
+    match change {
+        ClusterChange::BrokerUnreachable {
+            broker,
+            address,
+            reason,
+        } => json!({
+            "type": "broker", "at": now(), "broker": broker, "address": address,
+            "state": "unreachable", "reason": reason, "message": message,
+        }),
+        ClusterChange::BrokerLeft { broker, address } => json!({
+            "type": "broker", "at": now(), "broker": broker, "address": address,
+            "state": "left", "message": message,
+        }),
+        ClusterChange::BrokerBack {
+            broker,
+            address,
+            after,
+            rejoined,
+        } => json!({
+            "type": "broker", "at": now(), "broker": broker, "address": address,
+            "state": if *rejoined { "rejoined" } else { "reachable" },
+            "after_ms": after.as_millis() as u64, "message": message,
+        }),
+        ClusterChange::LeadersMoved(moves) => json!({
+            "type": "leaders", "at": now(),
+            "moves": moves.iter().map(|m| json!({
+                "partition": m.partition, "from": m.from, "to": m.to,
+            })).collect::<Vec<_>>(),
+            "message": message,
+        }),
+        ClusterChange::CoordinatorMoved { from, to } => json!({
+            "type": "coordinator", "at": now(), "from": from, "to": to, "message": message,
+        }),
     }
 }
 

@@ -3,8 +3,39 @@
 //! means "stop waiting".
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio::sync::watch;
+
+/// What asked for the last stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopCause {
+    /// Ctrl-C (SIGINT).
+    Interrupt,
+    /// SIGTERM (`kill`, a service manager, `docker stop`).
+    Terminate,
+    /// The program itself (the live view's `q`, a command ending its parts).
+    Request,
+}
+
+impl StopCause {
+    /// How a person would name it: "Ctrl-C", "SIGTERM", "a stop request".
+    pub fn words(self) -> &'static str {
+        match self {
+            StopCause::Interrupt => "Ctrl-C",
+            StopCause::Terminate => "SIGTERM",
+            StopCause::Request => "a stop request",
+        }
+    }
+
+    /// The exit status shells give a program killed by this signal (128 + its number).
+    pub fn exit_status(self) -> u8 {
+        match self {
+            StopCause::Interrupt | StopCause::Request => 130,
+            StopCause::Terminate => 143,
+        }
+    }
+}
 
 /// Counts the stop requests received; cheap to clone and to check from any thread.
 #[derive(Clone, Debug)]
@@ -12,6 +43,8 @@ pub struct Shutdown {
     requests: watch::Receiver<u32>,
     /// Lets code inside the process (the live view's `q`) ask for a stop too.
     sender: Arc<watch::Sender<u32>>,
+    /// The cause of the last request (a [`StopCause`] as u8), set before the count moves.
+    cause: Arc<AtomicU8>,
 }
 
 impl Shutdown {
@@ -19,6 +52,7 @@ impl Shutdown {
     pub fn listen() -> Shutdown {
         let shutdown = Shutdown::manual();
         let sender = Arc::clone(&shutdown.sender);
+        let cause = Arc::clone(&shutdown.cause);
         tokio::spawn(async move {
             #[cfg(unix)]
             let mut term =
@@ -33,14 +67,16 @@ impl Shutdown {
                 };
                 #[cfg(not(unix))]
                 let terminated = std::future::pending::<Option<()>>();
-                tokio::select! {
+                let signal = tokio::select! {
                     result = tokio::signal::ctrl_c() => {
                         if result.is_err() {
                             return;
                         }
+                        StopCause::Interrupt
                     }
-                    _ = terminated => {}
-                }
+                    _ = terminated => StopCause::Terminate,
+                };
+                cause.store(signal as u8, Ordering::Relaxed);
                 sender.send_modify(|n| *n += 1);
             }
         });
@@ -53,12 +89,24 @@ impl Shutdown {
         Shutdown {
             requests: rx,
             sender: Arc::new(tx),
+            cause: Arc::new(AtomicU8::new(StopCause::Request as u8)),
         }
     }
 
     /// Asks for a stop, as a signal would.
     pub fn request(&self) {
+        self.cause
+            .store(StopCause::Request as u8, Ordering::Relaxed);
         self.sender.send_modify(|n| *n += 1);
+    }
+
+    /// What asked for the last stop (meaningful once [`Shutdown::requested`]).
+    pub fn cause(&self) -> StopCause {
+        match self.cause.load(Ordering::Relaxed) {
+            c if c == StopCause::Interrupt as u8 => StopCause::Interrupt,
+            c if c == StopCause::Terminate as u8 => StopCause::Terminate,
+            _ => StopCause::Request,
+        }
     }
 
     /// How many stop requests arrived so far.

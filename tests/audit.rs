@@ -688,3 +688,31 @@ fn the_recipes_in_the_docs_work_as_written() {
         "no recipe found the gap at order-events/0 offset 10"
     );
 }
+
+/// A long verify stopped by a signal says which signal it was and exits as shells expect of
+/// it: 130 for Ctrl-C, 143 for SIGTERM (it said "Ctrl-C" and 130 for both).
+#[test]
+fn a_verify_stopped_by_a_signal_names_the_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.audit.jsonl");
+    let mut out = std::fs::File::create(&file).unwrap();
+    // Long enough that verify is still reading when the signal comes: a sound stretch, then
+    // the same bytes again and again (what verify then reports does not matter here).
+    let mut chunk = Vec::new();
+    SyntheticLog::new(3, "order-events", 3).write_until(&mut chunk, 4 << 20);
+    for _ in 0..40 {
+        out.write_all(&chunk).unwrap();
+    }
+    drop(out);
+    for (signal, status, words) in [
+        (Signal::SIGTERM, 143, "stopped by SIGTERM"),
+        (Signal::SIGINT, 130, "stopped by Ctrl-C"),
+    ] {
+        let mut verify = Running::spawn(orderflow().args(["audit", "verify", path_arg(&file)]));
+        std::thread::sleep(Duration::from_millis(300));
+        verify.signal(signal);
+        let exit = verify.wait(LIMIT);
+        assert_eq!(exit.code(), Some(status), "{}", verify.stderr());
+        assert!(verify.stderr().contains(words), "{}", verify.stderr());
+    }
+}

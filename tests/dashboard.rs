@@ -11,7 +11,9 @@ use orderflow::activity::{
 };
 use orderflow::dashboard::{Dashboard, ProducerStats, ViewEvent};
 use orderflow::event::{EventError, Status};
-use orderflow::group_view::{GroupState, GroupView, Member, MembershipSource, PartitionLag};
+use orderflow::group_view::{
+    GroupProtocol, GroupState, GroupView, Member, MembershipSource, PartitionLag,
+};
 use orderflow::latency::LatencyStats;
 use orderflow::lifecycle::Violation;
 use ratatui::Terminal;
@@ -94,6 +96,8 @@ fn join(d: &mut Dashboard, member: &str) {
             member: member.into(),
             topic: "order-events".into(),
             brokers: "localhost:9092".into(),
+            protocol: GroupProtocol::Classic,
+            assignor: Some("cooperative-sticky".into()),
         },
     );
 }
@@ -151,6 +155,9 @@ fn groups(secs: i64, analytics: &[(&str, &[i32])], end: i64) -> GroupView {
                     end: end + p as i64,
                 })
                 .collect(),
+            protocol: Some(GroupProtocol::Classic),
+            assignor: Some("cooperative-sticky".into()),
+            announced_members: false,
         }
     };
     GroupView {
@@ -245,7 +252,7 @@ fn after_rebalance() -> Dashboard {
         63,
         Activity::Revoked {
             partitions: vec![2],
-            lost: false,
+            lost: None,
             now_owned: vec![0, 1],
         },
     );
@@ -356,6 +363,8 @@ fn the_order_processor_in_its_own_terminal() {
             member: "orderflow-order-processor-777".into(),
             topic: "order-events".into(),
             brokers: "localhost:9092".into(),
+            protocol: GroupProtocol::Classic,
+            assignor: Some("cooperative-sticky".into()),
         },
     );
     role(
@@ -475,4 +484,52 @@ fn no_size_makes_it_panic() {
             }
         }
     }
+}
+
+/// The text of a rendered frame, row by row.
+fn screen(terminal: &Terminal<TestBackend>) -> String {
+    let buffer = terminal.backend().buffer();
+    let width = buffer.area.width as usize;
+    buffer
+        .content
+        .chunks(width)
+        .map(|row| row.iter().map(|c| c.symbol()).collect::<String>())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn each_group_shows_its_protocol_and_assignor_where_known() {
+    let mut d = analytics_dashboard();
+    join(&mut d, "orderflow-analytics-4242");
+    let mut view = groups(1, &[("orderflow-analytics-4242", &[0, 1, 2])], 1_010);
+    view.membership = MembershipSource::Cluster;
+    // A KIP-848 group: Kafka's DescribeGroups says nothing about it, its members announce
+    // themselves and the broker's assignor.
+    view.groups[0].protocol = Some(GroupProtocol::Consumer);
+    view.groups[0].assignor = Some("uniform".into());
+    view.groups[0].announced_members = true;
+    view.groups[1].assignor = Some("range".into());
+    // A group the cluster lists without saying more (it has no members).
+    view.groups[2].protocol = None;
+    view.groups[2].assignor = None;
+    d.update(ViewEvent::Groups(view));
+    let text = screen(&render(&d, 160, 48));
+    let row = |group: &str| {
+        text.lines()
+            .find(|l| l.contains(group) && l.contains("p0"))
+            .unwrap_or_else(|| panic!("no row for {group} in\n{text}"))
+            .to_owned()
+    };
+    assert!(row("analytics ").contains("consumer uniform"), "{text}");
+    assert!(row("order-processor ").contains("classic range"), "{text}");
+    let storage = row("storage ");
+    assert!(
+        !storage.contains("classic") && !storage.contains("consumer"),
+        "{storage}"
+    );
+    assert!(
+        text.contains("members: as the cluster describes them; in KIP-848 groups, as announced"),
+        "{text}"
+    );
 }

@@ -42,8 +42,12 @@ fn orders(broker: &Broker) -> Vec<(util::Record, Option<OrderEvent>)> {
         .collect()
 }
 
-#[test]
-fn fraud_watcher_counts_every_record_and_flags_exactly_the_users_over_the_limit() {
+crate::on_both_brokers!(
+    fraud_watcher_counts_every_record_and_flags_exactly_the_users_over_the_limit,
+    python_reader_prints_partition_offset_key_and_status_of_every_record,
+);
+
+fn fraud_watcher_counts_every_record_and_flags_exactly_the_users_over_the_limit(broker: Broker) {
     let example = profile_dir()
         .join("examples")
         .join(format!("fraud-watcher{}", std::env::consts::EXE_SUFFIX));
@@ -53,7 +57,6 @@ fn fraud_watcher_counts_every_record_and_flags_exactly_the_users_over_the_limit(
          (scripts/test does, before the tests: `cargo test` builds examples only as tests)",
         example.display()
     );
-    let broker = Broker::start();
     broker.produce(3000, 21);
     broker.send_raw(&[(Some(b"k".to_vec()), Some(b"not an order".to_vec()))]);
 
@@ -267,6 +270,12 @@ fn tmux_class_opens_every_pane_and_the_two_analytics_members_split_the_partition
 /// A virtual environment with examples/python/requirements.txt installed, kept under the
 /// target directory and made again when the requirements change.
 fn python_venv() -> PathBuf {
+    // The test runs on both brokers at once: one of them makes the venv, the other waits.
+    static VENV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(make_python_venv).clone()
+}
+
+fn make_python_venv() -> PathBuf {
     let requirements =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python/requirements.txt");
     let wanted = std::fs::read_to_string(&requirements).unwrap();
@@ -309,12 +318,10 @@ fn python_venv() -> PathBuf {
     python
 }
 
-#[test]
-fn python_reader_prints_partition_offset_key_and_status_of_every_record() {
+fn python_reader_prints_partition_offset_key_and_status_of_every_record(broker: Broker) {
     let started = Instant::now();
     let python = python_venv();
     eprintln!("python venv ready in {:?}", started.elapsed());
-    let broker = Broker::start();
     broker.produce(40, 5);
     broker.send_raw(&[(Some(b"k".to_vec()), Some(b"{\"half\":".to_vec()))]);
     let expected: BTreeSet<String> = orders(&broker)

@@ -245,3 +245,78 @@ fn sigterm_flushes_what_is_in_flight_and_accounts_for_it(broker: Broker) {
     assert!(last.contains(" 0 failed"), "{last}");
     assert_eq!(read_topic(&broker.address, &broker.topic).len(), delivered);
 }
+
+/// MEASURED.md failure 2: on a fresh cluster with Kafka's default auto.create.topics.enable,
+/// the very first produce used to exit 1 saying the topic did not exist while Kafka created
+/// it from that request. A cluster of its own, so that nothing has touched it before.
+#[test]
+fn the_first_produce_on_a_fresh_kafka_creates_the_topic_and_delivers() {
+    let Some(kafka) = util::kafka::Kafka::start(1, "the_first_produce_on_a_fresh_kafka") else {
+        return;
+    };
+    let topic = util::unique("fresh");
+    let output = run_with_limit(
+        orderflow().args([
+            "-b",
+            &kafka.bootstrap,
+            "-t",
+            &topic,
+            "produce",
+            "--count",
+            "5",
+        ]),
+        LIMIT,
+    );
+    let stderr = text(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("5 delivered, 0 failed"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("topic {topic} did not exist")) && stderr.contains("created it"),
+        "says the cluster created the topic: {stderr}"
+    );
+    assert_eq!(read_topic(&kafka.bootstrap, &topic).len(), 5);
+}
+
+/// On Kafka and on the built-in broker, a consumer role does not create a missing topic; it
+/// asks for a few seconds (a producer elsewhere may be creating it) and then says what to do.
+fn a_consumer_of_a_missing_topic_says_how_to_create_it(broker: Broker) {
+    let topic = util::unique("never-created");
+    let started = std::time::Instant::now();
+    let output = run_with_limit(
+        orderflow().args([
+            "-b",
+            &broker.address,
+            "-t",
+            &topic,
+            "analytics",
+            "--no-tui",
+            "--exit-at-end",
+        ]),
+        LIMIT,
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "asked again before giving up ({:?})",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("A consumer does not create topics"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "kafka-topics --bootstrap-server {} --create --topic {topic} --partitions 3",
+            broker.address
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("does not exist").count(),
+        1,
+        "said once: {stderr}"
+    );
+}
+
+crate::on_both_brokers!(a_consumer_of_a_missing_topic_says_how_to_create_it);

@@ -56,9 +56,19 @@ fn audit_lines(path: &std::path::Path) -> Vec<AuditLine> {
         .collect()
 }
 
-#[test]
-fn every_role_sees_every_event() {
-    let broker = Broker::start();
+crate::on_both_brokers!(
+    every_role_sees_every_event,
+    malformed_records_are_counted_reported_and_survived,
+    dead_letters_carry_the_record_and_where_it_came_from,
+    members_of_a_group_split_the_partitions_and_take_over_when_one_leaves,
+    a_rebalance_never_produces_false_violations,
+    storage_killed_again_and_again_keeps_every_record_exactly_once,
+    sigterm_commits_so_a_restarted_member_reads_nothing_twice,
+    storage_repairs_a_torn_last_line,
+    members_that_join_and_drain_hand_over_without_loss,
+);
+
+fn every_role_sees_every_event(broker: Broker) {
     broker.produce(3_000, 5);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit.jsonl");
@@ -171,9 +181,7 @@ fn malformed_matrix() -> Vec<MalformedCase> {
     ]
 }
 
-#[test]
-fn malformed_records_are_counted_reported_and_survived() {
-    let broker = Broker::start();
+fn malformed_records_are_counted_reported_and_survived(broker: Broker) {
     broker.produce(200, 8);
     let matrix = malformed_matrix();
     broker.send_raw(
@@ -279,9 +287,7 @@ fn malformed_records_are_counted_reported_and_survived() {
     );
 }
 
-#[test]
-fn dead_letters_carry_the_record_and_where_it_came_from() {
-    let broker = Broker::start();
+fn dead_letters_carry_the_record_and_where_it_came_from(broker: Broker) {
     broker.produce(300, 11);
     // Lifecycle violations, each a valid event: an order that starts SHIPPED, one that skips
     // CONFIRMED, one that repeats PLACED, one that goes back.
@@ -338,7 +344,7 @@ fn dead_letters_carry_the_record_and_where_it_came_from() {
                 .unwrap_or_else(|| panic!("no header {name} in {:?}", letter.headers))
         };
         assert_eq!(header("orderflow.source.topic"), broker.topic);
-        assert_eq!(header("orderflow.group"), "order-processor");
+        assert_eq!(header("orderflow.group"), broker.group("order-processor"));
         assert!(!header("orderflow.error").is_empty());
         let origin = (
             header("orderflow.source.partition").parse::<i32>().unwrap(),
@@ -372,9 +378,7 @@ fn member(broker: &Broker, role: &str, group: &str) -> Running {
     Running::spawn(&mut broker.orderflow(&[role, "-g", group, "--json"]))
 }
 
-#[test]
-fn members_of_a_group_split_the_partitions_and_take_over_when_one_leaves() {
-    let broker = Broker::start();
+fn members_of_a_group_split_the_partitions_and_take_over_when_one_leaves(broker: Broker) {
     broker.produce(100, 3);
     let first = member(&broker, "analytics", "pair");
     first.wait_for("the first member to own all", LIMIT, |lines| {
@@ -382,6 +386,7 @@ fn members_of_a_group_split_the_partitions_and_take_over_when_one_leaves() {
     });
     let mut second = member(&broker, "analytics", "pair");
     let started = Instant::now();
+    let split_after;
     loop {
         let (a, b) = (first.owned(), second.owned());
         if let (Some(a), Some(b)) = (a, b)
@@ -391,6 +396,7 @@ fn members_of_a_group_split_the_partitions_and_take_over_when_one_leaves() {
             let union: BTreeSet<i64> = a.iter().chain(&b).copied().collect();
             let overlap = a.iter().any(|p| b.contains(p));
             if union == BTreeSet::from([0, 1, 2]) && !overlap {
+                split_after = started.elapsed();
                 break;
             }
         }
@@ -412,12 +418,17 @@ fn members_of_a_group_split_the_partitions_and_take_over_when_one_leaves() {
         |lines| util::owned(lines) == Some(vec![0, 1, 2]),
     );
     let took = left.elapsed();
+    eprintln!(
+        "{}: a second member got partitions {:.1} s after it started; after it left, the \
+         first owned all again in {:.1} s",
+        broker.kind(),
+        split_after.as_secs_f64(),
+        took.as_secs_f64()
+    );
     assert!(took < Duration::from_secs(10), "took over in {took:?}");
 }
 
-#[test]
-fn a_rebalance_never_produces_false_violations() {
-    let broker = Broker::start();
+fn a_rebalance_never_produces_false_violations(broker: Broker) {
     broker.produce(500, 21);
     let mut producer =
         Running::spawn(&mut broker.orderflow(&["produce", "--rate", "300", "--seed", "22"]));
@@ -463,9 +474,7 @@ fn a_rebalance_never_produces_false_violations() {
     );
 }
 
-#[test]
-fn storage_killed_again_and_again_keeps_every_record_exactly_once() {
-    let broker = Broker::start();
+fn storage_killed_again_and_again_keeps_every_record_exactly_once(broker: Broker) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit.jsonl");
     let file_arg = file.to_str().unwrap();
@@ -516,9 +525,7 @@ fn storage_killed_again_and_again_keeps_every_record_exactly_once() {
     assert_eq!(count(&report["records"]), 20_000);
 }
 
-#[test]
-fn sigterm_commits_so_a_restarted_member_reads_nothing_twice() {
-    let broker = Broker::start();
+fn sigterm_commits_so_a_restarted_member_reads_nothing_twice(broker: Broker) {
     let mut producer =
         Running::spawn(&mut broker.orderflow(&["produce", "--rate", "400", "--seed", "6"]));
     let mut first = member(&broker, "analytics", "restart");
@@ -591,9 +598,7 @@ fn two_storage_processes_cannot_share_a_file() {
     );
 }
 
-#[test]
-fn storage_repairs_a_torn_last_line() {
-    let broker = Broker::start();
+fn storage_repairs_a_torn_last_line(broker: Broker) {
     broker.produce(50, 12);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("audit.jsonl");
@@ -616,9 +621,7 @@ fn storage_repairs_a_torn_last_line() {
     assert_eq!(stored.len(), 100);
 }
 
-#[test]
-fn members_that_join_and_drain_hand_over_without_loss() {
-    let broker = Broker::start();
+fn members_that_join_and_drain_hand_over_without_loss(broker: Broker) {
     broker.produce(6_000, 31);
     let drain_member = || {
         Running::spawn(&mut broker.orderflow(&[
@@ -686,4 +689,261 @@ fn storage_refuses_a_log_from_an_earlier_broker() {
         before,
         "the file is left as it was"
     );
+}
+
+crate::on_both_brokers!(
+    the_joined_line_says_the_group_protocol_and_assignor,
+    kip848_members_split_the_partitions_and_hand_over,
+);
+
+/// The protocol and assignor a member uses, in its `joined` line; under KIP-848 the role
+/// drains as under the classic protocol, and on the built-in broker it is told what the
+/// mock's KIP-848 gets wrong.
+fn the_joined_line_says_the_group_protocol_and_assignor(broker: Broker) {
+    broker.produce(300, 41);
+    let joined = |lines: &[Value]| -> Value {
+        lines
+            .iter()
+            .find(|l| l["type"] == "joined")
+            .cloned()
+            .expect("a joined line")
+    };
+    let classic = drain(&broker, &["analytics", "-g", "classic"]);
+    assert_eq!(joined(&classic)["group_protocol"], "classic");
+    assert_eq!(joined(&classic)["assignor"], "cooperative-sticky");
+
+    let started = Instant::now();
+    let kip848 = drain(
+        &broker,
+        &["analytics", "-g", "kip848", "-X", "group.protocol=consumer"],
+    );
+    eprintln!(
+        "{}: a KIP-848 member drained 300 events in {:.1} s",
+        broker.kind(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(joined(&kip848)["group_protocol"], "consumer");
+    assert_eq!(
+        joined(&kip848)["assignor"],
+        Value::Null,
+        "the broker's choice"
+    );
+    assert_eq!(count(&final_summary(&kip848)["records"]), 300);
+    let notice = kip848
+        .iter()
+        .filter(|l| l["type"] == "notice")
+        .filter_map(|l| l["message"].as_str())
+        .find(|m| m.contains("built-in broker's KIP-848 is partial"));
+    assert_eq!(
+        notice.is_some(),
+        !broker.is_kafka(),
+        "the notice is the built-in broker's alone: {notice:?}"
+    );
+}
+
+/// Two KIP-848 members split the partitions; when one leaves, the other takes them all.
+fn kip848_members_split_the_partitions_and_hand_over(broker: Broker) {
+    broker.produce(100, 43);
+    let member = || {
+        Running::spawn(&mut broker.orderflow(&[
+            "analytics",
+            "-g",
+            "kip848-pair",
+            "--json",
+            "-X",
+            "group.protocol=consumer",
+        ]))
+    };
+    let mut first = member();
+    first.wait_for("the first member to own all", LIMIT, |lines| {
+        util::owned(lines) == Some(vec![0, 1, 2])
+    });
+    let mut second = member();
+    let started = Instant::now();
+    first.wait_for("the partitions to be split", LIMIT, |_| {
+        match (first.owned(), second.owned()) {
+            (Some(a), Some(b)) if !a.is_empty() && !b.is_empty() => {
+                let union: BTreeSet<i64> = a.iter().chain(&b).copied().collect();
+                union == BTreeSet::from([0, 1, 2]) && !a.iter().any(|p| b.contains(p))
+            }
+            _ => false,
+        }
+    });
+    let split = started.elapsed();
+    if let Some(kafka) = broker.kafka {
+        // Kafka's own tools see a group of type Consumer (KIP-848), not Classic.
+        let output = kafka
+            .tool("org.apache.kafka.tools.consumer.group.ConsumerGroupCommand")
+            .args(["--list", "--type"])
+            .output()
+            .expect("kafka-consumer-groups");
+        let listed = text(&output.stdout);
+        let group = broker.group("kip848-pair");
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [group.as_str(), "Consumer"]),
+            "{group} is a consumer-protocol group:\n{listed}"
+        );
+    }
+    second.signal(Signal::SIGTERM);
+    let left = Instant::now();
+    assert!(second.wait(LIMIT).success(), "{}", second.stderr());
+    first.wait_for(
+        "the first member to take all back",
+        Duration::from_secs(20),
+        |lines| util::owned(lines) == Some(vec![0, 1, 2]),
+    );
+    eprintln!(
+        "{}: KIP-848: a second member got partitions {:.1} s after it started; after it left, \
+         the first owned all again in {:.1} s",
+        broker.kind(),
+        split.as_secs_f64(),
+        left.elapsed().as_secs_f64()
+    );
+    first.signal(Signal::SIGTERM);
+    assert!(first.wait(LIMIT).success(), "{}", first.stderr());
+}
+
+/// MEASURED.md failure 2, the dead-letter side: order-processor on a cluster without the
+/// dead-letter topic (and auto-create on, Kafka's default) starts, and its first dead
+/// letter lands in the topic the cluster created.
+#[test]
+fn order_processor_without_its_dead_letter_topic_works_on_kafka() {
+    let Some(broker) =
+        Broker::kafka_without_dead_letters("order_processor_without_its_dead_letter_topic")
+    else {
+        return;
+    };
+    broker.produce(20, 45);
+    broker.send_raw(&[(Some(b"k".to_vec()), Some(b"not json".to_vec()))]);
+    let lines = drain(&broker, &["order-processor"]);
+    let summary = final_summary(&lines);
+    assert_eq!(count(&summary["records"]), 21);
+    assert_eq!(count(&summary["dead_lettered"]), 1);
+    let dlq = format!("{}.dlq", broker.topic);
+    assert!(
+        lines.iter().any(|l| l["type"] == "notice"
+            && l["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with(&format!("dead-letter topic {dlq} did not exist")))),
+        "says the cluster created the dead-letter topic"
+    );
+    assert_eq!(read_topic(&broker.address, &dlq).len(), 1);
+}
+
+/// A property librdkafka refuses under KIP-848 is refused before any connection, as the
+/// user's own -X, with where that setting lives instead.
+#[test]
+fn a_property_refused_under_kip848_is_named_as_the_users() {
+    let address = format!("127.0.0.1:{}", closed_port());
+    for key in ["session.timeout.ms", "heartbeat.interval.ms"] {
+        let property = format!("{key}=3000");
+        let output = run_with_limit(
+            orderflow().args([
+                "-b",
+                &address,
+                "-X",
+                "group.protocol=consumer",
+                "-X",
+                &property,
+                "analytics",
+                "--no-tui",
+            ]),
+            Duration::from_secs(30),
+        );
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "your -X {key} cannot be used with -X group.protocol=consumer"
+            )),
+            "{stderr}"
+        );
+        assert!(stderr.contains("the broker sets"), "{stderr}");
+    }
+}
+
+/// `demo --no-tui` until Ctrl-C: every role reads what the producer delivered. Returns the
+/// stdout and stderr.
+fn run_demo(command: &mut std::process::Command) -> (String, String) {
+    let mut demo = Running::spawn(command.args(["--no-tui", "--rate", "100"]));
+    std::thread::sleep(Duration::from_secs(8));
+    demo.signal(Signal::SIGINT);
+    let status = demo.wait(LIMIT);
+    let (stdout, stderr) = (demo.lines().join("\n"), demo.stderr());
+    assert!(status.success(), "{stdout}\n{stderr}");
+    let delivered = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("producer: "))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|d| d.strip_suffix(" delivered"))
+        .map(|d| d.replace(',', "").parse::<u64>().unwrap())
+        .unwrap_or_else(|| panic!("no producer line in\n{stdout}"));
+    assert!(delivered > 100, "{stdout}");
+    for role in ["order-processor", "analytics", "storage"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(&format!("[{role}] final: ")))
+            .unwrap_or_else(|| panic!("no summary of {role} in\n{stdout}"));
+        assert!(
+            line.contains(&format!("{} records", orderflow::human::count(delivered))),
+            "{role} read every delivered event: {line}\n{stdout}"
+        );
+    }
+    (stdout, stderr)
+}
+
+#[test]
+fn the_demo_runs_the_platform_on_its_own_broker() {
+    let (_, stderr) = run_demo(orderflow().args(["demo", "--listen", "127.0.0.1:0"]));
+    assert!(stderr.contains("its own broker at 127.0.0.1:"), "{stderr}");
+}
+
+/// `demo -b` runs the producer and the three roles on that cluster, and starts no broker.
+#[test]
+fn the_demo_with_b_runs_on_that_cluster() {
+    let Some(broker) = Broker::kafka("the_demo_with_b_runs_on_that_cluster") else {
+        return;
+    };
+    let (_, stderr) = run_demo(&mut broker.orderflow(&["demo"]));
+    assert!(stderr.contains("no built-in broker started"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the cluster at {}", broker.address)),
+        "{stderr}"
+    );
+
+    let refused = run_with_limit(
+        &mut broker.orderflow(&["demo", "--listen", "127.0.0.1:0"]),
+        LIMIT,
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("--listen is the demo's own broker's"));
+}
+
+#[test]
+fn a_deleted_topic_stops_a_role_saying_so() {
+    // Real Kafka only: the built-in broker recreates a topic on first use.
+    let Some(broker) = Broker::kafka("a_deleted_topic_stops_a_role_saying_so") else {
+        return;
+    };
+    broker.produce(200, 3);
+    let mut analytics = Running::spawn(&mut broker.orderflow(&["analytics", "--json"]));
+    analytics.wait_for("partitions", LIMIT, |l| {
+        util::owned(l).is_some_and(|o| o.len() == 3)
+    });
+    let kafka = broker.kafka.expect("real Kafka");
+    let deleted = kafka
+        .tool("org.apache.kafka.tools.TopicCommand")
+        .args(["--delete", "--topic", &broker.topic])
+        .output()
+        .expect("kafka-topics");
+    assert!(deleted.status.success(), "{}", text(&deleted.stderr));
+    // librdkafka notices within its metadata refresh; the role confirms it with the cluster
+    // for 15 s before it gives up (a restarting broker may briefly not know a topic).
+    let status = analytics.wait(Duration::from_secs(180));
+    let stderr = analytics.stderr();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let words = format!("topic {} no longer exists", broker.topic);
+    assert_eq!(stderr.matches(&words).count(), 1, "{stderr}");
 }

@@ -46,6 +46,9 @@ enum Step {
     },
     /// ```sh docker: Compose commands, checked against the Compose files.
     Docker { code: String },
+    /// ```sh kafka: run to completion against real Kafka (the test's own KRaft node), the
+    /// document's `localhost:9092[,localhost:9093,localhost:9094]` meaning that cluster.
+    Kafka { code: String },
     /// ```sh manual: shown, not run.
     Manual,
     /// `<!-- check: stop N -->`: Ctrl-C in terminal N; it must exit with status 0.
@@ -149,6 +152,7 @@ fn block(info: &str, code: String, line: usize) -> Option<Step> {
     let mut provided = false;
     let mut docker = false;
     let mut manual = false;
+    let mut kafka = false;
     for word in &words[1..] {
         if let Some(n) = word.strip_prefix("terminal=") {
             terminal = Some(terminal_number(n, line));
@@ -159,9 +163,17 @@ fn block(info: &str, code: String, line: usize) -> Option<Step> {
                 "provided" => provided = true,
                 "docker" => docker = true,
                 "manual" => manual = true,
+                "kafka" => kafka = true,
                 other => panic!("{WORKSHOP}:{line}: unknown word `{other}` in ```{info}"),
             }
         }
+    }
+    if kafka {
+        assert!(
+            terminal.is_none() && !docker && !manual,
+            "{WORKSHOP}:{line}: a ```sh kafka block runs to completion, nothing else"
+        );
+        return Some(Step::Kafka { code });
     }
     Some(match (terminal, docker, manual) {
         (_, true, _) => Step::Docker { code },
@@ -255,6 +267,8 @@ struct Class {
     harness: tempfile::TempDir,
     path: std::ffi::OsString,
     terminals: std::collections::BTreeMap<u32, Terminal>,
+    /// Real Kafka for the ```sh kafka blocks, started at the first one.
+    kafka: Option<Option<util::Broker>>,
 }
 
 impl Class {
@@ -301,6 +315,7 @@ impl Class {
             harness,
             path: std::env::join_paths(dirs).expect("PATH"),
             terminals: Default::default(),
+            kafka: None,
         }
     }
 
@@ -355,6 +370,7 @@ impl Class {
                 provided: false,
             } => self.start(step, *terminal, code, expect.as_deref()),
             Step::Docker { code } => check_docker(step, code),
+            Step::Kafka { code } => self.run_on_kafka(step, code),
             Step::Manual => {}
             Step::Stop { terminal } => self.stop(step, *terminal),
             Step::Wait { terminal, text } => self.wait_for(step, *terminal, text),
@@ -367,11 +383,63 @@ impl Class {
         }
     }
 
+    /// A ```sh kafka block: the document's addresses are the test's real Kafka, and Kafka's
+    /// own `kafka-consumer-groups` and `kafka-topics` are on PATH.
+    fn run_on_kafka(&mut self, step: &Located, code: &str) {
+        if self.kafka.is_none() {
+            // The cluster a class gets from docker/compose.yml has the topics already.
+            let broker = util::Broker::kafka_with(
+                "every_command_of_the_workshop_runs_as_written (its ```sh kafka blocks)",
+                "order-events",
+                3,
+            );
+            if let Some(broker) = &broker {
+                let kafka = broker.kafka.expect("real Kafka");
+                let shims = self.harness.path().join("bin");
+                for (name, class) in [
+                    (
+                        "kafka-consumer-groups",
+                        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+                    ),
+                    ("kafka-topics", "org.apache.kafka.tools.TopicCommand"),
+                ] {
+                    let tool = kafka.tool(class);
+                    // The tool as Kafka's bin/ scripts run it, less the --bootstrap-server
+                    // the harness adds: the document gives its own.
+                    let mut words = vec![tool.get_program().to_string_lossy().into_owned()];
+                    words.extend(tool.get_args().map(|a| a.to_string_lossy().into_owned()));
+                    words.truncate(words.len() - 2);
+                    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+                    write_script(
+                        &shims.join(name),
+                        &format!("#!/bin/sh\nexec {} \"$@\"\n", quoted.join(" ")),
+                    );
+                }
+            }
+            self.kafka = Some(broker);
+        }
+        let Some(Some(broker)) = &self.kafka else {
+            return;
+        };
+        let code = code
+            .replace(
+                "localhost:9092,localhost:9093,localhost:9094",
+                &broker.address,
+            )
+            .replace("localhost:9092", &broker.address);
+        let mut shell = self.shell(&code);
+        shell.env("ORDERFLOW_BROKERS", &broker.address);
+        self.run_command(step, &code, shell);
+    }
+
     fn run_block(&self, step: &Located, code: &str) {
+        self.run_command(step, code, self.shell(code));
+    }
+
+    fn run_command(&self, step: &Located, code: &str, mut shell: Command) {
         let log = self.harness.path().join("block.log");
         let file = File::create(&log).expect("block log");
-        let mut child = self
-            .shell(code)
+        let mut child = shell
             .stdout(file.try_clone().expect("log"))
             .stderr(file)
             .process_group(0)

@@ -8,7 +8,10 @@
 //! ```
 //!
 //! Bytes that are not UTF-8 (a key or a malformed value) are kept losslessly in base64, in
-//! `key_base64` / `raw_base64` instead of `key` / `raw`.
+//! `key_base64` / `raw_base64` instead of `key` / `raw`; so is UTF-8 text that JSON would
+//! escape into more bytes than base64 takes (control characters become six bytes each), so
+//! that a line is never much longer than its record and `orderflow audit` reads every line
+//! storage writes.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -51,12 +54,30 @@ pub struct AuditLine {
     pub error_kind: Option<String>,
 }
 
-/// Text when the bytes are UTF-8, base64 otherwise.
+/// Text when the bytes are UTF-8 and JSON keeps them about as short as base64 would, base64
+/// otherwise.
 fn text_or_base64(bytes: &[u8]) -> (Option<String>, Option<String>) {
     match std::str::from_utf8(bytes) {
-        Ok(text) => (Some(text.to_owned()), None),
-        Err(_) => (None, Some(BASE64.encode(bytes))),
+        Ok(text) if json_escaped_len(text) <= base64_len(bytes.len()).max(16) => {
+            (Some(text.to_owned()), None)
+        }
+        _ => (None, Some(BASE64.encode(bytes))),
     }
+}
+
+/// The length of `text` as a JSON string's contents (what serde_json writes).
+fn json_escaped_len(text: &str) -> usize {
+    text.bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..0x20 => 6,
+            _ => 1,
+        })
+        .sum()
+}
+
+fn base64_len(bytes: usize) -> usize {
+    bytes.div_ceil(3) * 4
 }
 
 impl AuditLine {
@@ -227,6 +248,30 @@ mod tests {
         let line = AuditLine::from_record(&record(None, None), Utc::now());
         assert_eq!(line.raw.as_deref(), Some(""));
         assert_eq!(line.error_kind.as_deref(), Some("empty"));
+    }
+
+    #[test]
+    fn control_bytes_are_stored_in_base64_so_the_line_stays_near_the_records_size() {
+        // 11.5 MB of \x01 would be a 69 MB line as JSON text: too long for audit to read.
+        let value = vec![1u8; 11_500_000];
+        let line = AuditLine::from_record(&record(Some(b"k"), Some(&value)), Utc::now());
+        assert!(line.raw.is_none() && line.is_consistent());
+        let mut out = Vec::new();
+        line.encode_into(&mut out);
+        assert!(
+            out.len() < value.len() / 3 * 4 + 1_000,
+            "{} bytes",
+            out.len()
+        );
+        assert!(out.len() < crate::audit::reader::MAX_LINE);
+        let back: AuditLine = serde_json::from_slice(&out).unwrap();
+        assert_eq!(BASE64.decode(back.raw_base64.unwrap()).unwrap(), value);
+
+        // Ordinary text stays text, even with a few escapes; a short control-laden key too.
+        let text =
+            AuditLine::from_record(&record(Some(b"a\tb"), Some(b"say \"hi\"\n")), Utc::now());
+        assert_eq!(text.raw.as_deref(), Some("say \"hi\"\n"));
+        assert_eq!(text.key.as_deref(), Some("a\tb"));
     }
 
     #[test]

@@ -39,8 +39,10 @@ pub enum ReadError {
     Empty { path: PathBuf },
     #[error("{path} is not an orderflow audit log: {why}")]
     NotAnAuditLog { path: PathBuf, why: String },
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    // Not `source`: the reason is part of the message, and the error chain would print it
+    // again.
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: io::Error },
 }
 
 /// Why one line is not an audit line.
@@ -315,7 +317,7 @@ impl AuditLog {
             },
             _ => ReadError::Read {
                 path: path.to_owned(),
-                source,
+                reason: source,
             },
         };
         let metadata = std::fs::metadata(path).map_err(read_error)?;
@@ -364,7 +366,7 @@ impl AuditLog {
     pub fn read_error(&self, source: io::Error) -> ReadError {
         ReadError::Read {
             path: self.path.clone(),
-            source,
+            reason: source,
         }
     }
 

@@ -123,7 +123,7 @@ impl Tail {
         let path = self.log.path().to_owned();
         let read_error = |source| ReadError::Read {
             path: path.clone(),
-            source,
+            reason: source,
         };
         let file = self.log.file_mut();
         file.seek(SeekFrom::Start(start)).map_err(read_error)?;
@@ -237,7 +237,7 @@ impl Follower {
     fn read_error(&self, source: io::Error) -> ReadError {
         ReadError::Read {
             path: self.path.clone(),
-            source,
+            reason: source,
         }
     }
 

@@ -24,17 +24,19 @@ const SCAN_CHUNK: usize = 256 * 1024;
 pub enum AuditError {
     #[error("{path} is a directory; --file needs a file path")]
     IsDirectory { path: PathBuf },
-    #[error("cannot open the audit log {path}: {source}")]
-    Open { path: PathBuf, source: io::Error },
+    // The io::Errors are `reason`s, not `source`s: part of the message, and the error chain
+    // would print a source again.
+    #[error("cannot open the audit log {path}: {reason}")]
+    Open { path: PathBuf, reason: io::Error },
     #[error(
         "{path} is in use by another `orderflow storage`: two writers would interleave their \
          lines. Stop the other one, or give this one its own file with --file"
     )]
     Locked { path: PathBuf },
-    #[error("cannot write the audit log {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
-    #[error("cannot read the audit log {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write the audit log {path}: {reason}")]
+    Write { path: PathBuf, reason: io::Error },
+    #[error("cannot read the audit log {path}: {reason}")]
+    Read { path: PathBuf, reason: io::Error },
     #[error(
         "{path} is not an orderflow audit log (its first line is not an audit line); \
          refusing to write to it. Give storage another --file"
@@ -80,7 +82,7 @@ impl AuditWriter {
             .open(path)
             .map_err(|source| AuditError::Open {
                 path: path.to_owned(),
-                source,
+                reason: source,
             })?;
         match file.try_lock() {
             Ok(()) => {}
@@ -92,7 +94,7 @@ impl AuditWriter {
             Err(TryLockError::Error(source)) => {
                 return Err(AuditError::Open {
                     path: path.to_owned(),
-                    source,
+                    reason: source,
                 });
             }
         }
@@ -146,14 +148,14 @@ impl AuditWriter {
     fn read_error(&self, source: io::Error) -> AuditError {
         AuditError::Read {
             path: self.path.clone(),
-            source,
+            reason: source,
         }
     }
 
     fn write_error(&self, source: io::Error) -> AuditError {
         AuditError::Write {
             path: self.path.clone(),
-            source,
+            reason: source,
         }
     }
 

@@ -22,27 +22,26 @@ use crate::shutdown::Shutdown;
 /// nothing.
 const POLL: Duration = Duration::from_millis(200);
 
-/// The exit status of a command stopped by Ctrl-C before it finished, as shells report it.
-const INTERRUPTED: u8 = 130;
-
 type Stdout = BufWriter<StdoutLock<'static>>;
 
 pub async fn run(topic: &str, args: AuditArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
     match args.command {
         AuditCommand::Summary(args) => {
             let mut log = AuditLog::open(&path(topic, &args))?;
-            let Some(summary) = off_runtime(shutdown, move || summary::summarize(&mut log)).await?
+            let Some(summary) =
+                off_runtime(shutdown.clone(), move || summary::summarize(&mut log)).await?
             else {
-                return Ok(ExitCode::from(INTERRUPTED));
+                return Ok(ExitCode::from(shutdown.cause().exit_status()));
             };
             print(args.json, &summary, |out| summary.write_text(out))?;
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Verify(args) => {
             let mut log = AuditLog::open(&path(topic, &args))?;
-            let Some(report) = off_runtime(shutdown, move || verify::verify(&mut log)).await?
+            let Some(report) =
+                off_runtime(shutdown.clone(), move || verify::verify(&mut log)).await?
             else {
-                return Ok(ExitCode::from(INTERRUPTED));
+                return Ok(ExitCode::from(shutdown.cause().exit_status()));
             };
             print(args.json, &report, |out| report.write_text(out))?;
             Ok(if report.ok {
@@ -54,9 +53,9 @@ pub async fn run(topic: &str, args: AuditArgs, shutdown: Shutdown) -> anyhow::Re
         AuditCommand::Order(args) => {
             let mut log = AuditLog::open(&path(topic, &args.log))?;
             let id = args.id;
-            let found = off_runtime(shutdown, move || order::history(&mut log, &id));
+            let found = off_runtime(shutdown.clone(), move || order::history(&mut log, &id));
             let Some(history) = found.await? else {
-                return Ok(ExitCode::from(INTERRUPTED));
+                return Ok(ExitCode::from(shutdown.cause().exit_status()));
             };
             print(args.log.json, &history, |out| history.write_text(out))?;
             Ok(ExitCode::SUCCESS)
@@ -72,7 +71,7 @@ fn path(topic: &str, args: &AuditFileArgs) -> PathBuf {
         .unwrap_or_else(|| format!("{topic}.audit.jsonl").into())
 }
 
-/// Runs `work` on a blocking thread; `None` if Ctrl-C came first.
+/// Runs `work` on a blocking thread; `None` if Ctrl-C or SIGTERM came first.
 async fn off_runtime<T, E>(
     mut shutdown: Shutdown,
     work: impl FnOnce() -> Result<T, E> + Send + 'static,
@@ -85,7 +84,7 @@ where
     tokio::select! {
         done = task => Ok(Some(done??)),
         _ = shutdown.requested_async() => {
-            eprintln!("stopped by Ctrl-C before the end of the log");
+            eprintln!("stopped by {} before the end of the log", shutdown.cause().words());
             Ok(None)
         }
     }

@@ -80,16 +80,16 @@ async fn outage_commands(faults: Faults) {
         match words.as_slice() {
             [] => {}
             ["down"] => take_down(&faults),
-            ["down", seconds] => match seconds.parse::<f64>() {
-                Ok(seconds) if seconds > 0.0 && seconds.is_finite() => {
+            ["down", seconds] => match outage_length(seconds) {
+                Ok(length) => {
                     take_down(&faults);
                     let faults = faults.clone();
                     tokio::spawn(async move {
-                        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+                        tokio::time::sleep(length).await;
                         bring_up(&faults);
                     });
                 }
-                _ => println!("`down {seconds}`: the duration must be a number of seconds"),
+                Err(why) => println!("`down {seconds}`: {why}; the broker stays up"),
             },
             ["up"] => bring_up(&faults),
             _ => println!(
@@ -97,6 +97,25 @@ async fn outage_commands(faults: Faults) {
                 line.trim()
             ),
         }
+    }
+}
+
+/// The longest outage `down SECONDS` takes: longer ones are a typo, and `down` without a
+/// length lasts until `up` anyway.
+const LONGEST_OUTAGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The length of `down SECONDS`, checked before the broker goes down, so that a length that
+/// cannot be slept (`1e20`, `inf`, `-3`) never leaves it down for good.
+fn outage_length(seconds: &str) -> Result<std::time::Duration, String> {
+    let value: f64 = seconds
+        .parse()
+        .map_err(|_| "the duration must be a number of seconds, e.g. `down 5`".to_owned())?;
+    match std::time::Duration::try_from_secs_f64(value) {
+        Ok(length) if !length.is_zero() && length <= LONGEST_OUTAGE => Ok(length),
+        _ => Err(format!(
+            "the duration must be more than 0 and at most {} seconds (`down` alone lasts until `up`)",
+            LONGEST_OUTAGE.as_secs()
+        )),
     }
 }
 
@@ -113,5 +132,23 @@ fn bring_up(faults: &Faults) {
     match faults.up() {
         Ok(()) => println!("broker UP: accepting connections again; nothing it held was lost"),
         Err(e) => println!("error: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_length_is_checked_before_the_broker_goes_down() {
+        assert_eq!(outage_length("5"), Ok(std::time::Duration::from_secs(5)));
+        assert_eq!(
+            outage_length("0.5"),
+            Ok(std::time::Duration::from_millis(500))
+        );
+        assert_eq!(outage_length("3600"), Ok(LONGEST_OUTAGE));
+        for bad in ["1e20", "inf", "NaN", "-3", "0", "3601", "five", ""] {
+            assert!(outage_length(bad).is_err(), "{bad}");
+        }
     }
 }

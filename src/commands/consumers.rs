@@ -182,20 +182,12 @@ pub async fn order_processor(
     let options = options("order-processor", &args.consumer);
     let dead_letters = DeadLetters::new(settings, &options.group)?;
     let mut interrupted = shutdown.clone();
-    tokio::select! {
-        checked = dead_letters.check() => checked?,
+    let notices = tokio::select! {
+        checked = dead_letters.check() => checked?.into_iter().collect(),
         _ = interrupted.requested_async() => return Ok(ExitCode::SUCCESS),
-    }
+    };
     let role = OrderProcessor::new(dead_letters, Duration::from_millis(args.work_ms));
-    run(
-        settings,
-        options,
-        role,
-        &args.consumer,
-        Vec::new(),
-        shutdown,
-    )
-    .await
+    run(settings, options, role, &args.consumer, notices, shutdown).await
 }
 
 pub async fn analytics(

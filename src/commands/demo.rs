@@ -33,6 +33,9 @@ use crate::shutdown::Shutdown;
 /// How long the roles get to read the producer's last events before they are stopped.
 const CATCH_UP: Duration = Duration::from_millis(1500);
 
+/// `--listen`'s default (cli.rs): anything else was asked for.
+const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
+
 /// The roles, in the order of their panels.
 const ROLES: [&str; 3] = ["order-processor", "analytics", "storage"];
 
@@ -74,26 +77,40 @@ pub async fn run(
     exit_on_second_request(&shutdown);
     let live = !args.no_tui && std::io::stdout().is_terminal();
 
-    // The broker: the asked-for address, or any free port if that one is taken (a broker of
-    // an earlier session, say).
-    let mut options = BrokerOptions {
-        listen: args.listen.clone(),
-        advertise: None,
-        topic: connection.topic.clone(),
-        partitions: 3,
-    };
-    let mut broker = match DevBroker::start(&options).await {
-        Err(BrokerError::AddressInUse { .. }) => {
-            options.listen = "127.0.0.1:0".into();
-            DevBroker::start(&options).await?
-        }
-        started => started?,
-    };
-    let address = broker.advertised().to_owned();
+    // The broker: the cluster -b names, or a development broker of its own on the asked-for
+    // address, or any free port if that one is taken (a broker of an earlier session, say).
     let broker_stop = Shutdown::manual();
-    let broker_task = {
+    let (address, broker_task) = if connection.brokers_given {
+        if args.listen != DEFAULT_LISTEN {
+            anyhow::bail!(
+                "--listen is the demo's own broker's address; with -b {} the demo starts no \
+                 broker and uses that cluster (drop one of the two)",
+                connection.brokers
+            );
+        }
+        eprintln!(
+            "demo: on the cluster at {} (-b): no built-in broker started; topic {}",
+            connection.brokers, connection.topic
+        );
+        (connection.brokers.clone(), None)
+    } else {
+        let mut options = BrokerOptions {
+            listen: args.listen.clone(),
+            advertise: None,
+            topic: connection.topic.clone(),
+            partitions: 3,
+        };
+        let mut broker = match DevBroker::start(&options).await {
+            Err(BrokerError::AddressInUse { .. }) => {
+                options.listen = "127.0.0.1:0".into();
+                DevBroker::start(&options).await?
+            }
+            started => started?,
+        };
+        let address = broker.advertised().to_owned();
         let mut stop = broker_stop.clone();
-        tokio::spawn(async move { broker.serve(stop.requested_async()).await })
+        let task = tokio::spawn(async move { broker.serve(stop.requested_async()).await });
+        (address, Some(task))
     };
     let settings = KafkaSettings::new(&address, &connection.topic, connection.properties)?;
 
@@ -215,7 +232,9 @@ pub async fn run(
             *Local::now().offset(),
         );
         dashboard.selected = 1;
-        dashboard.demo_broker = Some(address.clone());
+        if broker_task.is_some() {
+            dashboard.demo_broker = Some(address.clone());
+        }
         dashboard.log_file = crate::logging::to_file()
             .ok()
             .map(|p| p.display().to_string());
@@ -240,8 +259,13 @@ pub async fn run(
         final_view = Some((result?, view_events));
     } else {
         drop(events);
+        let whose = if broker_task.is_some() {
+            "its own broker"
+        } else {
+            "the cluster"
+        };
         eprintln!(
-            "demo: broker at {address}, producing {} events/s; Ctrl-C stops",
+            "demo: {whose} at {address}, producing {} events/s; Ctrl-C stops",
             human::decimal(args.rate)
         );
         let mut waiting = shutdown.clone();
@@ -264,7 +288,9 @@ pub async fn run(
         }
     }
     broker_stop.request();
-    let _ = broker_task.await;
+    if let Some(task) = broker_task {
+        let _ = task.await;
+    }
 
     let deliveries = producer.deliveries();
     println!(
@@ -284,8 +310,10 @@ pub async fn run(
         }
     }
     println!(
-        "audit log: {} (try `orderflow audit summary` on it)",
-        audit_path.display()
+        "audit log: {} (look inside: `{} audit summary {}`)",
+        audit_path.display(),
+        human::invoked_as(),
+        human::shell_word(&audit_path.display().to_string())
     );
     if let Ok(Err(e)) = sent_result {
         failures.push(format!("producer: {e}"));

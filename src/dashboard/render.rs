@@ -394,6 +394,29 @@ impl Dashboard {
             return;
         };
         let here = self.local_members();
+        let member_name = |member: &crate::group_view::Member| {
+            let mut name = short_member(&member.id).to_owned();
+            if here.contains(member.id.as_str()) {
+                name.push_str(" (here)");
+            }
+            if member.paused {
+                name.push_str(" ⏸");
+            }
+            name
+        };
+        // The member column is as wide as its longest name; the protocol column gets what
+        // is left, and shows the assignor only where it fits whole.
+        let member_width = view
+            .groups
+            .iter()
+            .flat_map(|g| &g.members)
+            .map(|m| member_name(m).chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(14) as u16;
+        let widths = [16, member_width, 10, 7];
+        let used: u16 = widths.iter().sum::<u16>() + widths.len() as u16 + 2;
+        let protocol_width = usize::from(area.width.saturating_sub(used));
         let mut rows = Vec::new();
         for group in &view.groups {
             let lag_of = |partitions: &[i32]| -> i64 {
@@ -407,20 +430,27 @@ impl Dashboard {
             let total = group.total_lag(&view.low);
             let mut first = true;
             let group_cell = |first: &mut bool| {
-                if std::mem::take(first) {
+                if *first {
                     Span::styled(group.group.clone(), Style::new().bold())
                 } else {
                     Span::raw("")
                 }
             };
+            // The protocol and assignor, on the group's first row only.
+            let protocol_cell = |first: &mut bool| {
+                if std::mem::take(first) {
+                    let label = match (group.protocol_label(), group.protocol) {
+                        (Some(label), _) if label.chars().count() <= protocol_width => label,
+                        (_, Some(protocol)) => protocol.to_string(),
+                        (_, None) => String::new(),
+                    };
+                    Span::styled(label, DIM)
+                } else {
+                    Span::raw("")
+                }
+            };
             for member in &group.members {
-                let mut name = short_member(&member.id).to_owned();
-                if here.contains(member.id.as_str()) {
-                    name.push_str(" (here)");
-                }
-                if member.paused {
-                    name.push_str(" ⏸");
-                }
+                let name = member_name(member);
                 let owns = if member.owns.is_empty() {
                     "–".to_owned()
                 } else {
@@ -436,6 +466,7 @@ impl Dashboard {
                     Span::raw(name),
                     Span::raw(owns),
                     Span::raw(count(lag_of(&member.owns) as u64)),
+                    protocol_cell(&mut first),
                 ]));
             }
             let unowned: Vec<i32> = group
@@ -461,6 +492,7 @@ impl Dashboard {
                             .join(" "),
                     ),
                     Span::raw(count(lag_of(&unowned) as u64)),
+                    protocol_cell(&mut first),
                 ]));
             }
             if group.members.len() + usize::from(!unowned.is_empty()) > 1 {
@@ -473,6 +505,10 @@ impl Dashboard {
             }
         }
         let source = match view.membership {
+            MembershipSource::Cluster if view.groups.iter().any(|g| g.announced_members) => {
+                // Short enough for a half-width panel.
+                "members: as the cluster describes them; in KIP-848 groups, as announced"
+            }
             MembershipSource::Cluster => "members: as the cluster describes them",
             MembershipSource::Announcements => {
                 "members as they announce themselves (this broker cannot describe groups)"
@@ -481,13 +517,14 @@ impl Dashboard {
         let table = Table::new(
             rows,
             [
-                Constraint::Length(16),
-                Constraint::Min(14),
-                Constraint::Length(12),
-                Constraint::Length(9),
+                Constraint::Length(widths[0]),
+                Constraint::Length(widths[1]),
+                Constraint::Length(widths[2]),
+                Constraint::Length(widths[3]),
+                Constraint::Fill(1),
             ],
         )
-        .header(Row::new(vec!["group", "member", "partitions", "lag"]).style(DIM))
+        .header(Row::new(vec!["group", "member", "partitions", "lag", "protocol"]).style(DIM))
         .block(
             panel(&format!("groups reading {}", self.topic))
                 .title_bottom(Line::styled(format!(" {source} "), DIM)),

@@ -330,6 +330,12 @@ impl Dashboard {
                 view.left = true;
                 view.owned.clear();
             }
+            Activity::Cluster(change) => {
+                if view.notices.len() == PROBLEMS_KEPT * 4 {
+                    view.notices.pop_front();
+                }
+                view.notices.push_back(change.to_string());
+            }
             Activity::Notice(text) | Activity::CommitFailed { reason: text } => {
                 if view.notices.len() == PROBLEMS_KEPT * 4 {
                     view.notices.pop_front();
@@ -469,6 +475,9 @@ mod tests {
                         end: 100,
                     })
                     .collect(),
+                protocol: None,
+                assignor: None,
+                announced_members: false,
             }],
             at: at(secs),
         }

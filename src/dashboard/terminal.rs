@@ -33,6 +33,10 @@ pub fn run(
     stop: impl Fn() -> bool,
 ) -> io::Result<Dashboard> {
     let mut terminal = ratatui::try_init()?;
+    // A view killed with -9 never left the alternate screen, and entering it again does not
+    // blank it: without a clear, this view's first frame would only draw over the old one
+    // where it differs from an empty screen, leaving stale bars and words in the gaps.
+    terminal.clear()?;
     let result = (|| -> io::Result<()> {
         let mut dirty = true;
         let mut last_frame = Instant::now() - IDLE_FRAME;

@@ -33,6 +33,13 @@ pub const RETENTION_MESSAGES: u64 = 100_000;
 /// get its partitions, yet members started together should still land in one rebalance.
 const INITIAL_REBALANCE_DELAY_MS: i32 = 1_000;
 
+/// Whether a cluster id is that of a librdkafka mock cluster, the built-in broker's engine
+/// (`rd_kafka_mock_cluster_new` names it `mockCluster<address>`; Kafka's ids are random
+/// base64 UUIDs).
+pub fn is_built_in_broker(cluster_id: &str) -> bool {
+    cluster_id.starts_with("mockCluster")
+}
+
 /// Why the development broker could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -44,10 +51,10 @@ pub enum BrokerError {
          -b 127.0.0.1:9093 to the other commands"
     )]
     AddressInUse { address: SocketAddr },
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address}: {reason}")]
     Listen {
         address: SocketAddr,
-        source: io::Error,
+        reason: io::Error,
     },
     #[error("cannot start librdkafka's mock cluster: {0}")]
     Mock(String),
@@ -115,7 +122,7 @@ impl DevBroker {
             } else {
                 BrokerError::Listen {
                     address: listen,
-                    source,
+                    reason: source,
                 }
             }
         })?;
@@ -123,7 +130,7 @@ impl DevBroker {
             .local_addr()
             .map_err(|source| BrokerError::Listen {
                 address: listen,
-                source,
+                reason: source,
             })?;
         let advertised = match &options.advertise {
             Some(advertise) => {

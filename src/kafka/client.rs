@@ -134,7 +134,7 @@ impl ConnectionHealth {
 
 /// librdkafka reasons look like `localhost:9092/bootstrap: Connect to ipv4#127.0.0.1:9092
 /// failed: Connection refused (after 0ms in state CONNECT)`; keep the part a learner needs.
-fn tidy_reason(reason: &str) -> String {
+pub(crate) fn tidy_reason(reason: &str) -> String {
     let reason = reason.trim();
     let reason = reason
         .split_once(": ")

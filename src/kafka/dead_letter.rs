@@ -38,10 +38,12 @@ pub fn dead_letter_topic(topic: &str) -> String {
 /// Why dead letters could not be written; the records stay uncommitted and are read again.
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
-    #[error("cannot write to the dead-letter topic {topic}: {source}")]
+    // Not `source`: the reason is part of this message, and a source would print it again
+    // in the error chain.
+    #[error("cannot write to the dead-letter topic {topic}: {reason}")]
     Producer {
         topic: String,
-        source: ProducerError,
+        reason: ProducerError,
     },
     #[error(
         "{failed} record(s) could not be written to the dead-letter topic {topic} ({reason}); \
@@ -68,7 +70,7 @@ impl DeadLetters {
     pub fn new(settings: &KafkaSettings, group: &str) -> Result<DeadLetters, DeadLetterError> {
         let topic = dead_letter_topic(&settings.topic);
         let producer = OrderProducer::for_topic(settings, &topic)
-            .map_err(|source| DeadLetterError::Producer { topic, source })?;
+            .map_err(|reason| DeadLetterError::Producer { topic, reason })?;
         let timeout_ms = settings
             .properties
             .iter()
@@ -86,14 +88,24 @@ impl DeadLetters {
 
     /// Checks at start that the dead-letter topic can be written (it exists, or the cluster
     /// creates topics on first use), rather than failing at the first bad record.
-    pub async fn check(&self) -> Result<(), DeadLetterError> {
+    /// Returns a notice when the cluster created it on first use, just now.
+    pub async fn check(&self) -> Result<Option<String>, DeadLetterError> {
         self.producer
             .check_reachable()
             .await
-            .map(|_| ())
-            .map_err(|source| DeadLetterError::Producer {
+            .map(|ready| {
+                ready.created_on_first_use.then(|| {
+                    format!(
+                        "dead-letter topic {} did not exist; the cluster created it on first \
+                         use, with its default partition count ({})",
+                        self.topic(),
+                        ready.partitions
+                    )
+                })
+            })
+            .map_err(|reason| DeadLetterError::Producer {
                 topic: self.topic().to_owned(),
-                source,
+                reason,
             })
     }
 
@@ -130,9 +142,9 @@ impl DeadLetters {
         }
         self.producer
             .send_record(record.key, value, headers)
-            .map_err(|source| DeadLetterError::Producer {
+            .map_err(|reason| DeadLetterError::Producer {
                 topic: self.topic().to_owned(),
-                source,
+                reason,
             })
     }
 
@@ -152,9 +164,11 @@ impl DeadLetters {
             return Err(DeadLetterError::Undelivered {
                 topic: self.topic().to_owned(),
                 failed: new.max(self.producer.in_flight()),
-                reason: deliveries
-                    .first_failure()
-                    .unwrap_or_else(|| "not acknowledged in time".to_owned()),
+                reason: if new > 0 {
+                    deliveries.failures_in_words()
+                } else {
+                    "not acknowledged in time".to_owned()
+                },
             });
         }
         Ok(())
@@ -165,5 +179,27 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     Header {
         key,
         value: Some(value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::topic::TopicError;
+
+    #[test]
+    fn the_reason_is_said_once_in_the_error_chain() {
+        // main prints errors with `{:#}`, which appends every source: a reason that is both
+        // in the message and a source was printed twice (MEASURED.md, order-processor).
+        let error = DeadLetterError::Producer {
+            topic: "t.dlq".into(),
+            reason: ProducerError::Topic(TopicError::MissingForProducer {
+                topic: "t.dlq".into(),
+                brokers: "b:1".into(),
+                waited: Duration::from_secs(5),
+            }),
+        };
+        let shown = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(shown.matches("does not exist").count(), 1, "{shown}");
     }
 }

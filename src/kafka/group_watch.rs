@@ -27,8 +27,8 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use super::client::{ConnectionHealth, close_promptly};
 use crate::config::KafkaSettings;
 use crate::group_view::{
-    Announcement, GroupState, GroupView, Member, MemberState, MembershipSource, PartitionLag,
-    announcement_topic, decode_assignment,
+    Announcement, GroupProtocol, GroupState, GroupView, Member, MemberState, MembershipSource,
+    PartitionLag, announcement_topic, decode_assignment,
 };
 
 /// How often the view is rebuilt.
@@ -46,6 +46,69 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Groups shown once they have committed offsets, even without members.
 const ROLE_GROUPS: [&str; 3] = ["order-processor", "analytics", "storage"];
+
+/// What the cluster, or the members' announcements, tell about one group.
+struct DescribedGroup {
+    members: Vec<Member>,
+    /// The protocol as the cluster describes it.
+    protocol: Option<GroupProtocol>,
+    /// The assignor as the cluster describes it (classic groups).
+    assignor: Option<String>,
+    /// Whether `members` come from the announcements.
+    announced_members: bool,
+    /// What the announcing members say: (protocol, assignor asked for), one entry each.
+    announced: Vec<(Option<GroupProtocol>, Option<String>)>,
+}
+
+impl DescribedGroup {
+    /// A group the cluster described, members and all.
+    fn listed(protocol: Option<GroupProtocol>) -> DescribedGroup {
+        DescribedGroup {
+            members: Vec::new(),
+            protocol,
+            assignor: None,
+            announced_members: false,
+            announced: Vec::new(),
+        }
+    }
+
+    /// A group whose members only their announcements tell.
+    fn announced(protocol: Option<GroupProtocol>) -> DescribedGroup {
+        DescribedGroup {
+            announced_members: true,
+            ..DescribedGroup::listed(protocol)
+        }
+    }
+
+    fn heard(&mut self, a: &Announcement) {
+        self.announced.push((a.group_protocol, a.assignor.clone()));
+    }
+
+    /// The group's protocol and assignor: the cluster's word where it gave one, otherwise
+    /// what its announcing members agree on (None where they differ or do not say).
+    fn protocol(&self) -> (Option<GroupProtocol>, Option<String>) {
+        let protocol = self
+            .protocol
+            .or_else(|| agreed(self.announced.iter().map(|(p, _)| *p).collect()).flatten());
+        let assignor = self.assignor.clone().or_else(|| {
+            // Announced assignors belong to the protocol the group uses.
+            let same: Vec<Option<String>> = self
+                .announced
+                .iter()
+                .filter(|(p, _)| protocol.is_some() && *p == protocol)
+                .map(|(_, a)| a.clone())
+                .collect();
+            agreed(same).flatten()
+        });
+        (protocol, assignor)
+    }
+}
+
+/// The value every one of `values` has; None when they differ or there are none.
+fn agreed<T: Clone + PartialEq>(values: Vec<T>) -> Option<T> {
+    let first = values.first()?.clone();
+    values.iter().all(|v| *v == first).then_some(first)
+}
 
 /// A running group watch; dropping it stops the thread.
 pub struct GroupWatch {
@@ -138,7 +201,7 @@ fn plain_consumer(
     purpose: &str,
     group: &str,
 ) -> rdkafka::error::KafkaResult<BaseConsumer<ConnectionHealth>> {
-    let config = settings.client_config(&[
+    let config = settings.outsider_config(&[
         ("group.id", group),
         (
             "client.id",
@@ -205,20 +268,27 @@ impl Watcher {
             .map(|(a, _)| a)
             .collect();
 
-        let (membership, mut members_by_group) = match described {
+        let (membership, mut by_group) = match described {
             Some(groups) => (MembershipSource::Cluster, groups),
             None => (MembershipSource::Announcements, BTreeMap::new()),
         };
-        // Announcements: the whole membership on the built-in broker; elsewhere they add the
-        // role and pause state to members the cluster described.
+        // Announcements: the whole membership on the built-in broker, and of the
+        // consumer-protocol groups the cluster does not describe; elsewhere they add the role
+        // and pause state to members the cluster described.
         for a in &announced {
-            let members = members_by_group.entry(a.group.clone()).or_default();
-            match members.iter_mut().find(|m| m.id == a.member) {
+            let group = by_group
+                .entry(a.group.clone())
+                .or_insert_with(|| match membership {
+                    MembershipSource::Announcements => DescribedGroup::announced(None),
+                    // A group the last description did not list yet (it just formed).
+                    MembershipSource::Cluster => DescribedGroup::listed(None),
+                });
+            match group.members.iter_mut().find(|m| m.id == a.member) {
                 Some(member) => {
                     member.role = Some(a.role.clone());
                     member.paused = a.paused;
                 }
-                None if membership == MembershipSource::Announcements => members.push(Member {
+                None if group.announced_members => group.members.push(Member {
                     id: a.member.clone(),
                     host: a.host.clone(),
                     role: Some(a.role.clone()),
@@ -227,14 +297,30 @@ impl Watcher {
                 }),
                 None => {}
             }
+            group.heard(a);
         }
 
-        let mut names: BTreeSet<String> = members_by_group.keys().cloned().collect();
+        // Kafka lists every consumer-protocol group of the cluster, whatever it reads; keep
+        // those that can be about this topic (a role group, or one with announced members),
+        // so that no client is made to ask about the others' offsets.
+        by_group.retain(|name, g| {
+            !(g.announced_members
+                && g.announced.is_empty()
+                && !ROLE_GROUPS.contains(&name.as_str()))
+        });
+        let mut names: BTreeSet<String> = by_group.keys().cloned().collect();
         names.extend(ROLE_GROUPS.iter().map(|g| g.to_string()));
         let mut groups = Vec::new();
         for name in names {
             let committed = self.committed(&name, &topic, &partitions);
-            let mut members = members_by_group.remove(&name).unwrap_or_default();
+            let described = by_group.remove(&name).unwrap_or_else(|| match membership {
+                MembershipSource::Announcements => DescribedGroup::announced(None),
+                MembershipSource::Cluster => DescribedGroup::listed(None),
+            });
+            let (protocol, assignor) = described.protocol();
+            let announced_members =
+                described.announced_members && membership == MembershipSource::Cluster;
+            let mut members = described.members;
             if members.is_empty() && committed.values().all(Option::is_none) {
                 // A role group that never ran: nothing to show.
                 continue;
@@ -259,6 +345,9 @@ impl Watcher {
                 group: name,
                 members,
                 partitions,
+                protocol,
+                assignor,
+                announced_members,
             });
         }
         Some(GroupView {
@@ -330,8 +419,10 @@ impl Watcher {
             .retain(|_, (_, at)| (now - *at).num_seconds() < 60);
     }
 
-    /// The cluster's own description of the groups reading `topic`, when it gives one.
-    fn describe_groups(&mut self, topic: &str) -> Option<BTreeMap<String, Vec<Member>>> {
+    /// The cluster's own description of its consumer groups, when it gives one: the
+    /// members and assignor of every classic group reading `topic` (or a role group), and,
+    /// without members, every consumer-protocol group.
+    fn describe_groups(&mut self, topic: &str) -> Option<BTreeMap<String, DescribedGroup>> {
         if self.describes_groups == Some(false)
             && self
                 .describe_failed_at
@@ -344,6 +435,16 @@ impl Watcher {
                 self.describes_groups = Some(true);
                 let mut groups = BTreeMap::new();
                 for group in list.groups() {
+                    // librdkafka lists the groups (ListGroups) and describes them with
+                    // DescribeGroups v0, which Kafka answers for a consumer-protocol (KIP-848)
+                    // group with state Dead and nothing else; a listed group is not dead.
+                    if group.state() == "Dead" && group.protocol_type().is_empty() {
+                        groups.insert(
+                            group.name().to_owned(),
+                            DescribedGroup::announced(Some(GroupProtocol::Consumer)),
+                        );
+                        continue;
+                    }
                     if group.protocol_type() != "consumer" {
                         continue;
                     }
@@ -363,7 +464,12 @@ impl Watcher {
                         .collect();
                     let reads_topic = members.iter().any(|m| !m.owns.is_empty());
                     if reads_topic || ROLE_GROUPS.contains(&group.name()) {
-                        groups.insert(group.name().to_owned(), members);
+                        let mut described = DescribedGroup::listed(Some(GroupProtocol::Classic));
+                        described.members = members;
+                        // The assignor the group chose; empty while it has no members.
+                        described.assignor =
+                            Some(group.protocol().to_owned()).filter(|p| !p.is_empty());
+                        groups.insert(group.name().to_owned(), described);
                     }
                 }
                 Some(groups)
@@ -412,5 +518,67 @@ impl Watcher {
                 (p, offset)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn announcement(protocol: Option<GroupProtocol>, assignor: Option<&str>) -> Announcement {
+        Announcement {
+            member: "m".into(),
+            host: "h".into(),
+            group: "g".into(),
+            role: "analytics".into(),
+            topic: "t".into(),
+            owns: vec![],
+            paused: false,
+            state: MemberState::Active,
+            at: Utc::now(),
+            group_protocol: protocol,
+            assignor: assignor.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn the_clusters_word_on_a_protocol_comes_first() {
+        let mut classic = DescribedGroup::listed(Some(GroupProtocol::Classic));
+        classic.assignor = Some("range".into());
+        classic.heard(&announcement(
+            Some(GroupProtocol::Classic),
+            Some("cooperative-sticky"),
+        ));
+        assert_eq!(
+            classic.protocol(),
+            (Some(GroupProtocol::Classic), Some("range".into()))
+        );
+    }
+
+    #[test]
+    fn without_it_the_members_must_agree() {
+        let mut kip848 = DescribedGroup::announced(None);
+        kip848.heard(&announcement(
+            Some(GroupProtocol::Consumer),
+            Some("uniform"),
+        ));
+        kip848.heard(&announcement(
+            Some(GroupProtocol::Consumer),
+            Some("uniform"),
+        ));
+        assert_eq!(
+            kip848.protocol(),
+            (Some(GroupProtocol::Consumer), Some("uniform".into()))
+        );
+        // One member asked for an assignor, the other left it to the broker.
+        kip848.heard(&announcement(Some(GroupProtocol::Consumer), None));
+        assert_eq!(kip848.protocol(), (Some(GroupProtocol::Consumer), None));
+        // A classic member in the same group (the built-in broker lets it): unknown.
+        kip848.heard(&announcement(
+            Some(GroupProtocol::Classic),
+            Some("cooperative-sticky"),
+        ));
+        assert_eq!(kip848.protocol(), (None, None));
+        assert_eq!(DescribedGroup::announced(None).protocol(), (None, None));
     }
 }

@@ -1,5 +1,5 @@
 //! The two mock-cluster settings that rust-rdkafka's safe `MockCluster` API does not expose,
-//! called through librdkafka's C API. This is the crate's only `unsafe` code.
+//! called through librdkafka's C API (the crate's other `unsafe` code: `message_status.rs`).
 //!
 //! - the advertised listener: the mock listens on a random loopback port and advertises it in
 //!   Metadata and FindCoordinator responses; we put a forwarder on the fixed `--listen` address

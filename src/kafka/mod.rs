@@ -3,9 +3,14 @@
 pub mod broker;
 pub mod client;
 pub mod cluster_admin;
+pub mod cluster_watch;
 pub mod consumer;
 pub mod dead_letter;
+pub mod fault;
+pub mod group_protocol;
 pub mod group_watch;
+mod message_status;
 mod mock;
 pub mod presence;
 pub mod producer;
+pub mod topic;

@@ -107,6 +107,8 @@ impl Report for Presence {
                 group,
                 member,
                 topic,
+                protocol,
+                assignor,
                 ..
             } => {
                 self.current = Some(Announcement {
@@ -119,6 +121,8 @@ impl Report for Presence {
                     paused: false,
                     state: MemberState::Active,
                     at: Utc::now(),
+                    group_protocol: Some(protocol),
+                    assignor,
                 });
                 self.publish();
             }

@@ -13,11 +13,16 @@ use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
-use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 
 use super::client::{Connection, ConnectionHealth, flush_promptly};
+use super::message_status::{Persistence, persistence};
+use super::topic::{
+    APPEAR_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError, wait_for_topic,
+};
 use crate::config::{KafkaSettings, redacted};
+use crate::human;
 
 /// How long an event may wait for its acknowledgement before it counts as failed, unless the
 /// user sets `-X message.timeout.ms`. librdkafka's 5 minutes would make a learner who stopped
@@ -41,13 +46,8 @@ pub enum ProducerError {
         "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
     )]
     Refused { brokers: String, reason: String },
-    #[error(
-        "topic {topic} does not exist on {brokers} and the cluster does not create topics on \
-         first use; create it (3 partitions), for example with kafka-topics --create"
-    )]
-    TopicMissing { topic: String, brokers: String },
-    #[error("cannot use topic {topic}: {reason}")]
-    Topic { topic: String, reason: String },
+    #[error(transparent)]
+    Topic(#[from] TopicError),
     #[error("the producer stopped: {0}")]
     Fatal(String),
     #[error("librdkafka refused an event: {0}")]
@@ -59,8 +59,39 @@ pub enum ProducerError {
 pub struct Deliveries {
     delivered: AtomicU64,
     failed: AtomicU64,
-    /// The first failure's reason: the one to show (later ones are usually the same).
-    first_failure: Mutex<Option<String>>,
+    /// Failed events Kafka does not have (never sent, or refused), with the first reason.
+    not_written: Failures,
+    /// Failed events that were sent and never answered: Kafka may have written them.
+    unknown: Failures,
+}
+
+/// A count of failed events and the first one's reason (later ones are usually the same).
+#[derive(Debug, Default)]
+struct Failures {
+    count: AtomicU64,
+    first_reason: Mutex<Option<String>>,
+}
+
+impl Failures {
+    fn add(&self, reason: String) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_reason.lock().expect("not poisoned");
+        if first.is_none() {
+            *first = Some(reason);
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn first_reason(&self) -> String {
+        self.first_reason
+            .lock()
+            .expect("not poisoned")
+            .clone()
+            .unwrap_or_else(|| "no reason given".to_owned())
+    }
 }
 
 impl Deliveries {
@@ -72,16 +103,52 @@ impl Deliveries {
         self.failed.load(Ordering::Relaxed)
     }
 
-    pub fn first_failure(&self) -> Option<String> {
-        self.first_failure.lock().expect("not poisoned").clone()
+    /// The failed events in words, told apart by what Kafka may hold: "12 never reached Kafka
+    /// (…); 6 were sent but never confirmed, so Kafka may have written them (…)".
+    pub fn failures_in_words(&self) -> String {
+        failure_words(
+            (self.not_written.count(), &self.not_written.first_reason()),
+            (self.unknown.count(), &self.unknown.first_reason()),
+        )
     }
 
-    fn fail(&self, reason: String) {
+    fn fail(&self, reason: String, persistence: Persistence) {
         self.failed.fetch_add(1, Ordering::Relaxed);
-        let mut first = self.first_failure.lock().expect("not poisoned");
-        if first.is_none() {
-            *first = Some(reason);
+        match persistence {
+            Persistence::NotWritten => self.not_written.add(reason),
+            // A failed event librdkafka saw persisted still got no successful report: the
+            // producer cannot tell it is there, so it is not counted as delivered.
+            Persistence::Unknown | Persistence::Written => self.unknown.add(reason),
         }
+    }
+}
+
+/// See [`Deliveries::failures_in_words`]: (count, first reason) of the events Kafka does not
+/// have, and of those it may have.
+fn failure_words(not_written: (u64, &str), unknown: (u64, &str)) -> String {
+    let never = |n: u64, reason: &str| {
+        let verb = if n == 1 { "was" } else { "were" };
+        format!(
+            "{} {verb} never written to Kafka ({reason})",
+            human::count(n)
+        )
+    };
+    let maybe = |n: u64, reason: &str| {
+        let (verb, them) = if n == 1 {
+            ("was", "it")
+        } else {
+            ("were", "them")
+        };
+        format!(
+            "{} {verb} sent but never confirmed, so Kafka may have written {them} ({reason})",
+            human::count(n)
+        )
+    };
+    match (not_written, unknown) {
+        ((0, _), (0, _)) => "none failed".to_owned(),
+        ((n, reason), (0, _)) => never(n, reason),
+        ((0, _), (n, reason)) => maybe(n, reason),
+        ((n, r), (m, q)) => format!("{}; {}", never(n, r), maybe(m, q)),
     }
 }
 
@@ -113,20 +180,27 @@ impl ProducerContext for ProduceContext {
             }
             Err((error, message)) => {
                 tracing::debug!(%error, partition = message.partition(), "delivery failed");
-                self.deliveries.fail(describe_failure(error));
+                let persistence = persistence(message);
+                self.deliveries
+                    .fail(describe_failure(error, persistence), persistence);
             }
         }
     }
 }
 
-fn describe_failure(error: &KafkaError) -> String {
+fn describe_failure(error: &KafkaError, persistence: Persistence) -> String {
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::MessageTimedOut) => {
             "not acknowledged within message.timeout.ms".to_owned()
         }
-        Some(RDKafkaErrorCode::PurgeQueue) => "abandoned before it was sent".to_owned(),
+        // Queued also holds events that were sent, failed with a broker, and wait to be sent
+        // again: only librdkafka's status tells them apart.
+        Some(RDKafkaErrorCode::PurgeQueue) if persistence == Persistence::NotWritten => {
+            "abandoned before it was sent".to_owned()
+        }
+        Some(RDKafkaErrorCode::PurgeQueue) => "abandoned while waiting to be sent again".to_owned(),
         Some(RDKafkaErrorCode::PurgeInflight) => {
-            "abandoned while in flight (the broker may have it)".to_owned()
+            "abandoned while waiting for the broker's answer".to_owned()
         }
         Some(code) => code.to_string(),
         None => error.to_string(),
@@ -249,22 +323,28 @@ impl OrderProducer {
         })
     }
 
-    /// Waits until the cluster answers a metadata request for the topic, and returns its
-    /// partition count. Fails as soon as librdkafka reports every broker down (usually well
-    /// within a second for a refused connection), or after [`CONNECT_TIMEOUT`].
-    pub async fn check_reachable(&self) -> Result<usize, ProducerError> {
-        let mut health = self.health().subscribe();
+    /// Waits until the cluster answers a metadata request for the topic and the topic is
+    /// there (see [`super::topic`]: a cluster that creates topics on first use creates it
+    /// now). Fails as soon as librdkafka reports every broker down (usually well within a
+    /// second for a refused connection), or after [`CONNECT_TIMEOUT`] without an answer.
+    pub async fn check_reachable(&self) -> Result<ReadyTopic, ProducerError> {
+        let health = self.health().subscribe();
         let client = Arc::clone(&self.inner);
         let topic = self.topic.clone();
-        let metadata = tokio::task::spawn_blocking(move || {
-            let answer = client
-                .client()
-                .fetch_metadata(Some(&topic), CONNECT_TIMEOUT)
-                .map(|m| {
-                    m.topics()
-                        .first()
-                        .map(|t| (t.error(), t.partitions().len()))
-                });
+        let brokers = self.brokers.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let patience = Patience {
+                reach: CONNECT_TIMEOUT,
+                appear: APPEAR_WAIT,
+            };
+            let answer = wait_for_topic(
+                client.client(),
+                &topic,
+                &brokers,
+                TopicUser::Producer,
+                &health,
+                patience,
+            );
             if answer.is_ok() {
                 // librdkafka 2.12 drops the bootstrap connection after the first metadata
                 // answer, and the idempotent producer's id request then waits for a 500 ms
@@ -274,29 +354,13 @@ impl OrderProducer {
                     .fetch_metadata(Some(&topic), Duration::from_secs(1));
             }
             answer
-        });
-        tokio::select! {
-            result = metadata => {
-                let result = result.map_err(|e| ProducerError::Fatal(e.to_string()))?;
-                match result {
-                    Ok(Some((None, partitions))) if partitions > 0 => Ok(partitions),
-                    Ok(Some((Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART), _)))
-                    | Ok(Some((None, _))) | Ok(None) => Err(ProducerError::TopicMissing {
-                        topic: self.topic.clone(),
-                        brokers: self.brokers.clone(),
-                    }),
-                    Ok(Some((Some(error), _))) => Err(ProducerError::Topic {
-                        topic: self.topic.clone(),
-                        reason: RDKafkaErrorCode::from(error).to_string(),
-                    }),
-                    Err(_) => Err(self.connection_error(self.health().current())),
-                }
-            }
-            Ok(state) = health.wait_for(|c| !c.is_ok()) => {
-                let state = state.clone();
-                Err(self.connection_error(state))
-            }
-        }
+        })
+        .await
+        .map_err(|e| ProducerError::Fatal(e.to_string()))?;
+        answer.map_err(|e| match e {
+            TopicWaitError::Topic(e) => ProducerError::Topic(e),
+            TopicWaitError::Connection(state) => self.connection_error(state),
+        })
     }
 
     fn connection_error(&self, state: Connection) -> ProducerError {
@@ -417,5 +481,46 @@ impl OrderProducer {
 
     pub fn brokers(&self) -> &str {
         &self.brokers
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_say_what_kafka_may_hold() {
+        assert_eq!(
+            failure_words((14, "abandoned before it was sent"), (0, "")),
+            "14 were never written to Kafka (abandoned before it was sent)"
+        );
+        // MEASURED.md: 14 reported "abandoned before it was sent", 6 of them in the topic.
+        assert_eq!(
+            failure_words(
+                (8, "abandoned before it was sent"),
+                (6, "abandoned while waiting to be sent again")
+            ),
+            "8 were never written to Kafka (abandoned before it was sent); 6 were sent but \
+             never confirmed, so Kafka may have written them (abandoned while waiting to be \
+             sent again)"
+        );
+        assert_eq!(
+            failure_words((0, ""), (1, "not acknowledged within message.timeout.ms")),
+            "1 was sent but never confirmed, so Kafka may have written it (not acknowledged \
+             within message.timeout.ms)"
+        );
+    }
+
+    #[test]
+    fn a_requeued_event_is_not_called_unsent() {
+        let purged = KafkaError::MessageProduction(RDKafkaErrorCode::PurgeQueue);
+        assert_eq!(
+            describe_failure(&purged, Persistence::NotWritten),
+            "abandoned before it was sent"
+        );
+        assert_eq!(
+            describe_failure(&purged, Persistence::Unknown),
+            "abandoned while waiting to be sent again"
+        );
     }
 }

@@ -16,6 +16,7 @@ use crate::config::KafkaSettings;
 use crate::generator::{OrderGenerator, Pacer};
 use crate::human::{self, StatusLine};
 use crate::kafka::producer::{DEFAULT_MESSAGE_TIMEOUT_MS, OrderProducer, ProducerError};
+use crate::kafka::topic::{LESSON_PARTITIONS, alter_command};
 use crate::shutdown::Shutdown;
 
 /// The longest the send loop sleeps before looking at the stop flag again.
@@ -247,6 +248,23 @@ async fn to_stdout(plan: Plan, shutdown: Shutdown) -> anyhow::Result<ProduceOutc
     })
 }
 
+/// What to say when the cluster created the topic because we asked for it: it has the
+/// cluster's default partition count, which may be fewer than the lessons need.
+fn created_on_first_use(settings: &KafkaSettings, topic: &str, partitions: usize) -> String {
+    let mut line = format!(
+        "topic {topic} did not exist; {} created it on first use, with its default partition \
+         count ({partitions})",
+        settings.bootstrap()
+    );
+    if partitions < LESSON_PARTITIONS {
+        line.push_str(&format!(
+            ". The lessons on scaling need {LESSON_PARTITIONS}: {}",
+            alter_command(&settings.bootstrap(), topic)
+        ));
+    }
+    line
+}
+
 async fn to_kafka(
     settings: &KafkaSettings,
     plan: Plan,
@@ -254,13 +272,20 @@ async fn to_kafka(
 ) -> anyhow::Result<ProduceOutcome> {
     let producer = Arc::new(OrderProducer::new(settings)?);
     eprintln!("orderflow produce: {}", settings.describe());
-    let partitions = tokio::select! {
+    let ready = tokio::select! {
         checked = producer.check_reachable() => checked?,
         _ = shutdown.requested_async() => {
             eprintln!("stopped before anything was sent");
             return Ok(ProduceOutcome { sent: 0, delivered: 0, failed: 0 });
         }
     };
+    let partitions = ready.partitions;
+    if ready.created_on_first_use {
+        eprintln!(
+            "{}",
+            created_on_first_use(settings, producer.topic(), partitions)
+        );
+    }
     let pace = if plan.rate > 0.0 {
         format!("at {} events/s", human::decimal(plan.rate))
     } else {
@@ -404,12 +429,10 @@ async fn to_kafka(
     send_result?;
     if outcome.failed > 0 {
         anyhow::bail!(
-            "{} of {} events were not delivered ({})",
+            "{} of {} events were not delivered: {}",
             human::count(outcome.failed),
             human::count(outcome.sent),
-            deliveries
-                .first_failure()
-                .unwrap_or_else(|| "no reason given".to_owned())
+            deliveries.failures_in_words()
         );
     }
     Ok(outcome)

@@ -111,14 +111,16 @@ impl Role for Storage {
             let Some(last) = last else { continue };
             self.check_same_history(start, &last, history)?;
             if last.offset >= start.start {
+                // Why the commit lags the file (a crash, a member dropped from the group
+                // during an outage, a commit that never reached the coordinator) is not
+                // something storage can know; that the file holds those records, it can.
                 out.report(Activity::Notice(format!(
-                    "partition {}: {} holds offsets up to {}, beyond the group's committed \
-                     offset {} (a crash before the commit); those {} records are skipped, not \
-                     stored twice",
+                    "partition {}: {} already holds offsets {}–{}, past the group's committed \
+                     offset; those {} records are skipped, not stored twice",
                     start.partition,
                     self.log.path().display(),
-                    last.offset,
                     start.start,
+                    last.offset,
                     human::count((last.offset - start.start + 1) as u64)
                 )));
             }

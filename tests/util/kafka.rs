@@ -67,7 +67,7 @@ impl Kafka {
             ClusterSpec {
                 dir: dir.clone(),
                 nodes,
-                port: None,
+                port: fixed_port(),
                 tied_to_this_process: true,
             },
         )
@@ -179,9 +179,26 @@ impl Broker {
         Some(Broker::on(kafka, topic, partitions))
     }
 
+    /// A fresh 3-partition topic without the dead-letter topic beside it: a cluster set up
+    /// by hand rather than by docker/compose.yml.
+    pub fn kafka_without_dead_letters(test: &str) -> Option<Broker> {
+        let kafka = Kafka::shared(test)?;
+        let topic = unique("orders");
+        kafka.create_topic(&topic, 3);
+        Some(Broker {
+            child: None,
+            commands: None,
+            address: kafka.bootstrap.clone(),
+            topic,
+            kafka: Some(kafka),
+        })
+    }
+
     /// A fresh topic on `kafka`.
     pub fn on(kafka: &'static Kafka, topic: &str, partitions: i32) -> Broker {
         kafka.create_topic(topic, partitions);
+        // As docker/compose.yml does: a cluster a class uses has the dead-letter topic.
+        kafka.create_topic(&format!("{topic}.dlq"), partitions);
         Broker {
             child: None,
             commands: None,
@@ -190,6 +207,18 @@ impl Broker {
             kafka: Some(kafka),
         }
     }
+}
+
+/// ORDERFLOW_TEST_KAFKA_PORT: the first client port of the clusters the tests start (node i
+/// on port + i - 1, its controller on port + 100 + i - 1) instead of free ports, for machines
+/// where each user keeps to a range of ports. One cluster at a time: for one test binary
+/// that starts one cluster (tests/failover.rs), not for the shared node of many binaries.
+fn fixed_port() -> Option<u16> {
+    let port = std::env::var("ORDERFLOW_TEST_KAFKA_PORT").ok()?;
+    Some(
+        port.parse()
+            .unwrap_or_else(|_| panic!("ORDERFLOW_TEST_KAFKA_PORT={port} is not a port")),
+    )
 }
 
 /// Finds Kafka and Java, or says loudly why not and returns None (a failure under CI).

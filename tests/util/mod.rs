@@ -176,13 +176,37 @@ impl Broker {
         stdin.flush().expect("flush");
     }
 
-    /// `orderflow -b <this broker> -t <its topic> <args…>`.
+    /// `orderflow -b <this broker> -t <its topic> <args…>`. On real Kafka, which every test
+    /// of a binary shares, a role's group (`-g NAME`, or the role's default) is made this
+    /// test's own with [`Broker::group`].
     pub fn orderflow(&self, args: &[&str]) -> Command {
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        if self.is_kafka() {
+            if let Some(at) = args.iter().position(|a| a == "-g" || a == "--group") {
+                args[at + 1] = self.group(&args[at + 1]);
+            } else if let Some(role) = args
+                .first()
+                .filter(|a| ["order-processor", "analytics", "storage"].contains(&a.as_str()))
+            {
+                let group = self.group(role);
+                args.splice(1..1, ["-g".to_owned(), group]);
+            }
+        }
         let mut command = orderflow();
         command
             .args(["-b", &self.address, "-t", &self.topic])
             .args(args);
         command
+    }
+
+    /// The consumer group a test means by `name`: the name itself on a development broker
+    /// (the test's own), the name and the topic on real Kafka (shared by the tests).
+    pub fn group(&self, name: &str) -> String {
+        if self.is_kafka() {
+            format!("{name}.{}", self.topic)
+        } else {
+            name.to_owned()
+        }
     }
 
     /// Sends a signal to the broker process.
@@ -398,6 +422,11 @@ impl Running {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// The exit status if the process has ended, None while it runs.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait")
     }
 
     /// Waits for the process to exit and returns its status.
