@@ -21,8 +21,9 @@ offset commits happen live.
 
 Every subcommand talks to the cluster given by -b (default localhost:9092) and the topic given
 by -t (default order-events). `orderflow broker` runs a development broker there, no Docker or
-Java needed; docker/ in the repository has Compose files for real Apache Kafka (one broker, or a
-three-broker cluster for failover).";
+Java needed. For real Apache Kafka, `orderflow cluster start` runs one or three KRaft nodes on
+this machine from Apache's jars (Java 17, no Docker), and docker/ in the repository has Compose
+files (one broker, or a three-broker cluster for failover).";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -35,6 +36,7 @@ Examples:
   orderflow audit verify order-events.audit.jsonl   # what storage wrote, checked
   orderflow -b kafka.example.com:9092 -X security.protocol=SASL_SSL \\
       -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=me -X sasl.password=… produce
+  orderflow cluster start --nodes 3             # real Apache Kafka, no Docker (Java 17)
   orderflow completions bash > ~/.local/share/bash-completion/completions/orderflow";
 
 #[derive(Debug, Parser)]
@@ -383,10 +385,10 @@ Examples:
     /// Start node N again with its data, after a kill
     #[command(
         long_about = "\
-Start node N again with its data, after `cluster kill N`. It takes longer than a first start
-(about 10 s more): the controller keeps a killed broker's registration until its session times
-out (broker.session.timeout.ms, 9 s) and refuses the new one until then, which the progress
-lines show. On three nodes it then copies what it missed from the leaders and rejoins each
+Start node N again with its data, after `cluster kill N`. Within about 9 s of the kill it
+takes longer than a first start: the controller keeps a killed broker's registration until its
+session times out (broker.session.timeout.ms, 9 s) and refuses the new one until then, which
+the progress lines show. On three nodes it then copies what it missed from the leaders and rejoins each
 partition's in-sync replicas.",
         after_help = "\
 Examples:

@@ -714,10 +714,17 @@ fn status(place: &Place, topic: &str, json: bool) -> anyhow::Result<ExitCode> {
                 None => say!("Topic {topic}: not on the cluster."),
                 Some(partitions) => {
                     say!("Topic {topic}, as the cluster reports it:");
+                    let down: Vec<i32> = nodes
+                        .iter()
+                        .filter(|n| !n.running)
+                        .map(|n| n.id as i32)
+                        .collect();
+                    let mut stale = false;
                     for p in partitions {
                         let leader = p
                             .leader
                             .map_or_else(|| "none".to_owned(), |l| format!("node {l}"));
+                        stale |= p.leader.is_some_and(|l| down.contains(&l));
                         let missing: Vec<i32> = p
                             .replicas
                             .iter()
@@ -734,6 +741,12 @@ fn status(place: &Place, topic: &str, json: bool) -> anyhow::Result<ExitCode> {
                             } else {
                                 format!("  (out of sync: {})", ids(&missing))
                             }
+                        );
+                    }
+                    if stale {
+                        say!(
+                            "  (a node that is down is still named: the controller notices within \
+                             broker.session.timeout.ms, 9 s, then elects new leaders)"
                         );
                     }
                 }
