@@ -19,12 +19,15 @@ use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ConsumerGroupHeartbeatRequest,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse, CreateTopicsRequest, DescribeGroupsRequest, FetchRequest,
-    GroupId, HeartbeatRequest, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, MetadataRequest, MetadataResponse, ProduceRequest,
-    ProduceResponse, RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse, TopicName,
+    FindCoordinatorRequest, FindCoordinatorResponse, GroupId, HeartbeatRequest, JoinGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse, ListGroupsRequest, MetadataRequest,
+    MetadataResponse, OffsetFetchRequest, OffsetFetchResponse, ProduceRequest, ProduceResponse,
+    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -107,6 +110,11 @@ const ANSWERED_HERE: [ApiKey; 4] = [
     ApiKey::CreateTopics,
 ];
 
+/// Versions the mock advertises but cannot read: its JoinGroup handler reads v6's compact
+/// protocol array as a 4-byte count and drops the connection (librdkafka's own clients send
+/// v5, Java's would send v6).
+const MOCK_MAX_WORKING: [(ApiKey, i16); 1] = [(ApiKey::JoinGroup, 5)];
+
 /// Asks the mock which API versions it serves (once, at start), and makes the list the front
 /// advertises from it. The mock's own answer cannot be relayed: it leaves out what the front
 /// serves, and Java clients take it at its word.
@@ -144,12 +152,21 @@ pub async fn advertised_versions(upstream: SocketAddr) -> Result<Vec<ApiVersion>
         .iter()
         .filter_map(|served| {
             let key = ApiKey::try_from(served.api_key).ok()?;
-            if ANSWERED_HERE.contains(&key) {
+            if ANSWERED_HERE.contains(&key)
+                || matches!(
+                    key,
+                    ApiKey::GetTelemetrySubscriptions | ApiKey::PushTelemetry
+                )
+            {
                 return None;
             }
             let kafka = key.valid_versions();
+            let working = MOCK_MAX_WORKING
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(i16::MAX, |(_, max)| *max);
             let min = served.min_version.max(kafka.min);
-            let max = served.max_version.min(kafka.max);
+            let max = served.max_version.min(kafka.max).min(working);
             (min <= max).then(|| {
                 ApiVersion::default()
                     .with_api_key(served.api_key)
@@ -211,6 +228,9 @@ enum Watch {
     Produce {
         refused: Vec<answers::RefusedTopic>,
     },
+    /// An OffsetFetch for "every topic", which the front asked as "each topic there is":
+    /// keep only what the group committed, as Kafka's answer to "every topic" holds.
+    OffsetFetchAll,
 }
 
 /// What the request side does with one request.
@@ -348,6 +368,71 @@ fn fixed_header(request: &[u8]) -> Result<(ApiKey, i16, i32), FrontError> {
     Ok((api, version, correlation))
 }
 
+/// Checks a ConsumerGroupHeartbeat as Kafka does and as the mock needs it: the mock asserts
+/// (aborting the process) on a member epoch below -2, a rebalance timeout below -1, and a
+/// subscription given as topic names without a regex or the reverse. Kafka's own checks come
+/// with its messages; the names-or-regex case is made whole (an absent regex is an empty one)
+/// rather than refused, since Kafka accepts it. Returns whether the request was rewritten.
+fn consumer_heartbeat_fits_the_mock(
+    request: &mut ConsumerGroupHeartbeatRequest,
+) -> Result<bool, &'static str> {
+    if request.group_id.0.is_empty() {
+        return Err("GroupId can't be empty.");
+    }
+    if request.member_id.is_empty() {
+        return Err("MemberId can't be empty.");
+    }
+    if request.member_epoch < -2 {
+        return Err("MemberEpoch is invalid.");
+    }
+    if request.rebalance_timeout_ms < -1 {
+        return Err("RebalanceTimeoutMs is invalid.");
+    }
+    if request.member_epoch == 0 {
+        if request.rebalance_timeout_ms == -1 {
+            return Err("RebalanceTimeoutMs must be provided in first request.");
+        }
+        if request
+            .topic_partitions
+            .as_ref()
+            .is_none_or(|p| !p.is_empty())
+        {
+            return Err("TopicPartitions must be empty when (re-)joining.");
+        }
+        if request.subscribed_topic_names.is_none() && request.subscribed_topic_regex.is_none() {
+            return Err(
+                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+            );
+        }
+    }
+    let names_empty = request
+        .subscribed_topic_names
+        .as_ref()
+        .is_some_and(Vec::is_empty);
+    let regex_empty = request
+        .subscribed_topic_regex
+        .as_ref()
+        .is_none_or(|r| r.is_empty());
+    match (
+        &request.subscribed_topic_names,
+        &request.subscribed_topic_regex,
+    ) {
+        (None, None) => Ok(false),
+        _ if names_empty && regex_empty => {
+            Err("SubscribedTopicNames or SubscribedTopicRegex must name something.")
+        }
+        (Some(_), None) => {
+            request.subscribed_topic_regex = Some(StrBytes::default());
+            Ok(true)
+        }
+        (None, Some(_)) => {
+            request.subscribed_topic_names = Some(Vec::new());
+            Ok(true)
+        }
+        (Some(_), Some(_)) => Ok(false),
+    }
+}
+
 /// A request's fate.
 async fn decide(
     front: &Front,
@@ -432,25 +517,107 @@ async fn decide(
             )
         }
         ApiKey::ConsumerGroupHeartbeat => {
-            let (_, request) = decode::<ConsumerGroupHeartbeatRequest>(api, version, &frame)?;
-            let group = request.group_id.0.to_string();
-            let leaving = request.member_epoch < 0;
-            match front.groups().consumer_heartbeat(
-                &group,
-                &request.member_id,
-                leaving,
-                Instant::now(),
-            ) {
-                Ok(()) => relay(frame, Watch::ConsumerHeartbeat { group }),
-                Err(refusal) => Decision::Answer(encode_response(
+            let (header, mut request) =
+                decode::<ConsumerGroupHeartbeatRequest>(api, version, &frame)?;
+            let refuse = |code: i16, message: String| -> Result<Decision, FrontError> {
+                Ok(Decision::Answer(encode_response(
                     api,
                     version,
                     correlation,
                     &ConsumerGroupHeartbeatResponse::default()
-                        .with_error_code(69)
-                        .with_error_message(Some(StrBytes::from_string(refusal.to_string())))
+                        .with_error_code(code)
+                        .with_error_message(Some(StrBytes::from_string(message)))
                         .with_member_epoch(-1),
-                )?),
+                )?))
+            };
+            let rewritten = match consumer_heartbeat_fits_the_mock(&mut request) {
+                Ok(rewritten) => rewritten,
+                Err(why) => return refuse(42, why.to_owned()),
+            };
+            let group = request.group_id.0.to_string();
+            let leaving = request.member_epoch < 0;
+            let decided = front.groups().consumer_heartbeat(
+                &group,
+                &request.member_id,
+                leaving,
+                Instant::now(),
+            );
+            match decided {
+                Err(refusal) => return refuse(69, refusal.to_string()),
+                Ok(()) if rewritten => relay(
+                    encode_request(api, version, &header, &request)?,
+                    Watch::ConsumerHeartbeat { group },
+                ),
+                Ok(()) => relay(frame, Watch::ConsumerHeartbeat { group }),
+            }
+        }
+        ApiKey::FindCoordinator => {
+            let (_, request) = decode::<FindCoordinatorRequest>(api, version, &frame)?;
+            // The mock knows group and transaction coordinators only, and asserts (aborts) on
+            // any other key type; Kafka answers an unknown one with INVALID_REQUEST.
+            if request.key_type == 0 || request.key_type == 1 {
+                relay(frame, Watch::Nothing)
+            } else {
+                let message = format!("Invalid coordinator type {}", request.key_type);
+                let mut response = FindCoordinatorResponse::default().with_node_id(BrokerId(-1));
+                if version < 4 {
+                    response = response
+                        .with_error_code(42)
+                        .with_error_message(Some(StrBytes::from_string(message)));
+                } else {
+                    response = response.with_coordinators(
+                        request
+                            .coordinator_keys
+                            .iter()
+                            .map(|key| {
+                                Coordinator::default()
+                                    .with_key(key.clone())
+                                    .with_node_id(BrokerId(-1))
+                                    .with_port(-1)
+                                    .with_error_code(42)
+                                    .with_error_message(Some(StrBytes::from_string(
+                                        message.clone(),
+                                    )))
+                            })
+                            .collect(),
+                    );
+                }
+                Decision::Answer(encode_response(api, version, correlation, &response)?)
+            }
+        }
+        // Kafka serves client telemetry only with a metrics plugin, and the mock asserts
+        // (aborts) on a PushTelemetry it cannot decode: neither is advertised, and a client
+        // that sends one anyway is disconnected, as Kafka does for an API it does not serve.
+        ApiKey::GetTelemetrySubscriptions | ApiKey::PushTelemetry => {
+            return Err(FrontError::UnsupportedVersion { api, version });
+        }
+        ApiKey::OffsetFetch => {
+            let (header, request) = decode::<OffsetFetchRequest>(api, version, &frame)?;
+            // Null topics (v2+) means "every topic the group committed"; the mock answers that
+            // with a null array, which Java's clients refuse to read (Kafka's consumer-groups
+            // tool then dies), so the front asks for every partition of every topic instead.
+            if request.topics.is_some() || version < 2 || version >= 8 {
+                relay(frame, Watch::Nothing)
+            } else {
+                let topics = front.topics.clone();
+                let all = tokio::task::spawn_blocking(move || topics.partitions())
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
+                let request = request.with_topics(Some(
+                    all.into_iter()
+                        .map(|(name, partitions)| {
+                            OffsetFetchRequestTopic::default()
+                                .with_name(topic_name(&name))
+                                .with_partition_indexes((0..partitions).collect())
+                        })
+                        .collect(),
+                ));
+                relay(
+                    encode_request(api, version, &header, &request)?,
+                    Watch::OffsetFetchAll,
+                )
             }
         }
         ApiKey::DescribeGroups => {
@@ -816,6 +983,16 @@ impl Responses {
             Watch::Metadata { invalid } => {
                 let mut response = MetadataResponse::decode(&mut body, version).map_err(bad)?;
                 answers::metadata_invalid(&mut response, invalid);
+                encode_with_header(api, version, &header, &response)
+            }
+            Watch::OffsetFetchAll => {
+                let mut response = OffsetFetchResponse::decode(&mut body, version).map_err(bad)?;
+                for topic in &mut response.topics {
+                    topic
+                        .partitions
+                        .retain(|p| p.committed_offset >= 0 || p.error_code != 0);
+                }
+                response.topics.retain(|t| !t.partitions.is_empty());
                 encode_with_header(api, version, &header, &response)
             }
             Watch::Produce { refused } => {

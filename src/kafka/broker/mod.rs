@@ -305,6 +305,19 @@ impl MockTopics {
             .collect())
     }
 
+    /// Every topic the mock holds with its partition count. Blocks.
+    fn partitions(&self) -> Result<Vec<(String, i32)>, KafkaError> {
+        let metadata = self
+            .owner
+            .client()
+            .fetch_metadata(None, std::time::Duration::from_secs(5))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+            .collect())
+    }
+
     /// Creates a topic; Kafka's code and message when the mock refuses. Blocks.
     fn create(
         &self,
