@@ -596,7 +596,7 @@ async fn decide(
             // Null topics (v2+) means "every topic the group committed"; the mock answers that
             // with a null array, which Java's clients refuse to read (Kafka's consumer-groups
             // tool then dies), so the front asks for every partition of every topic instead.
-            if request.topics.is_some() || version < 2 || version >= 8 {
+            if request.topics.is_some() || !(2..8).contains(&version) {
                 relay(frame, Watch::Nothing)
             } else {
                 let topics = front.topics.clone();
