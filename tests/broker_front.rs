@@ -770,3 +770,46 @@ fn an_empty_fetch_is_answered_soon_after_a_produce() {
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
+
+#[test]
+fn kafkas_own_topic_tool_creates_and_lists_topics_on_the_built_in_broker() {
+    let Some(_) = kafka_tool("org.apache.kafka.tools.TopicCommand") else {
+        return;
+    };
+    let broker = Broker::start();
+    let created = unique("made-by-kafka-topics");
+    let run = |class: &str, args: &[&str]| {
+        let mut command = kafka_tool(class).unwrap();
+        command
+            .args(["--bootstrap-server", &broker.address])
+            .args(args);
+        let output = run_with_limit(&mut command, Duration::from_secs(90));
+        let stdout = text(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{class} {args:?}\n{stdout}\n{}",
+            text(&output.stderr)
+        );
+        stdout
+    };
+    run(
+        "org.apache.kafka.tools.TopicCommand",
+        &["--create", "--topic", &created, "--partitions", "2"],
+    );
+    let listed = run("org.apache.kafka.tools.TopicCommand", &["--list"]);
+    assert!(listed.contains(&created), "{listed}");
+    // `--describe` needs DescribeConfigs, which neither the mock nor the front serves; the
+    // partition count is checked through Metadata instead.
+    let mut raw = Raw::connect(&broker.address);
+    let metadata: MetadataResponse = raw.call(
+        ApiKey::Metadata,
+        8,
+        &MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(TopicName(s(&created)))),
+        ])),
+    );
+    assert_eq!(metadata.topics[0].partitions.len(), 2);
+
+    // Kafka's ConsoleConsumer still reads nothing here (see the README): not checked.
+    assert_serves(&broker);
+}

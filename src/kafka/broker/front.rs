@@ -220,7 +220,8 @@ enum Watch {
     ConsumerHeartbeat {
         group: String,
     },
-    /// Topics the front took out of a Metadata request: add them back with error 17.
+    /// Topics the front took out of a Metadata request: add them back with error 17; and name
+    /// a controller that exists.
     Metadata {
         invalid: Vec<String>,
     },
@@ -737,11 +738,19 @@ fn metadata(api: ApiKey, version: i16, frame: Bytes) -> Result<Decision, FrontEr
             _ => true,
         });
     }
-    // v0 reads an empty list as "every topic"; its clients are long gone, relay as it is.
-    if invalid.is_empty() || version == 0 {
+    // v0 reads an empty list as "every topic" and has no controller; its clients are long
+    // gone, relay as it is.
+    if version == 0 {
         return Ok(Decision::Relay {
             bytes: frame,
             watch: Watch::Nothing,
+            expect: true,
+        });
+    }
+    if invalid.is_empty() {
+        return Ok(Decision::Relay {
+            bytes: frame,
+            watch: Watch::Metadata { invalid },
             expect: true,
         });
     }
@@ -983,6 +992,16 @@ impl Responses {
             Watch::Metadata { invalid } => {
                 let mut response = MetadataResponse::decode(&mut body, version).map_err(bad)?;
                 answers::metadata_invalid(&mut response, invalid);
+                // The mock never sets its controller and names node 0, which does not exist;
+                // Java's admin client then waits for it forever (kafka-topics --create hung).
+                if !response
+                    .brokers
+                    .iter()
+                    .any(|b| b.node_id == response.controller_id)
+                    && let Some(broker) = response.brokers.first()
+                {
+                    response.controller_id = broker.node_id;
+                }
                 encode_with_header(api, version, &header, &response)
             }
             Watch::OffsetFetchAll => {
