@@ -55,7 +55,8 @@ pub async fn run(
         "  unlike      Kafka: a group keeps its first member's protocol (Kafka may switch to another common one); \
          a KIP-848 member cannot join a classic group nor the reverse (Kafka converts the group); \
          compressed batches are checked only to their CRC; transactions are not faithful \
-         (aborted records visible to read_committed, transactional offset commits not stored)"
+         (aborted records visible to read_committed, transactional offset commits not stored); \
+         no DescribeConfigs (kafka-topics --describe fails) and Kafka's Java consumer reads nothing"
     );
     if broker.local_addr().ip().is_unspecified() && args.advertise.is_none() {
         println!(
