@@ -56,7 +56,7 @@ pub async fn run(
          a KIP-848 member cannot join a classic group nor the reverse (Kafka converts the group); \
          compressed batches are checked only to their CRC; transactions are not faithful \
          (aborted records visible to read_committed, transactional offset commits not stored); \
-         no DescribeConfigs (kafka-topics --describe fails) and Kafka's Java consumer reads nothing"
+         no DescribeConfigs (kafka-topics --describe fails)"
     );
     if broker.local_addr().ip().is_unspecified() && args.advertise.is_none() {
         println!(

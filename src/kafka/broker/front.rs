@@ -110,10 +110,15 @@ const ANSWERED_HERE: [ApiKey; 4] = [
     ApiKey::CreateTopics,
 ];
 
-/// Versions the mock advertises but cannot read: its JoinGroup handler reads v6's compact
-/// protocol array as a 4-byte count and drops the connection (librdkafka's own clients send
-/// v5, Java's would send v6).
-const MOCK_MAX_WORKING: [(ApiKey, i16); 1] = [(ApiKey::JoinGroup, 5)];
+/// Versions the mock advertises but cannot read: its JoinGroup and SyncGroup handlers read the
+/// flexible versions' compact arrays (JoinGroup v6, SyncGroup v4) as 4-byte counts, and its
+/// LeaveGroup handler reads no member list (v3+). librdkafka's own clients send the older
+/// versions; Java's sent the newer ones and hung in the join.
+const MOCK_MAX_WORKING: [(ApiKey, i16); 3] = [
+    (ApiKey::JoinGroup, 5),
+    (ApiKey::SyncGroup, 3),
+    (ApiKey::LeaveGroup, 2),
+];
 
 /// Asks the mock which API versions it serves (once, at start), and makes the list the front
 /// advertises from it. The mock's own answer cannot be relayed: it leaves out what the front
