@@ -844,3 +844,35 @@ fn kafkas_own_topic_tool_and_console_consumer_work_on_the_built_in_broker() {
     );
     assert_serves(&broker);
 }
+
+#[test]
+fn requests_that_tripped_the_mocks_assertions_get_kafkas_errors() {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let broker = Broker::start();
+    let mut raw = Raw::connect(&broker.address);
+    let heartbeat = |epoch: i32, names: Option<Vec<TopicName>>| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(s(&unique("g"))))
+            .with_member_id(s(&unique("member")))
+            .with_member_epoch(epoch)
+            .with_rebalance_timeout_ms(6_000)
+            .with_subscribed_topic_names(names)
+            .with_topic_partitions(Some(vec![]))
+    };
+    // A member epoch below -2 (the mock asserted), and a first heartbeat subscribing to nothing.
+    for request in [heartbeat(-3, None), heartbeat(0, None)] {
+        let response: ConsumerGroupHeartbeatResponse =
+            raw.call(ApiKey::ConsumerGroupHeartbeat, 1, &request);
+        assert_eq!(response.error_code, 42, "{:?}", response.error_message);
+    }
+    // A coordinator type the mock does not know (it asserted too).
+    let response: FindCoordinatorResponse = raw.call(
+        ApiKey::FindCoordinator,
+        3,
+        &FindCoordinatorRequest::default()
+            .with_key(s("g"))
+            .with_key_type(5),
+    );
+    assert_eq!(response.error_code, 42);
+    assert_serves(&broker);
+}
