@@ -48,7 +48,15 @@ pub async fn run(
         "  groups      real group coordination; a rebalance waits for the members' session timeout"
     );
     println!(
-        "  missing     ListGroups, DescribeGroups, CreateTopics: kafka-consumer-groups and kafka-topics --create do not work here"
+        "  front       answers as Kafka 4.1 would: refuses a joiner without the group's protocol, corrupt \
+         batches and invalid topic names; serves DescribeGroups, ListGroups and CreateTopics"
+    );
+    println!(
+        "  unlike      Kafka: a group keeps its first member's protocol (Kafka may switch to another common one); \
+         a KIP-848 member cannot join a classic group nor the reverse (Kafka converts the group); \
+         compressed batches are checked only to their CRC; transactions are not faithful \
+         (aborted records visible to read_committed, transactional offset commits not stored); \
+         no DescribeConfigs (kafka-topics --describe fails)"
     );
     if broker.local_addr().ip().is_unspecified() && args.advertise.is_none() {
         println!(

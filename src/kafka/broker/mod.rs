@@ -1,10 +1,18 @@
 //! The built-in development broker: librdkafka's mock cluster (one broker, in memory) behind a
-//! TCP forwarder on a fixed address.
+//! protocol-aware front on a fixed address.
 //!
 //! The mock listens on a random loopback port. A forwarder alone would not do: clients
 //! bootstrap through it, then connect to whatever address the broker *advertises* in its
-//! Metadata and FindCoordinator responses. So the mock is told to advertise the forwarder's
-//! address, and every connection, first or later, goes through `--listen`.
+//! Metadata and FindCoordinator responses. So the mock is told to advertise the front's
+//! address, and every connection, first or later, goes through `--listen`. The front
+//! ([`front`]) relays the Kafka protocol and answers, as Kafka 4.1 would, what the mock gets
+//! wrong or lacks.
+
+mod answers;
+mod batch;
+pub mod front;
+mod groups;
+mod topics;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -15,11 +23,12 @@ use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, DeliveryResult, Producer, ProducerContext};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use super::client::log_to_tracing;
 use super::mock;
+use front::Front;
 
 /// The id librdkafka gives the mock cluster's only broker.
 const BROKER_ID: i32 = 1;
@@ -27,6 +36,12 @@ const BROKER_ID: i32 = 1;
 /// Retention the mock applies to every partition (librdkafka 2.12 `rdkafka_mock.c`).
 pub const RETENTION_BYTES: u64 = 5 * 1024 * 1024;
 pub const RETENTION_MESSAGES: u64 = 100_000;
+
+/// The longest a Fetch waits at the mock for data, in ms. The mock holds an empty fetch for
+/// the whole `max_wait_ms` and no produce wakes it (Kafka answers within a few ms of the
+/// produce), so every consumer's latency had a floor of `fetch.wait.max.ms` (librdkafka: 500,
+/// orderflow: 100). Capped, an idle consumer asks again every few ms instead.
+pub const FETCH_WAIT_CAP_MS: i32 = 5;
 
 /// How long the mock waits for more members before a new group's first assignment. Real
 /// brokers default to 3 s; a class (and the tests) should not wait that long to see a member
@@ -98,8 +113,8 @@ impl ProducerContext for MockOwner {
 pub struct DevBroker {
     /// Owns the mock cluster; dropping the last reference destroys the cluster.
     owner: Arc<BaseProducer<MockOwner>>,
-    /// The mock broker's own (random) loopback address, where the forwarder connects.
-    upstream: SocketAddr,
+    /// The protocol-aware front every connection goes through.
+    front: Arc<Front>,
     /// The bound `--listen` socket, taken by [`DevBroker::serve`].
     listener: Option<TcpListener>,
     /// The address actually bound (port 0 resolved).
@@ -166,9 +181,21 @@ impl DevBroker {
         mock::set_initial_rebalance_delay(owner.client(), INITIAL_REBALANCE_DELAY_MS)
             .map_err(|e| BrokerError::Mock(e.to_string()))?;
 
-        Ok(DevBroker {
-            owner: Arc::new(owner),
+        let owner = Arc::new(owner);
+        let api_versions = front::advertised_versions(upstream)
+            .await
+            .map_err(|e| BrokerError::Mock(format!("asking the mock for its API versions: {e}")))?;
+        let front = Arc::new(Front::new(
             upstream,
+            MockTopics {
+                owner: Arc::clone(&owner),
+            },
+            FETCH_WAIT_CAP_MS,
+            api_versions,
+        ));
+        Ok(DevBroker {
+            owner,
+            front,
             listener: Some(listener),
             local,
             advertised: format!("{}:{}", advertised.0, advertised.1),
@@ -201,11 +228,11 @@ impl DevBroker {
                 _ = &mut stop => break,
                 accepted = listener.accept() => match accepted {
                     Ok((client, peer)) => {
-                        let upstream = self.upstream;
+                        let front = Arc::clone(&self.front);
                         let connections = Arc::clone(&self.connections);
                         forwards.spawn(async move {
                             connections.fetch_add(1, Ordering::Relaxed);
-                            if let Err(e) = forward(client, upstream).await {
+                            if let Err(e) = front::relay(front, client, peer).await {
                                 tracing::debug!(%peer, error = %e, "connection ended");
                             }
                             connections.fetch_sub(1, Ordering::Relaxed);
@@ -265,13 +292,60 @@ impl DevBroker {
     }
 }
 
-async fn forward(mut client: TcpStream, upstream: SocketAddr) -> io::Result<()> {
-    let mut broker = TcpStream::connect(upstream).await?;
-    // Kafka requests are small and latency-bound: do not let Nagle hold them back.
-    client.set_nodelay(true)?;
-    broker.set_nodelay(true)?;
-    tokio::io::copy_bidirectional(&mut client, &mut broker).await?;
-    Ok(())
+/// The mock's topics, as CreateTopics needs them.
+#[derive(Clone)]
+pub struct MockTopics {
+    owner: Arc<BaseProducer<MockOwner>>,
+}
+
+impl MockTopics {
+    /// Every topic the mock holds. Blocks (a metadata round trip to the mock).
+    fn names(&self) -> Result<Vec<String>, KafkaError> {
+        let metadata = self
+            .owner
+            .client()
+            .fetch_metadata(None, std::time::Duration::from_secs(5))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .collect())
+    }
+
+    /// Every topic the mock holds with its partition count. Blocks.
+    fn partitions(&self) -> Result<Vec<(String, i32)>, KafkaError> {
+        let metadata = self
+            .owner
+            .client()
+            .fetch_metadata(None, std::time::Duration::from_secs(5))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .map(|t| (t.name().to_owned(), t.partitions().len() as i32))
+            .collect())
+    }
+
+    /// Creates a topic; Kafka's code and message when the mock refuses. Blocks.
+    fn create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+    ) -> Result<(), answers::Refusal> {
+        let cluster = self
+            .owner
+            .client()
+            .mock_cluster()
+            .ok_or((-1, "no mock cluster".to_owned()))?;
+        cluster
+            .create_topic(name, partitions, i32::from(replication))
+            .map_err(|e| match e.rdkafka_error_code() {
+                Some(rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists) => {
+                    (36, format!("Topic '{name}' already exists."))
+                }
+                _ => (-1, format!("the mock could not create {name}: {e}")),
+            })
+    }
 }
 
 fn split_host_port(address: &str) -> Option<(&str, u16)> {
