@@ -145,12 +145,20 @@ impl crate::activity::Report for TextPrinter {
             Activity::Revoked {
                 partitions,
                 lost,
+                uncommitted,
                 now_owned,
             } => {
                 let how = if lost {
                     "lost (this member was dropped from the group; nothing could be committed)"
+                        .to_owned()
+                } else if uncommitted.is_empty() {
+                    "revoked (offsets committed first)".to_owned()
                 } else {
-                    "revoked (offsets committed first)"
+                    format!(
+                        "revoked; the offsets of {} could not be committed (the next owner \
+                         reads their records again)",
+                        partition_list(uncommitted.iter().copied())
+                    )
                 };
                 self.line(&format!(
                     "{} {how}; now owns {}",
@@ -408,10 +416,11 @@ impl crate::activity::Report for JsonPrinter {
             Activity::Revoked {
                 partitions,
                 lost,
+                uncommitted,
                 now_owned,
             } => json!({
                 "type": "revoked", "at": now(), "partitions": partitions,
-                "lost": lost, "owned": now_owned,
+                "lost": lost, "uncommitted": uncommitted, "owned": now_owned,
             }),
             Activity::Committed { offsets } => {
                 let offsets: serde_json::Map<String, Value> = offsets

@@ -253,6 +253,7 @@ fn after_rebalance() -> Dashboard {
         Activity::Revoked {
             partitions: vec![2],
             lost: false,
+            uncommitted: Vec::new(),
             now_owned: vec![0, 1],
         },
     );

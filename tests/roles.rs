@@ -920,3 +920,201 @@ fn the_demo_with_b_runs_on_that_cluster() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(text(&refused.stderr).contains("--listen is the demo's own broker's"));
 }
+
+crate::on_both_brokers!(
+    storage_stops_when_its_file_is_removed,
+    storage_stops_when_its_file_is_truncated,
+    storage_stops_when_its_file_is_replaced,
+    storage_rereads_what_the_group_committed_past_its_file,
+    storage_rereads_a_torn_last_line_whose_record_was_committed,
+);
+
+/// The file holds every record of the topic exactly once, and `audit verify` agrees.
+fn assert_holds_the_topic(broker: &Broker, file: &std::path::Path, expected: usize) {
+    let mut seen = BTreeSet::new();
+    for line in audit_lines(file) {
+        assert!(
+            seen.insert((line.partition, line.offset)),
+            "partition {} offset {} stored twice",
+            line.partition,
+            line.offset
+        );
+    }
+    let topic: BTreeSet<(i32, i64)> = read_topic(&broker.address, &broker.topic)
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(topic.len(), expected);
+    let missing: Vec<_> = topic.difference(&seen).take(5).collect();
+    assert_eq!(seen.len(), expected, "first missing: {missing:?}");
+    assert_eq!(seen, topic, "every record exactly once");
+    let verify = run_with_limit(
+        orderflow().args(["audit", "verify", "--json", file.to_str().unwrap()]),
+        LIMIT,
+    );
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{report:#}");
+    assert_eq!(count(&report["records"]), expected as u64);
+}
+
+/// How the audit log is changed under a running storage.
+#[derive(Clone, Copy, Debug)]
+enum Tamper {
+    Remove,
+    Truncate,
+    /// An older copy (its first lines) put in its place, as a restore from a backup would.
+    Replace,
+}
+
+/// Changes the audit log while storage writes to it: storage must stop with an error that
+/// names the file and the change, without committing the lines the file does not hold; a
+/// restarted storage then stores every record exactly once.
+fn storage_stops_when_its_file_is_changed(broker: Broker, tamper: Tamper, says: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    let mut producer = Running::spawn(&mut broker.orderflow(&[
+        "produce", "--rate", "800", "--count", "6000", "--seed", "21",
+    ]));
+    let mut storage =
+        Running::spawn(&mut broker.orderflow(&["storage", "--file", file_arg, "--json"]));
+    storage.wait_for("storage to commit", LIMIT, |lines| {
+        lines.iter().any(|l| l["type"] == "committed")
+    });
+    match tamper {
+        Tamper::Remove => std::fs::remove_file(&file).unwrap(),
+        Tamper::Truncate => std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(0)
+            .unwrap(),
+        Tamper::Replace => {
+            let content = std::fs::read_to_string(&file).unwrap();
+            let older: String = content.split_inclusive('\n').take(10).collect();
+            let copy = dir.path().join("backup.jsonl");
+            std::fs::write(&copy, older).unwrap();
+            std::fs::rename(&copy, &file).unwrap();
+        }
+    }
+    let status = storage.wait(LIMIT);
+    let stderr = storage.stderr();
+    assert!(
+        !status.success(),
+        "storage went on after {tamper:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains(file_arg) && stderr.contains(says),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Start storage again"), "{stderr}");
+    let summary = final_summary(&storage.json());
+    assert!(producer.wait(LIMIT).success(), "{}", producer.stderr());
+
+    let lines = drain(&broker, &["storage", "--file", file_arg]);
+    let reread = lines
+        .iter()
+        .any(|l| l["type"] == "notice" && l["message"].as_str().unwrap().contains("re-read"));
+    assert!(reread, "the restart re-read what was committed: {lines:#?}");
+    assert_holds_the_topic(&broker, &file, 6_000);
+    eprintln!("{tamper:?}: the stopped storage's final summary: {summary}");
+}
+
+fn storage_stops_when_its_file_is_removed(broker: Broker) {
+    storage_stops_when_its_file_is_changed(broker, Tamper::Remove, "was removed");
+}
+
+fn storage_stops_when_its_file_is_truncated(broker: Broker) {
+    storage_stops_when_its_file_is_changed(broker, Tamper::Truncate, "was truncated");
+}
+
+fn storage_stops_when_its_file_is_replaced(broker: Broker) {
+    storage_stops_when_its_file_is_changed(broker, Tamper::Replace, "was replaced");
+}
+
+/// The file was swapped for an older copy while storage was stopped: the group has committed
+/// past what the file holds, and storage re-reads the difference from Kafka.
+fn storage_rereads_what_the_group_committed_past_its_file(broker: Broker) {
+    broker.produce(300, 22);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    drain(&broker, &["storage", "--file", file_arg]);
+    let content = std::fs::read_to_string(&file).unwrap();
+    let older: String = content.split_inclusive('\n').take(100).collect();
+    std::fs::write(&file, older).unwrap();
+    broker.produce(200, 23);
+
+    let lines = drain(&broker, &["storage", "--file", file_arg]);
+    let notices: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "notice")
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.contains("were committed without being in the file"))
+        .collect();
+    assert!(!notices.is_empty(), "{lines:#?}");
+    assert_eq!(count(&final_summary(&lines)["stored"]), 400);
+    assert_holds_the_topic(&broker, &file, 500);
+}
+
+/// A crash tore the last line, but its record's offset had been committed (the fsync made
+/// part of the line durable, and the commit went out): the record is re-read, not lost.
+fn storage_rereads_a_torn_last_line_whose_record_was_committed(broker: Broker) {
+    broker.produce(60, 24);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    drain(&broker, &["storage", "--file", file_arg]);
+    let mut content = std::fs::read(&file).unwrap();
+    // Cut the last line in its middle.
+    content.truncate(content.len() - 30);
+    std::fs::write(&file, &content).unwrap();
+
+    let lines = drain(&broker, &["storage", "--file", file_arg]);
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "notice")
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("torn last line")),
+        "{messages:#?}"
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("never committed")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("re-read 1 records")),
+        "{messages:#?}"
+    );
+    assert_eq!(count(&final_summary(&lines)["stored"]), 1);
+    assert_holds_the_topic(&broker, &file, 60);
+}
+
+/// Writing fails (a full disk; /dev/full answers every write with ENOSPC): storage stops, and
+/// neither its summary nor the group claims that anything was stored.
+#[test]
+fn storage_on_a_full_disk_claims_nothing_was_stored() {
+    let broker = Broker::start();
+    broker.produce(300, 25);
+    let output = run_with_limit(
+        &mut broker.orderflow(&["storage", "--file", "/dev/full", "--exit-at-end", "--json"]),
+        LIMIT,
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let lines = json_lines(&output);
+    assert_eq!(count(&final_summary(&lines)["stored"]), 0, "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l["type"] == "committed"),
+        "nothing may be committed: {lines:#?}"
+    );
+    // The group has no commit: a storage with a real file stores all 300 records.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let lines = drain(&broker, &["storage", "--file", file.to_str().unwrap()]);
+    assert_eq!(count(&final_summary(&lines)["stored"]), 300);
+    assert_holds_the_topic(&broker, &file, 300);
+}
