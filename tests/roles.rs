@@ -1118,3 +1118,76 @@ fn storage_on_a_full_disk_claims_nothing_was_stored() {
     assert_eq!(count(&final_summary(&lines)["stored"]), 300);
     assert_holds_the_topic(&broker, &file, 300);
 }
+
+crate::on_both_brokers!(storage_log_missing_its_first_records_fails_verify_against_topic);
+
+/// A log that starts after offset 0 of a partition whose earlier records Kafka still holds:
+/// plain verify cannot tell it from a log that began late on purpose; against the topic it is
+/// reported, and so are records after a partition's last line.
+fn storage_log_missing_its_first_records_fails_verify_against_topic(broker: Broker) {
+    broker.produce(300, 26);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    drain(&broker, &["storage", "--file", file_arg]);
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--json"];
+        args.extend_from_slice(extra);
+        args.push(file_arg);
+        let output = run_with_limit(&mut broker.orderflow(&args), LIMIT);
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
+        (output.status.code(), report)
+    };
+    let (code, report) = verify(&["--against-topic"]);
+    assert_eq!(code, Some(0), "a complete log is sound: {report:#}");
+
+    // Drop partition 0's first ten records from the log, and add records it does not hold.
+    let content = std::fs::read_to_string(&file).unwrap();
+    let kept: String = content
+        .split_inclusive('\n')
+        .filter(|l| {
+            let line: AuditLine = serde_json::from_str(l).unwrap();
+            !(line.partition == 0 && line.offset < 10)
+        })
+        .collect();
+    std::fs::write(&file, kept).unwrap();
+    broker.produce(30, 27);
+
+    let (code, report) = verify(&[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "alone, a late start is information: {report:#}"
+    );
+    let (code, report) = verify(&["--against-topic"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    let problems = report["problems"].as_array().unwrap();
+    let before: Vec<&Value> = problems
+        .iter()
+        .filter(|p| p["kind"] == "not-in-log" && p["place"] == "before-first-line")
+        .collect();
+    assert_eq!(before.len(), 1, "{report:#}");
+    assert_eq!(before[0]["partition"], 0);
+    assert_eq!(
+        (before[0]["from"].as_i64(), before[0]["to"].as_i64()),
+        (Some(0), Some(9))
+    );
+    let after: i64 = problems
+        .iter()
+        .filter(|p| p["kind"] == "not-in-log" && p["place"] == "after-last-line")
+        .map(|p| p["to"].as_i64().unwrap() - p["from"].as_i64().unwrap() + 1)
+        .sum();
+    assert_eq!(after, 30, "{report:#}");
+
+    // The text names the partition and the offsets.
+    let output = run_with_limit(
+        &mut broker.orderflow(&["audit", "verify", "--against-topic", file_arg]),
+        LIMIT,
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("/0 offsets 0–9 (10 records) are in Kafka but not in the log"),
+        "{stdout}"
+    );
+}
