@@ -148,18 +148,7 @@ impl crate::activity::Report for TextPrinter {
                 uncommitted,
                 now_owned,
             } => {
-                let how = if lost {
-                    "lost (this member was dropped from the group; nothing could be committed)"
-                        .to_owned()
-                } else if uncommitted.is_empty() {
-                    "revoked (offsets committed first)".to_owned()
-                } else {
-                    format!(
-                        "revoked; the offsets of {} could not be committed (the next owner \
-                         reads their records again)",
-                        partition_list(uncommitted.iter().copied())
-                    )
-                };
+                let how = revoked_words(lost, &uncommitted);
                 self.line(&format!(
                     "{} {how}; now owns {}",
                     partition_list(partitions.iter().copied()),
@@ -197,6 +186,21 @@ impl crate::activity::Report for TextPrinter {
                 }
             }
         }
+    }
+}
+
+/// How partitions went: a hand-over claims a commit only when the commit succeeded.
+fn revoked_words(lost: bool, uncommitted: &[i32]) -> String {
+    if lost {
+        "lost (this member was dropped from the group; nothing could be committed)".to_owned()
+    } else if uncommitted.is_empty() {
+        "revoked (offsets committed first)".to_owned()
+    } else {
+        format!(
+            "revoked; the offsets of {} could not be committed (the next owner reads their \
+             records again)",
+            partition_list(uncommitted.iter().copied())
+        )
     }
 }
 
@@ -482,6 +486,20 @@ mod tests {
     use super::*;
     use crate::event::Source;
     use crate::lifecycle::Violation;
+
+    #[test]
+    fn a_revocation_claims_a_commit_only_when_there_was_one() {
+        assert_eq!(
+            revoked_words(false, &[]),
+            "revoked (offsets committed first)"
+        );
+        assert_eq!(
+            revoked_words(false, &[1, 2]),
+            "revoked; the offsets of partitions 1, 2 could not be committed (the next owner \
+             reads their records again)"
+        );
+        assert!(revoked_words(true, &[]).starts_with("lost"));
+    }
 
     #[test]
     fn record_lines_say_what_happened() {

@@ -1191,3 +1191,59 @@ fn storage_log_missing_its_first_records_fails_verify_against_topic(broker: Brok
         "{stdout}"
     );
 }
+
+/// Records the group committed are missing from the file, and retention (here DeleteRecords)
+/// removed them from Kafka: storage cannot re-read them, so it stops and says how to recover;
+/// following its advice gives a sound log of what Kafka still has. Real Kafka only: the
+/// built-in broker does not delete records on request.
+#[test]
+fn storage_stops_when_what_its_file_lacks_is_gone_from_kafka() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let Some(broker) = Broker::kafka("storage_stops_when_what_its_file_lacks_is_gone_from_kafka")
+    else {
+        return;
+    };
+    broker.produce(300, 28);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    drain(&broker, &["storage", "--file", file_arg]);
+    let content = std::fs::read_to_string(&file).unwrap();
+    let older: String = content.split_inclusive('\n').take(30).collect();
+    std::fs::write(&file, older).unwrap();
+
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.address)
+        .create()
+        .unwrap();
+    let mut below = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        below
+            .add_partition_offset(&broker.topic, p, rdkafka::Offset::Offset(60))
+            .unwrap();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(admin.delete_records(&below, &AdminOptions::new()))
+        .unwrap();
+
+    let output = run_with_limit(
+        &mut broker.orderflow(&["storage", "--file", file_arg, "--exit-at-end"]),
+        LIMIT,
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Kafka no longer has offsets"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("mv {file_arg} {file_arg}.incomplete")),
+        "{stderr}"
+    );
+
+    // What it says to do.
+    std::fs::rename(&file, dir.path().join("audit.jsonl.incomplete")).unwrap();
+    let lines = drain(&broker, &["storage", "--file", file_arg]);
+    let kept = read_topic(&broker.address, &broker.topic).len();
+    assert_eq!(count(&final_summary(&lines)["stored"]), kept as u64);
+    assert_holds_the_topic(&broker, &file, kept);
+}
