@@ -339,7 +339,7 @@ pub fn summary_line(summary: &Summary) -> String {
             already_stored,
             file,
         } => format!(
-            "stored {} · already stored {} · malformed {} · file {file}",
+            "stored {} (written and fsynced) · already stored {} · malformed {} · file {file}",
             human::count(*stored),
             human::count(*already_stored),
             human::count(summary.malformed)
