@@ -195,6 +195,10 @@ pub enum Activity {
     Revoked {
         partitions: Vec<i32>,
         lost: Option<LostCause>,
+        /// Revoked partitions whose handled records could not be committed before the
+        /// hand-over (the next owner reads them again): a summary must not claim a commit
+        /// that failed.
+        uncommitted: Vec<i32>,
         now_owned: Vec<i32>,
     },
     /// Offsets were committed for the group: (partition, next offset).

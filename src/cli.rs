@@ -524,6 +524,9 @@ Check that the log is what storage promises, and name the line of every problem:
 A partition's log may start above offset 0 (retention, or a group that started late): that is
 said, not counted as a problem, and so are orders whose earlier events precede the log.
 Malformed records stored as such are counted as information.
+With --against-topic the log is also compared with the topic on -b/-t: records Kafka still
+holds that the log lacks (before a partition's first line, after its last, or a partition
+without any line) are problems. Run it once storage has caught up (its lag is 0).
 
 Exit status: 0 when the log is sound, 1 when there is any problem or the file cannot be read.
 Memory stays flat however large the log is, apart from 32 bytes per order.",
@@ -531,9 +534,10 @@ Memory stays flat however large the log is, apart from 32 bytes per order.",
 Examples:
   orderflow audit verify
   orderflow audit verify /tmp/audit.jsonl || echo \"the log has problems\"
-  orderflow audit verify --json | jq -c '.problems[] | select(.kind == \"gap\")'"
+  orderflow audit verify --json | jq -c '.problems[] | select(.kind == \"gap\")'
+  orderflow audit verify --against-topic -b localhost:9092 -t order-events"
     )]
-    Verify(AuditFileArgs),
+    Verify(AuditVerifyArgs),
 
     /// One order's history: every line of it, and whether its lifecycle is valid
     #[command(
@@ -570,6 +574,17 @@ Examples:
   orderflow audit tail -f --json | jq -c 'select(.error_kind)'   # malformed records as they come"
     )]
     Tail(AuditTailArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub log: AuditFileArgs,
+
+    /// Also compare the log with the topic on -b/-t: records Kafka still holds that the log
+    /// lacks, before a partition's first line or after its last, are problems
+    #[arg(long)]
+    pub against_topic: bool,
 }
 
 /// The file, and the output format.

@@ -135,6 +135,8 @@ pub struct GroupState {
     /// Kafka's DescribeGroups (what librdkafka's group list sends) says nothing about a
     /// consumer-protocol group, so only its orderflow members show.
     pub announced_members: bool,
+    /// Members left out of `members` beyond the view's cap (the view says how many).
+    pub more_members: usize,
 }
 
 impl GroupState {
@@ -171,6 +173,8 @@ pub struct GroupView {
     pub end: BTreeMap<i32, i64>,
     /// Sorted by group name.
     pub groups: Vec<GroupState>,
+    /// Groups left out of `groups` beyond the view's cap (the view says how many).
+    pub more_groups: usize,
     pub at: DateTime<Utc>,
 }
 

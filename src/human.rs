@@ -16,6 +16,42 @@ pub fn invoked_as() -> String {
         .unwrap_or_else(|| "orderflow".to_owned())
 }
 
+/// The longest name the group view prints, in characters; longer ones end in `…`.
+pub const MAX_NAME_CHARS: usize = 48;
+
+/// A name from the cluster or from another process's announcement (group, member, host,
+/// client id, role), made safe to print: control characters (escape sequences that would
+/// move the cursor or recolour the terminal), bidirectional overrides and isolates (which
+/// reorder what is shown) and zero-width characters (which make two names look alike) are
+/// removed, and it is cut to [`MAX_NAME_CHARS`].
+pub fn printable(name: &str) -> String {
+    let mut shown = without_hidden(name);
+    if let Some((at, _)) = shown.char_indices().nth(MAX_NAME_CHARS) {
+        let cut = shown[..at].char_indices().last().map_or(0, |(i, _)| i);
+        shown.truncate(cut);
+        shown.push('…');
+    }
+    shown
+}
+
+/// `text` without the characters [`printable`] removes, at any length: for lines composed
+/// of such names.
+pub fn without_hidden(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{061C}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{202A}'..='\u{202E}'
+                    | '\u{2060}'..='\u{2069}'
+                    | '\u{FEFF}'
+            )
+    };
+    text.chars().filter(|&c| !hidden(c)).collect()
+}
+
 /// A word for a shell command line: as it is when it is plain, in single quotes otherwise.
 pub fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
@@ -192,5 +228,31 @@ mod tests {
         assert_eq!(shell_word("/tmp/a b.jsonl"), "'/tmp/a b.jsonl'");
         assert_eq!(shell_word("it's"), r"'it'\''s'");
         assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn printable_names_lose_what_would_deceive_a_terminal() {
+        assert_eq!(printable("analytics"), "analytics");
+        assert_eq!(
+            printable("evil\x1b[2J\x1b[31mgroup\r\n"),
+            "evil[2J[31mgroup"
+        );
+        assert_eq!(
+            printable("pay\u{202E}lanigiro\u{2066}x\u{2069}"),
+            "paylanigirox"
+        );
+        assert_eq!(
+            printable("st\u{200B}or\u{200D}age\u{FEFF}\u{2060}"),
+            "storage"
+        );
+        assert_eq!(printable("ünïcödé-名前"), "ünïcödé-名前");
+        let long = "x".repeat(1_000);
+        let shown = printable(&long);
+        assert_eq!(shown.chars().count(), MAX_NAME_CHARS);
+        assert!(shown.ends_with('…'));
+        assert_eq!(
+            printable(&"y".repeat(MAX_NAME_CHARS)),
+            "y".repeat(MAX_NAME_CHARS)
+        );
     }
 }

@@ -148,12 +148,10 @@ impl crate::activity::Report for TextPrinter {
             Activity::Revoked {
                 partitions,
                 lost,
+                uncommitted,
                 now_owned,
             } => {
-                let how = match lost {
-                    Some(cause) => format!("lost ({cause})"),
-                    None => "revoked (offsets committed first)".to_owned(),
-                };
+                let how = revoked_words(lost, &uncommitted);
                 self.line(&format!(
                     "{} {how}; now owns {}",
                     partition_list(partitions.iter().copied()),
@@ -192,6 +190,21 @@ impl crate::activity::Report for TextPrinter {
                 }
             }
         }
+    }
+}
+
+/// How partitions went: a hand-over claims a commit only when the commit succeeded.
+fn revoked_words(lost: Option<LostCause>, uncommitted: &[i32]) -> String {
+    if let Some(cause) = lost {
+        format!("lost ({cause})")
+    } else if uncommitted.is_empty() {
+        "revoked (offsets committed first)".to_owned()
+    } else {
+        format!(
+            "revoked; the offsets of {} could not be committed (the next owner reads their \
+             records again)",
+            partition_list(uncommitted.iter().copied())
+        )
     }
 }
 
@@ -330,7 +343,7 @@ pub fn summary_line(summary: &Summary) -> String {
             already_stored,
             file,
         } => format!(
-            "stored {} · already stored {} · malformed {} · file {file}",
+            "stored {} (written and fsynced) · already stored {} · malformed {} · file {file}",
             human::count(*stored),
             human::count(*already_stored),
             human::count(summary.malformed)
@@ -411,11 +424,12 @@ impl crate::activity::Report for JsonPrinter {
             Activity::Revoked {
                 partitions,
                 lost,
+                uncommitted,
                 now_owned,
             } => json!({
                 "type": "revoked", "at": now(), "partitions": partitions,
                 "lost": lost.is_some(), "lost_because": lost.map(LostCause::as_str),
-                "owned": now_owned,
+                "uncommitted": uncommitted, "owned": now_owned,
             }),
             Activity::Committed { offsets } => {
                 let offsets: serde_json::Map<String, Value> = offsets
@@ -518,6 +532,20 @@ mod tests {
     use super::*;
     use crate::event::Source;
     use crate::lifecycle::Violation;
+
+    #[test]
+    fn a_revocation_claims_a_commit_only_when_there_was_one() {
+        assert_eq!(
+            revoked_words(None, &[]),
+            "revoked (offsets committed first)"
+        );
+        assert_eq!(
+            revoked_words(None, &[1, 2]),
+            "revoked; the offsets of partitions 1, 2 could not be committed (the next owner \
+             reads their records again)"
+        );
+        assert!(revoked_words(Some(LostCause::Dropped), &[]).starts_with("lost"));
+    }
 
     #[test]
     fn record_lines_say_what_happened() {

@@ -158,6 +158,7 @@ fn groups(secs: i64, analytics: &[(&str, &[i32])], end: i64) -> GroupView {
             protocol: Some(GroupProtocol::Classic),
             assignor: Some("cooperative-sticky".into()),
             announced_members: false,
+            more_members: 0,
         }
     };
     GroupView {
@@ -174,6 +175,7 @@ fn groups(secs: i64, analytics: &[(&str, &[i32])], end: i64) -> GroupView {
             ),
             group("storage", &[], end - 400),
         ],
+        more_groups: 0,
         at: at(secs),
     }
 }
@@ -253,6 +255,7 @@ fn after_rebalance() -> Dashboard {
         Activity::Revoked {
             partitions: vec![2],
             lost: None,
+            uncommitted: Vec::new(),
             now_owned: vec![0, 1],
         },
     );
@@ -532,4 +535,36 @@ fn each_group_shows_its_protocol_and_assignor_where_known() {
         text.contains("members: as the cluster describes them; in KIP-848 groups, as announced"),
         "{text}"
     );
+}
+
+/// Names anyone can announce: escape sequences, a bidi override, zero-width characters and
+/// a very long name are printed harmless, and the view says how many groups and members it
+/// leaves out.
+#[test]
+fn hostile_names_and_capped_groups() {
+    let mut d = mid_stream();
+    let mut view = groups(
+        62,
+        &[
+            ("orderflow-analytics-4242", &[0, 1]),
+            ("evil\u{1b}[2J\u{1b}[31m\u{202e}reversed\u{200b}", &[2]),
+        ],
+        1_030,
+    );
+    view.groups[0].more_members = 37;
+    view.groups[1].group = format!("forged\u{2066}{}\r\n", "x".repeat(200));
+    view.more_groups = 2_488;
+    d.update(ViewEvent::Groups(view));
+    let terminal = render(&d, 140, 42);
+    let screen: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|cell| cell.symbol())
+        .collect();
+    for hidden in ['\u{1b}', '\u{202e}', '\u{200b}', '\u{2066}', '\r', '\n'] {
+        assert!(!screen.contains(hidden), "{hidden:?} reached the screen");
+    }
+    insta::assert_snapshot!(terminal.backend());
 }

@@ -947,3 +947,330 @@ fn a_deleted_topic_stops_a_role_saying_so() {
     let words = format!("topic {} no longer exists", broker.topic);
     assert_eq!(stderr.matches(&words).count(), 1, "{stderr}");
 }
+
+crate::on_both_brokers!(
+    storage_stops_when_its_file_is_removed,
+    storage_stops_when_its_file_is_truncated,
+    storage_stops_when_its_file_is_replaced,
+    storage_rereads_what_the_group_committed_past_its_file,
+    storage_rereads_a_torn_last_line_whose_record_was_committed,
+);
+
+/// The file holds every record of the topic exactly once, and `audit verify` agrees.
+fn assert_holds_the_topic(broker: &Broker, file: &std::path::Path, expected: usize) {
+    let mut seen = BTreeSet::new();
+    for line in audit_lines(file) {
+        assert!(
+            seen.insert((line.partition, line.offset)),
+            "partition {} offset {} stored twice",
+            line.partition,
+            line.offset
+        );
+    }
+    let topic: BTreeSet<(i32, i64)> = read_topic(&broker.address, &broker.topic)
+        .iter()
+        .map(|r| (r.partition, r.offset))
+        .collect();
+    assert_eq!(topic.len(), expected);
+    let missing: Vec<_> = topic.difference(&seen).take(5).collect();
+    assert_eq!(seen.len(), expected, "first missing: {missing:?}");
+    assert_eq!(seen, topic, "every record exactly once");
+    let verify = run_with_limit(
+        orderflow().args(["audit", "verify", "--json", file.to_str().unwrap()]),
+        LIMIT,
+    );
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{report:#}");
+    assert_eq!(count(&report["records"]), expected as u64);
+}
+
+/// How the audit log is changed under a running storage.
+#[derive(Clone, Copy, Debug)]
+enum Tamper {
+    Remove,
+    Truncate,
+    /// An older copy (its first lines) put in its place, as a restore from a backup would.
+    Replace,
+}
+
+/// Changes the audit log while storage writes to it: storage must stop with an error that
+/// names the file and the change, without committing the lines the file does not hold; a
+/// restarted storage then stores every record exactly once.
+fn storage_stops_when_its_file_is_changed(broker: Broker, tamper: Tamper, says: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    let mut producer = Running::spawn(&mut broker.orderflow(&[
+        "produce", "--rate", "800", "--count", "6000", "--seed", "21",
+    ]));
+    let mut storage =
+        Running::spawn(&mut broker.orderflow(&["storage", "--file", file_arg, "--json"]));
+    storage.wait_for("storage to commit", LIMIT, |lines| {
+        lines.iter().any(|l| l["type"] == "committed")
+    });
+    match tamper {
+        Tamper::Remove => std::fs::remove_file(&file).unwrap(),
+        Tamper::Truncate => std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(0)
+            .unwrap(),
+        Tamper::Replace => {
+            let content = std::fs::read_to_string(&file).unwrap();
+            let older: String = content.split_inclusive('\n').take(10).collect();
+            let copy = dir.path().join("backup.jsonl");
+            std::fs::write(&copy, older).unwrap();
+            std::fs::rename(&copy, &file).unwrap();
+        }
+    }
+    let status = storage.wait(LIMIT);
+    let stderr = storage.stderr();
+    assert!(
+        !status.success(),
+        "storage went on after {tamper:?}: {stderr}"
+    );
+    assert!(
+        stderr.contains(file_arg) && stderr.contains(says),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Start storage again"), "{stderr}");
+    let summary = final_summary(&storage.json());
+    assert!(producer.wait(LIMIT).success(), "{}", producer.stderr());
+
+    let lines = drain(&broker, &["storage", "--file", file_arg]);
+    let reread = lines
+        .iter()
+        .any(|l| l["type"] == "notice" && l["message"].as_str().unwrap().contains("re-read"));
+    assert!(reread, "the restart re-read what was committed: {lines:#?}");
+    assert_holds_the_topic(&broker, &file, 6_000);
+    eprintln!("{tamper:?}: the stopped storage's final summary: {summary}");
+}
+
+fn storage_stops_when_its_file_is_removed(broker: Broker) {
+    storage_stops_when_its_file_is_changed(broker, Tamper::Remove, "was removed");
+}
+
+fn storage_stops_when_its_file_is_truncated(broker: Broker) {
+    storage_stops_when_its_file_is_changed(broker, Tamper::Truncate, "was truncated");
+}
+
+fn storage_stops_when_its_file_is_replaced(broker: Broker) {
+    storage_stops_when_its_file_is_changed(broker, Tamper::Replace, "was replaced");
+}
+
+/// The file was swapped for an older copy while storage was stopped: the group has committed
+/// past what the file holds, and storage re-reads the difference from Kafka.
+fn storage_rereads_what_the_group_committed_past_its_file(broker: Broker) {
+    broker.produce(300, 22);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    drain(&broker, &["storage", "--file", file_arg]);
+    let content = std::fs::read_to_string(&file).unwrap();
+    let older: String = content.split_inclusive('\n').take(100).collect();
+    std::fs::write(&file, older).unwrap();
+    broker.produce(200, 23);
+
+    let lines = drain(&broker, &["storage", "--file", file_arg]);
+    let notices: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "notice")
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.contains("were committed without being in the file"))
+        .collect();
+    assert!(!notices.is_empty(), "{lines:#?}");
+    assert_eq!(count(&final_summary(&lines)["stored"]), 400);
+    assert_holds_the_topic(&broker, &file, 500);
+}
+
+/// A crash tore the last line, but its record's offset had been committed (the fsync made
+/// part of the line durable, and the commit went out): the record is re-read, not lost.
+fn storage_rereads_a_torn_last_line_whose_record_was_committed(broker: Broker) {
+    broker.produce(60, 24);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    drain(&broker, &["storage", "--file", file_arg]);
+    let mut content = std::fs::read(&file).unwrap();
+    // Cut the last line in its middle.
+    content.truncate(content.len() - 30);
+    std::fs::write(&file, &content).unwrap();
+
+    let lines = drain(&broker, &["storage", "--file", file_arg]);
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "notice")
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("torn last line")),
+        "{messages:#?}"
+    );
+    assert!(
+        !messages.iter().any(|m| m.contains("never committed")),
+        "{messages:#?}"
+    );
+    assert!(
+        messages.iter().any(|m| m.contains("re-read 1 records")),
+        "{messages:#?}"
+    );
+    assert_eq!(count(&final_summary(&lines)["stored"]), 1);
+    assert_holds_the_topic(&broker, &file, 60);
+}
+
+/// Writing fails (a full disk; /dev/full answers every write with ENOSPC): storage stops, and
+/// neither its summary nor the group claims that anything was stored.
+#[test]
+fn storage_on_a_full_disk_claims_nothing_was_stored() {
+    let broker = Broker::start();
+    broker.produce(300, 25);
+    let output = run_with_limit(
+        &mut broker.orderflow(&["storage", "--file", "/dev/full", "--exit-at-end", "--json"]),
+        LIMIT,
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let lines = json_lines(&output);
+    assert_eq!(count(&final_summary(&lines)["stored"]), 0, "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l["type"] == "committed"),
+        "nothing may be committed: {lines:#?}"
+    );
+    // The group has no commit: a storage with a real file stores all 300 records.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let lines = drain(&broker, &["storage", "--file", file.to_str().unwrap()]);
+    assert_eq!(count(&final_summary(&lines)["stored"]), 300);
+    assert_holds_the_topic(&broker, &file, 300);
+}
+
+crate::on_both_brokers!(storage_log_missing_its_first_records_fails_verify_against_topic);
+
+/// A log that starts after offset 0 of a partition whose earlier records Kafka still holds:
+/// plain verify cannot tell it from a log that began late on purpose; against the topic it is
+/// reported, and so are records after a partition's last line.
+fn storage_log_missing_its_first_records_fails_verify_against_topic(broker: Broker) {
+    broker.produce(300, 26);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    drain(&broker, &["storage", "--file", file_arg]);
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["audit", "verify", "--json"];
+        args.extend_from_slice(extra);
+        args.push(file_arg);
+        let output = run_with_limit(&mut broker.orderflow(&args), LIMIT);
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
+        (output.status.code(), report)
+    };
+    let (code, report) = verify(&["--against-topic"]);
+    assert_eq!(code, Some(0), "a complete log is sound: {report:#}");
+
+    // Drop partition 0's first ten records from the log, and add records it does not hold.
+    let content = std::fs::read_to_string(&file).unwrap();
+    let kept: String = content
+        .split_inclusive('\n')
+        .filter(|l| {
+            let line: AuditLine = serde_json::from_str(l).unwrap();
+            !(line.partition == 0 && line.offset < 10)
+        })
+        .collect();
+    std::fs::write(&file, kept).unwrap();
+    broker.produce(30, 27);
+
+    let (code, report) = verify(&[]);
+    assert_eq!(
+        code,
+        Some(0),
+        "alone, a late start is information: {report:#}"
+    );
+    let (code, report) = verify(&["--against-topic"]);
+    assert_eq!(code, Some(1), "{report:#}");
+    let problems = report["problems"].as_array().unwrap();
+    let before: Vec<&Value> = problems
+        .iter()
+        .filter(|p| p["kind"] == "not-in-log" && p["place"] == "before-first-line")
+        .collect();
+    assert_eq!(before.len(), 1, "{report:#}");
+    assert_eq!(before[0]["partition"], 0);
+    assert_eq!(
+        (before[0]["from"].as_i64(), before[0]["to"].as_i64()),
+        (Some(0), Some(9))
+    );
+    let after: i64 = problems
+        .iter()
+        .filter(|p| p["kind"] == "not-in-log" && p["place"] == "after-last-line")
+        .map(|p| p["to"].as_i64().unwrap() - p["from"].as_i64().unwrap() + 1)
+        .sum();
+    assert_eq!(after, 30, "{report:#}");
+
+    // The text names the partition and the offsets.
+    let output = run_with_limit(
+        &mut broker.orderflow(&["audit", "verify", "--against-topic", file_arg]),
+        LIMIT,
+    );
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("/0 offsets 0–9 (10 records) are in Kafka but not in the log"),
+        "{stdout}"
+    );
+}
+
+/// Records the group committed are missing from the file, and retention (here DeleteRecords)
+/// removed them from Kafka: storage cannot re-read them, so it stops and says how to recover;
+/// following its advice gives a sound log of what Kafka still has. Real Kafka only: the
+/// built-in broker does not delete records on request.
+#[test]
+fn storage_stops_when_what_its_file_lacks_is_gone_from_kafka() {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let Some(broker) = Broker::kafka("storage_stops_when_what_its_file_lacks_is_gone_from_kafka")
+    else {
+        return;
+    };
+    broker.produce(300, 28);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit.jsonl");
+    let file_arg = file.to_str().unwrap();
+    drain(&broker, &["storage", "--file", file_arg]);
+    let content = std::fs::read_to_string(&file).unwrap();
+    let older: String = content.split_inclusive('\n').take(30).collect();
+    std::fs::write(&file, older).unwrap();
+
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.address)
+        .create()
+        .unwrap();
+    let mut below = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        below
+            .add_partition_offset(&broker.topic, p, rdkafka::Offset::Offset(60))
+            .unwrap();
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime
+        .block_on(admin.delete_records(&below, &AdminOptions::new()))
+        .unwrap();
+
+    let output = run_with_limit(
+        &mut broker.orderflow(&["storage", "--file", file_arg, "--exit-at-end"]),
+        LIMIT,
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Kafka no longer has offsets"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("mv {file_arg} {file_arg}.incomplete")),
+        "{stderr}"
+    );
+
+    // What it says to do.
+    std::fs::rename(&file, dir.path().join("audit.jsonl.incomplete")).unwrap();
+    let lines = drain(&broker, &["storage", "--file", file_arg]);
+    let kept = read_topic(&broker.address, &broker.topic).len();
+    assert_eq!(count(&final_summary(&lines)["stored"]), kept as u64);
+    assert_holds_the_topic(&broker, &file, kept);
+}

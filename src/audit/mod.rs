@@ -22,4 +22,4 @@ pub mod writer;
 
 pub use line::{AuditLine, RecordId};
 pub use reader::{AuditLog, LineError, ReadError};
-pub use writer::{AuditError, AuditWriter, Repair};
+pub use writer::{AuditError, AuditWriter, FileChange, Repair};

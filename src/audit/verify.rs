@@ -9,7 +9,9 @@
 //!
 //! What is information, not a problem: malformed records stored as such, and a partition
 //! whose log starts above offset 0 (retention, or a group that started late) together with
-//! the orders whose earlier events precede that start.
+//! the orders whose earlier events precede that start. Whether such a start is fine only the
+//! topic can say: [`Report::check_against_topic`] (`verify --against-topic`) compares every
+//! partition with the records Kafka still holds, given their bounds.
 //!
 //! One streaming pass in constant memory apart from per-order state (16 bytes of id and 16 of
 //! state per order) and the problems listed. Only when a record is stored twice far apart is
@@ -84,6 +86,27 @@ pub enum Problem {
         /// may be among them.
         after_gap: bool,
     },
+    /// Records `from..=to` are still in Kafka but not in the log (`--against-topic`).
+    NotInLog {
+        topic: String,
+        partition: i32,
+        from: i64,
+        to: i64,
+        /// Where in the partition they are missing.
+        place: MissingPlace,
+    },
+}
+
+/// Where records Kafka holds are missing from the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MissingPlace {
+    /// Before the partition's first line.
+    BeforeFirstLine,
+    /// After its last line.
+    AfterLastLine,
+    /// The log has no line of the partition.
+    NoLine,
 }
 
 impl Problem {
@@ -96,6 +119,7 @@ impl Problem {
             Problem::Duplicate { .. } => "duplicate",
             Problem::OutOfOrder { .. } => "out-of-order",
             Problem::Lifecycle { .. } => "lifecycle",
+            Problem::NotInLog { .. } => "not-in-log",
         }
     }
 }
@@ -492,10 +516,91 @@ fn find_first_lines(source: impl Read, problems: &mut [Problem]) -> io::Result<(
     Ok(())
 }
 
+/// The bounds of one partition of the topic: the earliest offset Kafka still holds and the
+/// next one it will write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicPartitionBounds {
+    pub partition: i32,
+    pub low: i64,
+    pub high: i64,
+}
+
+impl Report {
+    /// Adds a problem for every record of `topic` that Kafka still holds and the log lacks:
+    /// before a partition's first line, after its last, or in a partition without a line.
+    /// Gaps between lines are already problems.
+    pub fn check_against_topic(&mut self, topic: &str, bounds: &[TopicPartitionBounds]) {
+        let mut found = Vec::new();
+        for b in bounds {
+            if b.low >= b.high {
+                continue;
+            }
+            let logged = self
+                .partitions
+                .iter()
+                .find(|p| p.topic == topic && p.partition == b.partition);
+            let missing = |from: i64, to: i64, place| Problem::NotInLog {
+                topic: topic.to_owned(),
+                partition: b.partition,
+                from,
+                to,
+                place,
+            };
+            match logged {
+                None => found.push(missing(b.low, b.high - 1, MissingPlace::NoLine)),
+                Some(p) => {
+                    if b.low < p.first_offset {
+                        let to = p.first_offset.min(b.high) - 1;
+                        found.push(missing(b.low, to, MissingPlace::BeforeFirstLine));
+                    }
+                    if p.last_offset + 1 < b.high {
+                        let from = (p.last_offset + 1).max(b.low);
+                        found.push(missing(from, b.high - 1, MissingPlace::AfterLastLine));
+                    }
+                }
+            }
+        }
+        for problem in found {
+            self.problems_total += 1;
+            *self.problems_by_kind.entry(problem.kind()).or_default() += 1;
+            if self.problems.len() < MAX_LISTED {
+                self.problems.push(problem);
+            }
+        }
+        self.ok = self.problems_total == 0;
+    }
+}
+
 impl Problem {
     /// The problem for people, starting with its line.
     pub fn text(&self) -> String {
         match self {
+            Problem::NotInLog {
+                topic,
+                partition,
+                from,
+                to,
+                place,
+            } => {
+                let offsets = if from == to {
+                    format!("offset {from} (1 record)")
+                } else {
+                    format!(
+                        "offsets {from}–{to} ({} records)",
+                        human::count(offsets_between(*from, *to))
+                    )
+                };
+                let place = match place {
+                    MissingPlace::BeforeFirstLine => {
+                        "before the partition's first line: the log starts later than the topic"
+                    }
+                    MissingPlace::AfterLastLine => {
+                        "after the partition's last line (is storage still catching up?)"
+                    }
+                    MissingPlace::NoLine => "and the log has no line of this partition",
+                };
+                format!("{topic}/{partition} {offsets} are in Kafka but not in the log, {place}")
+            }
             Problem::Unreadable { line, error } => format!("line {line}: {error}"),
             Problem::TornLastLine { line, bytes } => format!(
                 "line {line}: torn last line ({} bytes, no newline): a write cut short by a \
@@ -602,6 +707,8 @@ fn kinds_text(by_kind: &BTreeMap<&'static str, u64>) -> String {
                 ("out-of-order", _) => "out of order",
                 ("lifecycle", true) => "lifecycle violation",
                 ("lifecycle", false) => "lifecycle violations",
+                ("not-in-log", true) => "range of records Kafka has and the log lacks",
+                ("not-in-log", false) => "ranges of records Kafka has and the log lacks",
                 (other, _) => other,
             };
             format!("{} {name}", human::count(*n))

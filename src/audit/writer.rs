@@ -7,11 +7,16 @@
 //! - for each partition, the last stored offset is read from the end of the file, and records
 //!   at or below it are skipped, because a crash can come after the lines reached the file
 //!   and before their offsets were committed;
-//! - [`AuditWriter::sync`] writes and fsyncs; only then does the runtime store the offsets.
+//! - [`AuditWriter::sync`] writes and fsyncs; only then does the runtime store the offsets;
+//! - before every write and after every fsync, the file at the path must still be the file
+//!   this writer appends to (same device and inode, at least as long as what it wrote): a log
+//!   removed, truncated or replaced under a running storage would otherwise take lines (and
+//!   their commits) into an unlinked inode or a hole, and the records would be lost silently.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::line::{AuditLine, Position, RecordId};
@@ -42,6 +47,39 @@ pub enum AuditError {
          refusing to write to it. Give storage another --file"
     )]
     NotAnAuditLog { path: PathBuf },
+    #[error(
+        "{path} {change} while storage was writing it: the lines written since the last \
+         commit are not in the file at that path, so storage stops without committing them. \
+         Start storage again: it reads again from the group's last commit, and re-reads from \
+         Kafka what the group committed but the file lacks. If the change was a mistake, put \
+         the file back first; if the file at that path now holds lines written after the \
+         change, move it aside (a new file is filled from the earliest record Kafka holds)"
+    )]
+    Changed { path: PathBuf, change: FileChange },
+}
+
+/// What happened to the audit log under a running writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileChange {
+    /// No file at the path any more (`rm`, `mv`).
+    Removed,
+    /// Another file is at the path (an older copy put back, a new file).
+    Replaced,
+    /// The same file, but shorter than what was written to it (`truncate`, an editor).
+    Truncated { expected: u64, now: u64 },
+}
+
+impl std::fmt::Display for FileChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FileChange::Removed => write!(f, "was removed"),
+            FileChange::Replaced => write!(f, "was replaced by another file"),
+            FileChange::Truncated { expected, now } => write!(
+                f,
+                "was truncated (it is {now} bytes long, storage had written {expected})"
+            ),
+        }
+    }
 }
 
 /// A torn last line found and removed when opening.
@@ -64,6 +102,14 @@ pub struct AuditWriter {
     last: HashMap<(String, i32), Option<RecordId>>,
     /// Bytes were written since the last fsync.
     unsynced: bool,
+    /// Device and inode of the file opened: the path must keep naming this file.
+    identity: (u64, u64),
+    /// How long the file is, as far as this writer knows: it never gets shorter.
+    written: u64,
+    /// Lines appended since the last sync, and lines written and fsynced in all: what the
+    /// role may report as stored is only the second.
+    queued_lines: u64,
+    synced_lines: u64,
 }
 
 impl AuditWriter {
@@ -98,12 +144,20 @@ impl AuditWriter {
                 });
             }
         }
+        let metadata = file.metadata().map_err(|source| AuditError::Open {
+            path: path.to_owned(),
+            reason: source,
+        })?;
         let mut writer = AuditWriter {
             path: path.to_owned(),
             file,
             pending: Vec::with_capacity(1 << 20),
             last: HashMap::new(),
             unsynced: false,
+            identity: (metadata.dev(), metadata.ino()),
+            written: 0,
+            queued_lines: 0,
+            synced_lines: 0,
         };
         if created {
             // The new file's directory entry must survive a power cut as well as its lines.
@@ -117,6 +171,11 @@ impl AuditWriter {
         }
         writer.check_is_audit_log()?;
         let repair = writer.repair_torn_tail()?;
+        writer.written = writer
+            .file
+            .metadata()
+            .map_err(|e| writer.read_error(e))?
+            .len();
         Ok((writer, repair))
     }
 
@@ -289,28 +348,75 @@ impl AuditWriter {
     /// Queues a line; it reaches the file at the next [`AuditWriter::sync`].
     pub fn append(&mut self, line: &AuditLine) {
         line.encode_into(&mut self.pending);
+        self.queued_lines += 1;
         self.last
             .insert((line.topic.clone(), line.partition), Some(line.record_id()));
     }
 
+    /// Bytes queued and not yet written.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Lines written and fsynced by this writer: what is durably stored.
+    pub fn synced_lines(&self) -> u64 {
+        self.synced_lines
+    }
+
+    /// Fails if the path no longer names the file this writer holds, or the file is shorter
+    /// than what was written to it. Two `stat`s: cheap next to the fsync it accompanies.
+    pub fn check_unchanged(&self) -> Result<(), AuditError> {
+        let changed = |change| AuditError::Changed {
+            path: self.path.clone(),
+            change,
+        };
+        let at_path = match std::fs::metadata(&self.path) {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(changed(FileChange::Removed));
+            }
+            Err(e) => return Err(self.read_error(e)),
+        };
+        if (at_path.dev(), at_path.ino()) != self.identity {
+            return Err(changed(FileChange::Replaced));
+        }
+        let now = self.file.metadata().map_err(|e| self.read_error(e))?.len();
+        if now < self.written {
+            return Err(changed(FileChange::Truncated {
+                expected: self.written,
+                now,
+            }));
+        }
+        Ok(())
+    }
+
     fn flush_pending(&mut self) -> Result<(), AuditError> {
         if !self.pending.is_empty() {
+            // Checked before writing, so that nothing lands in a file that is no longer the
+            // log (or after a truncation, at an offset that leaves a hole of lost lines).
+            self.check_unchanged()?;
             self.file
                 .write_all(&self.pending)
                 .map_err(|e| self.write_error(e))?;
+            self.written += self.pending.len() as u64;
             self.pending.clear();
             self.unsynced = true;
         }
         Ok(())
     }
 
-    /// Writes every queued line and makes it durable (fsync).
+    /// Writes every queued line, makes it durable (fsync) and checks that the file at the
+    /// path still holds it. Only after this returns Ok may the lines' offsets be committed.
     pub fn sync(&mut self) -> Result<(), AuditError> {
         self.flush_pending()?;
         if self.unsynced {
             self.file.sync_data().map_err(|e| self.write_error(e))?;
             self.unsynced = false;
+            // A change between the write and the fsync would leave the lines where nobody
+            // reads them.
+            self.check_unchanged()?;
         }
+        self.synced_lines += std::mem::take(&mut self.queued_lines);
         Ok(())
     }
 }
@@ -464,5 +570,56 @@ mod tests {
         // …so the next sync must still fsync.
         writer.sync().unwrap();
         assert!(!writer.unsynced);
+    }
+
+    #[test]
+    fn a_removed_truncated_or_replaced_file_is_noticed_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.jsonl");
+        let changed = |result: Result<(), AuditError>| match result {
+            Err(AuditError::Changed { change, .. }) => change,
+            other => panic!("not noticed: {other:?}"),
+        };
+
+        let (mut writer, _) = AuditWriter::open(&path).unwrap();
+        writer.append(&line(0, 0));
+        writer.sync().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        writer.append(&line(0, 1));
+        assert_eq!(changed(writer.sync()), FileChange::Removed);
+        assert_eq!(writer.synced_lines(), 1, "the failed line is not counted");
+        drop(writer);
+
+        let (mut writer, _) = AuditWriter::open(&path).unwrap();
+        writer.append(&line(0, 0));
+        writer.sync().unwrap();
+        let written = std::fs::metadata(&path).unwrap().len();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        writer.append(&line(0, 1));
+        assert_eq!(
+            changed(writer.sync()),
+            FileChange::Truncated {
+                expected: written,
+                now: 0
+            }
+        );
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            0,
+            "nothing written"
+        );
+        drop(writer);
+
+        let (mut writer, _) = AuditWriter::open(&path).unwrap();
+        let other = dir.path().join("other.jsonl");
+        std::fs::write(&other, "").unwrap();
+        std::fs::rename(&other, &path).unwrap();
+        writer.append(&line(0, 0));
+        assert_eq!(changed(writer.sync()), FileChange::Replaced);
     }
 }

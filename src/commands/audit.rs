@@ -15,7 +15,9 @@ use crate::audit::reader::{self, AuditLog, ReadError};
 use crate::audit::summary;
 use crate::audit::tail::{self, TailError, TailSink};
 use crate::audit::verify;
-use crate::cli::{AuditArgs, AuditCommand, AuditFileArgs, AuditTailArgs};
+use crate::cli::{AuditArgs, AuditCommand, AuditFileArgs, AuditTailArgs, ConnectionArgs};
+use crate::config::KafkaSettings;
+use crate::kafka::topic::partition_bounds;
 use crate::shutdown::Shutdown;
 
 /// How often `tail -f` looks at the file: often enough to feel live, rare enough to cost
@@ -24,7 +26,15 @@ const POLL: Duration = Duration::from_millis(200);
 
 type Stdout = BufWriter<StdoutLock<'static>>;
 
-pub async fn run(topic: &str, args: AuditArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
+/// How long `verify --against-topic` waits for each answer of the cluster.
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub async fn run(
+    connection: &ConnectionArgs,
+    args: AuditArgs,
+    shutdown: Shutdown,
+) -> anyhow::Result<ExitCode> {
+    let topic = connection.topic.as_str();
     match args.command {
         AuditCommand::Summary(args) => {
             let mut log = AuditLog::open(&path(topic, &args))?;
@@ -37,12 +47,33 @@ pub async fn run(topic: &str, args: AuditArgs, shutdown: Shutdown) -> anyhow::Re
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Verify(args) => {
-            let mut log = AuditLog::open(&path(topic, &args))?;
-            let Some(report) =
+            // Validated before the file is read: a bad -b fails at once.
+            let settings = if args.against_topic {
+                Some(KafkaSettings::new(
+                    &connection.brokers,
+                    &connection.topic,
+                    connection.properties.clone(),
+                )?)
+            } else {
+                None
+            };
+            let mut log = AuditLog::open(&path(topic, &args.log))?;
+            let Some(mut report) =
                 off_runtime(shutdown.clone(), move || verify::verify(&mut log)).await?
             else {
                 return Ok(ExitCode::from(shutdown.cause().exit_status()));
             };
+            if let Some(settings) = settings {
+                let topic = settings.topic.clone();
+                let bounds = off_runtime(shutdown.clone(), move || {
+                    partition_bounds(&settings, CLUSTER_TIMEOUT)
+                });
+                let Some(bounds) = bounds.await? else {
+                    return Ok(ExitCode::from(shutdown.cause().exit_status()));
+                };
+                report.check_against_topic(&topic, &bounds);
+            }
+            let args = args.log;
             print(args.json, &report, |out| report.write_text(out))?;
             Ok(if report.ok {
                 ExitCode::SUCCESS

@@ -218,7 +218,8 @@ pub(super) fn open_audit_log(
         .map(|repair| {
             format!(
                 "repaired {}: removed a torn last line ({} bytes from byte {}), left by a crash \
-                 while writing; its record was never committed and is read again",
+                 while writing; its record is stored again when its partition is assigned (read again if \
+                 its offset was not committed, re-read from Kafka if it was)",
                 path.display(),
                 repair.removed_bytes,
                 repair.at_byte

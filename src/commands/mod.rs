@@ -39,7 +39,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo(args) => demo::run(cli.connection, &args, shutdown).await,
         Command::Cluster(args) => cluster::run(&cli.connection.topic, args, shutdown).await,
-        Command::Audit(args) => audit::run(&cli.connection.topic, args, shutdown).await,
+        Command::Audit(args) => audit::run(&cli.connection, args, shutdown).await,
         Command::Completions(args) => completions::run(args.shell),
     }
 }

@@ -394,8 +394,9 @@ impl Dashboard {
             return;
         };
         let here = self.local_members();
+        // Every name here comes from the cluster or from announcements anyone may write.
         let member_name = |member: &crate::group_view::Member| {
-            let mut name = short_member(&member.id).to_owned();
+            let mut name = human::printable(short_member(&member.id));
             if here.contains(member.id.as_str()) {
                 name.push_str(" (here)");
             }
@@ -431,7 +432,7 @@ impl Dashboard {
             let mut first = true;
             let group_cell = |first: &mut bool| {
                 if *first {
-                    Span::styled(group.group.clone(), Style::new().bold())
+                    Span::styled(human::printable(&group.group), Style::new().bold())
                 } else {
                     Span::raw("")
                 }
@@ -495,6 +496,18 @@ impl Dashboard {
                     protocol_cell(&mut first),
                 ]));
             }
+            if group.more_members > 0 {
+                rows.push(Row::new(vec![
+                    group_cell(&mut first),
+                    Span::styled(
+                        format!("… {} more members", count(group.more_members as u64)),
+                        DIM,
+                    ),
+                    Span::raw(""),
+                    Span::raw(""),
+                    protocol_cell(&mut first),
+                ]));
+            }
             if group.members.len() + usize::from(!unowned.is_empty()) > 1 {
                 rows.push(Row::new(vec![
                     Span::raw(""),
@@ -503,6 +516,12 @@ impl Dashboard {
                     Span::styled(count(total as u64), DIM),
                 ]));
             }
+        }
+        if view.more_groups > 0 {
+            rows.push(Row::new(vec![
+                Span::styled(format!("… {} more", count(view.more_groups as u64)), DIM),
+                Span::styled("groups not shown", DIM),
+            ]));
         }
         let source = match view.membership {
             MembershipSource::Cluster if view.groups.iter().any(|g| g.announced_members) => {
@@ -554,8 +573,11 @@ impl Dashboard {
                                 .to_string(),
                             DIM,
                         ),
-                        Span::styled(format!("{} ", entry.group), Style::new().bold()),
-                        Span::raw(entry.text.clone()),
+                        Span::styled(
+                            format!("{} ", human::printable(&entry.group)),
+                            Style::new().bold(),
+                        ),
+                        Span::raw(human::without_hidden(&entry.text)),
                     ])
                 })
                 .collect()

@@ -478,7 +478,9 @@ mod tests {
                 protocol: None,
                 assignor: None,
                 announced_members: false,
+                more_members: 0,
             }],
+            more_groups: 0,
             at: at(secs),
         }
     }

@@ -485,32 +485,39 @@ impl<R: Role> Shared<R> {
     /// the group is still rebalancing (the built-in broker for the whole time a rebalance is
     /// prepared), and the rebalance cannot finish while this callback runs; but the state
     /// often settles within moments, so try a few times. What still cannot be committed is
-    /// said plainly: the next owner reads those records again (at-least-once).
+    /// said plainly: the next owner reads those records again (at-least-once). Returns the
+    /// revoked partitions whose offsets could not be committed.
     fn commit_before_handover(
         &mut self,
         consumer: &BaseConsumer<GroupContext<R>>,
         revoked: &[i32],
-    ) {
+    ) -> Vec<i32> {
         const ATTEMPTS: u32 = 5;
         let mut attempt = 1;
         loop {
             match self.commit(consumer) {
-                Ok(()) => return,
+                Ok(()) => return Vec::new(),
                 Err(e) if is_rebalancing(&e) && attempt < ATTEMPTS => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(200));
                 }
                 Err(e) => {
-                    let uncommitted: Vec<String> = revoked
+                    let partitions: Vec<i32> = revoked
                         .iter()
-                        .filter_map(|p| {
-                            let stored = self.stored.get(p)?;
-                            (self.last_committed.get(p) != Some(stored)).then(|| {
-                                format!(
-                                    "p{p} from offset {}",
-                                    self.last_committed.get(p).copied().unwrap_or(0)
-                                )
-                            })
+                        .copied()
+                        .filter(|p| {
+                            self.stored
+                                .get(p)
+                                .is_some_and(|stored| self.last_committed.get(p) != Some(stored))
+                        })
+                        .collect();
+                    let uncommitted: Vec<String> = partitions
+                        .iter()
+                        .map(|p| {
+                            format!(
+                                "p{p} from offset {}",
+                                self.last_committed.get(p).copied().unwrap_or(0)
+                            )
                         })
                         .collect();
                     if !uncommitted.is_empty() {
@@ -522,7 +529,7 @@ impl<R: Role> Shared<R> {
                             ),
                         });
                     }
-                    return;
+                    return partitions;
                 }
             }
         }
@@ -658,12 +665,22 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
                 LostCause::Dropped
             }
         });
+        let mut uncommitted = Vec::new();
         if lost.is_none() {
             // Hand over exactly where we stopped: finish, store and commit before the
             // partitions go, so the next owner neither skips nor repeats anything.
             match shared.checkpoint(consumer, &self.topic) {
-                Ok(()) => shared.commit_before_handover(consumer, &revoked),
-                Err(e) => shared.failure = Some(e),
+                Ok(()) => uncommitted = shared.commit_before_handover(consumer, &revoked),
+                Err(e) => {
+                    // Nothing handled since the last checkpoint was made durable, so none of
+                    // it was committed.
+                    uncommitted = revoked
+                        .iter()
+                        .copied()
+                        .filter(|p| shared.pending.contains_key(p))
+                        .collect();
+                    shared.failure = Some(e);
+                }
             }
         } else {
             // Another member may own them already: what we did not commit is theirs to redo.
@@ -688,6 +705,7 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
         shared.out.report(Activity::Revoked {
             partitions: revoked,
             lost,
+            uncommitted,
             now_owned,
         });
     }

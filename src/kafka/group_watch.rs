@@ -47,6 +47,20 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// Groups shown once they have committed offsets, even without members.
 const ROLE_GROUPS: [&str; 3] = ["order-processor", "analytics", "storage"];
 
+/// At most this many groups, and members per group, are shown; the view says how many more
+/// there are. Anyone who can write to `<topic>.members` can announce any number of names: the
+/// caps keep the view, and the clients it makes, bounded.
+pub const MAX_GROUPS_SHOWN: usize = 12;
+pub const MAX_MEMBERS_SHOWN: usize = 24;
+
+/// At most this many clients fetch committed offsets (librdkafka asks OffsetFetch for a
+/// client's own group.id only, so one client per group shown); the least recently used is
+/// closed when another is needed. Each client holds threads and a connection per broker.
+const MAX_OFFSET_CLIENTS: usize = MAX_GROUPS_SHOWN + ROLE_GROUPS.len();
+
+/// At most this many members' latest announcements are remembered.
+const MAX_ANNOUNCED_MEMBERS: usize = 2_000;
+
 /// What the cluster, or the members' announcements, tell about one group.
 struct DescribedGroup {
     members: Vec<Member>,
@@ -174,8 +188,11 @@ struct Watcher {
     /// Whether `announcements` is assigned yet (the topic may not exist before the first
     /// member announces itself).
     reading_announcements: bool,
-    /// One client per group, to fetch its committed offsets.
-    offsets: HashMap<String, BaseConsumer<ConnectionHealth>>,
+    /// One client per group shown, to fetch its committed offsets, with the round it was
+    /// last used in; at most [`MAX_OFFSET_CLIENTS`].
+    offsets: HashMap<String, (BaseConsumer<ConnectionHealth>, u64)>,
+    /// Rounds so far, the clock of `offsets`.
+    rounds: u64,
     /// The latest announcement of each member, with its Kafka timestamp.
     members: BTreeMap<String, (Announcement, DateTime<Utc>)>,
     /// Whether the cluster describes groups; None until tried.
@@ -189,7 +206,7 @@ impl Drop for Watcher {
         // Quitting the view should not wait 100 ms per client (see close_promptly).
         let clients = [&self.cluster, &self.announcements]
             .into_iter()
-            .chain(self.offsets.values());
+            .chain(self.offsets.values().map(|(client, _)| client));
         for client in clients {
             close_promptly(client, Duration::from_millis(500));
         }
@@ -222,6 +239,7 @@ impl Watcher {
             announcements: plain_consumer(settings, "members", &own_group)?,
             reading_announcements: false,
             offsets: HashMap::new(),
+            rounds: 0,
             members: BTreeMap::new(),
             describes_groups: None,
             describe_failed_at: None,
@@ -310,6 +328,23 @@ impl Watcher {
         });
         let mut names: BTreeSet<String> = by_group.keys().cloned().collect();
         names.extend(ROLE_GROUPS.iter().map(|g| g.to_string()));
+        // Beyond the cap, the role groups come first, then the groups the cluster itself
+        // described, then those with the most announced members: forged names cannot push
+        // the lesson's groups out of the view.
+        let mut names: Vec<String> = names.into_iter().collect();
+        names.sort_by_key(|name| {
+            let described = by_group.get(name);
+            (
+                !ROLE_GROUPS.contains(&name.as_str()),
+                described.is_none_or(|g| g.announced_members),
+                std::cmp::Reverse(described.map_or(0, |g| g.members.len())),
+                name.clone(),
+            )
+        });
+        let more_groups = names.len().saturating_sub(MAX_GROUPS_SHOWN);
+        names.truncate(MAX_GROUPS_SHOWN);
+        names.sort();
+        self.rounds += 1;
         let mut groups = Vec::new();
         for name in names {
             let committed = self.committed(&name, &topic, &partitions);
@@ -341,6 +376,8 @@ impl Watcher {
                     end: end[&p],
                 })
                 .collect();
+            let more_members = members.len().saturating_sub(MAX_MEMBERS_SHOWN);
+            members.truncate(MAX_MEMBERS_SHOWN);
             groups.push(GroupState {
                 group: name,
                 members,
@@ -348,6 +385,7 @@ impl Watcher {
                 protocol,
                 assignor,
                 announced_members,
+                more_members,
             });
         }
         Some(GroupView {
@@ -356,6 +394,7 @@ impl Watcher {
             low,
             end,
             groups,
+            more_groups,
             at: now,
         })
     }
@@ -402,11 +441,17 @@ impl Watcher {
                     .to_millis()
                     .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
                     .unwrap_or_else(Utc::now);
-                if let Some(a) = message
-                    .payload()
-                    .and_then(|v| serde_json::from_slice::<Announcement>(v).ok())
+                // Unparsable announcements, and stale ones (the backlog read at start, or a
+                // replay of old records), say nothing about who is here now.
+                let stale = (Utc::now() - at)
+                    .to_std()
+                    .is_ok_and(|age| age >= ANNOUNCEMENT_FRESHNESS);
+                if !stale
+                    && let Some(a) = message
+                        .payload()
+                        .and_then(|v| serde_json::from_slice::<Announcement>(v).ok())
                 {
-                    self.members.insert(a.member.clone(), (a, at));
+                    self.remember(a, at);
                 }
             }
             if Instant::now() > deadline {
@@ -417,6 +462,22 @@ impl Watcher {
         let now = Utc::now();
         self.members
             .retain(|_, (_, at)| (now - *at).num_seconds() < 60);
+    }
+
+    /// Keeps a member's latest announcement; when [`MAX_ANNOUNCED_MEMBERS`] are known, the
+    /// one heard from longest ago makes room.
+    fn remember(&mut self, a: Announcement, at: DateTime<Utc>) {
+        if !self.members.contains_key(&a.member)
+            && self.members.len() >= MAX_ANNOUNCED_MEMBERS
+            && let Some(oldest) = self
+                .members
+                .iter()
+                .min_by_key(|(_, (_, heard))| *heard)
+                .map(|(id, _)| id.clone())
+        {
+            self.members.remove(&oldest);
+        }
+        self.members.insert(a.member.clone(), (a, at));
     }
 
     /// The cluster's own description of its consumer groups, when it gives one: the
@@ -491,14 +552,28 @@ impl Watcher {
         partitions: &[i32],
     ) -> BTreeMap<i32, Option<i64>> {
         if !self.offsets.contains_key(group) {
+            if self.offsets.len() >= MAX_OFFSET_CLIENTS
+                && let Some(unused) = self
+                    .offsets
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(name, _)| name.clone())
+                && let Some((client, _)) = self.offsets.remove(&unused)
+            {
+                close_promptly(&client, Duration::from_millis(500));
+            }
             match plain_consumer(&self.settings, "offsets", group) {
                 Ok(client) => {
-                    self.offsets.insert(group.to_owned(), client);
+                    self.offsets.insert(group.to_owned(), (client, self.rounds));
                 }
                 Err(_) => return BTreeMap::new(),
             }
         }
-        let client = &self.offsets[group];
+        let Some((client, used)) = self.offsets.get_mut(group) else {
+            return BTreeMap::new();
+        };
+        *used = self.rounds;
+        let client = &*client;
         let mut query = TopicPartitionList::new();
         for &p in partitions {
             query.add_partition(topic, p);
@@ -539,6 +614,32 @@ mod tests {
             group_protocol: protocol,
             assignor: assignor.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn announced_members_are_remembered_up_to_a_cap() {
+        // No I/O: creating clients does not connect.
+        let settings = KafkaSettings::new("127.0.0.1:1", "t", Vec::new()).unwrap();
+        let mut watcher = Watcher::new(&settings).unwrap();
+        let start = Utc::now();
+        for i in 0..MAX_ANNOUNCED_MEMBERS + 500 {
+            let mut a = announcement(None, None);
+            a.member = format!("m{i}");
+            watcher.remember(a, start + chrono::Duration::milliseconds(i as i64));
+        }
+        assert_eq!(watcher.members.len(), MAX_ANNOUNCED_MEMBERS);
+        // The ones heard from longest ago made room.
+        assert!(!watcher.members.contains_key("m0"));
+        assert!(
+            watcher
+                .members
+                .contains_key(&format!("m{}", MAX_ANNOUNCED_MEMBERS + 499))
+        );
+        // A member heard again keeps its place without evicting another.
+        let mut again = announcement(None, None);
+        again.member = "m600".into();
+        watcher.remember(again, start);
+        assert_eq!(watcher.members.len(), MAX_ANNOUNCED_MEMBERS);
     }
 
     #[test]

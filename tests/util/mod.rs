@@ -511,6 +511,11 @@ impl Broker {
     /// Sends raw records (key, value) to this broker's topic, as a misbehaving producer
     /// would, and waits until each is acknowledged.
     pub fn send_raw(&self, records: &[RawRecord]) {
+        self.send_raw_to(&self.topic, records);
+    }
+
+    /// As [`Broker::send_raw`], to another topic of this broker (created on first use).
+    pub fn send_raw_to(&self, topic: &str, records: &[RawRecord]) {
         use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
         let producer: ThreadedProducer<rdkafka::producer::DefaultProducerContext> =
             ClientConfig::new()
@@ -519,7 +524,7 @@ impl Broker {
                 .create()
                 .expect("raw producer");
         for (key, value) in records {
-            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic);
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
             if let Some(key) = key {
                 record = record.key(key.as_slice());
             }

@@ -1,0 +1,110 @@
+//! Announcements on `<topic>.members` are untrusted: anyone who can write to the topic can
+//! announce any number of groups and members. The process that watches them (every live
+//! view) must stay bounded in threads and file descriptors. Its own test binary, so that
+//! /proc/self counts this watch alone.
+
+mod util;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use orderflow::config::KafkaSettings;
+use orderflow::group_view::GroupView;
+use orderflow::kafka::group_watch::GroupWatch;
+use util::Broker;
+
+/// Threads of this process, from /proc/self/status.
+fn threads() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads line")
+}
+
+/// Open file descriptors of this process.
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn forged_announcements_cannot_exhaust_the_watching_process() {
+    let broker = Broker::start();
+    broker.produce(30, 1);
+    let settings = KafkaSettings::new(&broker.address, &broker.topic, Vec::new()).unwrap();
+    let latest: Arc<Mutex<Option<GroupView>>> = Arc::new(Mutex::new(None));
+    let _watch = {
+        let latest = Arc::clone(&latest);
+        GroupWatch::start(&settings, move |view| *latest.lock().unwrap() = Some(view)).unwrap()
+    };
+    let started = Instant::now();
+    while latest.lock().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "no view");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (threads_before, fds_before) = (threads(), fds());
+
+    // 5,000 announcements over 2,500 group names, with a hostile name among them.
+    let now = chrono::Utc::now().to_rfc3339();
+    let forged: Vec<util::RawRecord> = (0..5_000)
+        .map(|i| {
+            let announcement = serde_json::json!({
+                "member": format!("forged-member-{i}"),
+                "host": "nowhere",
+                "group": format!("forged-group-{}\u{202e}\u{1b}[2J", i % 2_500),
+                "role": "analytics",
+                "topic": broker.topic,
+                "owns": [],
+                "paused": false,
+                "state": "active",
+                "at": now,
+            });
+            (
+                Some(format!("forged-member-{i}").into_bytes()),
+                Some(serde_json::to_vec(&announcement).unwrap()),
+            )
+        })
+        .collect();
+    broker.send_raw_to(&format!("{}.members", broker.topic), &forged);
+
+    // Watch it take them in for a while; librdkafka clients each hold several threads and
+    // a socket per broker, so one per announced group would show within seconds.
+    // Until the view shows forged groups, and a few rounds more.
+    let (mut max_threads, mut max_fds) = (0, 0);
+    let watching = Instant::now();
+    let mut shown_at: Option<Instant> = None;
+    // Forged announcements go stale after a few seconds (they are not repeated), so the
+    // views are judged as they come.
+    let mut most_groups_shown = 0;
+    while shown_at.is_none_or(|at| at.elapsed() < Duration::from_secs(10))
+        && watching.elapsed() < Duration::from_secs(90)
+    {
+        max_threads = max_threads.max(threads());
+        max_fds = max_fds.max(fds());
+        let forged_shown = latest.lock().unwrap().as_ref().is_some_and(|view| {
+            most_groups_shown = most_groups_shown.max(view.groups.len());
+            view.groups
+                .iter()
+                .any(|g| g.group.starts_with("forged-group-"))
+        });
+        if forged_shown && shown_at.is_none() {
+            shown_at = Some(Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "threads {threads_before} → at most {max_threads}, fds {fds_before} → at most \
+         {max_fds}; views showed at most {most_groups_shown} groups"
+    );
+    assert!(shown_at.is_some(), "the forged groups were never shown");
+    assert!(
+        max_threads <= threads_before + 80,
+        "threads grew from {threads_before} to {max_threads}"
+    );
+    assert!(
+        max_fds <= fds_before + 80,
+        "file descriptors grew from {fds_before} to {max_fds}"
+    );
+    assert!(most_groups_shown <= 12, "{most_groups_shown} groups shown");
+}
