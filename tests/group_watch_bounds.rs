@@ -68,36 +68,45 @@ fn forged_announcements_cannot_exhaust_the_watching_process() {
         .collect();
     broker.send_raw_to(&format!("{}.members", broker.topic), &forged);
 
-    // Watch it take them in for a while; librdkafka clients each hold several threads and
-    // a socket per broker, so one per announced group would show within seconds.
-    // Until the view shows forged groups, and a few rounds more.
+    // Watch it take them in while they are fresh (announcements go stale after a few
+    // seconds); librdkafka clients each hold several threads and a socket per broker, so one
+    // per announced group would show within seconds. A cluster that describes its groups
+    // (real Kafka, and the built-in broker's front) shows none of these forged groups at all:
+    // announcements only add to members the cluster knows. Either way the watch must stay
+    // bounded and keep delivering views.
     let (mut max_threads, mut max_fds) = (0, 0);
+    let sent_at = chrono::Utc::now();
     let watching = Instant::now();
-    let mut shown_at: Option<Instant> = None;
-    // Forged announcements go stale after a few seconds (they are not repeated), so the
-    // views are judged as they come.
     let mut most_groups_shown = 0;
-    while shown_at.is_none_or(|at| at.elapsed() < Duration::from_secs(10))
-        && watching.elapsed() < Duration::from_secs(90)
-    {
+    let mut fresh_views = 0;
+    let mut last_view_at = None;
+    while watching.elapsed() < Duration::from_secs(20) {
         max_threads = max_threads.max(threads());
         max_fds = max_fds.max(fds());
-        let forged_shown = latest.lock().unwrap().as_ref().is_some_and(|view| {
+        if let Some(view) = latest.lock().unwrap().as_ref() {
             most_groups_shown = most_groups_shown.max(view.groups.len());
-            view.groups
-                .iter()
-                .any(|g| g.group.starts_with("forged-group-"))
-        });
-        if forged_shown && shown_at.is_none() {
-            shown_at = Some(Instant::now());
+            if view.at > sent_at && last_view_at != Some(view.at) {
+                fresh_views += 1;
+                last_view_at = Some(view.at);
+            }
+            for group in &view.groups {
+                assert!(
+                    !group.group.contains(['\u{202e}', '\u{1b}']),
+                    "a hidden character reached the view: {:?}",
+                    group.group
+                );
+            }
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!(
         "threads {threads_before} → at most {max_threads}, fds {fds_before} → at most \
-         {max_fds}; views showed at most {most_groups_shown} groups"
+         {max_fds}; views showed at most {most_groups_shown} groups; {fresh_views} views in 20 s"
     );
-    assert!(shown_at.is_some(), "the forged groups were never shown");
+    assert!(
+        fresh_views >= 5,
+        "the watch stalled: {fresh_views} views in the 20 s after the forged announcements"
+    );
     assert!(
         max_threads <= threads_before + 80,
         "threads grew from {threads_before} to {max_threads}"
