@@ -301,14 +301,10 @@ pub struct MockTopics {
 impl MockTopics {
     /// Every topic the mock holds. Blocks (a metadata round trip to the mock).
     fn names(&self) -> Result<Vec<String>, KafkaError> {
-        let metadata = self
-            .owner
-            .client()
-            .fetch_metadata(None, std::time::Duration::from_secs(5))?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .map(|t| t.name().to_owned())
+        Ok(self
+            .partitions()?
+            .into_iter()
+            .map(|(name, _)| name)
             .collect())
     }
 
