@@ -15,9 +15,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::Utc;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use orderflow::event::OrderEvent;
-use orderflow::generator::OrderGenerator;
-use orderflow::latency::{Histogram, Latencies};
+use orderflow::domain::event::OrderEvent;
+use orderflow::domain::generator::OrderGenerator;
+use orderflow::report::latency::{Histogram, Latencies};
 
 /// The design document's example event: the shape every generated event has.
 const WELL_FORMED: &str = r#"{"event_type":"ORDER_EVENT","order_id":"6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10","user_id":"user_123","status":"PLACED","timestamp":"2026-11-21T18:30:05.123Z","source":"WEB"}"#;

@@ -20,17 +20,17 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Parser;
-use orderflow::activity::{
-    Activity, Fanout, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
-};
 use orderflow::cli::ConnectionArgs;
 use orderflow::config::KafkaSettings;
-use orderflow::event::{OrderEvent, Status};
+use orderflow::domain::event::{OrderEvent, Status};
 use orderflow::kafka::consumer::{
     ConsumedRecord, ConsumerOptions, GroupConsumer, History, Role, RoleError,
 };
 use orderflow::kafka::presence::Presence;
-use orderflow::printer::{JsonPrinter, TextPrinter};
+use orderflow::report::activity::{
+    Activity, Fanout, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
+};
+use orderflow::report::printer::{JsonPrinter, TextPrinter};
 use orderflow::shutdown::Shutdown;
 use uuid::Uuid;
 

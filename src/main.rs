@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {}", orderflow::human::error_chain(&error));
+            eprintln!("error: {}", orderflow::report::human::error_chain(&error));
             ExitCode::FAILURE
         }
     }

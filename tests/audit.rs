@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use orderflow::audit::AuditLine;
 use orderflow::audit::synthetic::SyntheticLog;
-use orderflow::event::{OrderEvent, Status};
+use orderflow::domain::event::{OrderEvent, Status};
 use serde_json::Value;
 use util::{Broker, Running, orderflow, run_with_limit, text};
 

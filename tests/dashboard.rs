@@ -5,17 +5,17 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use orderflow::activity::{
+use orderflow::dashboard::{Dashboard, ProducerStats, ViewEvent};
+use orderflow::domain::event::{EventError, Status};
+use orderflow::domain::lifecycle::Violation;
+use orderflow::report::activity::{
     Activity, Connection, Outcome, PartitionProgress, PartitionStart, RecordNote, RoleCounters,
     Summary,
 };
-use orderflow::dashboard::{Dashboard, ProducerStats, ViewEvent};
-use orderflow::event::{EventError, Status};
-use orderflow::group_view::{
+use orderflow::report::group_view::{
     GroupProtocol, GroupState, GroupView, Member, MembershipSource, PartitionLag,
 };
-use orderflow::latency::LatencyStats;
-use orderflow::lifecycle::Violation;
+use orderflow::report::latency::LatencyStats;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

@@ -2,8 +2,8 @@
 //! survives encode → parse unchanged; whatever bytes arrive, parsing answers and never panics.
 
 use chrono::{DateTime, TimeZone, Utc};
-use orderflow::event::{OrderEvent, Source, Status};
-use orderflow::generator::OrderGenerator;
+use orderflow::domain::event::{OrderEvent, Source, Status};
+use orderflow::domain::generator::OrderGenerator;
 use proptest::prelude::*;
 use uuid::Uuid;
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use orderflow::event::{OrderEvent, Status};
+use orderflow::domain::event::{OrderEvent, Status};
 use util::{Broker, closed_port, final_summary, json_lines, orderflow, read_topic, run_with_limit};
 
 const LIMIT: Duration = Duration::from_secs(120);

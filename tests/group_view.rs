@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use orderflow::config::KafkaSettings;
-use orderflow::group_view::{GroupView, MembershipSource};
 use orderflow::kafka::group_watch::GroupWatch;
+use orderflow::report::group_view::{GroupView, MembershipSource};
 use util::{Broker, Running};
 
 const LIMIT: Duration = Duration::from_secs(60);

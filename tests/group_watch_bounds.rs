@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orderflow::config::KafkaSettings;
-use orderflow::group_view::GroupView;
 use orderflow::kafka::group_watch::GroupWatch;
+use orderflow::report::group_view::GroupView;
 use util::Broker;
 
 /// Threads of this process, from /proc/self/status.

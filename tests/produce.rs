@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use orderflow::event::{OrderEvent, Status};
-use orderflow::lifecycle::Lifecycles;
+use orderflow::domain::event::{OrderEvent, Status};
+use orderflow::domain::lifecycle::Lifecycles;
 use util::{Broker, closed_port, orderflow, read_topic, run_with_limit, signal_child, text};
 
 const LIMIT: Duration = Duration::from_secs(90);

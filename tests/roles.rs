@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use orderflow::audit::AuditLine;
-use orderflow::event::OrderEvent;
+use orderflow::domain::event::OrderEvent;
 use serde_json::Value;
 use util::{
     Broker, Running, closed_port, final_summary, json_lines, orderflow, read_topic, run_with_limit,
@@ -887,7 +887,10 @@ fn run_demo(command: &mut std::process::Command) -> (String, String) {
             .find(|l| l.contains(&format!("[{role}] final: ")))
             .unwrap_or_else(|| panic!("no summary of {role} in\n{stdout}"));
         assert!(
-            line.contains(&format!("{} records", orderflow::human::count(delivered))),
+            line.contains(&format!(
+                "{} records",
+                orderflow::report::human::count(delivered)
+            )),
             "{role} read every delivered event: {line}\n{stdout}"
         );
     }

@@ -18,7 +18,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{EventError, OrderEvent};
+use crate::domain::event::{EventError, OrderEvent};
 use crate::kafka::consumer::ConsumedRecord;
 
 /// One stored record.

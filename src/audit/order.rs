@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::line::AuditLine;
 use super::reader::{AuditLog, Lines, ReadError};
 use super::topics::ByTopic;
-use crate::event::{OrderKey, Source, Status};
-use crate::human;
-use crate::lifecycle::check;
+use crate::domain::event::{OrderKey, Source, Status};
+use crate::domain::lifecycle::check;
+use crate::report::human;
 
 /// The fewest characters of an id that select an order: the eight the roles and `tail` show.
 pub const MIN_PREFIX: usize = 8;

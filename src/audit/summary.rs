@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use super::reader::{AuditLog, Lines, ReadError};
 use super::topics::{ByPartition, ByTopic, partitions};
-use crate::event::{Source, Status};
-use crate::human;
-use crate::lifecycle::Lifecycles;
+use crate::domain::event::{Source, Status};
+use crate::domain::lifecycle::Lifecycles;
+use crate::report::human;
 
 /// Events per status, in lifecycle order.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -9,7 +9,7 @@
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::line::AuditLine;
-use crate::generator::OrderGenerator;
+use crate::domain::generator::OrderGenerator;
 use crate::kafka::consumer::ConsumedRecord;
 
 /// The time of the first record.

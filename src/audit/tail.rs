@@ -8,8 +8,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use super::reader::{AuditLog, Lines, MAX_LINE, ReadError, decode};
-use crate::event::OrderKey;
-use crate::human;
+use crate::domain::event::OrderKey;
+use crate::report::human;
 
 /// How much is read at a time, backwards and forwards.
 const CHUNK: usize = 64 * 1024;

@@ -26,9 +26,9 @@ use uuid::Uuid;
 use super::reader::{AuditLog, Lines, RawLine, ReadError};
 use super::summary::megabytes;
 use super::topics::{ByPartition, ByTopic, partitions};
-use crate::event::Status;
-use crate::human;
-use crate::lifecycle::{Violation, check};
+use crate::domain::event::Status;
+use crate::domain::lifecycle::{Violation, check};
+use crate::report::human;
 
 /// Problems listed in full; beyond this they are only counted, so that verifying a file of
 /// garbage does not hold a description of each of its lines.

@@ -42,7 +42,7 @@ pub async fn run(
         "  holds       everything in memory, lost when it stops; per partition it drops the oldest \
          messages past {} MB or {} messages",
         RETENTION_BYTES / (1024 * 1024),
-        crate::human::count(RETENTION_MESSAGES)
+        crate::report::human::count(RETENTION_MESSAGES)
     );
     println!(
         "  groups      real group coordination; a rebalance waits for the members' session timeout"

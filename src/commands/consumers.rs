@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use chrono::{Local, Utc};
 
-use crate::activity::{Activity, Fanout, Report};
 use crate::audit::AuditWriter;
 use crate::cli::{AnalyticsArgs, ConsumerArgs, OrderProcessorArgs, StorageArgs};
 use crate::config::KafkaSettings;
@@ -19,7 +18,8 @@ use crate::kafka::consumer::{ConsumerOptions, GroupConsumer, Role};
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::group_watch::GroupWatch;
 use crate::kafka::presence::Presence;
-use crate::printer::{JsonPrinter, TextPrinter, summary_line};
+use crate::report::activity::{Activity, Fanout, Report};
+use crate::report::printer::{JsonPrinter, TextPrinter, summary_line};
 use crate::roles::analytics::Analytics;
 use crate::roles::order_processor::OrderProcessor;
 use crate::roles::storage::Storage;

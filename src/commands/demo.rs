@@ -10,12 +10,11 @@ use std::time::Duration;
 use chrono::{Local, Utc};
 
 use super::consumers::{exit_on_second_request, open_audit_log, presence};
-use crate::activity::{Fanout, Report};
 use crate::cli::{ConnectionArgs, DemoArgs};
+use crate::commands::produce::{Plan, RateMeter, send_in_background};
 use crate::config::KafkaSettings;
 use crate::dashboard::terminal::{self, Actions};
 use crate::dashboard::{Dashboard, ProducerStats, ViewEvent, ViewReport};
-use crate::human;
 use crate::kafka::broker::{BrokerError, BrokerOptions, DevBroker};
 use crate::kafka::consumer::{
     ConsumerControl, ConsumerError, ConsumerOptions, Ending, GroupConsumer, Role,
@@ -23,10 +22,11 @@ use crate::kafka::consumer::{
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::group_watch::GroupWatch;
 use crate::kafka::producer::OrderProducer;
-use crate::printer::{TextPrinter, summary_line};
+use crate::report::activity::{Fanout, Report};
+use crate::report::human;
+use crate::report::printer::{TextPrinter, summary_line};
 use crate::roles::analytics::Analytics;
 use crate::roles::order_processor::OrderProcessor;
-use crate::roles::producer::{Plan, RateMeter, send_in_background};
 use crate::roles::storage::Storage;
 use crate::shutdown::Shutdown;
 

@@ -7,12 +7,12 @@ mod cluster;
 mod completions;
 mod consumers;
 mod demo;
+pub mod produce;
 
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, ConnectionArgs};
 use crate::config::KafkaSettings;
-use crate::roles;
 use crate::shutdown::Shutdown;
 
 /// Runs the parsed command line to completion.
@@ -22,7 +22,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Broker(args) => broker::run(&cli.connection.topic, &args, shutdown).await,
         Command::Produce(args) => {
             let settings = settings(cli.connection)?;
-            let outcome = roles::producer::run(&settings, &args, shutdown).await?;
+            let outcome = produce::run(&settings, &args, shutdown).await?;
             Ok(exit_code(outcome.succeeded()))
         }
         Command::OrderProcessor(args) => {

@@ -13,7 +13,7 @@ pub use state::{Dashboard, ProducerStats, ViewEvent};
 
 use std::sync::mpsc::Sender;
 
-use crate::activity::{Activity, Outcome, Report};
+use crate::report::activity::{Activity, Outcome, Report};
 
 /// A role's [`Report`] sink that feeds the live view. Records are aggregated before they get
 /// here (the role's counters arrive with its progress every second), so only the rare ones

@@ -10,10 +10,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Row, Sparkline, Table, Widget, Wrap};
 
 use super::state::{Dashboard, RoleView, short_member};
-use crate::activity::{Connection, RoleCounters};
-use crate::event::Status;
-use crate::group_view::MembershipSource;
-use crate::human;
+use crate::domain::event::Status;
+use crate::report::activity::{Connection, RoleCounters};
+use crate::report::group_view::MembershipSource;
+use crate::report::human;
 
 const DIM: Style = Style::new().fg(Color::DarkGray);
 const ACCENT: Style = Style::new().fg(Color::Cyan);
@@ -395,7 +395,7 @@ impl Dashboard {
         };
         let here = self.local_members();
         // Every name here comes from the cluster or from announcements anyone may write.
-        let member_name = |member: &crate::group_view::Member| {
+        let member_name = |member: &crate::report::group_view::Member| {
             let mut name = human::printable(short_member(&member.id));
             if here.contains(member.id.as_str()) {
                 name.push_str(" (here)");

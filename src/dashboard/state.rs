@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
-use crate::activity::{Activity, Connection, Outcome, PartitionStart, Summary};
-use crate::group_view::GroupView;
+use crate::report::activity::{Activity, Connection, Outcome, PartitionStart, Summary};
+use crate::report::group_view::GroupView;
 
 /// Per-second rates kept for the throughput sparkline: one minute.
 pub const RATE_HISTORY: usize = 60;
@@ -425,8 +425,8 @@ impl Dashboard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activity::RoleCounters;
-    use crate::group_view::{GroupState, Member, MembershipSource, PartitionLag};
+    use crate::report::activity::RoleCounters;
+    use crate::report::group_view::{GroupState, Member, MembershipSource, PartitionLag};
     use chrono::TimeZone;
 
     fn at(secs: i64) -> DateTime<Utc> {

@@ -13,7 +13,7 @@ use rdkafka::producer::{BaseProducer, Partitioner, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
-pub use crate::activity::Connection;
+pub use crate::report::activity::Connection;
 
 /// What sets this process's client ids and private group ids apart from other orderflow
 /// processes': its process id, except in a container, where it is process 1 in every replica

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::statistics::Statistics;
 
-use crate::activity::{ClusterChange, LeaderMove};
+use crate::report::activity::{ClusterChange, LeaderMove};
 
 /// One broker in one statistics report.
 #[derive(Clone, Debug, PartialEq, Eq)]

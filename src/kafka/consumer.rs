@@ -45,11 +45,11 @@ use super::group_protocol::{
     inconsistent_protocol_notice,
 };
 use super::topic::{APPEAR_WAIT, Patience, TopicError, TopicUser, TopicWaitError, wait_for_topic};
-use crate::activity::{
+use crate::config::{KafkaSettings, redacted};
+use crate::report::activity::{
     Activity, LostCause, PartitionProgress, PartitionStart, Report, RoleCounters, Summary,
 };
-use crate::config::{KafkaSettings, redacted};
-use crate::latency::Latencies;
+use crate::report::latency::Latencies;
 use crate::shutdown::Shutdown;
 
 /// How long `poll` waits when nothing arrives: also how quickly a stop request is noticed.
@@ -1944,7 +1944,7 @@ mod tests {
 
     /// How main prints an error: anyhow's chain, every cause once.
     fn printed(error: ConsumerError) -> String {
-        crate::human::error_chain(&anyhow::Error::new(error))
+        crate::report::human::error_chain(&anyhow::Error::new(error))
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!   orderflow sets none of them there, and says so when the user does.
 
 use crate::config::KafkaSettings;
-pub use crate::group_view::GroupProtocol;
+pub use crate::report::group_view::GroupProtocol;
 
 /// The assignor orderflow's classic members use: rebalances move only the partitions that
 /// must move, and the others keep being read meanwhile.

@@ -26,7 +26,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::client::{ConnectionHealth, close_promptly};
 use crate::config::KafkaSettings;
-use crate::group_view::{
+use crate::report::group_view::{
     Announcement, GroupProtocol, GroupState, GroupView, Member, MemberState, MembershipSource,
     PartitionLag, announcement_topic, decode_assignment,
 };

@@ -12,9 +12,9 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::producer::{BaseProducer, BaseRecord};
 
 use super::client::{ConnectionHealth, flush_promptly};
-use crate::activity::{Activity, Report};
 use crate::config::KafkaSettings;
-use crate::group_view::{Announcement, MemberState, announcement_topic};
+use crate::report::activity::{Activity, Report};
+use crate::report::group_view::{Announcement, MemberState, announcement_topic};
 
 /// Publishes one member's announcements.
 pub struct Presence {

@@ -22,7 +22,7 @@ use super::topic::{
     APPEAR_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError, wait_for_topic,
 };
 use crate::config::{KafkaSettings, redacted};
-use crate::human;
+use crate::report::human;
 
 /// How long an event may wait for its acknowledgement before it counts as failed, unless the
 /// user sets `-X message.timeout.ms`. librdkafka's 5 minutes would make a learner who stopped

@@ -21,7 +21,7 @@ use rdkafka::client::Client;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
-use crate::activity::Connection;
+use crate::report::activity::Connection;
 
 /// How long a topic the cluster does not know may take to appear before it counts as
 /// missing. Kafka creates a topic on first use within a fraction of a second (about 0.2 s on

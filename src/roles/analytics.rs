@@ -5,9 +5,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use uuid::Uuid;
 
-use crate::activity::{Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters};
-use crate::event::{OrderEvent, Source, Status};
+use crate::domain::event::{OrderEvent, Source, Status};
 use crate::kafka::consumer::{ConsumedRecord, History, Role, RoleError};
+use crate::report::activity::{
+    Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
+};
 
 /// The analytics role's counters.
 #[derive(Debug, Default)]
@@ -119,7 +121,7 @@ impl Role for Analytics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::activity::Fanout;
+    use crate::report::activity::Fanout;
 
     fn event(order: u128, status: Status) -> (Vec<u8>, Vec<u8>) {
         let id = Uuid::from_u128(order);

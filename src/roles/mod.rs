@@ -2,5 +2,4 @@
 
 pub mod analytics;
 pub mod order_processor;
-pub mod producer;
 pub mod storage;

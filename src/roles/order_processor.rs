@@ -11,12 +11,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::activity::{Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters};
-use crate::event::OrderEvent;
-use crate::human;
+use crate::domain::event::OrderEvent;
+use crate::domain::lifecycle::{Lifecycles, Violation};
 use crate::kafka::consumer::{ConsumedRecord, History, Role, RoleError};
 use crate::kafka::dead_letter::DeadLetters;
-use crate::lifecycle::{Lifecycles, Violation};
+use crate::report::activity::{
+    Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
+};
+use crate::report::human;
 
 /// The orders of one partition.
 struct PartitionOrders {

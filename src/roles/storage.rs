@@ -16,11 +16,13 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use crate::activity::{Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters};
 use crate::audit::{AuditLine, AuditWriter, RecordId};
-use crate::event::OrderEvent;
-use crate::human;
+use crate::domain::event::OrderEvent;
 use crate::kafka::consumer::{ConsumedRecord, History, Role, RoleError};
+use crate::report::activity::{
+    Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
+};
+use crate::report::human;
 
 /// The storage role.
 pub struct Storage {

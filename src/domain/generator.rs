@@ -16,7 +16,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use uuid::Uuid;
 
-use crate::event::{OrderEvent, Source, Status};
+use crate::domain::event::{OrderEvent, Source, Status};
 
 /// How many events an order waits, at least and at most, before its next step. Later steps
 /// take longer, as shipping does, so many orders are in flight at once.
@@ -186,7 +186,7 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lifecycle::Lifecycles;
+    use crate::domain::lifecycle::Lifecycles;
 
     fn run(seed: u64, n: usize) -> Vec<OrderEvent> {
         let mut generator = OrderGenerator::new(seed);

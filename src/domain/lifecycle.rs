@@ -6,7 +6,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::event::Status;
+use crate::domain::event::Status;
 
 impl Status {
     /// The step that must follow this one, or `None` once the order is delivered.

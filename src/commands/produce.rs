@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 
-use crate::activity::Connection;
 use crate::cli::ProduceArgs;
 use crate::config::KafkaSettings;
-use crate::generator::{OrderGenerator, Pacer};
-use crate::human::{self, StatusLine};
+use crate::domain::generator::{OrderGenerator, Pacer};
 use crate::kafka::producer::{DEFAULT_MESSAGE_TIMEOUT_MS, OrderProducer, ProducerError};
 use crate::kafka::topic::{LESSON_PARTITIONS, alter_command};
+use crate::report::activity::Connection;
+use crate::report::human::{self, StatusLine};
 use crate::shutdown::Shutdown;
 
 /// The longest the send loop sleeps before looking at the stop flag again.
@@ -558,14 +558,14 @@ mod tests {
         let text = String::from_utf8(sink.0).unwrap();
         assert_eq!(text.lines().count(), 3);
         for line in text.lines() {
-            crate::event::OrderEvent::parse(line.as_bytes()).unwrap();
+            crate::domain::event::OrderEvent::parse(line.as_bytes()).unwrap();
         }
     }
 
     /// Keeps what it is given, checking each event as it arrives.
     #[derive(Default)]
     struct Collect {
-        events: Vec<crate::event::OrderEvent>,
+        events: Vec<crate::domain::event::OrderEvent>,
         refuse_after: Option<usize>,
     }
 
@@ -576,7 +576,7 @@ mod tests {
             if self.refuse_after == Some(self.events.len()) {
                 return Ok(false);
             }
-            let event = crate::event::OrderEvent::parse(payload).expect("valid");
+            let event = crate::domain::event::OrderEvent::parse(payload).expect("valid");
             assert_eq!(key, event.key().as_bytes());
             self.events.push(event);
             Ok(true)

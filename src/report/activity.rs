@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::event::{EventError, Source, Status};
-use crate::group_view::GroupProtocol;
-use crate::latency::LatencyStats;
-use crate::lifecycle::Violation;
+use crate::domain::event::{EventError, Source, Status};
+use crate::domain::lifecycle::Violation;
+use crate::report::group_view::GroupProtocol;
+use crate::report::latency::LatencyStats;
 
 /// The latest thing the Kafka client said about reaching the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -326,7 +326,7 @@ impl std::fmt::Display for ClusterChange {
                 } else {
                     "reachable again"
                 },
-                crate::human::duration(*after)
+                crate::report::human::duration(*after)
             ),
             ClusterChange::LeadersMoved(moves) => {
                 let parts: Vec<String> = moves

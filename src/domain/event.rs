@@ -41,7 +41,7 @@ impl Source {
     }
 }
 
-/// Where an order is in its lifecycle. The allowed transitions live in [`crate::lifecycle`].
+/// Where an order is in its lifecycle. The allowed transitions live in [`crate::domain::lifecycle`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Status {

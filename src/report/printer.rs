@@ -17,14 +17,14 @@ use std::time::Instant;
 use chrono::{Local, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::activity::{
+use crate::domain::event::{OrderKey, Status};
+use crate::report::activity::{
     Activity, ClusterChange, Connection, LostCause, Outcome, PartitionProgress, RecordNote,
     RoleCounters, Summary,
 };
-use crate::event::{OrderKey, Status};
-use crate::group_view::GroupProtocol;
-use crate::human;
-use crate::latency::LatencyStats;
+use crate::report::group_view::GroupProtocol;
+use crate::report::human;
+use crate::report::latency::LatencyStats;
 
 /// Per-record lines allowed per second before the text printer switches to summaries.
 pub const LINES_PER_SECOND: f64 = 20.0;
@@ -91,7 +91,7 @@ impl TextPrinter {
     }
 }
 
-impl crate::activity::Report for TextPrinter {
+impl crate::report::activity::Report for TextPrinter {
     fn report(&mut self, activity: Activity) {
         match activity {
             Activity::Joined {
@@ -392,7 +392,7 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-impl crate::activity::Report for JsonPrinter {
+impl crate::report::activity::Report for JsonPrinter {
     fn report(&mut self, activity: Activity) {
         let value: Value = match activity {
             Activity::Joined {
@@ -530,8 +530,8 @@ fn cluster_json(change: &ClusterChange) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Source;
-    use crate::lifecycle::Violation;
+    use crate::domain::event::Source;
+    use crate::domain::lifecycle::Violation;
 
     #[test]
     fn a_revocation_claims_a_commit_only_when_there_was_one() {

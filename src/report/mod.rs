@@ -1,0 +1,13 @@
+//! What the roles tell people, as plain values and as text: no Kafka, no terminal.
+//!
+//! - [`activity`]: what a consumer role reports, as plain values
+//! - [`latency`]: end-to-end latency of handled records, in a fixed-size histogram
+//! - [`group_view`]: who reads the topic — groups, members, partitions, lag
+//! - [`printer`]: text and JSON Lines output of the roles
+//! - [`human`]: numbers, durations and errors in words for people
+
+pub mod activity;
+pub mod group_view;
+pub mod human;
+pub mod latency;
+pub mod printer;
