@@ -23,14 +23,13 @@ use clap::Parser;
 use orderflow::cli::ConnectionArgs;
 use orderflow::config::KafkaSettings;
 use orderflow::domain::event::{OrderEvent, Status};
-use orderflow::kafka::consumer::{
-    ConsumedRecord, ConsumerOptions, GroupConsumer, History, Role, RoleError,
-};
+use orderflow::kafka::consumer::{ConsumerOptions, GroupConsumer};
 use orderflow::kafka::presence::Presence;
 use orderflow::report::activity::{
     Activity, Fanout, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
 };
 use orderflow::report::printer::{JsonPrinter, TextPrinter};
+use orderflow::roles::{ConsumedRecord, Replay, Role, RoleError};
 use orderflow::shutdown::Shutdown;
 use uuid::Uuid;
 
@@ -141,7 +140,7 @@ impl Role for FraudWatcher {
     fn assigned(
         &mut self,
         _partitions: &[PartitionStart],
-        _history: &History,
+        _history: &dyn Replay,
         _out: &mut dyn Report,
     ) -> Result<(), RoleError> {
         // Nothing to prepare: the state is per user, not per partition (see `recent`).

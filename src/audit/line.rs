@@ -19,7 +19,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::event::{EventError, OrderEvent};
-use crate::kafka::consumer::ConsumedRecord;
+use crate::roles::ConsumedRecord;
 
 /// One stored record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

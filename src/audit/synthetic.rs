@@ -10,7 +10,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::line::AuditLine;
 use crate::domain::generator::OrderGenerator;
-use crate::kafka::consumer::ConsumedRecord;
+use crate::roles::ConsumedRecord;
 
 /// The time of the first record.
 const START_MS: i64 = 1_795_285_800_000; // 2026-11-21T18:30:00Z

@@ -427,7 +427,7 @@ mod tests {
     use chrono::Utc;
 
     fn line(partition: i32, offset: i64) -> AuditLine {
-        let record = crate::kafka::consumer::ConsumedRecord {
+        let record = crate::roles::ConsumedRecord {
             topic: "t",
             partition,
             offset,
@@ -520,7 +520,7 @@ mod tests {
         let path = dir.path().join("log.jsonl");
         let (mut writer, _) = AuditWriter::open(&path).unwrap();
         let big = "y".repeat(3 * SCAN_CHUNK);
-        let record = crate::kafka::consumer::ConsumedRecord {
+        let record = crate::roles::ConsumedRecord {
             topic: "t",
             partition: 1,
             offset: 10,

@@ -14,12 +14,13 @@ use crate::cli::{AnalyticsArgs, ConsumerArgs, OrderProcessorArgs, StorageArgs};
 use crate::config::KafkaSettings;
 use crate::dashboard::terminal::{self, Actions};
 use crate::dashboard::{Dashboard, ViewEvent, ViewReport};
-use crate::kafka::consumer::{ConsumerOptions, GroupConsumer, Role};
+use crate::kafka::consumer::{ConsumerOptions, GroupConsumer};
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::group_watch::GroupWatch;
 use crate::kafka::presence::Presence;
 use crate::report::activity::{Activity, Fanout, Report};
 use crate::report::printer::{JsonPrinter, TextPrinter, summary_line};
+use crate::roles::Role;
 use crate::roles::analytics::Analytics;
 use crate::roles::order_processor::OrderProcessor;
 use crate::roles::storage::Storage;
@@ -186,7 +187,7 @@ pub async fn order_processor(
         checked = dead_letters.check() => checked?.into_iter().collect(),
         _ = interrupted.requested_async() => return Ok(ExitCode::SUCCESS),
     };
-    let role = OrderProcessor::new(dead_letters, Duration::from_millis(args.work_ms));
+    let role = OrderProcessor::new(Box::new(dead_letters), Duration::from_millis(args.work_ms));
     run(settings, options, role, &args.consumer, notices, shutdown).await
 }
 

@@ -17,7 +17,7 @@ use crate::dashboard::terminal::{self, Actions};
 use crate::dashboard::{Dashboard, ProducerStats, ViewEvent, ViewReport};
 use crate::kafka::broker::{BrokerError, BrokerOptions, DevBroker};
 use crate::kafka::consumer::{
-    ConsumerControl, ConsumerError, ConsumerOptions, Ending, GroupConsumer, Role,
+    ConsumerControl, ConsumerError, ConsumerOptions, Ending, GroupConsumer,
 };
 use crate::kafka::dead_letter::DeadLetters;
 use crate::kafka::group_watch::GroupWatch;
@@ -25,6 +25,7 @@ use crate::kafka::producer::OrderProducer;
 use crate::report::activity::{Fanout, Report};
 use crate::report::human;
 use crate::report::printer::{TextPrinter, summary_line};
+use crate::roles::Role;
 use crate::roles::analytics::Analytics;
 use crate::roles::order_processor::OrderProcessor;
 use crate::roles::storage::Storage;
@@ -152,7 +153,7 @@ pub async fn run(
         start_role(
             &settings,
             ROLES[0],
-            OrderProcessor::new(dead_letters, Duration::ZERO),
+            OrderProcessor::new(Box::new(dead_letters), Duration::ZERO),
             out(ROLES[0]),
             &roles_stop,
         )

@@ -47,9 +47,10 @@ use super::group_protocol::{
 use super::topic::{APPEAR_WAIT, Patience, TopicError, TopicUser, TopicWaitError, wait_for_topic};
 use crate::config::{KafkaSettings, redacted};
 use crate::report::activity::{
-    Activity, LostCause, PartitionProgress, PartitionStart, Report, RoleCounters, Summary,
+    Activity, LostCause, PartitionProgress, PartitionStart, Report, Summary,
 };
 use crate::report::latency::Latencies;
+use crate::roles::{ConsumedRecord, Replay, Role, RoleError};
 use crate::shutdown::Shutdown;
 
 /// How long `poll` waits when nothing arrives: also how quickly a stop request is noticed.
@@ -113,23 +114,8 @@ pub const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the start-up check and the metadata calls wait for the cluster.
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// An error a role returns from its work; the runtime stops and reports it.
-pub type RoleError = Box<dyn std::error::Error + Send + Sync>;
-
-/// One record, borrowed from librdkafka for the time the role handles it.
-#[derive(Clone, Copy, Debug)]
-pub struct ConsumedRecord<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<&'a [u8]>,
-    pub value: Option<&'a [u8]>,
-    /// The record's Kafka timestamp in milliseconds since the epoch, when it has one.
-    pub timestamp_ms: Option<i64>,
-}
-
 impl<'a> ConsumedRecord<'a> {
-    fn from_message(message: &'a impl Message) -> ConsumedRecord<'a> {
+    pub(crate) fn from_message(message: &'a impl Message) -> ConsumedRecord<'a> {
         ConsumedRecord {
             topic: message.topic(),
             partition: message.partition(),
@@ -139,41 +125,6 @@ impl<'a> ConsumedRecord<'a> {
             timestamp_ms: message.timestamp().to_millis(),
         }
     }
-}
-
-/// What a role does with the records of its partitions.
-pub trait Role: Send + 'static {
-    /// Partitions were assigned; called before any of their records is handled, so a role
-    /// can rebuild per-partition state from `history`.
-    fn assigned(
-        &mut self,
-        partitions: &[PartitionStart],
-        history: &History,
-        out: &mut dyn Report,
-    ) -> Result<(), RoleError>;
-
-    /// Partitions were revoked; their state can be dropped.
-    fn revoked(&mut self, partitions: &[i32], out: &mut dyn Report);
-
-    /// Handles one record. When this returns Ok, the record counts as done once the next
-    /// [`Role::flush`] succeeds.
-    fn handle(
-        &mut self,
-        record: &ConsumedRecord<'_>,
-        out: &mut dyn Report,
-    ) -> Result<(), RoleError>;
-
-    /// Makes everything handled so far durable (write, fsync, deliver). Offsets are stored,
-    /// and later committed, only after this returns Ok.
-    fn flush(&mut self) -> Result<(), RoleError> {
-        Ok(())
-    }
-
-    /// Malformed records counted, total and by kind.
-    fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>);
-
-    /// The role's own counters.
-    fn counters(&self) -> RoleCounters;
 }
 
 /// Why a consumer role stopped with an error.
@@ -376,6 +327,18 @@ impl History {
                 None => {}
             }
         }
+    }
+}
+
+impl Replay for History {
+    fn replay(
+        &self,
+        partition: i32,
+        from: i64,
+        until: i64,
+        visit: &mut dyn FnMut(&ConsumedRecord<'_>),
+    ) -> Result<u64, RoleError> {
+        Ok(History::replay(self, partition, from, until, visit)?)
     }
 }
 

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header, OwnedHeaders};
 
-use super::consumer::ConsumedRecord;
 use super::producer::{OrderProducer, ProducerError};
 use crate::config::KafkaSettings;
+use crate::roles::{ConsumedRecord, DeadLetterSink, RoleError};
 
 /// Header: a short, stable name of the problem (`not-json`, `skipped-status`, …).
 pub const HEADER_REASON: &str = "orderflow.reason";
@@ -172,6 +172,25 @@ impl DeadLetters {
             });
         }
         Ok(())
+    }
+}
+
+impl DeadLetterSink for DeadLetters {
+    fn topic(&self) -> &str {
+        DeadLetters::topic(self)
+    }
+
+    fn send(
+        &mut self,
+        record: &ConsumedRecord<'_>,
+        reason: &str,
+        error: &str,
+    ) -> Result<(), RoleError> {
+        Ok(DeadLetters::send(self, record, reason, error)?)
+    }
+
+    fn flush(&mut self) -> Result<(), RoleError> {
+        Ok(DeadLetters::flush(self)?)
     }
 }
 

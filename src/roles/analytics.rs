@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use uuid::Uuid;
 
+use super::{ConsumedRecord, Replay, Role, RoleError};
 use crate::domain::event::{OrderEvent, Source, Status};
-use crate::kafka::consumer::{ConsumedRecord, History, Role, RoleError};
 use crate::report::activity::{
     Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
 };
@@ -41,7 +41,7 @@ impl Role for Analytics {
     fn assigned(
         &mut self,
         _partitions: &[PartitionStart],
-        _history: &History,
+        _history: &dyn Replay,
         _out: &mut dyn Report,
     ) -> Result<(), RoleError> {
         // Counts are totals of what this member read; nothing belongs to a partition.

@@ -1,5 +1,94 @@
-//! The roles of the order platform, one per subcommand.
+//! The consumer roles of the order platform, one file per role, and the interface they share
+//! with the runtime that feeds them. Nothing here knows Kafka: the runtime (`kafka::consumer`)
+//! hands a role plain records and implements the role-side traits ([`Replay`],
+//! [`DeadLetterSink`]), so every role can be tested with fakes of them.
 
 pub mod analytics;
 pub mod order_processor;
 pub mod storage;
+
+use std::collections::BTreeMap;
+
+use crate::report::activity::{PartitionStart, Report, RoleCounters};
+
+/// An error a role returns from its work; the runtime stops and reports it.
+pub type RoleError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One record, borrowed from the consumer for the time the role handles it.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsumedRecord<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The record's Kafka timestamp in milliseconds since the epoch, when it has one.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// Reads a partition's records again, outside the group: how a role rebuilds the state that
+/// belongs to a partition it was just given.
+pub trait Replay {
+    /// Calls `visit` for every record of `partition` with `from <= offset < until`, in
+    /// offset order. Returns how many records it visited (fewer than `until - from` when
+    /// records were deleted meanwhile).
+    fn replay(
+        &self,
+        partition: i32,
+        from: i64,
+        until: i64,
+        visit: &mut dyn FnMut(&ConsumedRecord<'_>),
+    ) -> Result<u64, RoleError>;
+}
+
+/// Where a role sends the records it cannot process, with the reason.
+pub trait DeadLetterSink: Send {
+    /// The topic dead letters go to, for the role's reports.
+    fn topic(&self) -> &str;
+
+    /// Queues `record` as a dead letter; `reason` is a short kind, `error` the words.
+    fn send(
+        &mut self,
+        record: &ConsumedRecord<'_>,
+        reason: &str,
+        error: &str,
+    ) -> Result<(), RoleError>;
+
+    /// Waits until every dead letter sent so far is acknowledged; fails if any was not.
+    fn flush(&mut self) -> Result<(), RoleError>;
+}
+
+/// What a role does with the records of its partitions.
+pub trait Role: Send + 'static {
+    /// Partitions were assigned; called before any of their records is handled, so a role
+    /// can rebuild per-partition state from `history`.
+    fn assigned(
+        &mut self,
+        partitions: &[PartitionStart],
+        history: &dyn Replay,
+        out: &mut dyn Report,
+    ) -> Result<(), RoleError>;
+
+    /// Partitions were revoked; their state can be dropped.
+    fn revoked(&mut self, partitions: &[i32], out: &mut dyn Report);
+
+    /// Handles one record. When this returns Ok, the record counts as done once the next
+    /// [`Role::flush`] succeeds.
+    fn handle(
+        &mut self,
+        record: &ConsumedRecord<'_>,
+        out: &mut dyn Report,
+    ) -> Result<(), RoleError>;
+
+    /// Makes everything handled so far durable (write, fsync, deliver). Offsets are stored,
+    /// and later committed, only after this returns Ok.
+    fn flush(&mut self) -> Result<(), RoleError> {
+        Ok(())
+    }
+
+    /// Malformed records counted, total and by kind.
+    fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>);
+
+    /// The role's own counters.
+    fn counters(&self) -> RoleCounters;
+}

@@ -11,10 +11,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
+use super::DeadLetterSink;
+use super::{ConsumedRecord, Replay, Role, RoleError};
 use crate::domain::event::OrderEvent;
 use crate::domain::lifecycle::{Lifecycles, Violation};
-use crate::kafka::consumer::{ConsumedRecord, History, Role, RoleError};
-use crate::kafka::dead_letter::DeadLetters;
 use crate::report::activity::{
     Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
 };
@@ -31,7 +31,7 @@ struct PartitionOrders {
 /// The order-processor role.
 pub struct OrderProcessor {
     partitions: HashMap<i32, PartitionOrders>,
-    dead_letters: DeadLetters,
+    dead_letters: Box<dyn DeadLetterSink>,
     /// Simulated work per record (`--work-ms`), to create lag in a workshop.
     work: Duration,
     valid: u64,
@@ -43,7 +43,7 @@ pub struct OrderProcessor {
 }
 
 impl OrderProcessor {
-    pub fn new(dead_letters: DeadLetters, work: Duration) -> OrderProcessor {
+    pub fn new(dead_letters: Box<dyn DeadLetterSink>, work: Duration) -> OrderProcessor {
         OrderProcessor {
             partitions: HashMap::new(),
             dead_letters,
@@ -77,7 +77,7 @@ impl Role for OrderProcessor {
     fn assigned(
         &mut self,
         partitions: &[PartitionStart],
-        history: &History,
+        history: &dyn Replay,
         out: &mut dyn Report,
     ) -> Result<(), RoleError> {
         for start in partitions {
@@ -179,7 +179,7 @@ impl Role for OrderProcessor {
 
     fn flush(&mut self) -> Result<(), RoleError> {
         // A record is done only once its dead letter is safely in Kafka.
-        Ok(self.dead_letters.flush()?)
+        self.dead_letters.flush()
     }
 
     fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>) {

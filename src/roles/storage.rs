@@ -16,9 +16,9 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
+use super::{ConsumedRecord, Replay, Role, RoleError};
 use crate::audit::{AuditLine, AuditWriter, RecordId};
 use crate::domain::event::OrderEvent;
-use crate::kafka::consumer::{ConsumedRecord, History, Role, RoleError};
 use crate::report::activity::{
     Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
 };
@@ -100,7 +100,7 @@ impl Storage {
         &mut self,
         start: &PartitionStart,
         last: Option<&RecordId>,
-        history: &History,
+        history: &dyn Replay,
         out: &mut dyn Report,
     ) -> Result<(), RoleError> {
         // Without a commit the group claims nothing was stored; with no line of the
@@ -172,7 +172,7 @@ impl Storage {
         &self,
         start: &PartitionStart,
         last: &RecordId,
-        history: &History,
+        history: &dyn Replay,
     ) -> Result<(), RoleError> {
         let foreign = |what: String| ForeignLog {
             file: self.log.path().display().to_string(),
@@ -212,7 +212,7 @@ impl Role for Storage {
     fn assigned(
         &mut self,
         partitions: &[PartitionStart],
-        history: &History,
+        history: &dyn Replay,
         out: &mut dyn Report,
     ) -> Result<(), RoleError> {
         let numbers: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
