@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, TimeZone, Utc};
-use orderflow::dashboard::{Dashboard, ProducerStats, ViewEvent};
+use orderflow::dashboard::{Action, Dashboard, ProducerStats, ViewEvent};
 use orderflow::domain::event::{EventError, Status};
 use orderflow::domain::lifecycle::Violation;
 use orderflow::report::activity::{
@@ -308,7 +308,7 @@ fn paused_with_lag() {
 #[test]
 fn help_overlay() {
     let mut d = mid_stream();
-    d.help = true;
+    d.apply(Action::ToggleHelp);
     insta::assert_snapshot!(render(&d, 100, 30).backend());
 }
 
@@ -405,8 +405,8 @@ fn demo() -> Dashboard {
         at(0),
         FixedOffset::east_opt(0).unwrap(),
     );
-    d.demo_broker = Some("127.0.0.1:9092".into());
-    d.selected = 1;
+    d.set_demo_broker("127.0.0.1:9092");
+    d.select("analytics");
     d.update(ViewEvent::Producer(ProducerStats {
         sent: 2_400,
         delivered: 2_398,
@@ -468,7 +468,7 @@ fn the_demo_at_80x24() {
 #[test]
 fn no_size_makes_it_panic() {
     let mut helped = mid_stream();
-    helped.help = true;
+    helped.apply(Action::ToggleHelp);
     // Every size at which a layout changes, and its neighbours.
     let widths = [
         0, 1, 5, 19, 20, 21, 39, 40, 41, 59, 60, 61, 80, 99, 100, 109, 110, 160,

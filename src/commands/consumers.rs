@@ -12,7 +12,7 @@ use chrono::{Local, Utc};
 use crate::audit::AuditWriter;
 use crate::cli::{AnalyticsArgs, ConsumerArgs, OrderProcessorArgs, StorageArgs};
 use crate::config::KafkaSettings;
-use crate::dashboard::terminal::{self, Actions};
+use crate::dashboard::terminal::{self, Controls};
 use crate::dashboard::{Dashboard, ViewEvent, ViewReport};
 use crate::kafka::consumer::{ConsumerOptions, GroupConsumer};
 use crate::kafka::dead_letter::DeadLetters;
@@ -121,24 +121,22 @@ async fn run<R: Role>(
             ran
         })
     };
-    let mut dashboard = Dashboard::new(
+    let dashboard = Dashboard::new(
         &settings.bootstrap(),
         &settings.topic,
         &[role_name],
         Utc::now(),
         *Local::now().offset(),
     );
-    dashboard.log_file = crate::logging::to_file()
-        .ok()
-        .map(|p| p.display().to_string());
-    let actions = Actions {
-        pause: vec![Box::new(move |paused| control.set_paused(paused))],
-    };
+    // Logs go to a file while the view owns the terminal (best effort).
+    let _ = crate::logging::to_file();
+    let mut controls = Controls::default();
+    controls.on_pause(role_name, move |paused| control.set_paused(paused));
     let view = {
         let shutdown = shutdown.clone();
         let finished = Arc::clone(&finished);
         tokio::task::spawn_blocking(move || {
-            let result = terminal::run(dashboard, &view_events, &actions, || {
+            let result = terminal::run(dashboard, &view_events, &controls, || {
                 shutdown.requested() || finished.load(Ordering::Relaxed)
             });
             (result, view_events)
@@ -163,11 +161,11 @@ async fn run<R: Role>(
     for notice in notices {
         println!("{notice}");
     }
-    for role in &dashboard.roles {
-        for notice in &role.notices {
+    for role in dashboard.roles() {
+        for notice in role.notices() {
             println!("{notice}");
         }
-        if let Some(summary) = &role.summary {
+        if let Some(summary) = role.summary() {
             println!("{}", summary_line(summary));
         }
     }

@@ -13,7 +13,7 @@ use super::consumers::{exit_on_second_request, open_audit_log, presence};
 use crate::cli::{ConnectionArgs, DemoArgs};
 use crate::commands::produce::{Plan, RateMeter, send_in_background};
 use crate::config::KafkaSettings;
-use crate::dashboard::terminal::{self, Actions};
+use crate::dashboard::terminal::{self, Controls};
 use crate::dashboard::{Dashboard, ProducerStats, ViewEvent, ViewReport};
 use crate::kafka::broker::{BrokerError, BrokerOptions, DevBroker};
 use crate::kafka::consumer::{
@@ -42,6 +42,7 @@ const ROLES: [&str; 3] = ["order-processor", "analytics", "storage"];
 
 /// A role started by the demo.
 struct Running {
+    name: &'static str,
     control: ConsumerControl,
     task: tokio::task::JoinHandle<Result<Ending, ConsumerError>>,
 }
@@ -67,7 +68,11 @@ async fn start_role<R: Role>(
         tokio::task::spawn_blocking(move || consumer.connect().map(|()| consumer)).await??;
     let shutdown = shutdown.clone();
     let task = tokio::task::spawn_blocking(move || consumer.run(&shutdown));
-    Ok(Running { control, task })
+    Ok(Running {
+        name: role_name,
+        control,
+        task,
+    })
 }
 
 pub async fn run(
@@ -232,25 +237,21 @@ pub async fn run(
             Utc::now(),
             *Local::now().offset(),
         );
-        dashboard.selected = 1;
+        dashboard.select(ROLES[1]);
+        dashboard.feature(ROLES[1]);
         if broker_task.is_some() {
-            dashboard.demo_broker = Some(address.clone());
+            dashboard.set_demo_broker(&address);
         }
-        dashboard.log_file = crate::logging::to_file()
-            .ok()
-            .map(|p| p.display().to_string());
-        let actions = Actions {
-            pause: roles
-                .iter()
-                .map(|r| {
-                    let control = r.control.clone();
-                    Box::new(move |paused| control.set_paused(paused)) as Box<dyn Fn(bool) + Send>
-                })
-                .collect(),
-        };
+        // Logs go to a file while the view owns the terminal (best effort).
+        let _ = crate::logging::to_file();
+        let mut controls = Controls::default();
+        for role in &roles {
+            let control = role.control.clone();
+            controls.on_pause(role.name, move |paused| control.set_paused(paused));
+        }
         let stop = shutdown.clone();
         let view_events_result = tokio::task::spawn_blocking(move || {
-            let result = terminal::run(dashboard, &view_events, &actions, || stop.requested());
+            let result = terminal::run(dashboard, &view_events, &controls, || stop.requested());
             (result, view_events)
         })
         .await?;
@@ -304,9 +305,9 @@ pub async fn run(
         while let Ok(event) = view_events.recv_timeout(Duration::from_millis(100)) {
             dashboard.update(event);
         }
-        for role in &dashboard.roles {
-            if let Some(summary) = &role.summary {
-                println!("{}: {}", role.role, summary_line(summary));
+        for role in dashboard.roles() {
+            if let Some(summary) = role.summary() {
+                println!("{}: {}", role.name(), summary_line(summary));
             }
         }
     }

@@ -1,15 +1,18 @@
 //! The live view (ratatui): state + update + render, and the terminal loop around them.
 //! It consumes plain events ([`ViewEvent`]) and never touches Kafka.
 //!
-//! - [`state`]: the dashboard's state and how each event changes it;
+//! - [`state`]: the dashboard's state, how each event changes it and what each action does;
+//! - [`keys`]: which key means which action;
 //! - [`render`]: the frame, drawn from the state alone;
 //! - [`terminal`]: taking over the terminal, keys, redraw pacing, and giving it back.
 
-pub mod render;
-pub mod state;
-pub mod terminal;
+mod keys;
+mod render;
+mod state;
+pub(crate) mod terminal;
 
-pub use state::{Dashboard, ProducerStats, ViewEvent};
+pub use keys::Action;
+pub use state::{Dashboard, Effect, ProducerStats, ViewEvent};
 
 use std::sync::mpsc::Sender;
 
@@ -19,13 +22,15 @@ use crate::report::activity::{Activity, Outcome, Report};
 /// here (the role's counters arrive with its progress every second), so only the rare ones
 /// worth showing on their own — malformed records and violations — cross the channel: at
 /// 50,000 events a second the view sees a handful of events, not fifty thousand.
-pub struct ViewReport {
+pub(crate) struct ViewReport {
+    /// The role whose activity this is.
     role: &'static str,
+    /// Where the view reads its events.
     events: Sender<ViewEvent>,
 }
 
 impl ViewReport {
-    pub fn new(role: &'static str, events: Sender<ViewEvent>) -> ViewReport {
+    pub(crate) fn new(role: &'static str, events: Sender<ViewEvent>) -> ViewReport {
         ViewReport { role, events }
     }
 }

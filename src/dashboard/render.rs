@@ -38,7 +38,7 @@ impl Widget for &Dashboard {
         } else {
             self.single_body(body, buf);
         }
-        if self.help {
+        if self.help_shown() {
             self.help_overlay(area, buf);
         }
     }
@@ -68,7 +68,7 @@ fn connection_span(connection: &Connection) -> Span<'static> {
 
 impl Dashboard {
     fn is_demo(&self) -> bool {
-        self.producer.is_some() || self.roles.len() > 1
+        self.producer().is_some() || self.roles().len() > 1
     }
 
     fn status_line(&self, area: Rect, buf: &mut Buffer) {
@@ -76,34 +76,34 @@ impl Dashboard {
         let mut spans = vec![Span::styled(" orderflow ", Style::new().bold().reversed())];
         if self.is_demo() {
             spans.push(Span::raw(" demo"));
-            if let Some(broker) = &self.demo_broker {
+            if let Some(broker) = self.demo_broker() {
                 spans.push(sep.clone());
                 spans.push(Span::raw(format!(
                     "broker {broker} (other terminals: -b {broker})"
                 )));
             }
         } else if let Some(role) = self.selected_role() {
-            spans.push(Span::raw(format!(" {}", role.role)));
-            if let Some(group) = &role.group {
+            spans.push(Span::raw(format!(" {}", role.name())));
+            if let Some(group) = role.group() {
                 spans.push(sep.clone());
                 spans.push(Span::raw(format!("group {group}")));
             }
-            if let Some(member) = &role.member {
+            if let Some(member) = role.member() {
                 spans.push(sep.clone());
                 spans.push(Span::raw(format!("member {}", short_member(member))));
             }
         }
         spans.push(sep.clone());
-        if self.demo_broker.is_some() {
-            spans.push(Span::raw(format!("topic {}", self.topic)));
+        if self.demo_broker().is_some() {
+            spans.push(Span::raw(format!("topic {}", self.topic())));
         } else {
-            spans.push(Span::raw(format!("{} › {}", self.brokers, self.topic)));
+            spans.push(Span::raw(format!("{} › {}", self.brokers(), self.topic())));
         }
         spans.push(sep);
         let connection = self
-            .roles
+            .roles()
             .iter()
-            .map(|r| &r.connection)
+            .map(|r| r.connection())
             .find(|c| !c.is_ok())
             .unwrap_or(&Connection::Ok);
         spans.push(connection_span(connection));
@@ -121,14 +121,14 @@ impl Dashboard {
             key("?"),
             Span::raw(" help"),
         ];
-        if self.roles.len() > 1 {
+        if self.roles().len() > 1 {
             spans.push(Span::raw("  "));
             spans.push(key("tab"));
             spans.push(Span::raw(" next role"));
         }
-        if let Some(role) = self.selected_role().filter(|r| r.paused) {
+        if let Some(role) = self.selected_role().filter(|r| r.paused()) {
             spans.push(Span::styled(
-                format!("   ⏸ {} PAUSED: lag grows", role.role),
+                format!("   ⏸ {} PAUSED: lag grows", role.name()),
                 Style::new().fg(Color::Yellow).bold(),
             ));
         }
@@ -152,7 +152,7 @@ impl Dashboard {
                 Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
                     .areas(area);
             let counters = counter_lines(role, left.width.saturating_sub(2));
-            let recent = (role.problems.len() + role.notices.len()).clamp(1, 8) as u16;
+            let recent = (role.problems().len() + role.notices().len()).clamp(1, 8) as u16;
             let [counter_area, rate_area, recent_area] = Layout::vertical([
                 Constraint::Length(counters.len() as u16 + 2),
                 Constraint::Min(6),
@@ -160,7 +160,7 @@ impl Dashboard {
             ])
             .areas(left);
             let [member_area, groups_area, timeline_area] = Layout::vertical([
-                Constraint::Length(role.owned.len().max(1) as u16 + 3),
+                Constraint::Length(role.owned().len().max(1) as u16 + 3),
                 Constraint::Min(self.group_rows() + 3),
                 Constraint::Length(self.timeline_rows(12) + 2),
             ])
@@ -180,7 +180,7 @@ impl Dashboard {
         let counters = counter_lines(role, area.width.saturating_sub(2));
         let roomy = area.height >= 30;
         let member_height = if roomy {
-            role.owned.len().max(1) as u16 + 3
+            role.owned().len().max(1) as u16 + 3
         } else {
             3
         };
@@ -223,15 +223,15 @@ impl Dashboard {
         ])
         .areas(area);
         let mut columns = Vec::new();
-        if self.producer.is_some() {
-            columns.push(Constraint::Ratio(1, self.roles.len() as u32 + 1));
+        if self.producer().is_some() {
+            columns.push(Constraint::Ratio(1, self.roles().len() as u32 + 1));
         }
-        for _ in &self.roles {
-            columns.push(Constraint::Ratio(1, self.roles.len() as u32 + 1));
+        for _ in self.roles() {
+            columns.push(Constraint::Ratio(1, self.roles().len() as u32 + 1));
         }
         let cells = Layout::horizontal(columns).split(roles_area);
         let mut cells = cells.iter();
-        if let Some(stats) = &self.producer {
+        if let Some(stats) = self.producer() {
             let cell = *cells.next().expect("one cell per panel");
             let lines = vec![
                 Line::from(format!(
@@ -246,10 +246,10 @@ impl Dashboard {
                 .block(panel("producer"))
                 .render(cell, buf);
         }
-        for (i, role) in self.roles.iter().enumerate() {
+        for (i, role) in self.roles().iter().enumerate() {
             let cell = *cells.next().expect("one cell per panel");
-            let mut block = panel(role.role);
-            if i == self.selected {
+            let mut block = panel(role.name());
+            if i == self.selected() {
                 block = block.border_style(ACCENT);
             }
             let mut lines = compact_lines(role);
@@ -260,12 +260,7 @@ impl Dashboard {
             let [left, right] =
                 Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
                     .areas(middle);
-            let analytics = self
-                .roles
-                .iter()
-                .find(|r| r.role == "analytics")
-                .or_else(|| self.selected_role());
-            if let Some(role) = analytics {
+            if let Some(role) = self.featured_role() {
                 let lines = counter_lines(role, left.width.saturating_sub(2));
                 let height = lines.len() as u16 + 2;
                 let [counter_area, rate_area] =
@@ -284,12 +279,12 @@ impl Dashboard {
 
     /// How many rows the timeline wants: its entries, at least 3, at most `max`.
     fn timeline_rows(&self, max: usize) -> u16 {
-        self.timeline.len().clamp(3, max) as u16
+        self.timeline().len().clamp(3, max) as u16
     }
 
     /// How many rows the groups table needs (without header and borders).
     fn group_rows(&self) -> u16 {
-        let Some(view) = &self.groups else {
+        let Some(view) = self.groups() else {
             return 1;
         };
         let rows: usize = view
@@ -305,17 +300,17 @@ impl Dashboard {
     }
 
     fn owned_line(&self, role: &RoleView) -> Line<'static> {
-        if role.left {
+        if role.left() {
             return Line::styled("left the group", DIM);
         }
-        if role.owned.is_empty() {
+        if role.owned().is_empty() {
             return Line::styled("owns no partitions (yet)", DIM);
         }
         let parts: Vec<String> = role
-            .owned
+            .owned()
             .iter()
             .map(|&p| {
-                let row = role.partition(p, self.groups.as_ref());
+                let row = role.partition(p, self.groups());
                 match row.lag {
                     Some(lag) => format!("p{p} lag {}", count(lag as u64)),
                     None => format!("p{p}"),
@@ -330,14 +325,14 @@ impl Dashboard {
         // (lag in time); then how long the last assignment took. Each only where it fits.
         let mut title = "this member".to_owned();
         let mut extras = Vec::new();
-        if let Some(latency) = role.summary.as_ref().and_then(|s| s.latency) {
+        if let Some(latency) = role.summary().and_then(|s| s.latency) {
             extras.push(format!(
                 "latency p50 {} ms, p99 {} ms",
                 human::decimal(latency.p50_ms),
                 human::decimal(latency.p99_ms)
             ));
         }
-        if let Some((_, waited)) = role.last_assignment.filter(|(_, w)| !w.is_zero()) {
+        if let Some((_, waited)) = role.last_assignment().filter(|(_, w)| !w.is_zero()) {
             extras.push(format!(
                 "got its partitions after {}",
                 human::duration(waited)
@@ -348,17 +343,17 @@ impl Dashboard {
                 title = format!("{title} · {extra}");
             }
         }
-        if role.owned.is_empty() {
+        if role.owned().is_empty() {
             Paragraph::new(self.owned_line(role))
                 .block(panel(&title))
                 .render(area, buf);
             return;
         }
         let rows: Vec<Row> = role
-            .owned
+            .owned()
             .iter()
             .map(|&p| {
-                let row = role.partition(p, self.groups.as_ref());
+                let row = role.partition(p, self.groups());
                 let lag = row.lag.map_or("–".to_owned(), |l| count(l as u64));
                 let lag_style = match row.lag {
                     Some(l) if l > 100 => Style::new().fg(Color::Yellow),
@@ -387,9 +382,9 @@ impl Dashboard {
     }
 
     fn groups_panel(&self, area: Rect, buf: &mut Buffer) {
-        let Some(view) = &self.groups else {
+        let Some(view) = self.groups() else {
             Paragraph::new(Line::styled("asking the cluster about its groups…", DIM))
-                .block(panel(&format!("groups reading {}", self.topic)))
+                .block(panel(&format!("groups reading {}", self.topic())))
                 .render(area, buf);
             return;
         };
@@ -545,7 +540,7 @@ impl Dashboard {
         )
         .header(Row::new(vec!["group", "member", "partitions", "lag", "protocol"]).style(DIM))
         .block(
-            panel(&format!("groups reading {}", self.topic))
+            panel(&format!("groups reading {}", self.topic()))
                 .title_bottom(Line::styled(format!(" {source} "), DIM)),
         );
         Widget::render(table, area, buf);
@@ -553,13 +548,13 @@ impl Dashboard {
 
     fn timeline_panel(&self, area: Rect, buf: &mut Buffer) {
         let visible = area.height.saturating_sub(2) as usize;
-        let lines: Vec<Line> = if self.timeline.is_empty() {
+        let lines: Vec<Line> = if self.timeline().is_empty() {
             vec![Line::styled(
                 "no rebalance yet: start or stop a member anywhere to see one",
                 DIM,
             )]
         } else {
-            self.timeline
+            self.timeline()
                 .iter()
                 .rev()
                 .take(visible)
@@ -568,7 +563,7 @@ impl Dashboard {
                         Span::styled(
                             entry
                                 .at
-                                .with_timezone(&self.zone)
+                                .with_timezone(self.zone())
                                 .format("%H:%M:%S ")
                                 .to_string(),
                             DIM,
@@ -623,7 +618,7 @@ impl Dashboard {
 }
 
 fn counters_title(role: &RoleView) -> &'static str {
-    match role.summary.as_ref().map(|s| &s.counters) {
+    match role.summary().map(|s| &s.counters) {
         Some(RoleCounters::OrderProcessor { .. }) => "order lifecycles",
         Some(RoleCounters::Storage { .. }) => "audit log",
         Some(RoleCounters::Custom { .. }) => "counters",
@@ -633,7 +628,7 @@ fn counters_title(role: &RoleView) -> &'static str {
 
 /// The role's counters, as full lines for a panel of `width` columns.
 fn counter_lines(role: &RoleView, width: u16) -> Vec<Line<'static>> {
-    let Some(summary) = &role.summary else {
+    let Some(summary) = role.summary() else {
         return vec![Line::styled("waiting for the first records…", DIM)];
     };
     let mut lines = Vec::new();
@@ -743,12 +738,12 @@ fn counter_lines(role: &RoleView, width: u16) -> Vec<Line<'static>> {
 /// The latest problems (malformed records, violations) and notices of a role, newest first.
 fn recent_panel(role: &RoleView, area: Rect, buf: &mut Buffer) {
     let problems = role
-        .problems
+        .problems()
         .iter()
         .rev()
         .map(|p| Line::styled(p.clone(), Style::new().fg(Color::Red)));
     let notices = role
-        .notices
+        .notices()
         .iter()
         .rev()
         .map(|n| Line::styled(n.clone(), DIM));
@@ -764,7 +759,7 @@ fn recent_panel(role: &RoleView, area: Rect, buf: &mut Buffer) {
 
 /// A few short lines for a demo panel.
 fn compact_lines(role: &RoleView) -> Vec<Line<'static>> {
-    let Some(summary) = &role.summary else {
+    let Some(summary) = role.summary() else {
         return vec![Line::styled("starting…", DIM)];
     };
     let mut lines = vec![Line::from(format!(
@@ -806,7 +801,7 @@ fn compact_lines(role: &RoleView) -> Vec<Line<'static>> {
             }
         }
     }
-    if role.paused {
+    if role.paused() {
         lines.push(Line::styled("⏸ paused", Style::new().fg(Color::Yellow)));
     }
     lines
@@ -825,8 +820,8 @@ fn bar(value: u64, max: u64, room: usize) -> String {
 }
 
 fn throughput(role: &RoleView, area: Rect, buf: &mut Buffer) {
-    let data: Vec<u64> = role.rates.iter().map(|r| r.round() as u64).collect();
-    let now = role.rates.back().copied().unwrap_or(0.0);
+    let data: Vec<u64> = role.rates().iter().map(|r| r.round() as u64).collect();
+    let now = role.rates().back().copied().unwrap_or(0.0);
     let peak = data.iter().copied().max().unwrap_or(0);
     let title = format!(
         "events/s, last minute · now {} · peak {}",

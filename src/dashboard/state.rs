@@ -6,17 +6,18 @@ use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
 
+use super::keys::Action;
 use crate::report::activity::{Activity, Connection, Outcome, PartitionStart, Summary};
 use crate::report::group_view::GroupView;
 
 /// Per-second rates kept for the throughput sparkline: one minute.
-pub const RATE_HISTORY: usize = 60;
+const RATE_HISTORY: usize = 60;
 
 /// Rebalance timeline entries kept.
-pub const TIMELINE_LENGTH: usize = 50;
+const TIMELINE_LENGTH: usize = 50;
 
 /// Recent problems (malformed records, violations) kept per role.
-pub const PROBLEMS_KEPT: usize = 5;
+const PROBLEMS_KEPT: usize = 5;
 
 /// Everything that changes the view.
 #[derive(Clone, Debug)]
@@ -47,33 +48,38 @@ pub struct ProducerStats {
     pub target_rate: f64,
 }
 
-/// One role running in this process, as far as the view knows it.
+/// One role running in this process, as far as the view knows it. Only its events change
+/// it ([`Dashboard::update`]); the frame reads it through the accessors.
 #[derive(Clone, Debug)]
-pub struct RoleView {
-    pub role: &'static str,
-    pub group: Option<String>,
+pub(crate) struct RoleView {
+    /// The role's name, as its events carry it.
+    role: &'static str,
+    /// The group it joined.
+    group: Option<String>,
     /// This member's client id.
-    pub member: Option<String>,
+    member: Option<String>,
     /// The partitions it owns now.
-    pub owned: Vec<i32>,
+    owned: Vec<i32>,
     /// Where each owned partition started.
-    pub starts: BTreeMap<i32, PartitionStart>,
+    starts: BTreeMap<i32, PartitionStart>,
     /// The last offsets committed, per partition.
-    pub committed: BTreeMap<i32, i64>,
+    committed: BTreeMap<i32, i64>,
     /// The latest counters.
-    pub summary: Option<Summary>,
+    summary: Option<Summary>,
     /// Events per second, one value a second, oldest first.
-    pub rates: VecDeque<f64>,
-    pub paused: bool,
-    pub connection: Connection,
+    rates: VecDeque<f64>,
+    /// Whether it is paused (as it reported, not as asked).
+    paused: bool,
+    /// How its connection to the cluster is.
+    connection: Connection,
     /// The latest malformed records and violations, newest last.
-    pub problems: VecDeque<String>,
+    problems: VecDeque<String>,
     /// Set once the member has left its group.
-    pub left: bool,
+    left: bool,
     /// When it was last given or relieved of partitions, and how long it had waited.
-    pub last_assignment: Option<(DateTime<Utc>, Duration)>,
+    last_assignment: Option<(DateTime<Utc>, Duration)>,
     /// Notices (state rebuilt, file repaired, …), to repeat when the view closes.
-    pub notices: VecDeque<String>,
+    notices: VecDeque<String>,
 }
 
 impl RoleView {
@@ -96,10 +102,68 @@ impl RoleView {
         }
     }
 
+    /// The role's name.
+    pub(crate) fn name(&self) -> &'static str {
+        self.role
+    }
+
+    /// The group it joined, once it has.
+    pub(crate) fn group(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    /// This member's client id, once it has joined.
+    pub(crate) fn member(&self) -> Option<&str> {
+        self.member.as_deref()
+    }
+
+    /// The partitions it owns now.
+    pub(crate) fn owned(&self) -> &[i32] {
+        &self.owned
+    }
+
+    /// The latest counters.
+    pub(crate) fn summary(&self) -> Option<&Summary> {
+        self.summary.as_ref()
+    }
+
+    /// Events per second, one value a second, oldest first.
+    pub(crate) fn rates(&self) -> &VecDeque<f64> {
+        &self.rates
+    }
+
+    pub(crate) fn paused(&self) -> bool {
+        self.paused
+    }
+
+    pub(crate) fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// The latest malformed records and violations, newest last.
+    pub(crate) fn problems(&self) -> &VecDeque<String> {
+        &self.problems
+    }
+
+    /// Whether the member has left its group.
+    pub(crate) fn left(&self) -> bool {
+        self.left
+    }
+
+    /// When it was last given or relieved of partitions, and how long it had waited.
+    pub(crate) fn last_assignment(&self) -> Option<(DateTime<Utc>, Duration)> {
+        self.last_assignment
+    }
+
+    /// Notices (state rebuilt, file repaired, …), oldest first.
+    pub(crate) fn notices(&self) -> &VecDeque<String> {
+        &self.notices
+    }
+
     /// Offset, end and lag of an owned partition. The group view's numbers come first: they
     /// are what the groups table shows (one picture, one truth), and its end offsets move
     /// even while this member is paused, when its own statistics stop with its fetches.
-    pub fn partition(&self, partition: i32, groups: Option<&GroupView>) -> PartitionRow {
+    pub(crate) fn partition(&self, partition: i32, groups: Option<&GroupView>) -> PartitionRow {
         let seen_by_group = groups.and_then(|view| {
             let group = view
                 .groups
@@ -148,20 +212,22 @@ impl RoleView {
 
 /// A row of "this member's partitions".
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PartitionRow {
-    pub partition: i32,
-    pub committed: Option<i64>,
-    pub end: Option<i64>,
-    pub lag: Option<i64>,
+pub(crate) struct PartitionRow {
+    pub(crate) partition: i32,
+    pub(crate) committed: Option<i64>,
+    pub(crate) end: Option<i64>,
+    pub(crate) lag: Option<i64>,
 }
 
 /// One line of the rebalance timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TimelineEntry {
-    pub at: DateTime<Utc>,
-    pub group: String,
+pub(crate) struct TimelineEntry {
+    /// When the group view that showed the change was taken.
+    pub(crate) at: DateTime<Utc>,
+    /// The group that changed.
+    pub(crate) group: String,
     /// What moved, e.g. `+ analytics-4243 joined; p2 analytics-4242 → analytics-4243 (5.1 s)`.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// A change of owner: (from, to), either side possibly nobody.
@@ -174,38 +240,59 @@ struct Ownership {
     since: DateTime<Utc>,
 }
 
-/// The whole live view.
+/// What an [`Action`] asks of the world outside the view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Stop the view.
+    Quit,
+    /// Pause the role (true) or resume it (false). The view shows it paused once the role
+    /// says so.
+    Pause { role: &'static str, paused: bool },
+}
+
+/// The whole live view. Only events ([`Dashboard::update`]) and actions
+/// ([`Dashboard::apply`]) change it; the frame reads it through the accessors.
 #[derive(Clone, Debug)]
 pub struct Dashboard {
     /// Where the cluster is, for the status line.
-    pub brokers: String,
-    pub topic: String,
+    brokers: String,
+    /// The topic the roles read.
+    topic: String,
     /// The roles running in this process, in display order.
-    pub roles: Vec<RoleView>,
+    roles: Vec<RoleView>,
     /// The role `p` pauses (and whose details the single-role layout shows).
-    pub selected: usize,
-    pub groups: Option<GroupView>,
-    pub timeline: VecDeque<TimelineEntry>,
-    pub producer: Option<ProducerStats>,
+    selected: usize,
+    /// The role whose counters and throughput the demo shows beside the groups (else the
+    /// selected one).
+    featured: Option<&'static str>,
+    /// The latest picture of the groups reading the topic.
+    groups: Option<GroupView>,
+    /// Rebalances seen, oldest first.
+    timeline: VecDeque<TimelineEntry>,
+    /// The counters of the producer running in this process (the demo).
+    producer: Option<ProducerStats>,
     /// The development broker's address, in the demo.
-    pub demo_broker: Option<String>,
+    demo_broker: Option<String>,
     /// Whether the help overlay is shown.
-    pub help: bool,
-    pub now: DateTime<Utc>,
+    help: bool,
+    /// The latest time an event brought.
+    now: DateTime<Utc>,
     /// The time zone times are shown in (the machine's at start; UTC in tests).
-    pub zone: FixedOffset,
-    /// Where logs go while the view owns the terminal.
-    pub log_file: Option<String>,
+    zone: FixedOffset,
+    /// Who owned each partition of each group in the last group view, and since when.
     ownership: HashMap<(String, i32), Ownership>,
+    /// The members of each group in the last group view.
     members: HashMap<String, BTreeSet<String>>,
 }
 
 /// Shortens a member id for display: `orderflow-analytics-4242` → `analytics-4242`.
-pub fn short_member(id: &str) -> &str {
+pub(crate) fn short_member(id: &str) -> &str {
     id.strip_prefix("orderflow-").unwrap_or(id)
 }
 
 impl Dashboard {
+    /// A view of `roles` (in display order) reading `topic` at `brokers`; the first role is
+    /// selected.
     pub fn new(
         brokers: &str,
         topic: &str,
@@ -218,6 +305,7 @@ impl Dashboard {
             topic: topic.to_owned(),
             roles: roles.iter().map(|r| RoleView::new(r)).collect(),
             selected: 0,
+            featured: None,
             groups: None,
             timeline: VecDeque::new(),
             producer: None,
@@ -225,32 +313,124 @@ impl Dashboard {
             help: false,
             now,
             zone,
-            log_file: None,
             ownership: HashMap::new(),
             members: HashMap::new(),
         }
     }
 
-    /// The role `p` acts on.
-    pub fn selected_role(&self) -> Option<&RoleView> {
-        self.roles.get(self.selected)
-    }
-
-    /// Moves the selection to the next role (demo).
-    pub fn select_next(&mut self) {
-        if !self.roles.is_empty() {
-            self.selected = (self.selected + 1) % self.roles.len();
+    /// Selects `role`, if the view has it.
+    pub fn select(&mut self, role: &str) {
+        if let Some(index) = self.roles.iter().position(|r| r.role == role) {
+            self.selected = index;
         }
     }
 
+    /// Shows `role`'s counters and throughput beside the groups in the demo, whichever role
+    /// is selected.
+    pub(crate) fn feature(&mut self, role: &'static str) {
+        self.featured = Some(role);
+    }
+
+    /// Says in the status line that the demo runs its own broker at `address`.
+    pub fn set_demo_broker(&mut self, address: &str) {
+        self.demo_broker = Some(address.to_owned());
+    }
+
+    /// Does what a key asked for, as far as the view goes, and says what is left to do
+    /// outside it.
+    pub fn apply(&mut self, action: Action) -> Option<Effect> {
+        match action {
+            Action::Quit => return Some(Effect::Quit),
+            Action::Back if self.help => self.help = false,
+            Action::Back => return Some(Effect::Quit),
+            Action::ToggleHelp => self.help = !self.help,
+            Action::TogglePause => {
+                return self.selected_role().map(|role| Effect::Pause {
+                    role: role.role,
+                    paused: !role.paused,
+                });
+            }
+            Action::NextRole => {
+                if !self.roles.is_empty() {
+                    self.selected = (self.selected + 1) % self.roles.len();
+                }
+            }
+        }
+        None
+    }
+
+    /// Where the cluster is.
+    pub(crate) fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The topic the roles read.
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The roles running in this process, in display order.
+    pub(crate) fn roles(&self) -> &[RoleView] {
+        &self.roles
+    }
+
+    /// The index of the role `p` acts on, in [`Dashboard::roles`].
+    pub(crate) fn selected(&self) -> usize {
+        self.selected
+    }
+
+    /// The role `p` acts on.
+    pub(crate) fn selected_role(&self) -> Option<&RoleView> {
+        self.roles.get(self.selected)
+    }
+
+    /// The role whose counters the demo shows beside the groups.
+    pub(crate) fn featured_role(&self) -> Option<&RoleView> {
+        self.roles
+            .iter()
+            .find(|r| Some(r.role) == self.featured)
+            .or_else(|| self.selected_role())
+    }
+
+    /// The latest picture of the groups, once there is one.
+    pub(crate) fn groups(&self) -> Option<&GroupView> {
+        self.groups.as_ref()
+    }
+
+    /// Rebalances seen, oldest first.
+    pub(crate) fn timeline(&self) -> &VecDeque<TimelineEntry> {
+        &self.timeline
+    }
+
+    /// The demo producer's latest counters.
+    pub(crate) fn producer(&self) -> Option<&ProducerStats> {
+        self.producer.as_ref()
+    }
+
+    /// The demo's own broker, if it runs one.
+    pub(crate) fn demo_broker(&self) -> Option<&str> {
+        self.demo_broker.as_deref()
+    }
+
+    /// Whether the help overlay is shown.
+    pub(crate) fn help_shown(&self) -> bool {
+        self.help
+    }
+
+    /// The time zone times are shown in.
+    pub(crate) fn zone(&self) -> &FixedOffset {
+        &self.zone
+    }
+
     /// The member ids of roles running in this process, to mark them "(here)".
-    pub fn local_members(&self) -> BTreeSet<&str> {
+    pub(crate) fn local_members(&self) -> BTreeSet<&str> {
         self.roles
             .iter()
             .filter_map(|r| r.member.as_deref())
             .collect()
     }
 
+    /// Folds an event into the view.
     pub fn update(&mut self, event: ViewEvent) {
         match event {
             ViewEvent::Role { role, activity, at } => {
@@ -586,5 +766,100 @@ mod tests {
             (row.committed, row.end, row.lag),
             (Some(45), Some(100), Some(55))
         );
+    }
+
+    fn three_roles() -> Dashboard {
+        Dashboard::new(
+            "localhost:9092",
+            "order-events",
+            &["order-processor", "analytics", "storage"],
+            at(0),
+            FixedOffset::east_opt(0).unwrap(),
+        )
+    }
+
+    #[test]
+    fn back_closes_the_help_first_then_quits() {
+        let mut d = dashboard();
+        assert_eq!(d.apply(Action::ToggleHelp), None);
+        assert!(d.help_shown());
+        assert_eq!(d.apply(Action::Back), None);
+        assert!(!d.help_shown());
+        assert_eq!(d.apply(Action::Back), Some(Effect::Quit));
+    }
+
+    #[test]
+    fn quit_quits_even_with_the_help_shown() {
+        let mut d = dashboard();
+        d.apply(Action::ToggleHelp);
+        assert_eq!(d.apply(Action::Quit), Some(Effect::Quit));
+        assert_eq!(d.apply(Action::ToggleHelp), None);
+        assert!(!d.help_shown(), "help toggles back off");
+    }
+
+    #[test]
+    fn pausing_asks_for_the_selected_role_and_its_opposite_state() {
+        let mut d = three_roles();
+        d.select("analytics");
+        assert_eq!(
+            d.apply(Action::TogglePause),
+            Some(Effect::Pause {
+                role: "analytics",
+                paused: true
+            })
+        );
+        assert!(!d.roles()[1].paused(), "paused only once the role says so");
+        d.update(ViewEvent::Role {
+            role: "analytics",
+            activity: Activity::Paused(true),
+            at: at(1),
+        });
+        assert_eq!(
+            d.apply(Action::TogglePause),
+            Some(Effect::Pause {
+                role: "analytics",
+                paused: false
+            })
+        );
+    }
+
+    #[test]
+    fn tab_goes_round_the_roles() {
+        let mut d = three_roles();
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            seen.push(d.selected_role().unwrap().name());
+            assert_eq!(d.apply(Action::NextRole), None);
+        }
+        assert_eq!(
+            seen,
+            ["order-processor", "analytics", "storage", "order-processor"]
+        );
+        d.select("no-such-role");
+        assert_eq!(d.selected_role().unwrap().name(), "analytics");
+    }
+
+    #[test]
+    fn without_roles_nothing_is_selected_or_paused() {
+        let mut d = Dashboard::new(
+            "localhost:9092",
+            "order-events",
+            &[],
+            at(0),
+            FixedOffset::east_opt(0).unwrap(),
+        );
+        assert_eq!(d.apply(Action::NextRole), None);
+        assert_eq!(d.apply(Action::TogglePause), None);
+    }
+
+    #[test]
+    fn the_featured_role_stays_whatever_is_selected() {
+        let mut d = three_roles();
+        assert_eq!(d.featured_role().unwrap().name(), "order-processor");
+        d.feature("analytics");
+        d.apply(Action::NextRole);
+        d.apply(Action::NextRole);
+        assert_eq!(d.selected_role().unwrap().name(), "storage");
+        assert_eq!(d.featured_role().unwrap().name(), "analytics");
     }
 }

@@ -2,14 +2,16 @@
 //! if anything panics), applies events as they come, redraws at most ten times a second and
 //! once a second when nothing happens, handles keys, and gives the terminal back.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
 
-use super::state::{Dashboard, ViewEvent};
+use super::keys;
+use super::state::{Dashboard, Effect, ViewEvent};
 
 /// The shortest time between two frames: events are folded into the state as they come,
 /// and the picture catches up at this pace, however fast records flow.
@@ -18,18 +20,33 @@ const FRAME: Duration = Duration::from_millis(100);
 /// A frame is drawn at least this often, for the clock and relative times.
 const IDLE_FRAME: Duration = Duration::from_secs(1);
 
-/// What the keys do outside the view itself.
-pub struct Actions {
-    /// Pauses (true) or resumes (false) the role at the same index of `Dashboard::roles`.
-    pub pause: Vec<Box<dyn Fn(bool) + Send>>,
+/// What the keys do outside the view itself: each role's pause switch, by role name.
+#[derive(Default)]
+pub(crate) struct Controls {
+    /// Pauses (true) or resumes (false) the role of that name.
+    pause: HashMap<&'static str, Box<dyn Fn(bool) + Send>>,
+}
+
+impl Controls {
+    /// `p` on `role` calls `pause` (true: pause, false: resume). A role without a switch
+    /// is not paused.
+    pub(crate) fn on_pause(&mut self, role: &'static str, pause: impl Fn(bool) + Send + 'static) {
+        self.pause.insert(role, Box::new(pause));
+    }
+
+    fn pause(&self, role: &str, paused: bool) {
+        if let Some(pause) = self.pause.get(role) {
+            pause(paused);
+        }
+    }
 }
 
 /// Runs the view until `q` (or Ctrl-C in the view), or until `stop()` says the process is
 /// stopping (SIGTERM), or the event senders are all gone. Returns the final state.
-pub fn run(
+pub(crate) fn run(
     mut dashboard: Dashboard,
     events: &Receiver<ViewEvent>,
-    actions: &Actions,
+    controls: &Controls,
     stop: impl Fn() -> bool,
 ) -> io::Result<Dashboard> {
     let mut terminal = ratatui::try_init()?;
@@ -66,24 +83,10 @@ pub fn run(
             }
             match event::read()? {
                 Event::Key(key) if key.kind == KeyEventKind::Press => {
-                    let ctrl_c = key.code == KeyCode::Char('c')
-                        && key.modifiers.contains(KeyModifiers::CONTROL);
-                    match key.code {
-                        _ if ctrl_c => return Ok(()),
-                        KeyCode::Char('q') | KeyCode::Esc if !dashboard.help => return Ok(()),
-                        KeyCode::Char('?') | KeyCode::Char('h') => dashboard.help = !dashboard.help,
-                        KeyCode::Esc => dashboard.help = false,
-                        KeyCode::Char('q') => dashboard.help = false,
-                        KeyCode::Char('p') | KeyCode::Char(' ') => {
-                            let index = dashboard.selected;
-                            if let (Some(role), Some(pause)) =
-                                (dashboard.roles.get(index), actions.pause.get(index))
-                            {
-                                pause(!role.paused);
-                            }
-                        }
-                        KeyCode::Tab => dashboard.select_next(),
-                        _ => {}
+                    match keys::action(&key).and_then(|action| dashboard.apply(action)) {
+                        Some(Effect::Quit) => return Ok(()),
+                        Some(Effect::Pause { role, paused }) => controls.pause(role, paused),
+                        None => {}
                     }
                     dirty = true;
                 }
