@@ -1,0 +1,156 @@
+//! The body of the frame: for one role (compact, stacked or two columns, by terminal size)
+//! or for the demo (a panel per role, then the groups and the timeline).
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget};
+
+use super::counters::{compact_lines, counter_lines, counters_title, recent_panel, throughput};
+use super::{ACCENT, count, panel};
+use crate::dashboard::state::Dashboard;
+use crate::report::human;
+
+impl Dashboard {
+    /// One role in this process: its counters, throughput, partitions, and the groups.
+    pub(super) fn single_body(&self, area: Rect, buf: &mut Buffer) {
+        let Some(role) = self.selected_role() else {
+            return;
+        };
+        if area.height < 14 || area.width < 60 {
+            // Compact: the counters and who owns what, nothing else.
+            let mut lines = counter_lines(role, area.width);
+            lines.push(self.owned_line(role));
+            Paragraph::new(lines).render(area, buf);
+            return;
+        }
+        if area.width >= 110 {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
+                    .areas(area);
+            let counters = counter_lines(role, left.width.saturating_sub(2));
+            let recent = (role.problems().len() + role.notices().len()).clamp(1, 8) as u16;
+            let [counter_area, rate_area, recent_area] = Layout::vertical([
+                Constraint::Length(counters.len() as u16 + 2),
+                Constraint::Min(6),
+                Constraint::Length(recent + 2),
+            ])
+            .areas(left);
+            let [member_area, groups_area, timeline_area] = Layout::vertical([
+                Constraint::Length(role.owned().len().max(1) as u16 + 3),
+                Constraint::Min(self.group_rows() + 3),
+                Constraint::Length(self.timeline_rows(12) + 2),
+            ])
+            .areas(right);
+            Paragraph::new(counters)
+                .block(panel(counters_title(role)))
+                .render(counter_area, buf);
+            throughput(role, rate_area, buf);
+            recent_panel(role, recent_area, buf);
+            self.member_panel(role, member_area, buf);
+            self.groups_panel(groups_area, buf);
+            self.timeline_panel(timeline_area, buf);
+            return;
+        }
+        // Stacked. A terminal of 24 lines fits every panel only if this member's partitions
+        // take one line instead of a table.
+        let counters = counter_lines(role, area.width.saturating_sub(2));
+        let roomy = area.height >= 30;
+        let member_height = if roomy {
+            role.owned().len().max(1) as u16 + 3
+        } else {
+            3
+        };
+        let [
+            counter_area,
+            rate_area,
+            member_area,
+            groups_area,
+            timeline_area,
+        ] = Layout::vertical([
+            Constraint::Length(counters.len() as u16 + 2),
+            Constraint::Length(3),
+            Constraint::Length(member_height),
+            Constraint::Min(4),
+            Constraint::Length(if roomy { 6 } else { 3 }),
+        ])
+        .areas(area);
+        Paragraph::new(counters)
+            .block(panel(counters_title(role)))
+            .render(counter_area, buf);
+        throughput(role, rate_area, buf);
+        if roomy {
+            self.member_panel(role, member_area, buf);
+        } else {
+            Paragraph::new(self.owned_line(role))
+                .block(panel("this member's partitions"))
+                .render(member_area, buf);
+        }
+        self.groups_panel(groups_area, buf);
+        self.timeline_panel(timeline_area, buf);
+    }
+
+    /// The demo: a panel per role, then the groups and the timeline.
+    pub(super) fn demo_body(&self, area: Rect, buf: &mut Buffer) {
+        let roles_height = if area.height >= 24 { 7 } else { 6 };
+        let [roles_area, middle, timeline_area] = Layout::vertical([
+            Constraint::Length(roles_height),
+            Constraint::Min(self.group_rows() + 3),
+            Constraint::Length(self.timeline_rows(10) + 2),
+        ])
+        .areas(area);
+        let mut columns = Vec::new();
+        if self.producer().is_some() {
+            columns.push(Constraint::Ratio(1, self.roles().len() as u32 + 1));
+        }
+        for _ in self.roles() {
+            columns.push(Constraint::Ratio(1, self.roles().len() as u32 + 1));
+        }
+        let cells = Layout::horizontal(columns).split(roles_area);
+        let mut cells = cells.iter();
+        if let Some(stats) = self.producer() {
+            let cell = *cells.next().expect("one cell per panel");
+            let lines = vec![
+                Line::from(format!(
+                    "{} sent · {}",
+                    count(stats.sent),
+                    human::rate(stats.rate)
+                )),
+                Line::from(format!("delivered {}", count(stats.delivered))),
+                Line::from(format!("failed {}", count(stats.failed))),
+            ];
+            Paragraph::new(lines)
+                .block(panel("producer"))
+                .render(cell, buf);
+        }
+        for (i, role) in self.roles().iter().enumerate() {
+            let cell = *cells.next().expect("one cell per panel");
+            let mut block = panel(role.name());
+            if i == self.selected() {
+                block = block.border_style(ACCENT);
+            }
+            let mut lines = compact_lines(role);
+            lines.push(self.owned_line(role));
+            Paragraph::new(lines).block(block).render(cell, buf);
+        }
+        if middle.width >= 100 {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
+                    .areas(middle);
+            if let Some(role) = self.featured_role() {
+                let lines = counter_lines(role, left.width.saturating_sub(2));
+                let height = lines.len() as u16 + 2;
+                let [counter_area, rate_area] =
+                    Layout::vertical([Constraint::Length(height), Constraint::Min(0)]).areas(left);
+                Paragraph::new(lines)
+                    .block(panel(counters_title(role)))
+                    .render(counter_area, buf);
+                throughput(role, rate_area, buf);
+            }
+            self.groups_panel(right, buf);
+        } else {
+            self.groups_panel(middle, buf);
+        }
+        self.timeline_panel(timeline_area, buf);
+    }
+}
