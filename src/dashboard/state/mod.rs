@@ -1,23 +1,23 @@
-//! The live view's state and how events change it. No drawing, no Kafka, no clock: time comes
-//! with the events, so a test can replay a session and get the same picture every time.
+//! The live view's state, how events change it and what the keys' actions do. No drawing,
+//! no Kafka, no clock: time comes with the events, so a test can replay a session and get the
+//! same picture every time.
+//!
+//! - [`role`]: what the view knows of each role running in this process;
+//! - [`rebalances`]: the rebalance timeline, from one group view to the next.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
+mod rebalances;
+mod role;
+
+use std::collections::{BTreeSet, VecDeque};
 
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::keys::Action;
-use crate::report::activity::{Activity, Connection, Outcome, PartitionStart, Summary};
+use crate::report::activity::Activity;
 use crate::report::group_view::GroupView;
-
-/// Per-second rates kept for the throughput sparkline: one minute.
-const RATE_HISTORY: usize = 60;
-
-/// Rebalance timeline entries kept.
-const TIMELINE_LENGTH: usize = 50;
-
-/// Recent problems (malformed records, violations) kept per role.
-const PROBLEMS_KEPT: usize = 5;
+use rebalances::Rebalances;
+pub(crate) use rebalances::TimelineEntry;
+pub(crate) use role::RoleView;
 
 /// Everything that changes the view.
 #[derive(Clone, Debug)]
@@ -48,198 +48,6 @@ pub struct ProducerStats {
     pub target_rate: f64,
 }
 
-/// One role running in this process, as far as the view knows it. Only its events change
-/// it ([`Dashboard::update`]); the frame reads it through the accessors.
-#[derive(Clone, Debug)]
-pub(crate) struct RoleView {
-    /// The role's name, as its events carry it.
-    role: &'static str,
-    /// The group it joined.
-    group: Option<String>,
-    /// This member's client id.
-    member: Option<String>,
-    /// The partitions it owns now.
-    owned: Vec<i32>,
-    /// Where each owned partition started.
-    starts: BTreeMap<i32, PartitionStart>,
-    /// The last offsets committed, per partition.
-    committed: BTreeMap<i32, i64>,
-    /// The latest counters.
-    summary: Option<Summary>,
-    /// Events per second, one value a second, oldest first.
-    rates: VecDeque<f64>,
-    /// Whether it is paused (as it reported, not as asked).
-    paused: bool,
-    /// How its connection to the cluster is.
-    connection: Connection,
-    /// The latest malformed records and violations, newest last.
-    problems: VecDeque<String>,
-    /// Set once the member has left its group.
-    left: bool,
-    /// When it was last given or relieved of partitions, and how long it had waited.
-    last_assignment: Option<(DateTime<Utc>, Duration)>,
-    /// Notices (state rebuilt, file repaired, …), to repeat when the view closes.
-    notices: VecDeque<String>,
-}
-
-impl RoleView {
-    fn new(role: &'static str) -> RoleView {
-        RoleView {
-            role,
-            group: None,
-            member: None,
-            owned: Vec::new(),
-            starts: BTreeMap::new(),
-            committed: BTreeMap::new(),
-            summary: None,
-            rates: VecDeque::with_capacity(RATE_HISTORY),
-            paused: false,
-            connection: Connection::Ok,
-            problems: VecDeque::new(),
-            left: false,
-            last_assignment: None,
-            notices: VecDeque::new(),
-        }
-    }
-
-    /// The role's name.
-    pub(crate) fn name(&self) -> &'static str {
-        self.role
-    }
-
-    /// The group it joined, once it has.
-    pub(crate) fn group(&self) -> Option<&str> {
-        self.group.as_deref()
-    }
-
-    /// This member's client id, once it has joined.
-    pub(crate) fn member(&self) -> Option<&str> {
-        self.member.as_deref()
-    }
-
-    /// The partitions it owns now.
-    pub(crate) fn owned(&self) -> &[i32] {
-        &self.owned
-    }
-
-    /// The latest counters.
-    pub(crate) fn summary(&self) -> Option<&Summary> {
-        self.summary.as_ref()
-    }
-
-    /// Events per second, one value a second, oldest first.
-    pub(crate) fn rates(&self) -> &VecDeque<f64> {
-        &self.rates
-    }
-
-    pub(crate) fn paused(&self) -> bool {
-        self.paused
-    }
-
-    pub(crate) fn connection(&self) -> &Connection {
-        &self.connection
-    }
-
-    /// The latest malformed records and violations, newest last.
-    pub(crate) fn problems(&self) -> &VecDeque<String> {
-        &self.problems
-    }
-
-    /// Whether the member has left its group.
-    pub(crate) fn left(&self) -> bool {
-        self.left
-    }
-
-    /// When it was last given or relieved of partitions, and how long it had waited.
-    pub(crate) fn last_assignment(&self) -> Option<(DateTime<Utc>, Duration)> {
-        self.last_assignment
-    }
-
-    /// Notices (state rebuilt, file repaired, …), oldest first.
-    pub(crate) fn notices(&self) -> &VecDeque<String> {
-        &self.notices
-    }
-
-    /// Offset, end and lag of an owned partition. The group view's numbers come first: they
-    /// are what the groups table shows (one picture, one truth), and its end offsets move
-    /// even while this member is paused, when its own statistics stop with its fetches.
-    pub(crate) fn partition(&self, partition: i32, groups: Option<&GroupView>) -> PartitionRow {
-        let seen_by_group = groups.and_then(|view| {
-            let group = view
-                .groups
-                .iter()
-                .find(|g| Some(&g.group) == self.group.as_ref())?;
-            let lag = group.partitions.iter().find(|p| p.partition == partition)?;
-            Some((lag.committed, lag.end))
-        });
-        if let Some((Some(committed), end)) = seen_by_group {
-            return PartitionRow {
-                partition,
-                committed: Some(committed),
-                end: Some(end),
-                lag: Some((end - committed).max(0)),
-            };
-        }
-        let progress = self
-            .summary
-            .as_ref()
-            .and_then(|s| s.partitions.iter().find(|p| p.partition == partition));
-        let committed = self
-            .committed
-            .get(&partition)
-            .copied()
-            .or_else(|| progress.and_then(|p| p.committed))
-            .or_else(|| self.starts.get(&partition).map(|s| s.start));
-        let end = [
-            groups.and_then(|g| g.end.get(&partition).copied()),
-            progress.and_then(|p| p.end),
-            self.starts.get(&partition).map(|s| s.high),
-        ]
-        .into_iter()
-        .flatten()
-        .max();
-        PartitionRow {
-            partition,
-            committed,
-            end,
-            lag: match (committed, end) {
-                (Some(c), Some(e)) => Some((e - c).max(0)),
-                _ => None,
-            },
-        }
-    }
-}
-
-/// A row of "this member's partitions".
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct PartitionRow {
-    pub(crate) partition: i32,
-    pub(crate) committed: Option<i64>,
-    pub(crate) end: Option<i64>,
-    pub(crate) lag: Option<i64>,
-}
-
-/// One line of the rebalance timeline.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TimelineEntry {
-    /// When the group view that showed the change was taken.
-    pub(crate) at: DateTime<Utc>,
-    /// The group that changed.
-    pub(crate) group: String,
-    /// What moved, e.g. `+ analytics-4243 joined; p2 analytics-4242 → analytics-4243 (5.1 s)`.
-    pub(crate) text: String,
-}
-
-/// A change of owner: (from, to), either side possibly nobody.
-type Move = (Option<String>, Option<String>);
-
-/// Who owned a partition of a group, and since when.
-#[derive(Clone, Debug)]
-struct Ownership {
-    owner: Option<String>,
-    since: DateTime<Utc>,
-}
-
 /// What an [`Action`] asks of the world outside the view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Effect {
@@ -267,8 +75,8 @@ pub struct Dashboard {
     featured: Option<&'static str>,
     /// The latest picture of the groups reading the topic.
     groups: Option<GroupView>,
-    /// Rebalances seen, oldest first.
-    timeline: VecDeque<TimelineEntry>,
+    /// Rebalances seen, and what tells the next one.
+    rebalances: Rebalances,
     /// The counters of the producer running in this process (the demo).
     producer: Option<ProducerStats>,
     /// The development broker's address, in the demo.
@@ -279,15 +87,19 @@ pub struct Dashboard {
     now: DateTime<Utc>,
     /// The time zone times are shown in (the machine's at start; UTC in tests).
     zone: FixedOffset,
-    /// Who owned each partition of each group in the last group view, and since when.
-    ownership: HashMap<(String, i32), Ownership>,
-    /// The members of each group in the last group view.
-    members: HashMap<String, BTreeSet<String>>,
 }
 
 /// Shortens a member id for display: `orderflow-analytics-4242` → `analytics-4242`.
 pub(crate) fn short_member(id: &str) -> &str {
     id.strip_prefix("orderflow-").unwrap_or(id)
+}
+
+/// Appends `item`, dropping the oldest first if `list` holds `cap` already.
+fn keep_last<T>(list: &mut VecDeque<T>, cap: usize, item: T) {
+    if list.len() == cap {
+        list.pop_front();
+    }
+    list.push_back(item);
 }
 
 impl Dashboard {
@@ -307,20 +119,18 @@ impl Dashboard {
             selected: 0,
             featured: None,
             groups: None,
-            timeline: VecDeque::new(),
+            rebalances: Rebalances::default(),
             producer: None,
             demo_broker: None,
             help: false,
             now,
             zone,
-            ownership: HashMap::new(),
-            members: HashMap::new(),
         }
     }
 
     /// Selects `role`, if the view has it.
     pub fn select(&mut self, role: &str) {
-        if let Some(index) = self.roles.iter().position(|r| r.role == role) {
+        if let Some(index) = self.roles.iter().position(|r| r.name() == role) {
             self.selected = index;
         }
     }
@@ -346,8 +156,8 @@ impl Dashboard {
             Action::ToggleHelp => self.help = !self.help,
             Action::TogglePause => {
                 return self.selected_role().map(|role| Effect::Pause {
-                    role: role.role,
-                    paused: !role.paused,
+                    role: role.name(),
+                    paused: !role.paused(),
                 });
             }
             Action::NextRole => {
@@ -388,7 +198,7 @@ impl Dashboard {
     pub(crate) fn featured_role(&self) -> Option<&RoleView> {
         self.roles
             .iter()
-            .find(|r| Some(r.role) == self.featured)
+            .find(|r| Some(r.name()) == self.featured)
             .or_else(|| self.selected_role())
     }
 
@@ -399,7 +209,7 @@ impl Dashboard {
 
     /// Rebalances seen, oldest first.
     pub(crate) fn timeline(&self) -> &VecDeque<TimelineEntry> {
-        &self.timeline
+        self.rebalances.timeline()
     }
 
     /// The demo producer's latest counters.
@@ -424,10 +234,7 @@ impl Dashboard {
 
     /// The member ids of roles running in this process, to mark them "(here)".
     pub(crate) fn local_members(&self) -> BTreeSet<&str> {
-        self.roles
-            .iter()
-            .filter_map(|r| r.member.as_deref())
-            .collect()
+        self.roles.iter().filter_map(|r| r.member()).collect()
     }
 
     /// Folds an event into the view.
@@ -439,7 +246,7 @@ impl Dashboard {
             }
             ViewEvent::Groups(view) => {
                 self.now = self.now.max(view.at);
-                self.group_changes(&view);
+                self.rebalances.observe(&view);
                 self.groups = Some(view);
             }
             ViewEvent::Producer(stats) => self.producer = Some(stats),
@@ -448,164 +255,26 @@ impl Dashboard {
     }
 
     fn role_activity(&mut self, role: &'static str, activity: Activity, at: DateTime<Utc>) {
-        let index = match self.roles.iter().position(|r| r.role == role) {
+        let index = match self.roles.iter().position(|r| r.name() == role) {
             Some(i) => i,
             None => {
                 self.roles.push(RoleView::new(role));
                 self.roles.len() - 1
             }
         };
-        let view = &mut self.roles[index];
-        match activity {
-            Activity::Joined { group, member, .. } => {
-                view.group = Some(group);
-                view.member = Some(member);
-                view.left = false;
-            }
-            Activity::Assigned {
-                partitions,
-                waited,
-                now_owned,
-                ..
-            } => {
-                for start in partitions {
-                    view.committed.remove(&start.partition);
-                    view.starts.insert(start.partition, start);
-                }
-                view.owned = now_owned;
-                view.last_assignment = Some((at, waited));
-            }
-            Activity::Revoked { now_owned, .. } => {
-                view.starts.retain(|p, _| now_owned.contains(p));
-                view.committed.retain(|p, _| now_owned.contains(p));
-                view.owned = now_owned;
-                view.last_assignment = Some((at, Duration::ZERO));
-            }
-            Activity::Committed { offsets } => view.committed.extend(offsets),
-            Activity::Progress(summary) | Activity::Summary(summary) => {
-                if view.rates.len() == RATE_HISTORY {
-                    view.rates.pop_front();
-                }
-                view.rates.push_back(summary.events_per_s);
-                view.summary = Some(summary);
-            }
-            Activity::Connection(state) => view.connection = state,
-            Activity::Record(note) => {
-                let text = match &note.outcome {
-                    Outcome::Malformed(error) => {
-                        format!("p{}@{} {error}", note.partition, note.offset)
-                    }
-                    Outcome::Violation { violation, .. } => {
-                        format!("p{}@{} {violation}", note.partition, note.offset)
-                    }
-                    Outcome::Order { .. } | Outcome::AlreadyStored => return,
-                };
-                if view.problems.len() == PROBLEMS_KEPT {
-                    view.problems.pop_front();
-                }
-                view.problems.push_back(text);
-            }
-            Activity::Paused(paused) => view.paused = paused,
-            Activity::Left => {
-                view.left = true;
-                view.owned.clear();
-            }
-            Activity::Cluster(change) => {
-                if view.notices.len() == PROBLEMS_KEPT * 4 {
-                    view.notices.pop_front();
-                }
-                view.notices.push_back(change.to_string());
-            }
-            Activity::Notice(text) | Activity::CommitFailed { reason: text } => {
-                if view.notices.len() == PROBLEMS_KEPT * 4 {
-                    view.notices.pop_front();
-                }
-                view.notices.push_back(text);
-            }
-        }
-    }
-
-    /// Turns the difference between the last group view and this one into timeline entries:
-    /// members that joined or left, partitions that moved and how long they had no owner.
-    fn group_changes(&mut self, view: &GroupView) {
-        let first_view = self.groups.is_none();
-        for group in &view.groups {
-            let mut notes = Vec::new();
-            let members: BTreeSet<String> = group.members.iter().map(|m| m.id.clone()).collect();
-            let before = self.members.insert(group.group.clone(), members.clone());
-            if let Some(before) = before {
-                for joined in members.difference(&before) {
-                    notes.push(format!("+ {} joined", short_member(joined)));
-                }
-                for left in before.difference(&members) {
-                    notes.push(format!("− {} left", short_member(left)));
-                }
-            }
-            let mut moved: BTreeMap<Move, (Vec<i32>, Duration)> = BTreeMap::new();
-            for partition in &group.partitions {
-                let key = (group.group.clone(), partition.partition);
-                let owner = partition.owner.clone();
-                match self.ownership.get(&key) {
-                    Some(known) if known.owner == owner => {}
-                    known => {
-                        let from = known.and_then(|k| k.owner.clone());
-                        let unowned_for = match known {
-                            Some(k) if k.owner.is_none() && owner.is_some() => {
-                                (view.at - k.since).to_std().unwrap_or_default()
-                            }
-                            _ => Duration::ZERO,
-                        };
-                        if known.is_some() {
-                            let entry = moved.entry((from, owner.clone())).or_default();
-                            entry.0.push(partition.partition);
-                            entry.1 = entry.1.max(unowned_for);
-                        }
-                        self.ownership.insert(
-                            key,
-                            Ownership {
-                                owner,
-                                since: view.at,
-                            },
-                        );
-                    }
-                }
-            }
-            for ((from, to), (partitions, unowned_for)) in moved {
-                let list = partitions
-                    .iter()
-                    .map(|p| format!("p{p}"))
-                    .collect::<Vec<_>>()
-                    .join(",");
-                let from = from.as_deref().map_or("nobody", short_member);
-                let note = match to.as_deref() {
-                    Some(to) if unowned_for > Duration::ZERO => format!(
-                        "{list} → {} after {:.1} s unowned",
-                        short_member(to),
-                        unowned_for.as_secs_f64()
-                    ),
-                    Some(to) => format!("{list} {from} → {}", short_member(to)),
-                    None => format!("{list} released by {from}"),
-                };
-                notes.push(note);
-            }
-            if !first_view && !notes.is_empty() {
-                if self.timeline.len() == TIMELINE_LENGTH {
-                    self.timeline.pop_front();
-                }
-                self.timeline.push_back(TimelineEntry {
-                    at: view.at,
-                    group: group.group.clone(),
-                    text: notes.join("; "),
-                });
-            }
-        }
+        self.roles[index].record(activity, at);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::role::RATE_HISTORY;
     use super::*;
     use crate::report::activity::RoleCounters;
+    use crate::report::activity::{PartitionStart, Summary};
     use crate::report::group_view::{GroupState, Member, MembershipSource, PartitionLag};
     use chrono::TimeZone;
 
@@ -694,10 +363,10 @@ mod tests {
         let a = "orderflow-analytics-1";
         let b = "orderflow-analytics-2";
         d.update(ViewEvent::Groups(view(0, &[(a, &[0, 1, 2])])));
-        assert!(d.timeline.is_empty(), "the first picture is not a change");
+        assert!(d.timeline().is_empty(), "the first picture is not a change");
         d.update(ViewEvent::Groups(view(1, &[(a, &[0, 1]), (b, &[])])));
         d.update(ViewEvent::Groups(view(6, &[(a, &[0, 1]), (b, &[2])])));
-        let texts: Vec<&str> = d.timeline.iter().map(|e| e.text.as_str()).collect();
+        let texts: Vec<&str> = d.timeline().iter().map(|e| e.text.as_str()).collect();
         assert_eq!(
             texts,
             vec![
@@ -707,9 +376,24 @@ mod tests {
         );
         d.update(ViewEvent::Groups(view(9, &[(b, &[0, 1, 2])])));
         assert_eq!(
-            d.timeline.back().unwrap().text,
+            d.timeline().back().unwrap().text,
             "− analytics-1 left; p0,p1 analytics-1 → analytics-2"
         );
+    }
+
+    #[test]
+    fn the_timeline_keeps_the_last_fifty_rebalances() {
+        let mut d = dashboard();
+        let a = "orderflow-analytics-1";
+        let b = "orderflow-analytics-2";
+        for second in 0..61 {
+            let owner = if second % 2 == 0 { a } else { b };
+            d.update(ViewEvent::Groups(view(second, &[(owner, &[0, 1, 2])])));
+        }
+        let timeline = d.timeline();
+        assert_eq!(timeline.len(), 50);
+        assert_eq!(timeline.front().unwrap().at, at(11));
+        assert_eq!(timeline.back().unwrap().at, at(60));
     }
 
     #[test]
@@ -723,8 +407,8 @@ mod tests {
             });
         }
         let role = &d.roles[0];
-        assert_eq!(role.rates.len(), RATE_HISTORY);
-        assert_eq!(role.summary.as_ref().unwrap().records, 69 * 20);
+        assert_eq!(role.rates().len(), RATE_HISTORY);
+        assert_eq!(role.summary().unwrap().records, 69 * 20);
         assert_eq!(d.now, at(69));
     }
 
