@@ -1,10 +1,10 @@
 //! The live view (ratatui): state + update + render, and the terminal loop around them.
 //! It consumes plain events ([`ViewEvent`]) and never touches Kafka.
 //!
-//! - [`state`]: the dashboard's state, how each event changes it and what each action does;
-//! - [`keys`]: which key means which action;
-//! - [`render`]: the frame, drawn from the state alone;
-//! - [`terminal`]: taking over the terminal, keys, redraw pacing, and giving it back.
+//! - `state`: the dashboard's state, how each event changes it and what each action does;
+//! - `keys`: which key means which action;
+//! - `render`: the frame, drawn from the state alone;
+//! - `terminal`: taking over the terminal, keys, redraw pacing, and giving it back.
 
 mod keys;
 mod render;
