@@ -11,6 +11,8 @@
 //!   cluster`), no Docker
 //! - [`audit`]: the audit log storage writes, and reading it back (`orderflow audit`)
 //! - [`dashboard`]: the live view (ratatui), fed by plain events, no Kafka
+//! - [`wiring`]: a role run as a member of its group, printing or in the live view; the
+//!   producer's send loop (what every command and the examples share)
 //! - [`commands`]: the subcommand dispatch and every command (`produce`, the consumer roles,
 //!   `broker`, `cluster`, `demo`, `audit`, `completions`)
 //! - [`cli`], [`shutdown`], [`logging`]: flags, stop requests, diagnostics
@@ -27,5 +29,6 @@ pub mod logging;
 pub mod report;
 pub mod roles;
 pub mod shutdown;
+pub mod wiring;
 
 pub use commands::run;

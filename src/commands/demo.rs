@@ -3,33 +3,29 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use chrono::{Local, Utc};
-
-use super::consumers::{exit_on_second_request, open_audit_log, presence};
+use super::consume::{build_order_processor, build_storage};
 use crate::cli::{ConnectionArgs, DemoArgs};
-use crate::commands::produce::{Plan, RateMeter, send_in_background};
 use crate::config::KafkaSettings;
-use crate::dashboard::terminal::{self, Actions};
-use crate::dashboard::{Dashboard, ProducerStats, ViewEvent, ViewReport};
+use crate::dashboard::terminal::Actions;
+use crate::dashboard::{ProducerStats, ViewEvent};
 use crate::kafka::broker::{BrokerError, BrokerOptions, DevBroker};
-use crate::kafka::consumer::{
-    ConsumerControl, ConsumerError, ConsumerOptions, Ending, GroupConsumer,
-};
-use crate::kafka::dead_letter::DeadLetters;
-use crate::kafka::group_watch::GroupWatch;
+use crate::kafka::consumer::ConsumerOptions;
 use crate::kafka::producer::OrderProducer;
-use crate::report::activity::{Fanout, Report};
+use crate::report::activity::Report;
 use crate::report::human;
 use crate::report::printer::{TextPrinter, summary_line};
+use crate::report::rate::RateMeter;
 use crate::roles::Role;
 use crate::roles::analytics::Analytics;
-use crate::roles::order_processor::OrderProcessor;
-use crate::roles::storage::Storage;
+use crate::roles::registry::{self, ROLES, RoleEntry};
 use crate::shutdown::Shutdown;
+use crate::wiring::live::{self, LiveView};
+use crate::wiring::member::{self, Running, exit_on_second_request};
+use crate::wiring::sender::{Plan, send_in_background};
 
 /// How long the roles get to read the producer's last events before they are stopped.
 const CATCH_UP: Duration = Duration::from_millis(1500);
@@ -37,37 +33,20 @@ const CATCH_UP: Duration = Duration::from_millis(1500);
 /// `--listen`'s default (cli.rs): anything else was asked for.
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 
-/// The roles, in the order of their panels.
-const ROLES: [&str; 3] = ["order-processor", "analytics", "storage"];
-
-/// A role started by the demo.
-struct Running {
-    control: ConsumerControl,
-    task: tokio::task::JoinHandle<Result<Ending, ConsumerError>>,
-}
-
-/// Creates a member with its sinks, joins its group, and runs it on a thread of its own.
+/// Starts `role` as a member of its default group, reporting to `out`.
 async fn start_role<R: Role>(
     settings: &KafkaSettings,
-    role_name: &'static str,
+    entry: &RoleEntry,
     role: R,
     out: Box<dyn Report>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
-    let mut sinks = vec![out];
-    sinks.extend(presence(settings));
     let options = ConsumerOptions {
-        role: role_name,
-        group: role_name.to_owned(),
+        role: entry.name,
+        group: entry.default_group().to_owned(),
         exit_at_end: false,
     };
-    let mut consumer = GroupConsumer::new(settings, options, role, Box::new(Fanout(sinks)))?;
-    let control = consumer.control();
-    let consumer =
-        tokio::task::spawn_blocking(move || consumer.connect().map(|()| consumer)).await??;
-    let shutdown = shutdown.clone();
-    let task = tokio::task::spawn_blocking(move || consumer.run(&shutdown));
-    Ok(Running { control, task })
+    member::start(settings, options, role, out, shutdown).await
 }
 
 pub async fn run(
@@ -136,41 +115,42 @@ pub async fn run(
     )?;
 
     // The roles, each with its sink: the view, or a printer with the role's name.
-    let (events, view_events) = mpsc::channel();
-    let out = |role: &'static str| -> Box<dyn Report> {
+    let view = LiveView::new();
+    let out = |role: &RoleEntry| -> Box<dyn Report> {
         if live {
-            Box::new(ViewReport::new(role, events.clone()))
+            view.report(role.name)
         } else {
-            Box::new(TextPrinter::with_prefix(role))
+            Box::new(TextPrinter::with_prefix(role.name))
         }
     };
-    let dead_letters = DeadLetters::new(&settings, "order-processor")?;
-    dead_letters.check().await?;
+    let processor = &registry::ORDER_PROCESSOR;
+    let (order_processor, _) =
+        build_order_processor(&settings, processor.default_group(), Duration::ZERO).await?;
     let audit_path =
         std::env::temp_dir().join(format!("orderflow-demo-{}.audit.jsonl", std::process::id()));
-    let (log, _) = open_audit_log(&settings, Some(audit_path.clone()))?;
+    let (storage, _) = build_storage(&settings, Some(audit_path.clone()))?;
     let roles = vec![
         start_role(
             &settings,
-            ROLES[0],
-            OrderProcessor::new(Box::new(dead_letters), Duration::ZERO),
-            out(ROLES[0]),
+            processor,
+            order_processor,
+            out(processor),
             &roles_stop,
         )
         .await?,
         start_role(
             &settings,
-            ROLES[1],
+            &registry::ANALYTICS,
             Analytics::new(),
-            out(ROLES[1]),
+            out(&registry::ANALYTICS),
             &roles_stop,
         )
         .await?,
         start_role(
             &settings,
-            ROLES[2],
-            Storage::new(log, &settings.topic),
-            out(ROLES[2]),
+            &registry::STORAGE,
+            storage,
+            out(&registry::STORAGE),
             &roles_stop,
         )
         .await?,
@@ -180,7 +160,7 @@ pub async fn run(
     let ticker = {
         let producer = Arc::clone(&producer);
         let sent = Arc::clone(&sent);
-        let events = events.clone();
+        let events = view.events();
         let mut stop = roles_stop.clone();
         let target_rate = args.rate;
         tokio::spawn(async move {
@@ -218,48 +198,23 @@ pub async fn run(
 
     let mut final_view = None;
     if live {
-        let watch = {
-            let events = events.clone();
-            GroupWatch::start(&settings, move |view| {
-                let _ = events.send(ViewEvent::Groups(view));
-            })?
-        };
-        drop(events);
-        let mut dashboard = Dashboard::new(
-            &address,
-            &settings.topic,
-            &ROLES,
-            Utc::now(),
-            *Local::now().offset(),
-        );
+        let watch = view.watch(&settings)?;
+        let mut dashboard = live::dashboard(&address, &settings.topic, &registry::names());
         dashboard.selected = 1;
         if broker_task.is_some() {
             dashboard.demo_broker = Some(address.clone());
         }
-        dashboard.log_file = crate::logging::to_file()
-            .ok()
-            .map(|p| p.display().to_string());
         let actions = Actions {
-            pause: roles
-                .iter()
-                .map(|r| {
-                    let control = r.control.clone();
-                    Box::new(move |paused| control.set_paused(paused)) as Box<dyn Fn(bool) + Send>
-                })
-                .collect(),
+            pause: roles.iter().map(Running::pause).collect(),
         };
         let stop = shutdown.clone();
-        let view_events_result = tokio::task::spawn_blocking(move || {
-            let result = terminal::run(dashboard, &view_events, &actions, || stop.requested());
-            (result, view_events)
-        })
-        .await?;
-        let (result, view_events) = view_events_result;
-        crate::logging::to_stderr();
+        let closed = view
+            .show(dashboard, actions, move || stop.requested())
+            .await?;
         drop(watch);
-        final_view = Some((result?, view_events));
+        final_view = Some(closed.state()?);
     } else {
-        drop(events);
+        drop(view);
         let whose = if broker_task.is_some() {
             "its own broker"
         } else {
@@ -283,9 +238,9 @@ pub async fn run(
     roles_stop.request();
     let _ = ticker.await;
     let mut failures = Vec::new();
-    for (name, role) in ROLES.iter().zip(roles) {
-        if let Err(e) = role.task.await? {
-            failures.push(format!("{name}: {e}"));
+    for (entry, role) in ROLES.iter().zip(roles) {
+        if let Err(e) = role.ended().await? {
+            failures.push(format!("{}: {e}", entry.name));
         }
     }
     broker_stop.request();
@@ -300,10 +255,8 @@ pub async fn run(
         human::count(deliveries.delivered()),
         human::count(deliveries.failed())
     );
-    if let Some((mut dashboard, view_events)) = final_view {
-        while let Ok(event) = view_events.recv_timeout(Duration::from_millis(100)) {
-            dashboard.update(event);
-        }
+    if let Some(last_view) = final_view {
+        let dashboard = last_view.settle();
         for role in &dashboard.roles {
             if let Some(summary) = &role.summary {
                 println!("{}: {}", role.role, summary_line(summary));
