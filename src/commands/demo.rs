@@ -49,7 +49,7 @@ async fn start_role<R: Role>(
     member::start(settings, options, role, out, shutdown).await
 }
 
-pub async fn run(
+pub(crate) async fn run(
     connection: ConnectionArgs,
     args: &DemoArgs,
     shutdown: Shutdown,

@@ -26,20 +26,20 @@ const PLAIN_PROGRESS: Duration = Duration::from_secs(10);
 
 /// What the run did; the command's exit status follows from it.
 #[derive(Debug)]
-pub struct ProduceOutcome {
-    pub sent: u64,
-    pub delivered: u64,
-    pub failed: u64,
+pub(crate) struct ProduceOutcome {
+    pub(crate) sent: u64,
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
 }
 
 impl ProduceOutcome {
-    pub fn succeeded(&self) -> bool {
+    pub(crate) fn succeeded(&self) -> bool {
         self.failed == 0 && self.delivered == self.sent
     }
 }
 
 /// Runs `orderflow produce`.
-pub async fn run(
+pub(crate) async fn run(
     settings: &KafkaSettings,
     args: &ProduceArgs,
     shutdown: Shutdown,

@@ -8,7 +8,7 @@
 //!   terminal, what it leaves behind
 //! - [`sender`]: the producer's generation loop, on a thread of its own (`produce`, `demo`)
 
-pub mod live;
+pub(crate) mod live;
 pub mod member;
 pub(crate) mod sender;
 

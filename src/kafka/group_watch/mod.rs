@@ -36,7 +36,7 @@ use crate::report::group_view::{
 };
 
 /// How often the view is rebuilt.
-pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An announcement older than this is from a member that is gone (they come every second).
 const ANNOUNCEMENT_FRESHNESS: Duration = Duration::from_secs(5);
@@ -51,8 +51,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// At most this many groups, and members per group, are shown; the view says how many more
 /// there are. Anyone who can write to `<topic>.members` can announce any number of names: the
 /// caps keep the view, and the clients it makes, bounded.
-pub const MAX_GROUPS_SHOWN: usize = 12;
-pub const MAX_MEMBERS_SHOWN: usize = 24;
+const MAX_GROUPS_SHOWN: usize = 12;
+const MAX_MEMBERS_SHOWN: usize = 24;
 
 /// At most this many clients fetch committed offsets, besides one per group always shown
 /// (librdkafka asks OffsetFetch for a client's own group.id only, so one client per group
@@ -82,7 +82,7 @@ impl GroupWatch {
     /// As [`GroupWatch::start`], and `always_shown` (a few trusted names: orderflow's role
     /// groups) are shown once they have committed offsets, even without members, and come
     /// first when there are more groups than the view shows.
-    pub fn showing(
+    pub(crate) fn showing(
         settings: &KafkaSettings,
         always_shown: Vec<String>,
         mut deliver: impl FnMut(GroupView) + Send + 'static,
