@@ -2,9 +2,11 @@
 //! broker, a producer, order-processor, analytics and storage, and the live view.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use super::consume::{build_order_processor, build_storage};
@@ -30,6 +32,9 @@ use crate::wiring::sender::{Plan, send_in_background};
 /// How long the roles get to read the producer's last events before they are stopped.
 const CATCH_UP: Duration = Duration::from_millis(1500);
 
+/// The development broker, serving on a task of its own.
+type BrokerTask = tokio::task::JoinHandle<()>;
+
 /// `--listen`'s default (cli.rs): anything else was asked for.
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 
@@ -49,18 +54,54 @@ async fn start_role<R: Role>(
     member::start(settings, options, role, out, shutdown).await
 }
 
-pub(crate) async fn run(
-    connection: ConnectionArgs,
-    args: &DemoArgs,
-    shutdown: Shutdown,
-) -> anyhow::Result<ExitCode> {
-    exit_on_second_request(&shutdown);
-    let live = !args.no_tui && std::io::stdout().is_terminal();
+/// The roles in panel order, each with its sink: its panel of `view`, or without a view a
+/// printer with the role's name; storage writes its audit log to `audit_path`.
+async fn start_roles(
+    settings: &KafkaSettings,
+    view: Option<&LiveView>,
+    audit_path: &Path,
+    stop: &Shutdown,
+) -> anyhow::Result<Vec<Running>> {
+    let out = |role: &RoleEntry| -> Box<dyn Report> {
+        match view {
+            Some(view) => view.report(role.name),
+            None => Box::new(TextPrinter::with_prefix(role.name)),
+        }
+    };
+    let processor = &registry::ORDER_PROCESSOR;
+    let (order_processor, _) =
+        build_order_processor(settings, processor.default_group(), Duration::ZERO).await?;
+    let (storage, _) = build_storage(settings, Some(audit_path.to_owned()))?;
+    Ok(vec![
+        start_role(settings, processor, order_processor, out(processor), stop).await?,
+        start_role(
+            settings,
+            &registry::ANALYTICS,
+            Analytics::new(),
+            out(&registry::ANALYTICS),
+            stop,
+        )
+        .await?,
+        start_role(
+            settings,
+            &registry::STORAGE,
+            storage,
+            out(&registry::STORAGE),
+            stop,
+        )
+        .await?,
+    ])
+}
 
-    // The broker: the cluster -b names, or a development broker of its own on the asked-for
-    // address, or any free port if that one is taken (a broker of an earlier session, say).
-    let broker_stop = Shutdown::manual();
-    let (address, broker_task) = if connection.brokers_given {
+/// The broker: the cluster -b names, or a development broker of its own on the asked-for
+/// address, or any free port if that one is taken (a broker of an earlier session, say),
+/// serving until `stop`. Returns its address, and the development broker's task.
+async fn broker(
+    connection: &ConnectionArgs,
+    args: &DemoArgs,
+    stop: &Shutdown,
+) -> anyhow::Result<(String, Option<BrokerTask>)> {
+    if connection.brokers_given {
         if args.listen != DEFAULT_LISTEN {
             anyhow::bail!(
                 "--listen is the demo's own broker's address; with -b {} the demo starts no \
@@ -72,26 +113,80 @@ pub(crate) async fn run(
             "demo: on the cluster at {} (-b): no built-in broker started; topic {}",
             connection.brokers, connection.topic
         );
-        (connection.brokers.clone(), None)
-    } else {
-        let mut options = BrokerOptions {
-            listen: args.listen.clone(),
-            advertise: None,
-            topic: connection.topic.clone(),
-            partitions: 3,
-        };
-        let mut broker = match DevBroker::start(&options).await {
-            Err(BrokerError::AddressInUse { .. }) => {
-                options.listen = "127.0.0.1:0".into();
-                DevBroker::start(&options).await?
-            }
-            started => started?,
-        };
-        let address = broker.advertised().to_owned();
-        let mut stop = broker_stop.clone();
-        let task = tokio::spawn(async move { broker.serve(stop.requested_async()).await });
-        (address, Some(task))
+        return Ok((connection.brokers.clone(), None));
+    }
+    let mut options = BrokerOptions {
+        listen: args.listen.clone(),
+        advertise: None,
+        topic: connection.topic.clone(),
+        partitions: 3,
     };
+    let mut broker = match DevBroker::start(&options).await {
+        Err(BrokerError::AddressInUse { .. }) => {
+            options.listen = "127.0.0.1:0".into();
+            DevBroker::start(&options).await?
+        }
+        started => started?,
+    };
+    let address = broker.advertised().to_owned();
+    let mut stop = stop.clone();
+    let task = tokio::spawn(async move { broker.serve(stop.requested_async()).await });
+    Ok((address, Some(task)))
+}
+
+/// The producer's counters every half second: to the view when there is one (`view`),
+/// otherwise a line now and then; until `stop`.
+fn producer_ticker(
+    producer: Arc<OrderProducer>,
+    sent: Arc<AtomicU64>,
+    view: Option<Sender<ViewEvent>>,
+    mut stop: Shutdown,
+    target_rate: f64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut meter = RateMeter::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut ticks = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.requested_async() => return,
+            }
+            let deliveries = producer.deliveries();
+            let stats = ProducerStats {
+                sent: sent.load(Ordering::Relaxed),
+                delivered: deliveries.delivered(),
+                failed: deliveries.failed(),
+                rate: meter.sample(deliveries.delivered()),
+                target_rate,
+            };
+            ticks += 1;
+            if let Some(events) = &view {
+                let _ = events.send(ViewEvent::Producer(stats));
+            } else if ticks.is_multiple_of(10) {
+                println!(
+                    "[producer] sent {} · delivered {} · failed {} · {}",
+                    human::count(stats.sent),
+                    human::count(stats.delivered),
+                    human::count(stats.failed),
+                    human::rate(stats.rate)
+                );
+            }
+        }
+    })
+}
+
+/// Runs `orderflow demo` until Ctrl-C (or `q`), then stops its parts in order.
+pub(crate) async fn run(
+    connection: ConnectionArgs,
+    args: &DemoArgs,
+    shutdown: Shutdown,
+) -> anyhow::Result<ExitCode> {
+    exit_on_second_request(&shutdown);
+    let live = !args.no_tui && std::io::stdout().is_terminal();
+
+    let broker_stop = Shutdown::manual();
+    let (address, broker_task) = broker(&connection, args, &broker_stop).await?;
     let settings = KafkaSettings::new(&address, &connection.topic, connection.properties)?;
 
     // The producer.
@@ -114,87 +209,19 @@ pub(crate) async fn run(
         Arc::clone(&sent),
     )?;
 
-    // The roles, each with its sink: the view, or a printer with the role's name.
     let view = LiveView::new();
-    let out = |role: &RoleEntry| -> Box<dyn Report> {
-        if live {
-            view.report(role.name)
-        } else {
-            Box::new(TextPrinter::with_prefix(role.name))
-        }
-    };
-    let processor = &registry::ORDER_PROCESSOR;
-    let (order_processor, _) =
-        build_order_processor(&settings, processor.default_group(), Duration::ZERO).await?;
     let audit_path =
         std::env::temp_dir().join(format!("orderflow-demo-{}.audit.jsonl", std::process::id()));
-    let (storage, _) = build_storage(&settings, Some(audit_path.clone()))?;
-    let roles = vec![
-        start_role(
-            &settings,
-            processor,
-            order_processor,
-            out(processor),
-            &roles_stop,
-        )
-        .await?,
-        start_role(
-            &settings,
-            &registry::ANALYTICS,
-            Analytics::new(),
-            out(&registry::ANALYTICS),
-            &roles_stop,
-        )
-        .await?,
-        start_role(
-            &settings,
-            &registry::STORAGE,
-            storage,
-            out(&registry::STORAGE),
-            &roles_stop,
-        )
-        .await?,
-    ];
+    let roles = start_roles(&settings, live.then_some(&view), &audit_path, &roles_stop).await?;
 
     // The producer's counters, for the view (or a line now and then).
-    let ticker = {
-        let producer = Arc::clone(&producer);
-        let sent = Arc::clone(&sent);
-        let events = view.events();
-        let mut stop = roles_stop.clone();
-        let target_rate = args.rate;
-        tokio::spawn(async move {
-            let mut meter = RateMeter::default();
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            let mut ticks = 0u64;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.requested_async() => return,
-                }
-                let deliveries = producer.deliveries();
-                let stats = ProducerStats {
-                    sent: sent.load(Ordering::Relaxed),
-                    delivered: deliveries.delivered(),
-                    failed: deliveries.failed(),
-                    rate: meter.sample(deliveries.delivered()),
-                    target_rate,
-                };
-                ticks += 1;
-                if live {
-                    let _ = events.send(ViewEvent::Producer(stats));
-                } else if ticks.is_multiple_of(10) {
-                    println!(
-                        "[producer] sent {} · delivered {} · failed {} · {}",
-                        human::count(stats.sent),
-                        human::count(stats.delivered),
-                        human::count(stats.failed),
-                        human::rate(stats.rate)
-                    );
-                }
-            }
-        })
-    };
+    let ticker = producer_ticker(
+        Arc::clone(&producer),
+        Arc::clone(&sent),
+        live.then(|| view.events()),
+        roles_stop.clone(),
+        args.rate,
+    );
 
     let mut final_view = None;
     if live {
