@@ -47,7 +47,7 @@ impl LiveView {
     /// roles' own groups are shown once they have committed offsets, even without members.
     pub(crate) fn watch(&self, settings: &KafkaSettings) -> std::io::Result<GroupWatch> {
         let events = self.events.clone();
-        GroupWatch::showing(settings, registry::default_groups(), move |view| {
+        GroupWatch::start(settings, registry::default_groups(), move |view| {
             let _ = events.send(ViewEvent::Groups(view));
         })
     }

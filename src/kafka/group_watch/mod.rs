@@ -70,19 +70,11 @@ pub struct GroupWatch {
 }
 
 impl GroupWatch {
-    /// Starts watching; `deliver` gets a new view every [`WATCH_INTERVAL`]. Groups without
-    /// members show only while the cluster or announcements tell of them.
+    /// Starts watching; `deliver` gets a new view every [`WATCH_INTERVAL`]. `always_shown`
+    /// (a few trusted names: orderflow's role groups, from the role registry) are shown once
+    /// they have committed offsets, even without members, and come first when there are more
+    /// groups than the view shows.
     pub fn start(
-        settings: &KafkaSettings,
-        deliver: impl FnMut(GroupView) + Send + 'static,
-    ) -> std::io::Result<GroupWatch> {
-        GroupWatch::showing(settings, Vec::new(), deliver)
-    }
-
-    /// As [`GroupWatch::start`], and `always_shown` (a few trusted names: orderflow's role
-    /// groups) are shown once they have committed offsets, even without members, and come
-    /// first when there are more groups than the view shows.
-    pub(crate) fn showing(
         settings: &KafkaSettings,
         always_shown: Vec<String>,
         mut deliver: impl FnMut(GroupView) + Send + 'static,
