@@ -5,7 +5,7 @@
 //! - [`group_view`]: who reads the topic — groups, members, partitions, lag
 //! - [`printer`]: text and JSON Lines output of the roles
 //! - [`human`]: numbers, durations and errors in words for people
-//! - [`rate`], [`outage`]: the producer's rate meter and what it says about outages
+//! - `rate`, `outage`: the producer's rate meter and what it says about outages
 
 pub mod activity;
 pub mod group_view;

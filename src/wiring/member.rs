@@ -1,7 +1,7 @@
 //! A role as a member of its consumer group: its options, where its activity goes (a
 //! printer or the live view, and its announcements on `<topic>.members`), and its Kafka
 //! runtime on a thread of its own. [`run`] is a whole run, as `orderflow analytics` does it;
-//! the demo starts several members with [`start`] and shows them in one view.
+//! the demo starts several members with `start` and shows them in one view.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

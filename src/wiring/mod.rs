@@ -4,9 +4,9 @@
 //!
 //! - [`member`]: a role as a group member — options, sinks, its run on a thread of its own,
 //!   [`member::run`] for a whole run (what `orderflow analytics` and the examples do)
-//! - [`live`]: the live view around running members — its channel, the group watch, the
+//! - `live`: the live view around running members — its channel, the group watch, the
 //!   terminal, what it leaves behind
-//! - [`sender`]: the producer's generation loop, on a thread of its own (`produce`, `demo`)
+//! - `sender`: the producer's generation loop, on a thread of its own (`produce`, `demo`)
 
 pub(crate) mod live;
 pub mod member;
