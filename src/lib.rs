@@ -2,7 +2,8 @@
 //! order platform; this library holds the pieces, from the wire format up to the commands.
 //!
 //! - [`domain`]: the order event on the wire, its lifecycle, the generator (no Kafka)
-//! - [`roles`]: the order platform's consumer roles (order-processor, analytics, storage)
+//! - [`roles`]: the order platform's consumer roles (order-processor, analytics, storage) and
+//!   their registry, the one list of them
 //! - [`report`]: what the roles report, as plain values and as text / JSON Lines
 //! - [`config`]: validated `-b`/`-t`/`-X` settings and librdkafka client configs
 //! - [`kafka`]: all Kafka I/O — producer, consumer-group runtime, dead letters, member
