@@ -130,3 +130,36 @@ pub(super) async fn storage(
     let (role, notices) = build_storage(settings, args.file.clone())?;
     run(settings, options, role, &args.consumer, notices, shutdown).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(group: Option<&str>, json: bool) -> ConsumerArgs {
+        ConsumerArgs {
+            group: group.map(str::to_owned),
+            exit_at_end: true,
+            json,
+            no_tui: false,
+        }
+    }
+
+    #[test]
+    fn a_role_joins_its_default_group_unless_told_another() {
+        let default = options(&registry::ANALYTICS, &args(None, false));
+        assert_eq!(
+            (default.role, default.group.as_str(), default.exit_at_end),
+            ("analytics", "analytics", true)
+        );
+        let other = options(&registry::STORAGE, &args(Some("replay-1"), false));
+        assert_eq!((other.role, other.group.as_str()), ("storage", "replay-1"));
+    }
+
+    #[test]
+    fn json_is_never_the_live_view() {
+        assert_eq!(output(&args(None, true)), Output::Json);
+        if !std::io::stdout().is_terminal() {
+            assert_eq!(output(&args(None, false)), Output::Text);
+        }
+    }
+}
