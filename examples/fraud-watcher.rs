@@ -13,24 +13,24 @@
 //! ```
 //!
 //! A role is one type implementing [`Role`]: `handle` is called for every record, `assigned`
-//! and `revoked` when partitions move, `counters` for the summaries. `main` wires it to Kafka.
+//! and `revoked` when partitions move, `counters` for the summaries. `main` hands it to
+//! [`orderflow::wiring::run`], which makes it a member of its group and prints what it does,
+//! exactly as it does for the built-in roles.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use anyhow::Context;
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Parser;
 use orderflow::cli::ConnectionArgs;
 use orderflow::config::KafkaSettings;
 use orderflow::domain::event::{OrderEvent, Status};
-use orderflow::kafka::consumer::{ConsumerOptions, GroupConsumer};
-use orderflow::kafka::presence::Presence;
+use orderflow::kafka::consumer::ConsumerOptions;
 use orderflow::report::activity::{
-    Activity, Fanout, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
+    Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
 };
-use orderflow::report::printer::{JsonPrinter, TextPrinter};
 use orderflow::roles::{ConsumedRecord, Replay, Role, RoleError};
 use orderflow::shutdown::Shutdown;
+use orderflow::wiring::{self, Output};
 use uuid::Uuid;
 
 #[derive(Parser)]
@@ -208,34 +208,19 @@ async fn main() -> anyhow::Result<()> {
         args.connection.properties,
     )?;
 
-    // Where the role's activity goes: text or JSON Lines on stdout, and announcements on
-    // `<topic>.members` so that the live views of the other roles list this group and its
-    // members (on the built-in broker that is the only way they can know; best effort).
-    let mut out: Vec<Box<dyn Report>> = if args.json {
-        vec![Box::new(JsonPrinter)]
-    } else {
-        vec![Box::new(TextPrinter::default())]
-    };
-    out.extend(
-        Presence::new(&settings)
-            .ok()
-            .map(|p| Box::new(p) as Box<dyn Report>),
-    );
-
     let options = ConsumerOptions {
         role: "fraud-watcher",
         group: args.group,
         exit_at_end: args.exit_at_end,
     };
     let role = FraudWatcher::new(args.max_orders, TimeDelta::seconds(args.window_s));
-    let consumer = GroupConsumer::new(&settings, options, role, Box::new(Fanout(out)))?;
-
-    // Ctrl-C and SIGTERM become a stop request; the runtime then finishes the record in
-    // hand, commits and leaves the group, so its partitions move to other members at once.
+    // Ctrl-C and SIGTERM become a stop request; the member then finishes the record in hand,
+    // commits and leaves the group, so its partitions move to other members at once.
     let shutdown = Shutdown::listen();
-    // The runtime polls Kafka in a blocking loop: give it a thread of its own.
-    tokio::task::spawn_blocking(move || consumer.run(&shutdown))
-        .await
-        .context("the consumer thread panicked")??;
-    Ok(())
+    // Text or JSON Lines on stdout, and announcements on `<topic>.members` so that the live
+    // views of the other roles list this group and its members (on the built-in broker that
+    // is the only way they can know; best effort). The runtime polls Kafka in a blocking loop
+    // on a thread of its own.
+    let output = Output::printing(args.json);
+    wiring::run(&settings, options, role, output, Vec::new(), shutdown).await
 }

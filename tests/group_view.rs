@@ -10,6 +10,7 @@ use nix::sys::signal::Signal;
 use orderflow::config::KafkaSettings;
 use orderflow::kafka::group_watch::GroupWatch;
 use orderflow::report::group_view::{GroupView, MembershipSource};
+use orderflow::roles::registry::default_groups;
 use util::{Broker, Running};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -55,7 +56,10 @@ fn watch(broker: &Broker) -> (GroupWatch, Arc<Mutex<Option<GroupView>>>) {
     let latest = Arc::new(Mutex::new(None));
     let watch = {
         let latest = Arc::clone(&latest);
-        GroupWatch::start(&settings, move |view| *latest.lock().unwrap() = Some(view)).unwrap()
+        GroupWatch::start(&settings, default_groups(), move |view| {
+            *latest.lock().unwrap() = Some(view)
+        })
+        .unwrap()
     };
     (watch, latest)
 }

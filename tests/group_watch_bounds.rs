@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use orderflow::config::KafkaSettings;
 use orderflow::kafka::group_watch::GroupWatch;
 use orderflow::report::group_view::GroupView;
+use orderflow::roles::registry::default_groups;
 use util::Broker;
 
 /// Threads of this process, from /proc/self/status.
@@ -36,7 +37,10 @@ fn forged_announcements_cannot_exhaust_the_watching_process() {
     let latest: Arc<Mutex<Option<GroupView>>> = Arc::new(Mutex::new(None));
     let _watch = {
         let latest = Arc::clone(&latest);
-        GroupWatch::start(&settings, move |view| *latest.lock().unwrap() = Some(view)).unwrap()
+        GroupWatch::start(&settings, default_groups(), move |view| {
+            *latest.lock().unwrap() = Some(view)
+        })
+        .unwrap()
     };
     let started = Instant::now();
     while latest.lock().unwrap().is_none() {

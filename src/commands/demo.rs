@@ -2,91 +2,106 @@
 //! broker, a producer, order-processor, analytics and storage, and the live view.
 
 use std::io::IsTerminal;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc::Sender;
 use std::time::Duration;
 
-use chrono::{Local, Utc};
-
-use super::consumers::{exit_on_second_request, open_audit_log, presence};
+use super::consume::{build_order_processor, build_storage};
 use crate::cli::{ConnectionArgs, DemoArgs};
-use crate::commands::produce::{Plan, RateMeter, send_in_background};
 use crate::config::KafkaSettings;
-use crate::dashboard::terminal::{self, Controls};
-use crate::dashboard::{Dashboard, ProducerStats, ViewEvent, ViewReport};
+use crate::dashboard::terminal::Controls;
+use crate::dashboard::{ProducerStats, ViewEvent};
 use crate::kafka::broker::{BrokerError, BrokerOptions, DevBroker};
-use crate::kafka::consumer::{
-    ConsumerControl, ConsumerError, ConsumerOptions, Ending, GroupConsumer,
-};
-use crate::kafka::dead_letter::DeadLetters;
-use crate::kafka::group_watch::GroupWatch;
+use crate::kafka::consumer::ConsumerOptions;
 use crate::kafka::producer::OrderProducer;
-use crate::report::activity::{Fanout, Report};
+use crate::report::activity::Report;
 use crate::report::human;
 use crate::report::printer::{TextPrinter, summary_line};
+use crate::report::rate::RateMeter;
 use crate::roles::Role;
 use crate::roles::analytics::Analytics;
-use crate::roles::order_processor::OrderProcessor;
-use crate::roles::storage::Storage;
+use crate::roles::registry::{self, ROLES, RoleEntry};
 use crate::shutdown::Shutdown;
+use crate::wiring::live::{self, LiveView};
+use crate::wiring::member::{self, Running, exit_on_second_request};
+use crate::wiring::sender::{Plan, send_in_background};
 
 /// How long the roles get to read the producer's last events before they are stopped.
 const CATCH_UP: Duration = Duration::from_millis(1500);
 
+/// The development broker, serving on a task of its own.
+type BrokerTask = tokio::task::JoinHandle<()>;
+
 /// `--listen`'s default (cli.rs): anything else was asked for.
 const DEFAULT_LISTEN: &str = "127.0.0.1:9092";
 
-/// The roles, in the order of their panels.
-const ROLES: [&str; 3] = ["order-processor", "analytics", "storage"];
-
-/// A role started by the demo.
-struct Running {
-    name: &'static str,
-    control: ConsumerControl,
-    task: tokio::task::JoinHandle<Result<Ending, ConsumerError>>,
-}
-
-/// Creates a member with its sinks, joins its group, and runs it on a thread of its own.
+/// Starts `role` as a member of its default group, reporting to `out`.
 async fn start_role<R: Role>(
     settings: &KafkaSettings,
-    role_name: &'static str,
+    entry: &RoleEntry,
     role: R,
     out: Box<dyn Report>,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
-    let mut sinks = vec![out];
-    sinks.extend(presence(settings));
     let options = ConsumerOptions {
-        role: role_name,
-        group: role_name.to_owned(),
+        role: entry.name,
+        group: entry.default_group().to_owned(),
         exit_at_end: false,
     };
-    let mut consumer = GroupConsumer::new(settings, options, role, Box::new(Fanout(sinks)))?;
-    let control = consumer.control();
-    let consumer =
-        tokio::task::spawn_blocking(move || consumer.connect().map(|()| consumer)).await??;
-    let shutdown = shutdown.clone();
-    let task = tokio::task::spawn_blocking(move || consumer.run(&shutdown));
-    Ok(Running {
-        name: role_name,
-        control,
-        task,
-    })
+    member::start(settings, options, role, out, shutdown).await
 }
 
-pub async fn run(
-    connection: ConnectionArgs,
-    args: &DemoArgs,
-    shutdown: Shutdown,
-) -> anyhow::Result<ExitCode> {
-    exit_on_second_request(&shutdown);
-    let live = !args.no_tui && std::io::stdout().is_terminal();
+/// The roles in panel order, each with its sink: its panel of `view`, or without a view a
+/// printer with the role's name; storage writes its audit log to `audit_path`.
+async fn start_roles(
+    settings: &KafkaSettings,
+    view: Option<&LiveView>,
+    audit_path: &Path,
+    stop: &Shutdown,
+) -> anyhow::Result<Vec<Running>> {
+    let out = |role: &RoleEntry| -> Box<dyn Report> {
+        match view {
+            Some(view) => view.report(role.name),
+            None => Box::new(TextPrinter::with_prefix(role.name)),
+        }
+    };
+    let processor = &registry::ORDER_PROCESSOR;
+    let (order_processor, _) =
+        build_order_processor(settings, processor.default_group(), Duration::ZERO).await?;
+    let (storage, _) = build_storage(settings, Some(audit_path.to_owned()))?;
+    Ok(vec![
+        start_role(settings, processor, order_processor, out(processor), stop).await?,
+        start_role(
+            settings,
+            &registry::ANALYTICS,
+            Analytics::new(),
+            out(&registry::ANALYTICS),
+            stop,
+        )
+        .await?,
+        start_role(
+            settings,
+            &registry::STORAGE,
+            storage,
+            out(&registry::STORAGE),
+            stop,
+        )
+        .await?,
+    ])
+}
 
-    // The broker: the cluster -b names, or a development broker of its own on the asked-for
-    // address, or any free port if that one is taken (a broker of an earlier session, say).
-    let broker_stop = Shutdown::manual();
-    let (address, broker_task) = if connection.brokers_given {
+/// The broker: the cluster -b names, or a development broker of its own on the asked-for
+/// address, or any free port if that one is taken (a broker of an earlier session, say),
+/// serving until `stop`. Returns its address, and the development broker's task.
+async fn broker(
+    connection: &ConnectionArgs,
+    args: &DemoArgs,
+    stop: &Shutdown,
+) -> anyhow::Result<(String, Option<BrokerTask>)> {
+    if connection.brokers_given {
         if args.listen != DEFAULT_LISTEN {
             anyhow::bail!(
                 "--listen is the demo's own broker's address; with -b {} the demo starts no \
@@ -98,26 +113,80 @@ pub async fn run(
             "demo: on the cluster at {} (-b): no built-in broker started; topic {}",
             connection.brokers, connection.topic
         );
-        (connection.brokers.clone(), None)
-    } else {
-        let mut options = BrokerOptions {
-            listen: args.listen.clone(),
-            advertise: None,
-            topic: connection.topic.clone(),
-            partitions: 3,
-        };
-        let mut broker = match DevBroker::start(&options).await {
-            Err(BrokerError::AddressInUse { .. }) => {
-                options.listen = "127.0.0.1:0".into();
-                DevBroker::start(&options).await?
-            }
-            started => started?,
-        };
-        let address = broker.advertised().to_owned();
-        let mut stop = broker_stop.clone();
-        let task = tokio::spawn(async move { broker.serve(stop.requested_async()).await });
-        (address, Some(task))
+        return Ok((connection.brokers.clone(), None));
+    }
+    let mut options = BrokerOptions {
+        listen: args.listen.clone(),
+        advertise: None,
+        topic: connection.topic.clone(),
+        partitions: 3,
     };
+    let mut broker = match DevBroker::start(&options).await {
+        Err(BrokerError::AddressInUse { .. }) => {
+            options.listen = "127.0.0.1:0".into();
+            DevBroker::start(&options).await?
+        }
+        started => started?,
+    };
+    let address = broker.advertised().to_owned();
+    let mut stop = stop.clone();
+    let task = tokio::spawn(async move { broker.serve(stop.requested_async()).await });
+    Ok((address, Some(task)))
+}
+
+/// The producer's counters every half second: to the view when there is one (`view`),
+/// otherwise a line now and then; until `stop`.
+fn producer_ticker(
+    producer: Arc<OrderProducer>,
+    sent: Arc<AtomicU64>,
+    view: Option<Sender<ViewEvent>>,
+    mut stop: Shutdown,
+    target_rate: f64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut meter = RateMeter::default();
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut ticks = 0u64;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.requested_async() => return,
+            }
+            let deliveries = producer.deliveries();
+            let stats = ProducerStats {
+                sent: sent.load(Ordering::Relaxed),
+                delivered: deliveries.delivered(),
+                failed: deliveries.failed(),
+                rate: meter.sample(deliveries.delivered()),
+                target_rate,
+            };
+            ticks += 1;
+            if let Some(events) = &view {
+                let _ = events.send(ViewEvent::Producer(stats));
+            } else if ticks.is_multiple_of(10) {
+                println!(
+                    "[producer] sent {} · delivered {} · failed {} · {}",
+                    human::count(stats.sent),
+                    human::count(stats.delivered),
+                    human::count(stats.failed),
+                    human::rate(stats.rate)
+                );
+            }
+        }
+    })
+}
+
+/// Runs `orderflow demo` until Ctrl-C (or `q`), then stops its parts in order.
+pub(crate) async fn run(
+    connection: ConnectionArgs,
+    args: &DemoArgs,
+    shutdown: Shutdown,
+) -> anyhow::Result<ExitCode> {
+    exit_on_second_request(&shutdown);
+    let live = !args.no_tui && std::io::stdout().is_terminal();
+
+    let broker_stop = Shutdown::manual();
+    let (address, broker_task) = broker(&connection, args, &broker_stop).await?;
     let settings = KafkaSettings::new(&address, &connection.topic, connection.properties)?;
 
     // The producer.
@@ -140,127 +209,42 @@ pub async fn run(
         Arc::clone(&sent),
     )?;
 
-    // The roles, each with its sink: the view, or a printer with the role's name.
-    let (events, view_events) = mpsc::channel();
-    let out = |role: &'static str| -> Box<dyn Report> {
-        if live {
-            Box::new(ViewReport::new(role, events.clone()))
-        } else {
-            Box::new(TextPrinter::with_prefix(role))
-        }
-    };
-    let dead_letters = DeadLetters::new(&settings, "order-processor")?;
-    dead_letters.check().await?;
+    let view = LiveView::new();
     let audit_path =
         std::env::temp_dir().join(format!("orderflow-demo-{}.audit.jsonl", std::process::id()));
-    let (log, _) = open_audit_log(&settings, Some(audit_path.clone()))?;
-    let roles = vec![
-        start_role(
-            &settings,
-            ROLES[0],
-            OrderProcessor::new(Box::new(dead_letters), Duration::ZERO),
-            out(ROLES[0]),
-            &roles_stop,
-        )
-        .await?,
-        start_role(
-            &settings,
-            ROLES[1],
-            Analytics::new(),
-            out(ROLES[1]),
-            &roles_stop,
-        )
-        .await?,
-        start_role(
-            &settings,
-            ROLES[2],
-            Storage::new(log, &settings.topic),
-            out(ROLES[2]),
-            &roles_stop,
-        )
-        .await?,
-    ];
+    let roles = start_roles(&settings, live.then_some(&view), &audit_path, &roles_stop).await?;
 
     // The producer's counters, for the view (or a line now and then).
-    let ticker = {
-        let producer = Arc::clone(&producer);
-        let sent = Arc::clone(&sent);
-        let events = events.clone();
-        let mut stop = roles_stop.clone();
-        let target_rate = args.rate;
-        tokio::spawn(async move {
-            let mut meter = RateMeter::default();
-            let mut tick = tokio::time::interval(Duration::from_millis(500));
-            let mut ticks = 0u64;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.requested_async() => return,
-                }
-                let deliveries = producer.deliveries();
-                let stats = ProducerStats {
-                    sent: sent.load(Ordering::Relaxed),
-                    delivered: deliveries.delivered(),
-                    failed: deliveries.failed(),
-                    rate: meter.sample(deliveries.delivered()),
-                    target_rate,
-                };
-                ticks += 1;
-                if live {
-                    let _ = events.send(ViewEvent::Producer(stats));
-                } else if ticks.is_multiple_of(10) {
-                    println!(
-                        "[producer] sent {} · delivered {} · failed {} · {}",
-                        human::count(stats.sent),
-                        human::count(stats.delivered),
-                        human::count(stats.failed),
-                        human::rate(stats.rate)
-                    );
-                }
-            }
-        })
-    };
+    let ticker = producer_ticker(
+        Arc::clone(&producer),
+        Arc::clone(&sent),
+        live.then(|| view.events()),
+        roles_stop.clone(),
+        args.rate,
+    );
 
     let mut final_view = None;
     if live {
-        let watch = {
-            let events = events.clone();
-            GroupWatch::start(&settings, move |view| {
-                let _ = events.send(ViewEvent::Groups(view));
-            })?
-        };
-        drop(events);
-        let mut dashboard = Dashboard::new(
-            &address,
-            &settings.topic,
-            &ROLES,
-            Utc::now(),
-            *Local::now().offset(),
-        );
-        dashboard.select(ROLES[1]);
-        dashboard.feature(ROLES[1]);
+        let watch = view.watch(&settings)?;
+        let mut dashboard = live::dashboard(&address, &settings.topic, &registry::names());
+        // The demo's middle panel, and the counters shown beside the groups: analytics.
+        dashboard.select(registry::ANALYTICS.name);
+        dashboard.feature(registry::ANALYTICS.name);
         if broker_task.is_some() {
             dashboard.set_demo_broker(&address);
         }
-        // Logs go to a file while the view owns the terminal (best effort).
-        let _ = crate::logging::to_file();
         let mut controls = Controls::default();
         for role in &roles {
-            let control = role.control.clone();
-            controls.on_pause(role.name, move |paused| control.set_paused(paused));
+            controls.on_pause(role.name(), role.pause());
         }
         let stop = shutdown.clone();
-        let view_events_result = tokio::task::spawn_blocking(move || {
-            let result = terminal::run(dashboard, &view_events, &controls, || stop.requested());
-            (result, view_events)
-        })
-        .await?;
-        let (result, view_events) = view_events_result;
-        crate::logging::to_stderr();
+        let closed = view
+            .show(dashboard, controls, move || stop.requested())
+            .await?;
         drop(watch);
-        final_view = Some((result?, view_events));
+        final_view = Some(closed.state()?);
     } else {
-        drop(events);
+        drop(view);
         let whose = if broker_task.is_some() {
             "its own broker"
         } else {
@@ -284,9 +268,9 @@ pub async fn run(
     roles_stop.request();
     let _ = ticker.await;
     let mut failures = Vec::new();
-    for (name, role) in ROLES.iter().zip(roles) {
-        if let Err(e) = role.task.await? {
-            failures.push(format!("{name}: {e}"));
+    for (entry, role) in ROLES.iter().zip(roles) {
+        if let Err(e) = role.ended().await? {
+            failures.push(format!("{}: {e}", entry.name));
         }
     }
     broker_stop.request();
@@ -301,10 +285,8 @@ pub async fn run(
         human::count(deliveries.delivered()),
         human::count(deliveries.failed())
     );
-    if let Some((mut dashboard, view_events)) = final_view {
-        while let Ok(event) = view_events.recv_timeout(Duration::from_millis(100)) {
-            dashboard.update(event);
-        }
+    if let Some(last_view) = final_view {
+        let dashboard = last_view.settle();
         for role in dashboard.roles() {
             if let Some(summary) = role.summary() {
                 println!("{}: {}", role.name(), summary_line(summary));

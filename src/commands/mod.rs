@@ -5,9 +5,9 @@ mod audit;
 mod broker;
 mod cluster;
 mod completions;
-mod consumers;
+mod consume;
 mod demo;
-pub mod produce;
+mod produce;
 
 use std::process::ExitCode;
 
@@ -27,15 +27,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::OrderProcessor(args) => {
             let settings = settings(cli.connection)?;
-            consumers::order_processor(&settings, &args, shutdown).await
+            consume::order_processor(&settings, &args, shutdown).await
         }
         Command::Analytics(args) => {
             let settings = settings(cli.connection)?;
-            consumers::analytics(&settings, &args, shutdown).await
+            consume::analytics(&settings, &args, shutdown).await
         }
         Command::Storage(args) => {
             let settings = settings(cli.connection)?;
-            consumers::storage(&settings, &args, shutdown).await
+            consume::storage(&settings, &args, shutdown).await
         }
         Command::Demo(args) => demo::run(cli.connection, &args, shutdown).await,
         Command::Cluster(args) => cluster::run(&cli.connection.topic, args, shutdown).await,

@@ -5,9 +5,12 @@
 //! - [`group_view`]: who reads the topic — groups, members, partitions, lag
 //! - [`printer`]: text and JSON Lines output of the roles
 //! - [`human`]: numbers, durations and errors in words for people
+//! - `rate`, `outage`: the producer's rate meter and what it says about outages
 
 pub mod activity;
 pub mod group_view;
 pub mod human;
 pub mod latency;
+pub(crate) mod outage;
 pub mod printer;
+pub(crate) mod rate;

@@ -11,7 +11,10 @@
 //!   Both clusters answer these, so lag is the same computation everywhere.
 //!
 //! Groups shown: those the cluster describes as reading the topic, those with announced
-//! members, and orderflow's three role groups once they have committed offsets.
+//! members, and the groups the caller always wants (orderflow's role groups, from the role
+//! registry) once they have committed offsets.
+
+mod described;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
+use self::described::DescribedGroup;
 use super::client::{ConnectionHealth, close_promptly};
 use crate::config::KafkaSettings;
 use crate::report::group_view::{
@@ -32,7 +36,7 @@ use crate::report::group_view::{
 };
 
 /// How often the view is rebuilt.
-pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// An announcement older than this is from a member that is gone (they come every second).
 const ANNOUNCEMENT_FRESHNESS: Duration = Duration::from_secs(5);
@@ -44,85 +48,20 @@ const ANNOUNCEMENT_BACKLOG: i64 = 500;
 /// How long each request of a round may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Groups shown once they have committed offsets, even without members.
-const ROLE_GROUPS: [&str; 3] = ["order-processor", "analytics", "storage"];
-
 /// At most this many groups, and members per group, are shown; the view says how many more
 /// there are. Anyone who can write to `<topic>.members` can announce any number of names: the
 /// caps keep the view, and the clients it makes, bounded.
-pub const MAX_GROUPS_SHOWN: usize = 12;
-pub const MAX_MEMBERS_SHOWN: usize = 24;
+const MAX_GROUPS_SHOWN: usize = 12;
+const MAX_MEMBERS_SHOWN: usize = 24;
 
-/// At most this many clients fetch committed offsets (librdkafka asks OffsetFetch for a
-/// client's own group.id only, so one client per group shown); the least recently used is
-/// closed when another is needed. Each client holds threads and a connection per broker.
-const MAX_OFFSET_CLIENTS: usize = MAX_GROUPS_SHOWN + ROLE_GROUPS.len();
+/// At most this many clients fetch committed offsets, besides one per group always shown
+/// (librdkafka asks OffsetFetch for a client's own group.id only, so one client per group
+/// shown); the least recently used is closed when another is needed. Each client holds
+/// threads and a connection per broker.
+const MAX_OFFSET_CLIENTS: usize = MAX_GROUPS_SHOWN;
 
 /// At most this many members' latest announcements are remembered.
 const MAX_ANNOUNCED_MEMBERS: usize = 2_000;
-
-/// What the cluster, or the members' announcements, tell about one group.
-struct DescribedGroup {
-    members: Vec<Member>,
-    /// The protocol as the cluster describes it.
-    protocol: Option<GroupProtocol>,
-    /// The assignor as the cluster describes it (classic groups).
-    assignor: Option<String>,
-    /// Whether `members` come from the announcements.
-    announced_members: bool,
-    /// What the announcing members say: (protocol, assignor asked for), one entry each.
-    announced: Vec<(Option<GroupProtocol>, Option<String>)>,
-}
-
-impl DescribedGroup {
-    /// A group the cluster described, members and all.
-    fn listed(protocol: Option<GroupProtocol>) -> DescribedGroup {
-        DescribedGroup {
-            members: Vec::new(),
-            protocol,
-            assignor: None,
-            announced_members: false,
-            announced: Vec::new(),
-        }
-    }
-
-    /// A group whose members only their announcements tell.
-    fn announced(protocol: Option<GroupProtocol>) -> DescribedGroup {
-        DescribedGroup {
-            announced_members: true,
-            ..DescribedGroup::listed(protocol)
-        }
-    }
-
-    fn heard(&mut self, a: &Announcement) {
-        self.announced.push((a.group_protocol, a.assignor.clone()));
-    }
-
-    /// The group's protocol and assignor: the cluster's word where it gave one, otherwise
-    /// what its announcing members agree on (None where they differ or do not say).
-    fn protocol(&self) -> (Option<GroupProtocol>, Option<String>) {
-        let protocol = self
-            .protocol
-            .or_else(|| agreed(self.announced.iter().map(|(p, _)| *p).collect()).flatten());
-        let assignor = self.assignor.clone().or_else(|| {
-            // Announced assignors belong to the protocol the group uses.
-            let same: Vec<Option<String>> = self
-                .announced
-                .iter()
-                .filter(|(p, _)| protocol.is_some() && *p == protocol)
-                .map(|(_, a)| a.clone())
-                .collect();
-            agreed(same).flatten()
-        });
-        (protocol, assignor)
-    }
-}
-
-/// The value every one of `values` has; None when they differ or there are none.
-fn agreed<T: Clone + PartialEq>(values: Vec<T>) -> Option<T> {
-    let first = values.first()?.clone();
-    values.iter().all(|v| *v == first).then_some(first)
-}
 
 /// A running group watch; dropping it stops the thread.
 pub struct GroupWatch {
@@ -131,9 +70,13 @@ pub struct GroupWatch {
 }
 
 impl GroupWatch {
-    /// Starts watching; `deliver` gets a new view every [`WATCH_INTERVAL`].
+    /// Starts watching; `deliver` gets a new view every [`WATCH_INTERVAL`]. `always_shown`
+    /// (a few trusted names: orderflow's role groups, from the role registry) are shown once
+    /// they have committed offsets, even without members, and come first when there are more
+    /// groups than the view shows.
     pub fn start(
         settings: &KafkaSettings,
+        always_shown: Vec<String>,
         mut deliver: impl FnMut(GroupView) + Send + 'static,
     ) -> std::io::Result<GroupWatch> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -142,7 +85,7 @@ impl GroupWatch {
         let thread = std::thread::Builder::new()
             .name("group watch".into())
             .spawn(move || {
-                let mut watcher = match Watcher::new(&settings) {
+                let mut watcher = match Watcher::new(&settings, always_shown) {
                     Ok(watcher) => watcher,
                     Err(e) => {
                         tracing::warn!(error = %e, "the group view cannot start");
@@ -181,6 +124,8 @@ impl Drop for GroupWatch {
 /// The watch's clients and memory between rounds.
 struct Watcher {
     settings: KafkaSettings,
+    /// Groups shown once they have committed offsets, even without members.
+    always_shown: Vec<String>,
     /// Metadata, end offsets and group descriptions, on a connection of its own.
     cluster: BaseConsumer<ConnectionHealth>,
     /// Reads `<topic>.members`.
@@ -189,7 +134,7 @@ struct Watcher {
     /// member announces itself).
     reading_announcements: bool,
     /// One client per group shown, to fetch its committed offsets, with the round it was
-    /// last used in; at most [`MAX_OFFSET_CLIENTS`].
+    /// last used in; at most [`MAX_OFFSET_CLIENTS`] plus one per group always shown.
     offsets: HashMap<String, (BaseConsumer<ConnectionHealth>, u64)>,
     /// Rounds so far, the clock of `offsets`.
     rounds: u64,
@@ -231,10 +176,14 @@ fn plain_consumer(
 }
 
 impl Watcher {
-    fn new(settings: &KafkaSettings) -> rdkafka::error::KafkaResult<Watcher> {
+    fn new(
+        settings: &KafkaSettings,
+        always_shown: Vec<String>,
+    ) -> rdkafka::error::KafkaResult<Watcher> {
         let own_group = format!("orderflow-view-{}", super::client::process_tag());
         Ok(Watcher {
             settings: settings.clone(),
+            always_shown,
             cluster: plain_consumer(settings, "cluster", &own_group)?,
             announcements: plain_consumer(settings, "members", &own_group)?,
             reading_announcements: false,
@@ -319,23 +268,22 @@ impl Watcher {
         }
 
         // Kafka lists every consumer-protocol group of the cluster, whatever it reads; keep
-        // those that can be about this topic (a role group, or one with announced members),
+        // those that can be about this topic (one always shown, or one with announced members),
         // so that no client is made to ask about the others' offsets.
+        let always_shown = &self.always_shown;
         by_group.retain(|name, g| {
-            !(g.announced_members
-                && g.announced.is_empty()
-                && !ROLE_GROUPS.contains(&name.as_str()))
+            !(g.announced_members && g.announced.is_empty() && !always_shown.contains(name))
         });
         let mut names: BTreeSet<String> = by_group.keys().cloned().collect();
-        names.extend(ROLE_GROUPS.iter().map(|g| g.to_string()));
-        // Beyond the cap, the role groups come first, then the groups the cluster itself
-        // described, then those with the most announced members: forged names cannot push
-        // the lesson's groups out of the view.
+        names.extend(always_shown.iter().cloned());
+        // Beyond the cap, the groups always shown come first, then the groups the cluster
+        // itself described, then those with the most announced members: forged names cannot
+        // push the lesson's groups out of the view.
         let mut names: Vec<String> = names.into_iter().collect();
         names.sort_by_key(|name| {
             let described = by_group.get(name);
             (
-                !ROLE_GROUPS.contains(&name.as_str()),
+                !always_shown.contains(name),
                 described.is_none_or(|g| g.announced_members),
                 std::cmp::Reverse(described.map_or(0, |g| g.members.len())),
                 name.clone(),
@@ -524,7 +472,7 @@ impl Watcher {
                         })
                         .collect();
                     let reads_topic = members.iter().any(|m| !m.owns.is_empty());
-                    if reads_topic || ROLE_GROUPS.contains(&group.name()) {
+                    if reads_topic || self.always_shown.iter().any(|g| g == group.name()) {
                         let mut described = DescribedGroup::listed(Some(GroupProtocol::Classic));
                         described.members = members;
                         // The assignor the group chose; empty while it has no members.
@@ -552,7 +500,7 @@ impl Watcher {
         partitions: &[i32],
     ) -> BTreeMap<i32, Option<i64>> {
         if !self.offsets.contains_key(group) {
-            if self.offsets.len() >= MAX_OFFSET_CLIENTS
+            if self.offsets.len() >= MAX_OFFSET_CLIENTS + self.always_shown.len()
                 && let Some(unused) = self
                     .offsets
                     .iter()
@@ -598,29 +546,14 @@ impl Watcher {
 
 #[cfg(test)]
 mod tests {
+    use super::described::tests::announcement;
     use super::*;
-
-    fn announcement(protocol: Option<GroupProtocol>, assignor: Option<&str>) -> Announcement {
-        Announcement {
-            member: "m".into(),
-            host: "h".into(),
-            group: "g".into(),
-            role: "analytics".into(),
-            topic: "t".into(),
-            owns: vec![],
-            paused: false,
-            state: MemberState::Active,
-            at: Utc::now(),
-            group_protocol: protocol,
-            assignor: assignor.map(str::to_owned),
-        }
-    }
 
     #[test]
     fn announced_members_are_remembered_up_to_a_cap() {
         // No I/O: creating clients does not connect.
         let settings = KafkaSettings::new("127.0.0.1:1", "t", Vec::new()).unwrap();
-        let mut watcher = Watcher::new(&settings).unwrap();
+        let mut watcher = Watcher::new(&settings, Vec::new()).unwrap();
         let start = Utc::now();
         for i in 0..MAX_ANNOUNCED_MEMBERS + 500 {
             let mut a = announcement(None, None);
@@ -640,46 +573,5 @@ mod tests {
         again.member = "m600".into();
         watcher.remember(again, start);
         assert_eq!(watcher.members.len(), MAX_ANNOUNCED_MEMBERS);
-    }
-
-    #[test]
-    fn the_clusters_word_on_a_protocol_comes_first() {
-        let mut classic = DescribedGroup::listed(Some(GroupProtocol::Classic));
-        classic.assignor = Some("range".into());
-        classic.heard(&announcement(
-            Some(GroupProtocol::Classic),
-            Some("cooperative-sticky"),
-        ));
-        assert_eq!(
-            classic.protocol(),
-            (Some(GroupProtocol::Classic), Some("range".into()))
-        );
-    }
-
-    #[test]
-    fn without_it_the_members_must_agree() {
-        let mut kip848 = DescribedGroup::announced(None);
-        kip848.heard(&announcement(
-            Some(GroupProtocol::Consumer),
-            Some("uniform"),
-        ));
-        kip848.heard(&announcement(
-            Some(GroupProtocol::Consumer),
-            Some("uniform"),
-        ));
-        assert_eq!(
-            kip848.protocol(),
-            (Some(GroupProtocol::Consumer), Some("uniform".into()))
-        );
-        // One member asked for an assignor, the other left it to the broker.
-        kip848.heard(&announcement(Some(GroupProtocol::Consumer), None));
-        assert_eq!(kip848.protocol(), (Some(GroupProtocol::Consumer), None));
-        // A classic member in the same group (the built-in broker lets it): unknown.
-        kip848.heard(&announcement(
-            Some(GroupProtocol::Classic),
-            Some("cooperative-sticky"),
-        ));
-        assert_eq!(kip848.protocol(), (None, None));
-        assert_eq!(DescribedGroup::announced(None).protocol(), (None, None));
     }
 }

@@ -1,10 +1,30 @@
 //! The command line (clap derive). Names and defaults are a contract with scripts and docs
 //! (design.md); each flag's doc comment is its `--help` text.
+//!
+//! Here: the top level, the subcommands with their help, and parsing. Each command's flags
+//! live in a file of their own: [`connection`] (`-b`/`-t`/`-X`, every subcommand),
+//! [`consumer`] (the consumer roles), [`produce`] (`produce`, `demo`, `broker`), [`cluster`],
+//! [`audit`].
+
+mod audit;
+mod cluster;
+mod connection;
+mod consumer;
+mod produce;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::audit::order::OrderQuery;
-use crate::config::{Property, parse_property};
+use crate::roles::registry;
+pub use audit::{
+    AuditArgs, AuditCommand, AuditFileArgs, AuditOrderArgs, AuditTailArgs, AuditVerifyArgs,
+};
+pub use cluster::{
+    ClusterArgs, ClusterCommand, ClusterNodeArgs, ClusterStartArgs, ClusterStatusArgs,
+    ClusterStopArgs,
+};
+pub use connection::ConnectionArgs;
+pub use consumer::{AnalyticsArgs, ConsumerArgs, OrderProcessorArgs, StorageArgs};
+pub use produce::{BrokerArgs, DemoArgs, ProduceArgs};
 
 const ABOUT: &str = "A Kafka teaching toolkit: one binary plays every role of an order platform, \
 each in its own terminal, so you can watch Kafka work.";
@@ -57,48 +77,6 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Where the Kafka cluster is; accepted by every subcommand.
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Connection (every subcommand)")]
-pub struct ConnectionArgs {
-    /// Kafka bootstrap servers, comma-separated
-    #[arg(
-        short = 'b',
-        long,
-        global = true,
-        env = "ORDERFLOW_BROKERS",
-        default_value = "localhost:9092",
-        value_name = "HOST:PORT,..."
-    )]
-    pub brokers: String,
-
-    /// Topic the order events flow through
-    #[arg(
-        short = 't',
-        long,
-        global = true,
-        env = "ORDERFLOW_TOPIC",
-        default_value = "order-events",
-        value_name = "NAME"
-    )]
-    pub topic: String,
-
-    /// A librdkafka property, repeatable, as in kcat (security, SASL, SSL, tuning).
-    /// Secrets such as sasl.password are never printed
-    #[arg(
-        short = 'X',
-        global = true,
-        value_name = "KEY=VALUE",
-        value_parser = parse_property
-    )]
-    pub properties: Vec<Property>,
-
-    /// Whether -b or ORDERFLOW_BROKERS named the cluster (rather than the default): the demo
-    /// then runs against that cluster instead of starting a broker of its own.
-    #[arg(skip)]
-    pub brokers_given: bool,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a development Kafka broker in this terminal (no Docker, no Java)
@@ -148,9 +126,9 @@ Examples:
     )]
     Produce(ProduceArgs),
 
-    /// Follow every order's lifecycle; send malformed records and violations to <topic>.dlq
     #[command(
         name = "order-processor",
+        about = registry::ORDER_PROCESSOR.about,
         long_about = "\
 Follow every order through PLACED → CONFIRMED → SHIPPED → DELIVERED and report what breaks a
 lifecycle: a skipped step, a step backwards, a duplicate, an order whose first event is not
@@ -174,8 +152,8 @@ Examples:
     )]
     OrderProcessor(OrderProcessorArgs),
 
-    /// Count events per status and source, completed and in-flight orders, malformed records
     #[command(
+        about = registry::ANALYTICS.about,
         long_about = "\
 Count what the shop does: events per status and per source, orders completed (DELIVERED) and
 in flight, malformed records, events per second. Run a second `orderflow analytics` to see the
@@ -194,8 +172,8 @@ Examples:
     )]
     Analytics(AnalyticsArgs),
 
-    /// Append every record to an audit log file, exactly once, even across crashes
     #[command(
+        about = registry::STORAGE.about,
         long_about = "\
 Append every record to the audit log (JSON Lines: topic, partition, offset, key, the Kafka
 timestamp, the time it was stored, and either the parsed event or the raw bytes with the
@@ -329,408 +307,10 @@ Examples:
 }
 
 #[derive(Debug, Args)]
-pub struct ClusterArgs {
-    /// The cluster's folder: its nodes' data, logs and cluster.json [default:
-    /// $XDG_STATE_HOME/orderflow/cluster, or ~/.local/state/orderflow/cluster]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub dir: Option<std::path::PathBuf>,
-
-    #[command(subcommand)]
-    pub command: ClusterCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ClusterCommand {
-    /// Start the cluster (or start it again with its data) and create the topics
-    #[command(
-        long_about = "\
-Format the storage of --nodes nodes in --dir, start them, wait until each has started and
-registered, then create the topic (-t, order-events) with 3 partitions and its dead-letter
-topic <topic>.dlq (on three nodes: replication factor 3, min.insync.replicas 2). Prints the
-bootstrap address and what to type next. The nodes keep running after this command returns;
-Ctrl-C while they start stops them again.
-
-A folder holds one cluster. Run on a folder whose cluster is stopped, start brings the same
-nodes back with their data (topics, offsets); on a running one it says so and changes nothing.
-Every port is checked before anything starts: a taken one is named.",
-        after_help = "\
-Examples:
-  orderflow cluster start
-  orderflow cluster start --nodes 3
-  orderflow cluster start --dir /tmp/k1 --port 29092
-  orderflow cluster start --kafka ~/kafka_2.13-4.1.0"
-    )]
-    Start(ClusterStartArgs),
-
-    /// Stop every node cleanly; --wipe also deletes the data and logs
-    #[command(after_help = "\
-Examples:
-  orderflow cluster stop            # data kept: `cluster start` brings it back
-  orderflow cluster stop --wipe     # a fresh cluster next time")]
-    Stop(ClusterStopArgs),
-
-    /// Kill node N with SIGKILL, as a crash (its data is kept)
-    #[command(
-        long_about = "\
-Kill node N's JVM with SIGKILL: a broker crash, no clean shutdown. Its data stays on disk.
-With three nodes, watch the partitions it led get new leaders and the in-sync replica lists
-shrink (`cluster status`); producers and consumers carry on. `cluster restart N` brings it
-back.",
-        after_help = "\
-Examples:
-  orderflow cluster kill 2 && orderflow cluster status"
-    )]
-    Kill(ClusterNodeArgs),
-
-    /// Start node N again with its data, after a kill
-    #[command(
-        long_about = "\
-Start node N again with its data, after `cluster kill N`. Within about 9 s of the kill it
-takes longer than a first start: the controller keeps a killed broker's registration until its
-session times out (broker.session.timeout.ms, 9 s) and refuses the new one until then, which
-the progress lines show. On three nodes it then copies what it missed from the leaders and rejoins each
-partition's in-sync replicas.",
-        after_help = "\
-Examples:
-  orderflow cluster restart 2 && orderflow cluster status   # node 2 back in every ISR"
-    )]
-    Restart(ClusterNodeArgs),
-
-    /// Each node up or down, and the leader and in-sync replicas of each partition
-    #[command(
-        long_about = "\
-Each node: up or down, its pid, address and log file. When a node is up, the topic's (-t)
-partitions as the cluster reports them: the leader, the replicas and the in-sync replicas
-(ISR). Right after a kill the cluster may still name the dead node for a few seconds, until
-its controller notices (broker.session.timeout.ms, 9 s).",
-        after_help = "\
-Examples:
-  orderflow cluster status
-  orderflow cluster status --json | jq -r .bootstrap"
-    )]
-    Status(ClusterStatusArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ClusterStartArgs {
-    /// How many nodes: 1, or 3 for replication and failover [default: 1, or the folder's
-    /// cluster's]
-    #[arg(long, value_name = "1|3", value_parser = parse_nodes)]
-    pub nodes: Option<usize>,
-
-    /// The first client port: node N uses P+N-1 for clients and P+100+N-1 for its
-    /// controller [default: 19092, or the folder's cluster's]
-    #[arg(long, value_name = "P", value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: Option<u16>,
-
-    /// An unpacked Apache Kafka download (the folder holding libs/), or a folder of its jars
-    #[arg(long, value_name = "PATH")]
-    pub kafka: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct ClusterStopArgs {
-    /// Also delete the cluster's data and logs (its nodeN folders and cluster.json)
-    #[arg(long)]
-    pub wipe: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ClusterNodeArgs {
-    /// The node: 1, or 1 to 3 on a three-node cluster
-    #[arg(value_name = "N")]
-    pub node: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct ClusterStatusArgs {
-    /// One JSON object for scripts: dir, bootstrap, nodes, topic with its partitions
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn parse_nodes(arg: &str) -> Result<usize, String> {
-    match arg {
-        "1" => Ok(1),
-        "3" => Ok(3),
-        // Two KRaft voters cannot elect a controller when one dies, so two nodes would teach
-        // nothing a single node does not; four or more need nothing three cannot show.
-        _ => Err(format!(
-            "\"{arg}\": a cluster has 1 node, or 3 for replication and failover"
-        )),
-    }
-}
-
-#[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to print the completion script for
     #[arg(value_name = "SHELL")]
     pub shell: clap_complete::Shell,
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Events per second the producer sends; 0 sends as fast as the broker takes them
-    #[arg(
-        long,
-        default_value = "20",
-        value_name = "EVENTS/S",
-        value_parser = parse_rate,
-        allow_negative_numbers = true
-    )]
-    pub rate: f64,
-
-    /// Address of the demo's broker; if it is taken, a free port is used instead
-    #[arg(long, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
-    pub listen: String,
-
-    /// Plain text from every role instead of the live view
-    #[arg(long)]
-    pub no_tui: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct AuditArgs {
-    #[command(subcommand)]
-    pub command: AuditCommand,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Counts by status, source and partition, time span, complete and in-flight orders
-    #[command(
-        long_about = "\
-What the log holds, in one pass: lines and records; events per status and per source; per
-partition the records and the first and last offset; the span of the Kafka timestamps and of
-the times the lines were stored; orders complete (DELIVERED) and in flight; malformed records by
-kind; lines that are not audit lines. It judges nothing: `verify` does.",
-        after_help = "\
-Examples:
-  orderflow audit summary
-  orderflow audit summary /tmp/audit.jsonl
-  orderflow audit summary --json | jq .statuses"
-    )]
-    Summary(AuditFileArgs),
-
-    /// Check the log; name the line of every problem and exit 1 if there is any
-    #[command(
-        long_about = "\
-Check that the log is what storage promises, and name the line of every problem:
-  - a line that is not an audit line (and why); a torn last line, left by a crash while
-    writing, is reported as such (storage removes it when it starts again);
-  - per topic and partition: a gap (offsets missing between two consecutive stored offsets), a
-    record stored twice (both lines), an offset below one stored before it;
-  - an event that breaks its order's lifecycle (order id, statuses, lines).
-A partition's log may start above offset 0 (retention, or a group that started late): that is
-said, not counted as a problem, and so are orders whose earlier events precede the log.
-Malformed records stored as such are counted as information.
-With --against-topic the log is also compared with the topic on -b/-t: records Kafka still
-holds that the log lacks (before a partition's first line, after its last, or a partition
-without any line) are problems. Run it once storage has caught up (its lag is 0).
-
-Exit status: 0 when the log is sound, 1 when there is any problem or the file cannot be read.
-Memory stays flat however large the log is, apart from 32 bytes per order.",
-        after_help = "\
-Examples:
-  orderflow audit verify
-  orderflow audit verify /tmp/audit.jsonl || echo \"the log has problems\"
-  orderflow audit verify --json | jq -c '.problems[] | select(.kind == \"gap\")'
-  orderflow audit verify --against-topic -b localhost:9092 -t order-events"
-    )]
-    Verify(AuditVerifyArgs),
-
-    /// One order's history: every line of it, and whether its lifecycle is valid
-    #[command(
-        long_about = "\
-One order's history in file order: for every line of it the status, the event time, the
-partition and offset, when it was stored, and whether the step keeps the lifecycle
-PLACED → CONFIRMED → SHIPPED → DELIVERED valid. Malformed records keyed by the order's id are
-shown too. ID is the whole order id or its start (at least the 8 characters tail and the
-roles show). Exit status 1 when no line is about the order.",
-        after_help = "\
-Examples:
-  orderflow audit order 6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10
-  orderflow audit order 6f1c0a52 /tmp/audit.jsonl
-  orderflow audit order 6f1c0a52 --json | jq -r '.history[] | \"\\(.offset) \\(.status)\"'"
-    )]
-    Order(AuditOrderArgs),
-
-    /// The last lines, one per line; -f follows the file as it grows
-    #[command(
-        long_about = "\
-The last lines of the log, one per line: the record's time (its Kafka timestamp, UTC),
-partition@offset, the order's first 8 characters, status and source; or MALFORMED and why.
-With -f it keeps going: lines appended later are shown as they arrive (the file is polled a few
-times a second), a truncated file is followed from its start, and so is a new file at the same
-path. Ctrl-C ends it, with exit status 0.
-
-With --json the audit lines themselves are printed, unchanged, one per line; lines that are not
-audit lines and notices go to stderr.",
-        after_help = "\
-Examples:
-  orderflow audit tail                             # the last 10 lines
-  orderflow audit tail -n 50 /tmp/audit.jsonl
-  orderflow audit tail -f                          # and every line storage appends
-  orderflow audit tail -f --json | jq -c 'select(.error_kind)'   # malformed records as they come"
-    )]
-    Tail(AuditTailArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct AuditVerifyArgs {
-    #[command(flatten)]
-    pub log: AuditFileArgs,
-
-    /// Also compare the log with the topic on -b/-t: records Kafka still holds that the log
-    /// lacks, before a partition's first line or after its last, are problems
-    #[arg(long)]
-    pub against_topic: bool,
-}
-
-/// The file, and the output format.
-#[derive(Debug, Args)]
-pub struct AuditFileArgs {
-    /// The audit log [default: <topic>.audit.jsonl, so order-events.audit.jsonl]
-    #[arg(value_name = "FILE")]
-    pub file: Option<std::path::PathBuf>,
-
-    /// Print JSON for scripts instead of text (docs/audit-log.md describes it)
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct AuditOrderArgs {
-    /// The order id, or its first characters (at least 8)
-    #[arg(value_name = "ID")]
-    pub id: OrderQuery,
-
-    #[command(flatten)]
-    pub log: AuditFileArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct AuditTailArgs {
-    /// How many of the last lines to show
-    #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 10)]
-    pub lines: u64,
-
-    /// Keep following the file: show lines as they are appended, until Ctrl-C
-    #[arg(short = 'f', long)]
-    pub follow: bool,
-
-    #[command(flatten)]
-    pub log: AuditFileArgs,
-}
-
-/// Options every consumer role has.
-#[derive(Debug, Args)]
-pub struct ConsumerArgs {
-    /// Consumer group to join [default: the role's name]. A new group starts at the
-    /// earliest offset
-    #[arg(short = 'g', long, value_name = "ID")]
-    pub group: Option<String>,
-
-    /// Stop once every assigned partition is read to its end (after committing), as kcat -e
-    #[arg(long)]
-    pub exit_at_end: bool,
-
-    /// JSON Lines on stdout, one object per line with a "type": joined, assigned, revoked,
-    /// committed, commit_failed, connection, malformed, violation, notice, paused, summary,
-    /// left (docs/consumer-output.md)
-    #[arg(long)]
-    pub json: bool,
-
-    /// Plain text instead of the live view, even in a terminal (the view is never used when
-    /// stdout is not a terminal)
-    #[arg(long)]
-    pub no_tui: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct OrderProcessorArgs {
-    #[command(flatten)]
-    pub consumer: ConsumerArgs,
-
-    /// Simulated work per record, in milliseconds, to make the processor slow and its lag grow
-    #[arg(long, value_name = "MS", default_value_t = 0)]
-    pub work_ms: u64,
-}
-
-#[derive(Debug, Args)]
-pub struct AnalyticsArgs {
-    #[command(flatten)]
-    pub consumer: ConsumerArgs,
-}
-
-#[derive(Debug, Args)]
-pub struct StorageArgs {
-    #[command(flatten)]
-    pub consumer: ConsumerArgs,
-
-    /// The audit log to append to [default: <topic>.audit.jsonl, so order-events.audit.jsonl]
-    #[arg(long, value_name = "PATH")]
-    pub file: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct BrokerArgs {
-    /// Address to accept Kafka clients on (port 0 picks a free one)
-    #[arg(long, default_value = "127.0.0.1:9092", value_name = "HOST:PORT")]
-    pub listen: String,
-
-    /// Address the broker tells clients to connect to [default: the --listen address].
-    /// Set it when clients on other machines connect
-    #[arg(long, value_name = "HOST:PORT")]
-    pub advertise: Option<String>,
-
-    /// Partitions of the topic created at start
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=1000))]
-    pub partitions: i32,
-}
-
-#[derive(Debug, Args)]
-pub struct ProduceArgs {
-    /// Events per second; 0 sends as fast as the broker takes them
-    #[arg(
-        long,
-        default_value = "10",
-        value_name = "EVENTS/S",
-        value_parser = parse_rate,
-        allow_negative_numbers = true
-    )]
-    pub rate: f64,
-
-    /// Stop after this many events, once every one is delivered [default: run until Ctrl-C]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub count: Option<u64>,
-
-    /// Seed of the order generator: the same seed gives the same orders (ids, users,
-    /// statuses, sources) on every machine [default: random, printed at start]
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
-    /// Write the events as JSON lines to stdout instead of Kafka (for jq or kcat -P)
-    #[arg(long)]
-    pub stdout: bool,
-}
-
-/// The highest rate we pace at; beyond it `--rate 0` (no pacing) is what is meant.
-const MAX_RATE: f64 = 1_000_000.0;
-
-fn parse_rate(arg: &str) -> Result<f64, String> {
-    let rate: f64 = arg
-        .parse()
-        .map_err(|_| format!("\"{arg}\" is not a number of events per second"))?;
-    if !rate.is_finite() || rate < 0.0 {
-        return Err("the rate must be 0 (as fast as possible) or a positive number".to_owned());
-    }
-    if rate > MAX_RATE {
-        return Err(format!(
-            "at most {MAX_RATE} events/s can be paced; use --rate 0 for as fast as possible"
-        ));
-    }
-    Ok(rate)
 }
 
 /// Parses the process's arguments as [`Cli`], exiting with clap's message on a usage error.
@@ -807,16 +387,6 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn rates_are_checked() {
-        assert_eq!(parse_rate("2.5"), Ok(2.5));
-        assert_eq!(parse_rate("0"), Ok(0.0));
-        assert!(parse_rate("-1").is_err());
-        assert!(parse_rate("NaN").is_err());
-        assert!(parse_rate("fast").is_err());
-        assert!(parse_rate("1e9").is_err());
     }
 
     #[test]
