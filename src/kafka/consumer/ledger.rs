@@ -194,3 +194,8 @@ impl Ledger {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;
