@@ -47,7 +47,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 pub use self::config::ConsumerOptions;
-pub(crate) use self::context::GroupContext;
+use self::context::GroupContext;
 pub use self::error::ConsumerError;
 use self::error::is_rebalancing;
 pub use self::history::History;
