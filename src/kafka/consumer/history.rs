@@ -30,7 +30,7 @@ impl<'a> ConsumedRecord<'a> {
 /// state that belongs to a partition it was just given, and how the runtime asks for a
 /// partition's bounds. (On the group consumer's own connection those requests would queue
 /// behind its long-polling fetches.)
-pub struct History {
+pub(crate) struct History {
     reader: BaseConsumer<ConnectionHealth>,
     topic: String,
 }
@@ -59,7 +59,7 @@ impl History {
     }
 
     /// The earliest offset still in `partition` and its end (the next offset to be written).
-    pub fn bounds(&self, partition: i32) -> KafkaResult<(i64, i64)> {
+    pub(crate) fn bounds(&self, partition: i32) -> KafkaResult<(i64, i64)> {
         self.bounds_within(partition, CLUSTER_TIMEOUT)
     }
 

@@ -50,7 +50,7 @@ pub use self::config::ConsumerOptions;
 use self::context::GroupContext;
 pub use self::error::ConsumerError;
 use self::error::is_rebalancing;
-pub use self::history::History;
+pub(crate) use self::history::History;
 use self::poll::Window;
 use self::shared::Shared;
 use crate::config::KafkaSettings;
