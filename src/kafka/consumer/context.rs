@@ -160,10 +160,10 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
     }
 
     /// New partitions are paused and left to the poll loop, which learns where they start
-    /// and readies the role ([`GroupConsumer::advance_take_over`]). That asks the cluster,
-    /// which during a broker failure may not answer for many seconds; inside this callback
-    /// the wait would hold up the whole member (no records of its other partitions, no
-    /// progress, no stop request) and could only end in giving up.
+    /// and readies the role ([`super::GroupConsumer::advance_take_over`]). That asks the
+    /// cluster, which during a broker failure may not answer for many seconds; inside this
+    /// callback the wait would hold up the whole member (no records of its other partitions,
+    /// no progress, no stop request) and could only end in giving up.
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Assign(partitions) = rebalance else {
             return;
