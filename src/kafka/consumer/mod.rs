@@ -13,10 +13,11 @@
 //! Rebalancing is cooperative: under the classic protocol orderflow's members use
 //! `cooperative-sticky` unless `-X partition.assignment.strategy` says otherwise; under
 //! KIP-848's consumer protocol (`-X group.protocol=consumer`, see
-//! [`crate::kafka::group_protocol`]) every rebalance is incremental. Either way a member keeps the partitions that do not move
-//! and gives up the others while the group is stable. With the eager protocol, the built-in
-//! broker refuses offset commits for the whole time a rebalance is prepared, so the revoking
-//! member cannot commit and the next owner would read the last records again.
+//! [`crate::kafka::group_protocol`]) every rebalance is incremental. Either way a member keeps
+//! the partitions that do not move and gives up the others while the group is stable. With
+//! the eager protocol, the built-in broker refuses offset commits for the whole time a
+//! rebalance is prepared, so the revoking member cannot commit and the next owner would read
+//! the last records again.
 //!
 //! Records are handled on the thread that polls, so there is no queue between Kafka and the
 //! role that could lose or reorder anything. The role and the bookkeeping sit behind one
