@@ -1,0 +1,188 @@
+//! Why a consumer role stops, and how the runtime words commit trouble and rebalancing.
+
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::kafka::fault;
+use crate::kafka::group_protocol::BrokerSideProperty;
+use crate::kafka::topic::TopicError;
+use crate::roles::RoleError;
+
+/// Why a consumer role stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    #[error("cannot create the Kafka consumer: {0}")]
+    Create(KafkaError),
+    #[error(
+        "cannot reach Kafka at {brokers}: {reason}\n  Is `orderflow broker` running? Start one in \
+         another terminal, or point -b (or ORDERFLOW_BROKERS) at your cluster."
+    )]
+    Unreachable { brokers: String, reason: String },
+    #[error(
+        "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
+    )]
+    Refused { brokers: String, reason: String },
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    #[error(transparent)]
+    BrokerSide(#[from] BrokerSideProperty),
+    #[error("-X {key} cannot be changed here: {why}")]
+    ManagedProperty {
+        key: &'static str,
+        why: &'static str,
+    },
+    // No variant holds a `source`: each says its cause in its own text, and a `source` would
+    // make anyhow's `{:#}` print that cause a second time.
+    #[error("cannot subscribe to {topic}: {error}")]
+    Subscribe { topic: String, error: KafkaError },
+    #[error("cannot take over {}: {reason}", partition_words(partitions))]
+    TakeOver {
+        partitions: Vec<i32>,
+        reason: String,
+    },
+    #[error(
+        "topic {topic} no longer exists on {brokers}: it was deleted while this member read it; \
+         create it again (3 partitions) and restart the role"
+    )]
+    TopicDeleted { topic: String, brokers: String },
+    #[error(
+        "the cluster does not let group {group} read topic {topic}: {reason}; ask its \
+         administrator for Read on both"
+    )]
+    NotAuthorized {
+        topic: String,
+        group: String,
+        reason: String,
+    },
+    #[error("the consumer failed: {0}")]
+    Kafka(KafkaError),
+    #[error("{0}")]
+    Role(RoleError),
+}
+
+/// "partition 1", "partitions 0, 1, 2".
+pub(super) fn partition_words(partitions: &[i32]) -> String {
+    let list: Vec<String> = partitions.iter().map(i32::to_string).collect();
+    match list.len() {
+        1 => format!("partition {}", list[0]),
+        _ => format!("partitions {}", list.join(", ")),
+    }
+}
+
+/// Whether a commit failed only because the group is (or just was) rebalancing.
+pub(super) fn is_rebalancing(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::IllegalGeneration
+                // The consumer protocol's word for a commit of an assignment that just
+                // changed (KIP-848): the member's epoch moved on meanwhile.
+                | RDKafkaErrorCode::StaleMemberEpoch
+        )
+    )
+}
+
+/// A commit error in words a learner can follow.
+pub(super) fn rebalancing_words(error: &KafkaError) -> String {
+    if is_rebalancing(error) {
+        "the group is rebalancing".to_owned()
+    } else {
+        error.to_string()
+    }
+}
+
+/// A failed automatic commit: its kind (failures of one kind are told once, however many
+/// codes librdkafka cycles through: WaitingForCoordinator, NotCoordinator, …) and its words.
+pub(super) fn commit_trouble(error: &KafkaError) -> (String, String) {
+    if fault::is_coordinator_wait(error) {
+        (
+            "coordinator".to_owned(),
+            format!(
+                "{}; the offsets stay stored and the next commit carries them",
+                fault::in_words(error)
+            ),
+        )
+    } else if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownMemberId) {
+        (
+            "member".to_owned(),
+            "the group no longer knows this member (UnknownMemberId): it rejoins, and records \
+             it had not committed are read again by their partition's next owner"
+                .to_owned(),
+        )
+    } else {
+        let words = format!("{error}; the offsets stay stored and the next commit retries them");
+        (words.clone(), words)
+    }
+}
+
+/// How main prints an error: anyhow's chain, every cause once.
+#[cfg(test)]
+pub(super) fn printed(error: ConsumerError) -> String {
+    crate::report::human::error_chain(&anyhow::Error::new(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_say_their_reason_once() {
+        // MEASURED.md: "…the consumer failed: Meta data fetch error: UnknownPartition (Local:
+        // Unknown partition): the consumer failed: Meta data fetch error: …".
+        let reason = "UnknownPartition (Local: Unknown partition)";
+        for (error, expected) in [
+            (
+                ConsumerError::Kafka(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::UnknownPartition,
+                )),
+                "the consumer failed: Meta data fetch error: UnknownPartition (Local: Unknown \
+                 partition)",
+            ),
+            (
+                ConsumerError::Subscribe {
+                    topic: "t".into(),
+                    error: KafkaError::Subscription(
+                        "UnknownPartition (Local: Unknown \
+                                                     partition)"
+                            .into(),
+                    ),
+                },
+                "cannot subscribe to t: Subscription error: UnknownPartition (Local: Unknown \
+                 partition)",
+            ),
+        ] {
+            let text = printed(error);
+            assert_eq!(text, expected);
+            assert_eq!(text.matches(reason).count(), 1, "{text}");
+        }
+        // Display alone (the live view, logs) must not lose the reason either.
+        let error = ConsumerError::Kafka(KafkaError::OffsetFetch(RDKafkaErrorCode::Fatal));
+        assert!(std::error::Error::source(&error).is_none());
+        assert!(error.to_string().contains("Fatal"), "{error}");
+    }
+
+    #[test]
+    fn commits_waiting_for_the_coordinator_are_one_kind_of_trouble() {
+        let (kind, words) = commit_trouble(&KafkaError::ConsumerCommit(
+            RDKafkaErrorCode::WaitingForCoordinator,
+        ));
+        assert_eq!(
+            words,
+            "the group's coordinator is moving or still loading (WaitingForCoordinator); the \
+             offsets stay stored and the next commit carries them"
+        );
+        // One kind, so that failing every second, with changing codes, is told once.
+        for code in [
+            RDKafkaErrorCode::NotCoordinator,
+            RDKafkaErrorCode::CoordinatorLoadInProgress,
+        ] {
+            assert_eq!(commit_trouble(&KafkaError::ConsumerCommit(code)).0, kind);
+        }
+        let (member, words) = commit_trouble(&KafkaError::ConsumerCommit(
+            RDKafkaErrorCode::UnknownMemberId,
+        ));
+        assert_ne!(member, kind);
+        assert!(words.starts_with("the group no longer knows this member (UnknownMemberId)"));
+    }
+}

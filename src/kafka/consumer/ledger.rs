@@ -1,0 +1,201 @@
+//! The offset ledger: which offsets a member may store and commit, as plain
+//! (partition, offset) values. Pure bookkeeping, no Kafka: the runtime tells it what
+//! happened (partitions assigned, started, revoked or lost; records handled; a flush and a
+//! store that succeeded; commits that went through; a failure) and applies its answers to the
+//! consumer (`shared`, `context`).
+//!
+//! The promise it keeps, the project's central one:
+//! - an offset is stored only once the role's flush after its record succeeded: records
+//!   handled since the last checkpoint are *pending* until [`Ledger::checkpointed`];
+//! - only for a partition this member reads: a record of a partition it does not read is not
+//!   its to handle ([`Ledger::accepts`]), and a checkpoint leaves out partitions revoked since
+//!   the record was handled;
+//! - a revoked partition's stored offsets are forgotten: the next assignment of it starts
+//!   afresh, from where the group's commit says;
+//! - after a failure, nothing handled since the last flush is stored ([`Ledger::abandon`]).
+//!
+//! librdkafka commits what was stored (every second, and when the runtime commits
+//! synchronously); the ledger mirrors that store, so it can say what a commit carried and
+//! what a revocation leaves uncommitted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A partition and an offset in it: the next record to read there.
+pub(crate) type PartitionOffset = (i32, i64);
+
+/// The member's assignment and its offsets.
+#[derive(Debug, Default)]
+pub(crate) struct Ledger {
+    /// Partitions the group gave this member that it is not reading yet: their take-over
+    /// (where they start, the role readied for them) is in progress.
+    awaiting: BTreeSet<i32>,
+    /// The partitions being read, and per partition whether its end has been reached.
+    reading: BTreeMap<i32, bool>,
+    /// Per partition, the offset after the last record handled and not yet stored.
+    pending: BTreeMap<i32, i64>,
+    /// Per partition, the last offset stored (what the next commit will carry).
+    stored: BTreeMap<i32, i64>,
+    /// The last offsets reported as committed, so repeated identical commits stay quiet.
+    committed: BTreeMap<i32, i64>,
+}
+
+impl Ledger {
+    /// The group gave this member `partitions`; they are read once [`Ledger::started`].
+    pub(crate) fn assigned(&mut self, partitions: &[i32]) {
+        self.awaiting.extend(partitions.iter().copied());
+    }
+
+    /// Reading `partition` starts (its take-over finished).
+    pub(crate) fn started(&mut self, partition: i32) {
+        self.awaiting.remove(&partition);
+        self.reading.insert(partition, false);
+    }
+
+    /// `partitions` were lost (another member may own them already): what was handled of
+    /// them and not stored is theirs to redo, so it is never stored. Followed by
+    /// [`Ledger::revoked`].
+    pub(crate) fn lost(&mut self, partitions: &[i32]) {
+        self.pending.retain(|p, _| !partitions.contains(p));
+    }
+
+    /// `partitions` are no longer this member's: it stops reading them and forgets what it
+    /// stored of them. (What is pending of them is left out of the next checkpoint.)
+    pub(crate) fn revoked(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            self.reading.remove(p);
+            self.awaiting.remove(p);
+            self.stored.remove(p);
+        }
+    }
+
+    /// The partitions being read, in order.
+    pub(crate) fn reading(&self) -> Vec<i32> {
+        self.reading.keys().copied().collect()
+    }
+
+    /// The partitions whose take-over is in progress.
+    pub(crate) fn awaiting(&self) -> &BTreeSet<i32> {
+        &self.awaiting
+    }
+
+    /// Whether this member reads nothing.
+    pub(crate) fn reads_nothing(&self) -> bool {
+        self.reading.is_empty()
+    }
+
+    /// Whether every partition being read has been read to its end.
+    pub(crate) fn all_at_end(&self) -> bool {
+        self.reading.values().all(|&at_end| at_end)
+    }
+
+    /// Whether a record of `partition` is this member's to handle. One fetched just before
+    /// its partition was revoked belongs to the next owner; one of a partition whose
+    /// take-over is in progress is read again from where the take-over starts it.
+    pub(crate) fn accepts(&self, partition: i32) -> bool {
+        self.reading.contains_key(&partition)
+    }
+
+    /// The role handled the record at `offset` of `partition` (one the ledger accepts): its
+    /// offset is stored at the next checkpoint whose flush succeeds.
+    pub(crate) fn handled(&mut self, partition: i32, offset: i64) {
+        self.pending.insert(partition, offset + 1);
+        self.reading.insert(partition, false);
+    }
+
+    /// `partition` has been read to its end (until its next record).
+    pub(crate) fn reached_end(&mut self, partition: i32) {
+        if let Some(at_end) = self.reading.get_mut(&partition) {
+            *at_end = true;
+        }
+    }
+
+    /// What a checkpoint stores once the role's flush succeeded: `None` when nothing was
+    /// handled since the last checkpoint (no flush is needed), else the offsets of the
+    /// partitions still read (possibly none).
+    pub(crate) fn to_store(&self) -> Option<Vec<PartitionOffset>> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        Some(
+            self.pending
+                .iter()
+                .filter(|(p, _)| self.reading.contains_key(p))
+                .map(|(&p, &next)| (p, next))
+                .collect(),
+        )
+    }
+
+    /// The flush succeeded and [`Ledger::to_store`]'s offsets were stored: the next commit
+    /// carries them. What was pending of partitions no longer read is dropped.
+    pub(crate) fn checkpointed(&mut self) {
+        for (partition, next) in std::mem::take(&mut self.pending) {
+            if self.reading.contains_key(&partition) {
+                self.stored.insert(partition, next);
+            }
+        }
+    }
+
+    /// Of `partitions`, those with records handled since the last checkpoint: what a failed
+    /// checkpoint leaves uncommitted.
+    pub(crate) fn unflushed(&self, partitions: &[i32]) -> Vec<i32> {
+        partitions
+            .iter()
+            .copied()
+            .filter(|p| self.pending.contains_key(p))
+            .collect()
+    }
+
+    /// A failure: what the role handled since the last checkpoint may not be durable, so it
+    /// is never stored.
+    pub(crate) fn abandon(&mut self) {
+        self.pending.clear();
+    }
+
+    /// A commit of everything stored went through: the offsets it committed that were not
+    /// reported as committed yet.
+    pub(crate) fn commit_succeeded(&mut self) -> Vec<PartitionOffset> {
+        let committed: Vec<PartitionOffset> = self
+            .stored
+            .iter()
+            .filter(|(p, o)| self.committed.get(p) != Some(o))
+            .map(|(p, o)| (*p, *o))
+            .collect();
+        self.committed.extend(committed.iter().copied());
+        committed
+    }
+
+    /// librdkafka's automatic commit committed `offsets`: those not reported as committed
+    /// yet.
+    pub(crate) fn auto_committed(
+        &mut self,
+        offsets: impl IntoIterator<Item = PartitionOffset>,
+    ) -> Vec<PartitionOffset> {
+        let committed: Vec<PartitionOffset> = offsets
+            .into_iter()
+            .filter(|(p, o)| self.committed.get(p) != Some(o))
+            .collect();
+        self.committed.extend(committed.iter().copied());
+        committed
+    }
+
+    /// Of `partitions` (about to be revoked), those whose stored offset was not committed,
+    /// each with the offset the next owner reads again from: the last one this member
+    /// committed there, or 0.
+    pub(crate) fn uncommitted(&self, partitions: &[i32]) -> Vec<PartitionOffset> {
+        partitions
+            .iter()
+            .copied()
+            .filter(|p| {
+                self.stored
+                    .get(p)
+                    .is_some_and(|stored| self.committed.get(p) != Some(stored))
+            })
+            .map(|p| (p, self.committed.get(&p).copied().unwrap_or(0)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! One test per rule of the ledger.
+
+use super::*;
+
+/// A ledger that reads `partitions` (assigned and started).
+fn reading(partitions: &[i32]) -> Ledger {
+    let mut ledger = Ledger::default();
+    ledger.assigned(partitions);
+    for &p in partitions {
+        ledger.started(p);
+    }
+    ledger
+}
+
+#[test]
+fn a_handled_record_is_stored_only_at_the_checkpoint_after_it() {
+    let mut ledger = reading(&[0]);
+    ledger.handled(0, 41);
+    // The offset stored is the next one to read.
+    assert_eq!(ledger.to_store(), Some(vec![(0, 42)]));
+    assert!(
+        ledger.stored.is_empty(),
+        "nothing is stored before the flush"
+    );
+    ledger.checkpointed();
+    assert_eq!(ledger.stored, BTreeMap::from([(0, 42)]));
+    assert_eq!(ledger.to_store(), None, "nothing left to store");
+}
+
+#[test]
+fn nothing_handled_needs_no_flush() {
+    let mut ledger = reading(&[0, 1]);
+    assert_eq!(ledger.to_store(), None);
+    ledger.handled(1, 0);
+    ledger.checkpointed();
+    assert_eq!(ledger.to_store(), None);
+}
+
+#[test]
+fn a_checkpoint_stores_the_last_record_of_every_partition() {
+    let mut ledger = reading(&[0, 1, 2]);
+    for (p, o) in [(0, 5), (1, 7), (0, 6), (2, 1), (0, 9)] {
+        ledger.handled(p, o);
+    }
+    assert_eq!(ledger.to_store(), Some(vec![(0, 10), (1, 8), (2, 2)]));
+}
+
+#[test]
+fn only_partitions_being_read_have_their_records_handled() {
+    let mut ledger = Ledger::default();
+    assert!(!ledger.accepts(0), "never assigned");
+    ledger.assigned(&[0, 1]);
+    assert!(!ledger.accepts(0), "its take-over is in progress");
+    ledger.started(0);
+    assert!(ledger.accepts(0));
+    assert!(!ledger.accepts(1));
+    assert_eq!(ledger.awaiting(), &BTreeSet::from([1]));
+    assert_eq!(ledger.reading(), vec![0]);
+    ledger.revoked(&[0]);
+    assert!(!ledger.accepts(0), "revoked");
+}
+
+#[test]
+fn a_partition_revoked_after_its_records_were_handled_is_not_stored() {
+    let mut ledger = reading(&[0, 1]);
+    ledger.handled(0, 3);
+    ledger.handled(1, 4);
+    ledger.revoked(&[0]);
+    assert_eq!(ledger.to_store(), Some(vec![(1, 5)]));
+    ledger.checkpointed();
+    assert_eq!(ledger.stored, BTreeMap::from([(1, 5)]));
+    // Given back later, it starts afresh: nothing of the earlier assignment is stored.
+    ledger.assigned(&[0]);
+    ledger.started(0);
+    assert_eq!(ledger.to_store(), None);
+    assert_eq!(ledger.stored.get(&0), None);
+}
+
+#[test]
+fn a_checkpoint_with_only_revoked_partitions_flushes_and_stores_nothing() {
+    let mut ledger = reading(&[0]);
+    ledger.handled(0, 3);
+    ledger.revoked(&[0]);
+    assert_eq!(ledger.to_store(), Some(vec![]));
+    ledger.checkpointed();
+    assert!(ledger.stored.is_empty());
+    assert_eq!(ledger.to_store(), None);
+}
+
+#[test]
+fn a_revoked_partition_forgets_what_it_stored() {
+    let mut ledger = reading(&[0, 1]);
+    ledger.handled(0, 3);
+    ledger.handled(1, 3);
+    ledger.checkpointed();
+    ledger.revoked(&[1]);
+    assert_eq!(ledger.stored, BTreeMap::from([(0, 4)]));
+    assert_eq!(ledger.commit_succeeded(), vec![(0, 4)]);
+}
+
+#[test]
+fn lost_partitions_drop_what_they_did_not_store() {
+    let mut ledger = reading(&[0, 1]);
+    ledger.handled(0, 3);
+    ledger.handled(1, 8);
+    ledger.lost(&[1]);
+    ledger.revoked(&[1]);
+    assert_eq!(ledger.to_store(), Some(vec![(0, 4)]));
+    // Given back before the next checkpoint, it does not store what it handled before.
+    ledger.assigned(&[1]);
+    ledger.started(1);
+    assert_eq!(ledger.to_store(), Some(vec![(0, 4)]));
+}
+
+#[test]
+fn after_a_failure_nothing_handled_since_the_last_checkpoint_is_stored() {
+    let mut ledger = reading(&[0]);
+    ledger.handled(0, 3);
+    ledger.checkpointed();
+    ledger.handled(0, 4);
+    ledger.handled(0, 5);
+    ledger.abandon();
+    assert_eq!(ledger.to_store(), None);
+    assert_eq!(
+        ledger.stored,
+        BTreeMap::from([(0, 4)]),
+        "what was stored stays"
+    );
+}
+
+#[test]
+fn a_failed_checkpoint_names_the_partitions_it_leaves_unflushed() {
+    let mut ledger = reading(&[0, 1, 2]);
+    ledger.handled(0, 3);
+    ledger.checkpointed();
+    ledger.handled(1, 3);
+    assert_eq!(ledger.unflushed(&[0, 1, 2]), vec![1]);
+}
+
+#[test]
+fn a_commit_reports_only_offsets_not_reported_yet() {
+    let mut ledger = reading(&[0, 1]);
+    assert!(ledger.commit_succeeded().is_empty(), "nothing stored");
+    ledger.handled(0, 3);
+    ledger.handled(1, 3);
+    ledger.checkpointed();
+    assert_eq!(ledger.commit_succeeded(), vec![(0, 4), (1, 4)]);
+    assert!(
+        ledger.commit_succeeded().is_empty(),
+        "the same offsets again"
+    );
+    ledger.handled(1, 4);
+    ledger.checkpointed();
+    assert_eq!(ledger.commit_succeeded(), vec![(1, 5)]);
+}
+
+#[test]
+fn automatic_and_synchronous_commits_share_what_was_reported() {
+    let mut ledger = reading(&[0, 1]);
+    ledger.handled(0, 3);
+    ledger.handled(1, 3);
+    ledger.checkpointed();
+    assert_eq!(ledger.auto_committed([(0, 4)]), vec![(0, 4)]);
+    assert!(ledger.auto_committed([(0, 4)]).is_empty());
+    assert_eq!(ledger.commit_succeeded(), vec![(1, 4)]);
+    assert!(ledger.auto_committed([(0, 4), (1, 4)]).is_empty());
+}
+
+#[test]
+fn a_revocation_names_what_it_leaves_uncommitted_and_where_the_next_owner_starts() {
+    let mut ledger = reading(&[0, 1, 2]);
+    ledger.handled(0, 9);
+    ledger.handled(1, 9);
+    ledger.checkpointed();
+    assert_eq!(ledger.commit_succeeded(), vec![(0, 10), (1, 10)]);
+    ledger.handled(0, 19);
+    ledger.handled(2, 4);
+    ledger.checkpointed();
+    // p0 was committed up to 10; p1 is fully committed; p2 never was (reported as 0).
+    assert_eq!(ledger.uncommitted(&[0, 1, 2]), vec![(0, 10), (2, 0)]);
+    assert!(ledger.uncommitted(&[1]).is_empty());
+}
+
+#[test]
+fn the_end_of_a_partition_holds_until_its_next_record() {
+    let mut ledger = reading(&[0, 1]);
+    assert!(!ledger.all_at_end());
+    ledger.reached_end(0);
+    ledger.reached_end(1);
+    ledger.reached_end(7);
+    assert!(ledger.all_at_end(), "a partition not read does not count");
+    ledger.handled(1, 0);
+    assert!(!ledger.all_at_end());
+    ledger.revoked(&[0, 1]);
+    assert!(ledger.reads_nothing());
+    assert!(ledger.all_at_end(), "nothing read is all read");
+}

@@ -1,0 +1,167 @@
+//! The state the poll loop and the rebalance callbacks share, and where the [`Ledger`]'s
+//! answers are applied to the consumer: checkpoints (flush, then store) and commits.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::context::GroupContext;
+use super::error::{ConsumerError, is_rebalancing, rebalancing_words};
+use super::ledger::Ledger;
+use crate::kafka::cluster_watch::ClusterWatch;
+use crate::report::activity::{Activity, PartitionProgress, PartitionStart, Report};
+use crate::report::latency::Latencies;
+use crate::roles::Role;
+
+/// The bookkeeping the poll loop and the rebalance callbacks share.
+pub(super) struct Shared<R> {
+    pub(super) role: R,
+    pub(super) out: Box<dyn Report>,
+    /// The assignment and its offsets: what may be stored and committed.
+    pub(super) ledger: Ledger,
+    /// Since when the ledger awaits partitions (their take-over is in progress).
+    pub(super) awaiting_since: Option<Instant>,
+    /// Partitions started since the last `assigned` report.
+    pub(super) taken_over: Vec<PartitionStart>,
+    /// Brokers, leaders and the coordinator as the statistics and errors last showed them.
+    pub(super) watch: ClusterWatch,
+    /// The last commit problem told, so a commit failing every second is told once.
+    pub(super) commit_trouble: Option<String>,
+    /// The last consumer error told, until records flow again.
+    pub(super) consumer_trouble: Option<String>,
+    /// Since when librdkafka reports the topic (or a partition) unknown, until records flow
+    /// again: long enough, and the cluster confirms, and the topic was deleted.
+    pub(super) topic_missing_since: Option<Instant>,
+    /// Whether any assignment was received yet (for `--exit-at-end`).
+    pub(super) assigned_once: bool,
+    /// When the assignment last changed (for `--exit-at-end` with an empty one).
+    pub(super) changed_at: Instant,
+    /// Since when this member owns nothing (subscribe or last revocation).
+    pub(super) idle_since: Option<Instant>,
+    /// A failure inside a callback, surfaced by the loop.
+    pub(super) failure: Option<ConsumerError>,
+    /// Latest per-partition numbers from librdkafka's statistics.
+    pub(super) progress: std::collections::BTreeMap<i32, PartitionProgress>,
+    /// Whether the group's refusal of this member's assignor (INCONSISTENT_GROUP_PROTOCOL)
+    /// has been explained since it last had partitions.
+    pub(super) refused_by_group: bool,
+    /// Records handled in this run.
+    pub(super) records: u64,
+    /// How old the records were when the role had handled them, per reporting window.
+    pub(super) latency: Latencies,
+}
+
+impl<R: Role> Shared<R> {
+    pub(super) fn new(role: R, out: Box<dyn Report>) -> Shared<R> {
+        Shared {
+            role,
+            out,
+            ledger: Ledger::default(),
+            awaiting_since: None,
+            taken_over: Vec::new(),
+            watch: ClusterWatch::default(),
+            commit_trouble: None,
+            consumer_trouble: None,
+            topic_missing_since: None,
+            assigned_once: false,
+            changed_at: Instant::now(),
+            idle_since: None,
+            failure: None,
+            progress: std::collections::BTreeMap::new(),
+            refused_by_group: false,
+            records: 0,
+            latency: Latencies::default(),
+        }
+    }
+
+    /// Flushes the role and stores the offsets of everything it finished.
+    pub(super) fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext<R>>,
+        topic: &str,
+    ) -> Result<(), ConsumerError> {
+        let Some(to_store) = self.ledger.to_store() else {
+            return Ok(());
+        };
+        self.role.flush().map_err(ConsumerError::Role)?;
+        let mut offsets = TopicPartitionList::new();
+        for (partition, next) in to_store {
+            offsets
+                .add_partition_offset(topic, partition, Offset::Offset(next))
+                .map_err(ConsumerError::Kafka)?;
+        }
+        if offsets.count() > 0 {
+            consumer
+                .store_offsets(&offsets)
+                .map_err(ConsumerError::Kafka)?;
+        }
+        self.ledger.checkpointed();
+        Ok(())
+    }
+
+    /// Commits the stored offsets now, waits for the answer and reports what was committed
+    /// (librdkafka does not call the commit callback for synchronous commits).
+    pub(super) fn commit(&mut self, consumer: &BaseConsumer<GroupContext<R>>) -> KafkaResult<()> {
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {
+                self.commit_trouble = None;
+                let committed = self.ledger.commit_succeeded();
+                if !committed.is_empty() {
+                    self.out.report(Activity::Committed { offsets: committed });
+                }
+                Ok(())
+            }
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The commit before partitions are handed over. The coordinator refuses commits while
+    /// the group is still rebalancing (the built-in broker for the whole time a rebalance is
+    /// prepared), and the rebalance cannot finish while this callback runs; but the state
+    /// often settles within moments, so try a few times. What still cannot be committed is
+    /// said plainly: the next owner reads those records again (at-least-once). Returns the
+    /// revoked partitions whose offsets could not be committed.
+    pub(super) fn commit_before_handover(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext<R>>,
+        revoked: &[i32],
+    ) -> Vec<i32> {
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 1;
+        loop {
+            match self.commit(consumer) {
+                Ok(()) => return Vec::new(),
+                Err(e) if is_rebalancing(&e) && attempt < ATTEMPTS => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => {
+                    let uncommitted = self.ledger.uncommitted(revoked);
+                    if !uncommitted.is_empty() {
+                        let words: Vec<String> = uncommitted
+                            .iter()
+                            .map(|(p, from)| format!("p{p} from offset {from}"))
+                            .collect();
+                        self.out.report(Activity::CommitFailed {
+                            reason: format!(
+                                "could not commit before handing over ({}): the next owner reads again {}",
+                                rebalancing_words(&e),
+                                words.join(", ")
+                            ),
+                        });
+                    }
+                    return uncommitted.into_iter().map(|(p, _)| p).collect();
+                }
+            }
+        }
+    }
+
+    /// The partitions this member reads.
+    pub(super) fn owned(&self) -> Vec<i32> {
+        self.ledger.reading()
+    }
+}
