@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::event::{EventError, Source, Status};
+use crate::domain::event::{EventError, OrderEvent, Source, Status};
 use crate::domain::lifecycle::Violation;
 use crate::report::group_view::GroupProtocol;
 use crate::report::latency::LatencyStats;
@@ -81,6 +81,18 @@ pub enum Outcome {
     Malformed(EventError),
     /// Already in the audit log from an earlier run: not written again.
     AlreadyStored,
+}
+
+impl Outcome {
+    /// A valid event, after `previous` (where the role tracks the order's steps).
+    pub(crate) fn order(event: &OrderEvent, previous: Option<Status>) -> Outcome {
+        Outcome::Order {
+            order_id: event.order_id,
+            status: event.status,
+            source: event.source,
+            previous,
+        }
+    }
 }
 
 /// One record seen by a role.

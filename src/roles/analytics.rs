@@ -5,11 +5,10 @@ use std::collections::{BTreeMap, HashSet};
 
 use uuid::Uuid;
 
+use super::outcome::{Tally, note, plain_outcome};
 use super::{ConsumedRecord, Replay, Role, RoleError};
 use crate::domain::event::{OrderEvent, Source, Status};
-use crate::report::activity::{
-    Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
-};
+use crate::report::activity::{PartitionStart, Report, RoleCounters};
 
 /// The analytics role's counters.
 #[derive(Debug, Default)]
@@ -18,8 +17,7 @@ pub struct Analytics {
     statuses: [u64; 4],
     /// Events per source, in [`Source::ALL`] order.
     sources: [u64; 3],
-    malformed: u64,
-    malformed_by_kind: BTreeMap<&'static str, u64>,
+    malformed: Tally,
     /// Per owned partition, the orders seen but not delivered yet. A set, so that an event
     /// read twice (a redelivery, a duplicate) is not another order; per partition, because
     /// an order's events all live in its key's partition, so a partition that moves takes
@@ -34,6 +32,22 @@ impl Analytics {
 
     fn count(&self, status: Status) -> u64 {
         self.statuses[status.index()]
+    }
+
+    /// Counts a valid event, read from `partition`.
+    fn observe(&mut self, partition: i32, event: &OrderEvent) {
+        self.statuses[event.status.index()] += 1;
+        let source = Source::ALL
+            .iter()
+            .position(|s| *s == event.source)
+            .expect("every source is listed");
+        self.sources[source] += 1;
+        let open = self.open.entry(partition).or_default();
+        if event.status == Status::Delivered {
+            open.remove(&event.order_id);
+        } else {
+            open.insert(event.order_id);
+        }
     }
 }
 
@@ -59,44 +73,20 @@ impl Role for Analytics {
         record: &ConsumedRecord<'_>,
         out: &mut dyn Report,
     ) -> Result<(), RoleError> {
-        let outcome = match OrderEvent::from_record(record.key, record.value) {
-            Ok(event) => {
-                self.statuses[event.status.index()] += 1;
-                let source = Source::ALL
-                    .iter()
-                    .position(|s| *s == event.source)
-                    .expect("every source is listed");
-                self.sources[source] += 1;
-                let open = self.open.entry(record.partition).or_default();
-                if event.status == Status::Delivered {
-                    open.remove(&event.order_id);
-                } else {
-                    open.insert(event.order_id);
-                }
-                Outcome::Order {
-                    order_id: event.order_id,
-                    status: event.status,
-                    source: event.source,
-                    previous: None,
-                }
-            }
-            Err(error) => {
-                self.malformed += 1;
-                *self.malformed_by_kind.entry(error.kind()).or_default() += 1;
-                Outcome::Malformed(error)
-            }
-        };
-        out.report(Activity::Record(RecordNote {
-            partition: record.partition,
-            offset: record.offset,
-            outcome,
-            routed_to: None,
-        }));
+        let parsed = OrderEvent::from_record(record.key, record.value);
+        if let Ok(event) = &parsed {
+            self.observe(record.partition, event);
+        }
+        out.report(note(
+            record,
+            plain_outcome(parsed, &mut self.malformed),
+            None,
+        ));
         Ok(())
     }
 
     fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>) {
-        (self.malformed, self.malformed_by_kind.clone())
+        self.malformed.counts()
     }
 
     fn counters(&self) -> RoleCounters {

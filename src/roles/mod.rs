@@ -5,6 +5,7 @@
 
 pub mod analytics;
 pub mod order_processor;
+mod outcome;
 pub mod storage;
 
 use std::collections::BTreeMap;

@@ -11,13 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::DeadLetterSink;
-use super::{ConsumedRecord, Replay, Role, RoleError};
+use super::outcome::{Tally, note};
+use super::{ConsumedRecord, DeadLetterSink, Replay, Role, RoleError};
 use crate::domain::event::OrderEvent;
 use crate::domain::lifecycle::{Lifecycles, Violation};
-use crate::report::activity::{
-    Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
-};
+use crate::report::activity::{Activity, Outcome, PartitionStart, Report, RoleCounters};
 use crate::report::human;
 
 /// The orders of one partition.
@@ -35,10 +33,8 @@ pub struct OrderProcessor {
     /// Simulated work per record (`--work-ms`), to create lag in a workshop.
     work: Duration,
     valid: u64,
-    violations: u64,
-    violations_by_kind: BTreeMap<&'static str, u64>,
-    malformed: u64,
-    malformed_by_kind: BTreeMap<&'static str, u64>,
+    violations: Tally,
+    malformed: Tally,
     dead_lettered: u64,
 }
 
@@ -49,10 +45,8 @@ impl OrderProcessor {
             dead_letters,
             work,
             valid: 0,
-            violations: 0,
-            violations_by_kind: BTreeMap::new(),
-            malformed: 0,
-            malformed_by_kind: BTreeMap::new(),
+            violations: Tally::default(),
+            malformed: Tally::default(),
             dead_lettered: 0,
         }
     }
@@ -70,6 +64,19 @@ impl OrderProcessor {
             Err(Violation::FirstNotPlaced { .. }) if state.truncated => Ok(()),
             verdict => verdict,
         }
+    }
+
+    /// Sends `record` to the dead-letter topic, with the kind of problem and its words;
+    /// returns where it went, for the record's note.
+    fn dead_letter(
+        &mut self,
+        record: &ConsumedRecord<'_>,
+        kind: &str,
+        problem: &dyn std::fmt::Display,
+    ) -> Result<Option<String>, RoleError> {
+        self.dead_letters.send(record, kind, &problem.to_string())?;
+        self.dead_lettered += 1;
+        Ok(Some(self.dead_letters.topic().to_owned()))
     }
 }
 
@@ -126,16 +133,11 @@ impl Role for OrderProcessor {
         if !self.work.is_zero() {
             std::thread::sleep(self.work);
         }
-        let mut routed_to = None;
-        let outcome = match OrderEvent::from_record(record.key, record.value) {
+        let (outcome, routed_to) = match OrderEvent::from_record(record.key, record.value) {
             Err(error) => {
-                self.malformed += 1;
-                *self.malformed_by_kind.entry(error.kind()).or_default() += 1;
-                self.dead_letters
-                    .send(record, error.kind(), &error.to_string())?;
-                self.dead_lettered += 1;
-                routed_to = Some(self.dead_letters.topic().to_owned());
-                Outcome::Malformed(error)
+                self.malformed.add(error.kind());
+                let routed_to = self.dead_letter(record, error.kind(), &error)?;
+                (Outcome::Malformed(error), routed_to)
             }
             Ok(event) => {
                 let previous = self
@@ -145,35 +147,22 @@ impl Role for OrderProcessor {
                 match self.check(record.partition, &event) {
                     Ok(()) => {
                         self.valid += 1;
-                        Outcome::Order {
-                            order_id: event.order_id,
-                            status: event.status,
-                            source: event.source,
-                            previous,
-                        }
+                        (Outcome::order(&event, previous), None)
                     }
                     Err(violation) => {
-                        self.violations += 1;
-                        *self.violations_by_kind.entry(violation.kind()).or_default() += 1;
-                        self.dead_letters
-                            .send(record, violation.kind(), &violation.to_string())?;
-                        self.dead_lettered += 1;
-                        routed_to = Some(self.dead_letters.topic().to_owned());
-                        Outcome::Violation {
+                        self.violations.add(violation.kind());
+                        let routed_to = self.dead_letter(record, violation.kind(), &violation)?;
+                        let outcome = Outcome::Violation {
                             order_id: event.order_id,
                             status: event.status,
                             violation,
-                        }
+                        };
+                        (outcome, routed_to)
                     }
                 }
             }
         };
-        out.report(Activity::Record(RecordNote {
-            partition: record.partition,
-            offset: record.offset,
-            outcome,
-            routed_to,
-        }));
+        out.report(note(record, outcome, routed_to));
         Ok(())
     }
 
@@ -183,14 +172,14 @@ impl Role for OrderProcessor {
     }
 
     fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>) {
-        (self.malformed, self.malformed_by_kind.clone())
+        self.malformed.counts()
     }
 
     fn counters(&self) -> RoleCounters {
         RoleCounters::OrderProcessor {
             valid: self.valid,
-            violations: self.violations,
-            violations_by_kind: self.violations_by_kind.clone(),
+            violations: self.violations.total(),
+            violations_by_kind: self.violations.by_kind().clone(),
             dead_lettered: self.dead_lettered,
             orders_tracked: self
                 .partitions
