@@ -111,29 +111,19 @@ impl Role for Analytics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::activity::Fanout;
+    use crate::report::activity::Outcome;
+    use crate::roles::fakes::{FakeHistory, Reports, StoredRecord, event, fresh, garbage};
 
-    fn event(order: u128, status: Status) -> (Vec<u8>, Vec<u8>) {
-        let id = Uuid::from_u128(order);
-        let json = format!(
-            r#"{{"event_type":"ORDER_EVENT","order_id":"{id}","user_id":"user_1","status":"{status}","timestamp":"2026-11-21T18:30:05.123Z","source":"WEB"}}"#
-        );
-        (id.to_string().into_bytes(), json.into_bytes())
+    fn handle(analytics: &mut Analytics, record: &StoredRecord) -> Reports {
+        let mut out = Reports::default();
+        analytics
+            .handle(&record.consumed(), &mut out)
+            .expect("analytics never fails a record");
+        out
     }
 
-    fn handle(analytics: &mut Analytics, partition: i32, order: u128, status: Status) {
-        let (key, value) = event(order, status);
-        let record = ConsumedRecord {
-            topic: "order-events",
-            partition,
-            offset: 0,
-            key: Some(&key),
-            value: Some(&value),
-            timestamp_ms: None,
-        };
-        analytics
-            .handle(&record, &mut Fanout(Vec::new()))
-            .expect("analytics never fails a record");
+    fn order(analytics: &mut Analytics, partition: i32, order: u128, status: Status) {
+        handle(analytics, &event(partition, 0, order, status));
     }
 
     fn in_flight(analytics: &Analytics) -> u64 {
@@ -144,26 +134,98 @@ mod tests {
     }
 
     #[test]
+    fn counts_events_by_status_and_source_and_completed_orders() {
+        let mut analytics = Analytics::new();
+        // The fake records' source is WEB, MOBILE, API by order number, from 0.
+        order(&mut analytics, 0, 0, Status::Placed);
+        order(&mut analytics, 0, 0, Status::Confirmed);
+        order(&mut analytics, 1, 1, Status::Placed);
+        order(&mut analytics, 0, 0, Status::Shipped);
+        order(&mut analytics, 0, 0, Status::Delivered);
+        order(&mut analytics, 2, 5, Status::Placed);
+        assert_eq!(
+            analytics.counters(),
+            RoleCounters::Analytics {
+                statuses: BTreeMap::from([
+                    ("PLACED", 3),
+                    ("CONFIRMED", 1),
+                    ("SHIPPED", 1),
+                    ("DELIVERED", 1)
+                ]),
+                sources: BTreeMap::from([("WEB", 4), ("MOBILE", 1), ("API", 1)]),
+                completed: 1,
+                in_flight: 2,
+            }
+        );
+        assert_eq!(analytics.malformed(), (0, BTreeMap::new()));
+    }
+
+    #[test]
+    fn every_record_is_noted_and_malformed_ones_are_counted_by_kind() {
+        let mut analytics = Analytics::new();
+        let out = handle(&mut analytics, &event(3, 41, 1, Status::Placed));
+        let notes = out.notes();
+        assert_eq!((notes[0].partition, notes[0].offset), (3, 41));
+        assert_eq!(
+            notes[0].outcome,
+            Outcome::Order {
+                order_id: Uuid::from_u128(1),
+                status: Status::Placed,
+                source: Source::Mobile,
+                previous: None,
+            }
+        );
+        assert_eq!(notes[0].routed_to, None);
+        for value in ["", "[]", "{}", ""] {
+            let out = handle(&mut analytics, &garbage(3, 42, value));
+            assert!(matches!(out.outcomes()[0], Outcome::Malformed(_)));
+        }
+        assert_eq!(
+            analytics.malformed(),
+            (
+                4,
+                BTreeMap::from([("empty", 2), ("missing-field", 1), ("not-an-object", 1)])
+            )
+        );
+        let RoleCounters::Analytics { statuses, .. } = analytics.counters() else {
+            unreachable!()
+        };
+        assert_eq!(statuses.values().sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn an_assignment_reads_no_history_and_reports_nothing() {
+        let mut analytics = Analytics::new();
+        let history = FakeHistory::of([event(0, 0, 1, Status::Placed)]);
+        let mut out = Reports::default();
+        analytics
+            .assigned(&[fresh(0, 0, 1)], &history, &mut out)
+            .unwrap();
+        assert!(history.asked().is_empty());
+        assert!(out.0.is_empty());
+    }
+
+    #[test]
     fn an_order_read_twice_is_one_order_in_flight() {
         let mut analytics = Analytics::new();
-        handle(&mut analytics, 0, 1, Status::Placed);
-        handle(&mut analytics, 0, 1, Status::Placed);
-        handle(&mut analytics, 0, 1, Status::Confirmed);
-        handle(&mut analytics, 1, 2, Status::Placed);
+        order(&mut analytics, 0, 1, Status::Placed);
+        order(&mut analytics, 0, 1, Status::Placed);
+        order(&mut analytics, 0, 1, Status::Confirmed);
+        order(&mut analytics, 1, 2, Status::Placed);
         assert_eq!(in_flight(&analytics), 2);
-        handle(&mut analytics, 0, 1, Status::Delivered);
+        order(&mut analytics, 0, 1, Status::Delivered);
         assert_eq!(in_flight(&analytics), 1);
         // A delivery read again does not make the order negative or open.
-        handle(&mut analytics, 0, 1, Status::Delivered);
+        order(&mut analytics, 0, 1, Status::Delivered);
         assert_eq!(in_flight(&analytics), 1);
     }
 
     #[test]
     fn a_partition_that_moves_takes_its_open_orders_along() {
         let mut analytics = Analytics::new();
-        handle(&mut analytics, 0, 1, Status::Placed);
-        handle(&mut analytics, 2, 2, Status::Placed);
-        analytics.revoked(&[2], &mut Fanout(Vec::new()));
+        order(&mut analytics, 0, 1, Status::Placed);
+        order(&mut analytics, 2, 2, Status::Placed);
+        analytics.revoked(&[2], &mut Reports::default());
         assert_eq!(in_flight(&analytics), 1);
     }
 }

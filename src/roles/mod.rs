@@ -4,6 +4,8 @@
 //! [`DeadLetterSink`]), so every role can be tested with fakes of them.
 
 pub mod analytics;
+#[cfg(test)]
+mod fakes;
 pub mod order_processor;
 mod outcome;
 pub mod storage;

@@ -189,3 +189,274 @@ impl Role for OrderProcessor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::Status::{self, *};
+    use crate::roles::fakes::{
+        DEAD_LETTER_TOPIC, FakeDeadLetters, FakeHistory, Reports, StoredRecord, committed, event,
+        fresh, garbage,
+    };
+
+    fn processor() -> (OrderProcessor, FakeDeadLetters) {
+        let sink = FakeDeadLetters::default();
+        (
+            OrderProcessor::new(Box::new(sink.clone()), Duration::ZERO),
+            sink,
+        )
+    }
+
+    fn handle(processor: &mut OrderProcessor, record: &StoredRecord) -> Reports {
+        let mut out = Reports::default();
+        processor
+            .handle(&record.consumed(), &mut out)
+            .expect("the sink takes every dead letter");
+        out
+    }
+
+    fn counters(processor: &OrderProcessor) -> (u64, u64, BTreeMap<&'static str, u64>, u64, u64) {
+        match processor.counters() {
+            RoleCounters::OrderProcessor {
+                valid,
+                violations,
+                violations_by_kind,
+                dead_lettered,
+                orders_tracked,
+            } => (
+                valid,
+                violations,
+                violations_by_kind,
+                dead_lettered,
+                orders_tracked,
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn order(order: u128, status: Status, previous: Option<Status>) -> Outcome {
+        let record = event(0, 0, order, status);
+        let event = OrderEvent::from_record(record.key.as_deref(), record.value.as_deref())
+            .expect("a valid event");
+        Outcome::order(&event, previous)
+    }
+
+    #[test]
+    fn an_assigned_partition_is_rebuilt_from_its_history_so_a_rebalance_finds_no_violation() {
+        let history = FakeHistory::of([
+            event(0, 0, 1, Placed),
+            event(0, 1, 2, Placed),
+            event(0, 2, 1, Confirmed),
+            // Read by the next owner, not replayed: the member starts at offset 3.
+            event(0, 3, 2, Confirmed),
+        ]);
+        let (mut processor, sink) = processor();
+        let mut out = Reports::default();
+        processor
+            .assigned(&[committed(0, 0, 3, 4)], &history, &mut out)
+            .unwrap();
+        assert_eq!(history.asked(), [(0, 0, 3)]);
+        let notices = out.notices();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0]
+                .starts_with("partition 0: rebuilt the state of 2 orders from offsets 0..3 in "),
+            "{notices:?}"
+        );
+
+        let out = handle(&mut processor, &event(0, 3, 2, Confirmed));
+        assert_eq!(out.outcomes(), [&order(2, Confirmed, Some(Placed))]);
+        let out = handle(&mut processor, &event(0, 4, 1, Shipped));
+        assert_eq!(out.outcomes(), [&order(1, Shipped, Some(Confirmed))]);
+        assert_eq!(out.notes()[0].routed_to, None);
+        assert!(sink.sent().is_empty());
+        assert_eq!(counters(&processor), (2, 0, BTreeMap::new(), 0, 2));
+    }
+
+    #[test]
+    fn problems_in_the_history_only_rebuild_state_and_are_not_dead_lettered_again() {
+        let history = FakeHistory::of([
+            garbage(0, 0, "not json"),
+            event(0, 1, 1, Confirmed),
+            event(0, 2, 1, Placed),
+        ]);
+        let (mut processor, sink) = processor();
+        let mut out = Reports::default();
+        processor
+            .assigned(&[committed(0, 0, 3, 3)], &history, &mut out)
+            .unwrap();
+        assert!(sink.sent().is_empty());
+        assert_eq!(processor.malformed(), (0, BTreeMap::new()));
+        assert_eq!(counters(&processor), (0, 0, BTreeMap::new(), 0, 1));
+        // The furthest step seen was CONFIRMED: SHIPPED follows it.
+        let out = handle(&mut processor, &event(0, 3, 1, Shipped));
+        assert_eq!(out.outcomes(), [&order(1, Shipped, Some(Confirmed))]);
+    }
+
+    #[test]
+    fn a_partition_with_nothing_before_its_start_is_not_replayed_or_announced() {
+        let history = FakeHistory::of([event(0, 0, 1, Placed)]);
+        let (mut processor, _sink) = processor();
+        let mut out = Reports::default();
+        processor
+            .assigned(&[fresh(0, 0, 1), fresh(1, 0, 0)], &history, &mut out)
+            .unwrap();
+        assert!(out.0.is_empty(), "{:?}", out.0);
+        assert_eq!(counters(&processor).4, 0);
+    }
+
+    #[test]
+    fn a_history_that_cannot_be_read_stops_the_assignment() {
+        let (mut processor, _sink) = processor();
+        let error = processor
+            .assigned(
+                &[committed(0, 0, 3, 3)],
+                &FakeHistory::failing(),
+                &mut Reports::default(),
+            )
+            .unwrap_err();
+        assert_eq!(error.to_string(), "the history cannot be read");
+    }
+
+    #[test]
+    fn a_malformed_record_goes_to_the_dead_letters_with_its_kind() {
+        let (mut processor, sink) = processor();
+        let record = garbage(2, 7, "{\"event_type\": ");
+        let out = handle(&mut processor, &record);
+        let error =
+            OrderEvent::from_record(record.key.as_deref(), record.value.as_deref()).unwrap_err();
+        assert_eq!(out.outcomes(), [&Outcome::Malformed(error.clone())]);
+        assert_eq!(out.notes()[0].routed_to.as_deref(), Some(DEAD_LETTER_TOPIC));
+        assert_eq!((out.notes()[0].partition, out.notes()[0].offset), (2, 7));
+        let sent = sink.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].partition, sent[0].offset), (2, 7));
+        assert_eq!(sent[0].reason, "not-json");
+        assert_eq!(sent[0].error, error.to_string());
+        assert_eq!(
+            processor.malformed(),
+            (1, BTreeMap::from([("not-json", 1)]))
+        );
+        assert_eq!(counters(&processor), (0, 0, BTreeMap::new(), 1, 0));
+    }
+
+    #[test]
+    fn a_violation_goes_to_the_dead_letters_with_its_kind() {
+        let (mut processor, sink) = processor();
+        handle(&mut processor, &event(0, 0, 1, Placed));
+        let out = handle(&mut processor, &event(0, 1, 1, Shipped));
+        let violation = Violation::Skipped {
+            from: Placed,
+            to: Shipped,
+        };
+        assert_eq!(
+            out.outcomes(),
+            [&Outcome::Violation {
+                order_id: uuid::Uuid::from_u128(1),
+                status: Shipped,
+                violation,
+            }]
+        );
+        assert_eq!(out.notes()[0].routed_to.as_deref(), Some(DEAD_LETTER_TOPIC));
+        let sent = sink.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].offset, 1);
+        assert_eq!(sent[0].reason, "skipped-status");
+        assert_eq!(sent[0].error, "skipped CONFIRMED (PLACED → SHIPPED)");
+        // A duplicate and an order that does not start with PLACED are violations too.
+        handle(&mut processor, &event(0, 2, 1, Shipped));
+        handle(&mut processor, &event(0, 3, 2, Confirmed));
+        assert_eq!(
+            counters(&processor),
+            (
+                1,
+                3,
+                BTreeMap::from([
+                    ("duplicate-status", 1),
+                    ("first-not-placed", 1),
+                    ("skipped-status", 1)
+                ]),
+                3,
+                2
+            )
+        );
+        assert_eq!(processor.malformed(), (0, BTreeMap::new()));
+    }
+
+    #[test]
+    fn in_a_partition_retention_truncated_an_order_may_start_after_placed() {
+        let (mut processor, sink) = processor();
+        processor
+            .assigned(
+                &[fresh(0, 5, 9), fresh(1, 0, 9)],
+                &FakeHistory::default(),
+                &mut Reports::default(),
+            )
+            .unwrap();
+        let out = handle(&mut processor, &event(0, 5, 1, Shipped));
+        assert_eq!(out.outcomes(), [&order(1, Shipped, None)]);
+        // Where the partition is whole, it is a violation.
+        handle(&mut processor, &event(1, 0, 2, Shipped));
+        assert_eq!(sink.sent()[0].reason, "first-not-placed");
+        assert_eq!(counters(&processor).0, 1);
+    }
+
+    #[test]
+    fn a_dead_letter_the_sink_refuses_stops_the_processor() {
+        let (mut processor, sink) = processor();
+        sink.fail_sends();
+        let mut out = Reports::default();
+        let error = processor
+            .handle(&garbage(0, 0, "").consumed(), &mut out)
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the dead-letter topic refused the record"
+        );
+        assert!(out.0.is_empty(), "nothing is reported done: {:?}", out.0);
+        assert_eq!(counters(&processor).3, 0);
+
+        // A violation it refuses too.
+        let mut out = Reports::default();
+        assert!(
+            processor
+                .handle(&event(0, 1, 1, Delivered).consumed(), &mut out)
+                .is_err()
+        );
+        assert!(out.0.is_empty(), "{:?}", out.0);
+    }
+
+    #[test]
+    fn flush_is_the_sinks_flush_and_fails_with_it() {
+        let (mut processor, sink) = processor();
+        processor.flush().unwrap();
+        assert_eq!(sink.flushes(), 1);
+        sink.fail_flushes();
+        let error = processor.flush().unwrap_err();
+        assert_eq!(error.to_string(), "a dead letter was not acknowledged");
+        assert_eq!(sink.flushes(), 2);
+    }
+
+    #[test]
+    fn a_revoked_partition_takes_its_orders_along() {
+        let (mut processor, _sink) = processor();
+        handle(&mut processor, &event(0, 0, 1, Placed));
+        handle(&mut processor, &event(1, 0, 2, Placed));
+        assert_eq!(counters(&processor).4, 2);
+        processor.revoked(&[0], &mut Reports::default());
+        assert_eq!(counters(&processor).4, 1);
+        // The order's state left with its partition: its next step is no longer known.
+        let out = handle(&mut processor, &event(0, 1, 1, Confirmed));
+        assert!(
+            matches!(
+                out.outcomes()[0],
+                Outcome::Violation {
+                    violation: Violation::FirstNotPlaced { first: Confirmed },
+                    ..
+                }
+            ),
+            "{:?}",
+            out.outcomes()
+        );
+    }
+}
