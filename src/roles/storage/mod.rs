@@ -292,3 +292,6 @@ impl Role for Storage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
