@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// The only accepted value of `event_type`.
-pub const EVENT_TYPE: &str = "ORDER_EVENT";
+pub(crate) const EVENT_TYPE: &str = "ORDER_EVENT";
 
 /// Where an order was placed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -30,7 +30,7 @@ impl Source {
     pub const ALL: [Source; 3] = [Source::Web, Source::Mobile, Source::Api];
 
     /// The wire name (`WEB`, `MOBILE`, `API`).
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Source::Web => "WEB",
             Source::Mobile => "MOBILE",
@@ -216,7 +216,7 @@ impl OrderEvent {
 pub struct OrderKey([u8; uuid::fmt::Hyphenated::LENGTH]);
 
 impl OrderKey {
-    pub fn new(order_id: Uuid) -> OrderKey {
+    pub(crate) fn new(order_id: Uuid) -> OrderKey {
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         order_id.hyphenated().encode_lower(&mut buf);
         OrderKey(buf)
@@ -287,7 +287,7 @@ fn write_timestamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
 }
 
 /// Formats a timestamp the way events carry it.
-pub fn format_timestamp(t: &DateTime<Utc>) -> String {
+pub(crate) fn format_timestamp(t: &DateTime<Utc>) -> String {
     let mut out = Vec::with_capacity(30);
     write_timestamp(&mut out, t);
     String::from_utf8(out).expect("timestamps are ASCII")

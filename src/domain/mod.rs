@@ -9,4 +9,4 @@
 pub mod event;
 pub mod generator;
 pub mod lifecycle;
-pub mod record;
+pub(crate) mod record;

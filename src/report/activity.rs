@@ -27,7 +27,7 @@ pub enum Connection {
 }
 
 impl Connection {
-    pub fn is_ok(&self) -> bool {
+    pub(crate) fn is_ok(&self) -> bool {
         matches!(self, Connection::Ok)
     }
 }
@@ -251,7 +251,7 @@ pub enum LostCause {
 
 impl LostCause {
     /// The name in JSON Lines.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LostCause::SessionExpiredWhileUnreachable => "session_expired_while_unreachable",
             LostCause::Dropped => "dropped",

@@ -12,7 +12,7 @@ use crate::report::activity::{PartitionStart, Report, RoleCounters};
 
 /// The analytics role's counters.
 #[derive(Debug, Default)]
-pub struct Analytics {
+pub(crate) struct Analytics {
     /// Events per status, indexed by [`Status::index`].
     statuses: [u64; 4],
     /// Events per source, in [`Source::ALL`] order.
@@ -26,7 +26,7 @@ pub struct Analytics {
 }
 
 impl Analytics {
-    pub fn new() -> Analytics {
+    pub(crate) fn new() -> Analytics {
         Analytics::default()
     }
 

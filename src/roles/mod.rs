@@ -3,12 +3,12 @@
 //! hands a role plain records and implements the role-side traits ([`Replay`],
 //! [`DeadLetterSink`]), so every role can be tested with fakes of them.
 
-pub mod analytics;
+pub(crate) mod analytics;
 #[cfg(test)]
 mod fakes;
-pub mod order_processor;
+pub(crate) mod order_processor;
 mod outcome;
-pub mod storage;
+pub(crate) mod storage;
 
 use std::collections::BTreeMap;
 
@@ -45,7 +45,7 @@ pub trait Replay {
 }
 
 /// Where a role sends the records it cannot process, with the reason.
-pub trait DeadLetterSink: Send {
+pub(crate) trait DeadLetterSink: Send {
     /// The topic dead letters go to, for the role's reports.
     fn topic(&self) -> &str;
 

@@ -27,7 +27,7 @@ struct PartitionOrders {
 }
 
 /// The order-processor role.
-pub struct OrderProcessor {
+pub(crate) struct OrderProcessor {
     partitions: HashMap<i32, PartitionOrders>,
     dead_letters: Box<dyn DeadLetterSink>,
     /// Simulated work per record (`--work-ms`), to create lag in a workshop.
@@ -39,7 +39,7 @@ pub struct OrderProcessor {
 }
 
 impl OrderProcessor {
-    pub fn new(dead_letters: Box<dyn DeadLetterSink>, work: Duration) -> OrderProcessor {
+    pub(crate) fn new(dead_letters: Box<dyn DeadLetterSink>, work: Duration) -> OrderProcessor {
         OrderProcessor {
             partitions: HashMap::new(),
             dead_letters,

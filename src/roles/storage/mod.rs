@@ -24,7 +24,7 @@ use crate::report::activity::{Activity, Outcome, PartitionStart, Report, RoleCou
 use crate::report::human;
 
 /// The storage role.
-pub struct Storage {
+pub(crate) struct Storage {
     log: AuditWriter,
     /// The topic read; lines are keyed by it.
     topic: String,
@@ -33,7 +33,7 @@ pub struct Storage {
 }
 
 impl Storage {
-    pub fn new(log: AuditWriter, topic: &str) -> Storage {
+    pub(crate) fn new(log: AuditWriter, topic: &str) -> Storage {
         Storage {
             log,
             topic: topic.to_owned(),
@@ -51,7 +51,7 @@ impl Storage {
      empty) or the file belongs to another cluster; move the file away or give storage \
      another --file"
 )]
-pub struct ForeignLog {
+pub(crate) struct ForeignLog {
     file: String,
     topic: String,
     partition: i32,
@@ -69,7 +69,7 @@ pub struct ForeignLog {
      file aside (`mv {file} {file}.incomplete`) and start storage again: a new file is filled \
      from the earliest record Kafka still has"
 )]
-pub struct MissingRecords {
+pub(crate) struct MissingRecords {
     file: String,
     partition: i32,
     committed: i64,
