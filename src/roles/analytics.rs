@@ -112,37 +112,40 @@ impl Role for Analytics {
 mod tests {
     use super::*;
     use crate::report::activity::Outcome;
-    use crate::roles::fakes::{FakeHistory, Reports, StoredRecord, event, fresh, garbage};
+    use crate::roles::fakes::{FakeHistory, Reports, assign, event, fresh, garbage, handle};
+    use Status::*;
 
-    fn handle(analytics: &mut Analytics, record: &StoredRecord) -> Reports {
-        let mut out = Reports::default();
+    /// Analytics after reading `events`, as (partition, order number, status).
+    fn after(events: &[(i32, u128, Status)]) -> Analytics {
+        let mut analytics = Analytics::new();
+        read(&mut analytics, events);
         analytics
-            .handle(&record.consumed(), &mut out)
-            .expect("analytics never fails a record");
-        out
     }
 
-    fn order(analytics: &mut Analytics, partition: i32, order: u128, status: Status) {
-        handle(analytics, &event(partition, 0, order, status));
+    fn read(analytics: &mut Analytics, events: &[(i32, u128, Status)]) {
+        for &(partition, order, status) in events {
+            handle(analytics, &event(partition, 0, order, status));
+        }
     }
 
     fn in_flight(analytics: &Analytics) -> u64 {
-        match analytics.counters() {
-            RoleCounters::Analytics { in_flight, .. } => in_flight,
-            other => panic!("{other:?}"),
-        }
+        let RoleCounters::Analytics { in_flight, .. } = analytics.counters() else {
+            unreachable!("analytics counts as analytics")
+        };
+        in_flight
     }
 
     #[test]
     fn counts_events_by_status_and_source_and_completed_orders() {
-        let mut analytics = Analytics::new();
         // The fake records' source is WEB, MOBILE, API by order number, from 0.
-        order(&mut analytics, 0, 0, Status::Placed);
-        order(&mut analytics, 0, 0, Status::Confirmed);
-        order(&mut analytics, 1, 1, Status::Placed);
-        order(&mut analytics, 0, 0, Status::Shipped);
-        order(&mut analytics, 0, 0, Status::Delivered);
-        order(&mut analytics, 2, 5, Status::Placed);
+        let analytics = after(&[
+            (0, 0, Placed),
+            (0, 0, Confirmed),
+            (1, 1, Placed),
+            (0, 0, Shipped),
+            (0, 0, Delivered),
+            (2, 5, Placed),
+        ]);
         assert_eq!(
             analytics.counters(),
             RoleCounters::Analytics {
@@ -163,14 +166,14 @@ mod tests {
     #[test]
     fn every_record_is_noted_and_malformed_ones_are_counted_by_kind() {
         let mut analytics = Analytics::new();
-        let out = handle(&mut analytics, &event(3, 41, 1, Status::Placed));
+        let out = handle(&mut analytics, &event(3, 41, 1, Placed));
         let notes = out.notes();
         assert_eq!((notes[0].partition, notes[0].offset), (3, 41));
         assert_eq!(
             notes[0].outcome,
             Outcome::Order {
                 order_id: Uuid::from_u128(1),
-                status: Status::Placed,
+                status: Placed,
                 source: Source::Mobile,
                 previous: None,
             }
@@ -195,36 +198,27 @@ mod tests {
 
     #[test]
     fn an_assignment_reads_no_history_and_reports_nothing() {
-        let mut analytics = Analytics::new();
-        let history = FakeHistory::of([event(0, 0, 1, Status::Placed)]);
-        let mut out = Reports::default();
-        analytics
-            .assigned(&[fresh(0, 0, 1)], &history, &mut out)
-            .unwrap();
+        let history = FakeHistory::of([event(0, 0, 1, Placed)]);
+        let out = assign(&mut Analytics::new(), &[fresh(0, 0, 1)], &history).unwrap();
         assert!(history.asked().is_empty());
         assert!(out.0.is_empty());
     }
 
     #[test]
     fn an_order_read_twice_is_one_order_in_flight() {
-        let mut analytics = Analytics::new();
-        order(&mut analytics, 0, 1, Status::Placed);
-        order(&mut analytics, 0, 1, Status::Placed);
-        order(&mut analytics, 0, 1, Status::Confirmed);
-        order(&mut analytics, 1, 2, Status::Placed);
+        let mut analytics = after(&[(0, 1, Placed), (0, 1, Placed), (0, 1, Confirmed)]);
+        read(&mut analytics, &[(1, 2, Placed)]);
         assert_eq!(in_flight(&analytics), 2);
-        order(&mut analytics, 0, 1, Status::Delivered);
+        read(&mut analytics, &[(0, 1, Delivered)]);
         assert_eq!(in_flight(&analytics), 1);
         // A delivery read again does not make the order negative or open.
-        order(&mut analytics, 0, 1, Status::Delivered);
+        read(&mut analytics, &[(0, 1, Delivered)]);
         assert_eq!(in_flight(&analytics), 1);
     }
 
     #[test]
     fn a_partition_that_moves_takes_its_open_orders_along() {
-        let mut analytics = Analytics::new();
-        order(&mut analytics, 0, 1, Status::Placed);
-        order(&mut analytics, 2, 2, Status::Placed);
+        let mut analytics = after(&[(0, 1, Placed), (2, 2, Placed)]);
         analytics.revoked(&[2], &mut Reports::default());
         assert_eq!(in_flight(&analytics), 1);
     }

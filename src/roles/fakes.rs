@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use chrono::DateTime;
 use uuid::Uuid;
 
-use super::{ConsumedRecord, DeadLetterSink, Replay, RoleError};
+use super::{ConsumedRecord, DeadLetterSink, Replay, Role, RoleError};
 use crate::domain::event::{OrderEvent, Source, Status};
 use crate::report::activity::{Activity, Outcome, PartitionStart, RecordNote, Report};
 
@@ -230,7 +230,7 @@ impl DeadLetterSink for FakeDeadLetters {
 }
 
 /// Keeps everything a role reports.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(super) struct Reports(pub(super) Vec<Activity>);
 
 impl Report for Reports {
@@ -265,5 +265,33 @@ impl Reports {
                 _ => None,
             })
             .collect()
+    }
+}
+
+/// Gives `role` the partitions `starts`, with `history` to rebuild from; what it reported.
+pub(super) fn assign(
+    role: &mut dyn Role,
+    starts: &[PartitionStart],
+    history: &dyn Replay,
+) -> Result<Reports, RoleError> {
+    let mut out = Reports::default();
+    role.assigned(starts, history, &mut out)?;
+    Ok(out)
+}
+
+/// Hands `record` to `role`, which must take it; what it reported.
+pub(super) fn handle(role: &mut dyn Role, record: &StoredRecord) -> Reports {
+    try_handle(role, record).expect("the role takes the record")
+}
+
+/// Hands `record` to `role`: what it reported, or why it stopped (and what it had reported).
+pub(super) fn try_handle(
+    role: &mut dyn Role,
+    record: &StoredRecord,
+) -> Result<Reports, (RoleError, Reports)> {
+    let mut out = Reports::default();
+    match role.handle(&record.consumed(), &mut out) {
+        Ok(()) => Ok(out),
+        Err(error) => Err((error, out)),
     }
 }

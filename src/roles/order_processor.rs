@@ -195,8 +195,8 @@ mod tests {
     use super::*;
     use crate::domain::event::Status::{self, *};
     use crate::roles::fakes::{
-        DEAD_LETTER_TOPIC, FakeDeadLetters, FakeHistory, Reports, StoredRecord, committed, event,
-        fresh, garbage,
+        DEAD_LETTER_TOPIC, FakeDeadLetters, FakeHistory, assign, committed, event, fresh, garbage,
+        handle, try_handle,
     };
 
     fn processor() -> (OrderProcessor, FakeDeadLetters) {
@@ -207,33 +207,30 @@ mod tests {
         )
     }
 
-    fn handle(processor: &mut OrderProcessor, record: &StoredRecord) -> Reports {
-        let mut out = Reports::default();
-        processor
-            .handle(&record.consumed(), &mut out)
-            .expect("the sink takes every dead letter");
-        out
-    }
-
-    fn counters(processor: &OrderProcessor) -> (u64, u64, BTreeMap<&'static str, u64>, u64, u64) {
-        match processor.counters() {
-            RoleCounters::OrderProcessor {
-                valid,
-                violations,
-                violations_by_kind,
-                dead_lettered,
-                orders_tracked,
-            } => (
-                valid,
-                violations,
-                violations_by_kind,
-                dead_lettered,
-                orders_tracked,
-            ),
-            other => panic!("{other:?}"),
+    /// The counters, with violations and dead letters counted by kind as `problems`.
+    fn counts(
+        valid: u64,
+        problems: &[(&'static str, u64)],
+        dead_lettered: u64,
+        orders_tracked: u64,
+    ) -> RoleCounters {
+        RoleCounters::OrderProcessor {
+            valid,
+            violations: problems.iter().map(|(_, n)| n).sum(),
+            violations_by_kind: problems.iter().copied().collect(),
+            dead_lettered,
+            orders_tracked,
         }
     }
 
+    fn tracked(processor: &OrderProcessor) -> u64 {
+        let RoleCounters::OrderProcessor { orders_tracked, .. } = processor.counters() else {
+            unreachable!("an order-processor counts as one")
+        };
+        orders_tracked
+    }
+
+    /// The outcome of a valid event of order number `order` after `previous`.
     fn order(order: u128, status: Status, previous: Option<Status>) -> Outcome {
         let record = event(0, 0, order, status);
         let event = OrderEvent::from_record(record.key.as_deref(), record.value.as_deref())
@@ -251,10 +248,7 @@ mod tests {
             event(0, 3, 2, Confirmed),
         ]);
         let (mut processor, sink) = processor();
-        let mut out = Reports::default();
-        processor
-            .assigned(&[committed(0, 0, 3, 4)], &history, &mut out)
-            .unwrap();
+        let out = assign(&mut processor, &[committed(0, 0, 3, 4)], &history).unwrap();
         assert_eq!(history.asked(), [(0, 0, 3)]);
         let notices = out.notices();
         assert_eq!(notices.len(), 1, "{notices:?}");
@@ -270,7 +264,7 @@ mod tests {
         assert_eq!(out.outcomes(), [&order(1, Shipped, Some(Confirmed))]);
         assert_eq!(out.notes()[0].routed_to, None);
         assert!(sink.sent().is_empty());
-        assert_eq!(counters(&processor), (2, 0, BTreeMap::new(), 0, 2));
+        assert_eq!(processor.counters(), counts(2, &[], 0, 2));
     }
 
     #[test]
@@ -281,13 +275,10 @@ mod tests {
             event(0, 2, 1, Placed),
         ]);
         let (mut processor, sink) = processor();
-        let mut out = Reports::default();
-        processor
-            .assigned(&[committed(0, 0, 3, 3)], &history, &mut out)
-            .unwrap();
+        assign(&mut processor, &[committed(0, 0, 3, 3)], &history).unwrap();
         assert!(sink.sent().is_empty());
         assert_eq!(processor.malformed(), (0, BTreeMap::new()));
-        assert_eq!(counters(&processor), (0, 0, BTreeMap::new(), 0, 1));
+        assert_eq!(processor.counters(), counts(0, &[], 0, 1));
         // The furthest step seen was CONFIRMED: SHIPPED follows it.
         let out = handle(&mut processor, &event(0, 3, 1, Shipped));
         assert_eq!(out.outcomes(), [&order(1, Shipped, Some(Confirmed))]);
@@ -297,24 +288,16 @@ mod tests {
     fn a_partition_with_nothing_before_its_start_is_not_replayed_or_announced() {
         let history = FakeHistory::of([event(0, 0, 1, Placed)]);
         let (mut processor, _sink) = processor();
-        let mut out = Reports::default();
-        processor
-            .assigned(&[fresh(0, 0, 1), fresh(1, 0, 0)], &history, &mut out)
-            .unwrap();
+        let out = assign(&mut processor, &[fresh(0, 0, 1), fresh(1, 0, 0)], &history).unwrap();
         assert!(out.0.is_empty(), "{:?}", out.0);
-        assert_eq!(counters(&processor).4, 0);
+        assert_eq!(tracked(&processor), 0);
     }
 
     #[test]
     fn a_history_that_cannot_be_read_stops_the_assignment() {
         let (mut processor, _sink) = processor();
-        let error = processor
-            .assigned(
-                &[committed(0, 0, 3, 3)],
-                &FakeHistory::failing(),
-                &mut Reports::default(),
-            )
-            .unwrap_err();
+        let failing = FakeHistory::failing();
+        let error = assign(&mut processor, &[committed(0, 0, 3, 3)], &failing).unwrap_err();
         assert_eq!(error.to_string(), "the history cannot be read");
     }
 
@@ -326,8 +309,9 @@ mod tests {
         let error =
             OrderEvent::from_record(record.key.as_deref(), record.value.as_deref()).unwrap_err();
         assert_eq!(out.outcomes(), [&Outcome::Malformed(error.clone())]);
-        assert_eq!(out.notes()[0].routed_to.as_deref(), Some(DEAD_LETTER_TOPIC));
-        assert_eq!((out.notes()[0].partition, out.notes()[0].offset), (2, 7));
+        let note = out.notes()[0];
+        assert_eq!(note.routed_to.as_deref(), Some(DEAD_LETTER_TOPIC));
+        assert_eq!((note.partition, note.offset), (2, 7));
         let sent = sink.sent();
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].partition, sent[0].offset), (2, 7));
@@ -337,7 +321,7 @@ mod tests {
             processor.malformed(),
             (1, BTreeMap::from([("not-json", 1)]))
         );
-        assert_eq!(counters(&processor), (0, 0, BTreeMap::new(), 1, 0));
+        assert_eq!(processor.counters(), counts(0, &[], 1, 0));
     }
 
     #[test]
@@ -366,64 +350,48 @@ mod tests {
         // A duplicate and an order that does not start with PLACED are violations too.
         handle(&mut processor, &event(0, 2, 1, Shipped));
         handle(&mut processor, &event(0, 3, 2, Confirmed));
-        assert_eq!(
-            counters(&processor),
-            (
-                1,
-                3,
-                BTreeMap::from([
-                    ("duplicate-status", 1),
-                    ("first-not-placed", 1),
-                    ("skipped-status", 1)
-                ]),
-                3,
-                2
-            )
-        );
+        let problems = [
+            ("duplicate-status", 1),
+            ("first-not-placed", 1),
+            ("skipped-status", 1),
+        ];
+        assert_eq!(processor.counters(), counts(1, &problems, 3, 2));
         assert_eq!(processor.malformed(), (0, BTreeMap::new()));
     }
 
     #[test]
     fn in_a_partition_retention_truncated_an_order_may_start_after_placed() {
         let (mut processor, sink) = processor();
-        processor
-            .assigned(
-                &[fresh(0, 5, 9), fresh(1, 0, 9)],
-                &FakeHistory::default(),
-                &mut Reports::default(),
-            )
-            .unwrap();
+        let starts = [fresh(0, 5, 9), fresh(1, 0, 9)];
+        assign(&mut processor, &starts, &FakeHistory::default()).unwrap();
         let out = handle(&mut processor, &event(0, 5, 1, Shipped));
         assert_eq!(out.outcomes(), [&order(1, Shipped, None)]);
         // Where the partition is whole, it is a violation.
         handle(&mut processor, &event(1, 0, 2, Shipped));
         assert_eq!(sink.sent()[0].reason, "first-not-placed");
-        assert_eq!(counters(&processor).0, 1);
+        assert_eq!(
+            processor.counters(),
+            counts(1, &[("first-not-placed", 1)], 1, 2)
+        );
     }
 
     #[test]
     fn a_dead_letter_the_sink_refuses_stops_the_processor() {
         let (mut processor, sink) = processor();
         sink.fail_sends();
-        let mut out = Reports::default();
-        let error = processor
-            .handle(&garbage(0, 0, "").consumed(), &mut out)
-            .unwrap_err();
+        let (error, out) = try_handle(&mut processor, &garbage(0, 0, "")).unwrap_err();
         assert_eq!(
             error.to_string(),
             "the dead-letter topic refused the record"
         );
         assert!(out.0.is_empty(), "nothing is reported done: {:?}", out.0);
-        assert_eq!(counters(&processor).3, 0);
-
         // A violation it refuses too.
-        let mut out = Reports::default();
-        assert!(
-            processor
-                .handle(&event(0, 1, 1, Delivered).consumed(), &mut out)
-                .is_err()
-        );
+        let (_, out) = try_handle(&mut processor, &event(0, 1, 1, Delivered)).unwrap_err();
         assert!(out.0.is_empty(), "{:?}", out.0);
+        let RoleCounters::OrderProcessor { dead_lettered, .. } = processor.counters() else {
+            unreachable!()
+        };
+        assert_eq!(dead_lettered, 0);
     }
 
     #[test]
@@ -442,9 +410,9 @@ mod tests {
         let (mut processor, _sink) = processor();
         handle(&mut processor, &event(0, 0, 1, Placed));
         handle(&mut processor, &event(1, 0, 2, Placed));
-        assert_eq!(counters(&processor).4, 2);
-        processor.revoked(&[0], &mut Reports::default());
-        assert_eq!(counters(&processor).4, 1);
+        assert_eq!(tracked(&processor), 2);
+        processor.revoked(&[0], &mut crate::roles::fakes::Reports::default());
+        assert_eq!(tracked(&processor), 1);
         // The order's state left with its partition: its next step is no longer known.
         let out = handle(&mut processor, &event(0, 1, 1, Confirmed));
         assert!(
