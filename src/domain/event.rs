@@ -1,6 +1,6 @@
 //! The order event: the fixed wire format of the `order-events` topic and its fast encoder.
 //! Reading it back, with a strict parser whose errors say exactly what is wrong with a
-//! message, is [`crate::domain::record`]'s.
+//! message, is `domain::record`'s.
 //!
 //! Wire format (design.md): key = the order_id as UTF-8, value = one JSON object with exactly
 //! the fields `event_type` (always `ORDER_EVENT`), `order_id` (a UUID), `user_id`, `status`,

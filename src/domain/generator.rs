@@ -1,5 +1,5 @@
 //! Seeded fake order lifecycles and rate pacing. No Kafka here: `produce` and `produce --stdout`
-//! both draw from [`OrderGenerator`] and wait on [`Pacer`].
+//! both draw from [`OrderGenerator`] and wait on `Pacer`.
 //!
 //! The stream should look like a shop, not noise: a pool of open orders, new ones arriving,
 //! each keeping its user and source and moving one lifecycle step at a time after a random

@@ -2,7 +2,7 @@
 //! follows, and the generator that makes shop-like streams of them.
 //!
 //! - [`event`]: the order event on the wire and its encoder
-//! - [`record`]: reading an event off a record: the strict parser and its diagnosis
+//! - `record`: reading an event off a record: the strict parser and its diagnosis
 //! - [`lifecycle`]: PLACED → CONFIRMED → SHIPPED → DELIVERED, and violations of it
 //! - [`generator`]: seeded, shop-like order streams and rate pacing
 

@@ -1,7 +1,7 @@
 //! The consumer roles of the order platform, one file per role, and the interface they share
 //! with the runtime that feeds them. Nothing here knows Kafka: the runtime (`kafka::consumer`)
 //! hands a role plain records and implements the role-side traits ([`Replay`],
-//! [`DeadLetterSink`]), so every role can be tested with fakes of them (`fakes`, test-only).
+//! `DeadLetterSink`), so every role can be tested with fakes of them (`fakes`, test-only).
 //! What the roles do alike with a record (problems tallied by kind, the note of what became
 //! of it) is `outcome`'s.
 
