@@ -1,5 +1,5 @@
 //! Seeded fake order lifecycles and rate pacing. No Kafka here: `produce` and `produce --stdout`
-//! both draw from [`OrderGenerator`] and wait on [`Pacer`].
+//! both draw from [`OrderGenerator`] and wait on `Pacer`.
 //!
 //! The stream should look like a shop, not noise: a pool of open orders, new ones arriving,
 //! each keeping its user and source and moving one lifecycle step at a time after a random
@@ -137,18 +137,13 @@ impl OrderGenerator {
             status: Status::Placed,
         }
     }
-
-    /// Orders placed but not yet delivered.
-    pub fn open_orders(&self) -> usize {
-        self.open.len()
-    }
 }
 
 /// Paces events at a fixed rate: event `n` (from 0) is due `n / rate` seconds after the start.
 /// Working from the start time rather than from the previous event means a late wake-up is
 /// caught up at once instead of slowing the whole run down.
 #[derive(Debug, Clone)]
-pub struct Pacer {
+pub(crate) struct Pacer {
     start: Instant,
     /// Events per second; `None` = as fast as possible.
     rate: Option<f64>,
@@ -156,7 +151,7 @@ pub struct Pacer {
 
 impl Pacer {
     /// `rate` in events per second; 0 means no pacing.
-    pub fn new(rate: f64, start: Instant) -> Pacer {
+    pub(crate) fn new(rate: f64, start: Instant) -> Pacer {
         Pacer {
             start,
             rate: (rate > 0.0).then_some(rate),
@@ -164,7 +159,7 @@ impl Pacer {
     }
 
     /// How many events (in total, from the start) may have been sent by `now`.
-    pub fn allowed(&self, now: Instant) -> u64 {
+    pub(crate) fn allowed(&self, now: Instant) -> u64 {
         match self.rate {
             None => u64::MAX,
             // +1: event 0 is due at the start itself.
@@ -175,7 +170,7 @@ impl Pacer {
     }
 
     /// When event number `n` (from 0) is due.
-    pub fn due(&self, n: u64) -> Instant {
+    pub(crate) fn due(&self, n: u64) -> Instant {
         match self.rate {
             None => self.start,
             Some(rate) => self.start + Duration::from_secs_f64(n as f64 / rate),

@@ -10,7 +10,7 @@ use crate::domain::event::Status;
 
 impl Status {
     /// The step that must follow this one, or `None` once the order is delivered.
-    pub const fn next(self) -> Option<Status> {
+    pub(crate) const fn next(self) -> Option<Status> {
         match self {
             Status::Placed => Some(Status::Confirmed),
             Status::Confirmed => Some(Status::Shipped),
@@ -20,7 +20,7 @@ impl Status {
     }
 
     /// Whether an order with this status is finished.
-    pub const fn is_final(self) -> bool {
+    pub(crate) const fn is_final(self) -> bool {
         matches!(self, Status::Delivered)
     }
 }
@@ -40,7 +40,7 @@ pub enum Violation {
 
 impl Violation {
     /// A short, stable name for the kind of violation (counters, `--json`, DLQ headers).
-    pub const fn kind(&self) -> &'static str {
+    pub(crate) const fn kind(&self) -> &'static str {
         match self {
             Violation::FirstNotPlaced { .. } => "first-not-placed",
             Violation::Skipped { .. } => "skipped-status",
@@ -69,7 +69,7 @@ impl fmt::Display for Violation {
 impl std::error::Error for Violation {}
 
 /// Checks one step of an order whose previous step was `previous` (`None`: never seen).
-pub fn check(previous: Option<Status>, next: Status) -> Result<(), Violation> {
+pub(crate) fn check(previous: Option<Status>, next: Status) -> Result<(), Violation> {
     match previous {
         None if next == Status::Placed => Ok(()),
         None => Err(Violation::FirstNotPlaced { first: next }),
@@ -110,22 +110,18 @@ impl Lifecycles {
     }
 
     /// The furthest step seen for one order.
-    pub fn status(&self, order_id: &Uuid) -> Option<Status> {
+    pub(crate) fn status(&self, order_id: &Uuid) -> Option<Status> {
         self.furthest.get(order_id).copied()
     }
 
     /// Orders seen that are not delivered yet.
-    pub fn in_flight(&self) -> usize {
+    pub(crate) fn in_flight(&self) -> usize {
         self.furthest.values().filter(|s| !s.is_final()).count()
     }
 
     /// Orders seen at all.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.furthest.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.furthest.is_empty()
     }
 }
 

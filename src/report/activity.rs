@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::event::{EventError, Source, Status};
+use crate::domain::event::{EventError, OrderEvent, Source, Status};
 use crate::domain::lifecycle::Violation;
 use crate::report::group_view::GroupProtocol;
 use crate::report::latency::LatencyStats;
@@ -27,7 +27,7 @@ pub enum Connection {
 }
 
 impl Connection {
-    pub fn is_ok(&self) -> bool {
+    pub(crate) fn is_ok(&self) -> bool {
         matches!(self, Connection::Ok)
     }
 }
@@ -81,6 +81,18 @@ pub enum Outcome {
     Malformed(EventError),
     /// Already in the audit log from an earlier run: not written again.
     AlreadyStored,
+}
+
+impl Outcome {
+    /// A valid event, after `previous` (where the role tracks the order's steps).
+    pub(crate) fn order(event: &OrderEvent, previous: Option<Status>) -> Outcome {
+        Outcome::Order {
+            order_id: event.order_id,
+            status: event.status,
+            source: event.source,
+            previous,
+        }
+    }
 }
 
 /// One record seen by a role.
@@ -239,7 +251,7 @@ pub enum LostCause {
 
 impl LostCause {
     /// The name in JSON Lines.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LostCause::SessionExpiredWhileUnreachable => "session_expired_while_unreachable",
             LostCause::Dropped => "dropped",

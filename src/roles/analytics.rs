@@ -5,21 +5,19 @@ use std::collections::{BTreeMap, HashSet};
 
 use uuid::Uuid;
 
+use super::outcome::{Tally, note, plain_outcome};
 use super::{ConsumedRecord, Replay, Role, RoleError};
 use crate::domain::event::{OrderEvent, Source, Status};
-use crate::report::activity::{
-    Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
-};
+use crate::report::activity::{PartitionStart, Report, RoleCounters};
 
 /// The analytics role's counters.
 #[derive(Debug, Default)]
-pub struct Analytics {
+pub(crate) struct Analytics {
     /// Events per status, indexed by [`Status::index`].
     statuses: [u64; 4],
     /// Events per source, in [`Source::ALL`] order.
     sources: [u64; 3],
-    malformed: u64,
-    malformed_by_kind: BTreeMap<&'static str, u64>,
+    malformed: Tally,
     /// Per owned partition, the orders seen but not delivered yet. A set, so that an event
     /// read twice (a redelivery, a duplicate) is not another order; per partition, because
     /// an order's events all live in its key's partition, so a partition that moves takes
@@ -28,12 +26,28 @@ pub struct Analytics {
 }
 
 impl Analytics {
-    pub fn new() -> Analytics {
+    pub(crate) fn new() -> Analytics {
         Analytics::default()
     }
 
     fn count(&self, status: Status) -> u64 {
         self.statuses[status.index()]
+    }
+
+    /// Counts a valid event, read from `partition`.
+    fn observe(&mut self, partition: i32, event: &OrderEvent) {
+        self.statuses[event.status.index()] += 1;
+        let source = Source::ALL
+            .iter()
+            .position(|s| *s == event.source)
+            .expect("every source is listed");
+        self.sources[source] += 1;
+        let open = self.open.entry(partition).or_default();
+        if event.status == Status::Delivered {
+            open.remove(&event.order_id);
+        } else {
+            open.insert(event.order_id);
+        }
     }
 }
 
@@ -59,44 +73,20 @@ impl Role for Analytics {
         record: &ConsumedRecord<'_>,
         out: &mut dyn Report,
     ) -> Result<(), RoleError> {
-        let outcome = match OrderEvent::from_record(record.key, record.value) {
-            Ok(event) => {
-                self.statuses[event.status.index()] += 1;
-                let source = Source::ALL
-                    .iter()
-                    .position(|s| *s == event.source)
-                    .expect("every source is listed");
-                self.sources[source] += 1;
-                let open = self.open.entry(record.partition).or_default();
-                if event.status == Status::Delivered {
-                    open.remove(&event.order_id);
-                } else {
-                    open.insert(event.order_id);
-                }
-                Outcome::Order {
-                    order_id: event.order_id,
-                    status: event.status,
-                    source: event.source,
-                    previous: None,
-                }
-            }
-            Err(error) => {
-                self.malformed += 1;
-                *self.malformed_by_kind.entry(error.kind()).or_default() += 1;
-                Outcome::Malformed(error)
-            }
-        };
-        out.report(Activity::Record(RecordNote {
-            partition: record.partition,
-            offset: record.offset,
-            outcome,
-            routed_to: None,
-        }));
+        let parsed = OrderEvent::from_record(record.key, record.value);
+        if let Ok(event) = &parsed {
+            self.observe(record.partition, event);
+        }
+        out.report(note(
+            record,
+            plain_outcome(parsed, &mut self.malformed),
+            None,
+        ));
         Ok(())
     }
 
     fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>) {
-        (self.malformed, self.malformed_by_kind.clone())
+        self.malformed.counts()
     }
 
     fn counters(&self) -> RoleCounters {
@@ -121,59 +111,115 @@ impl Role for Analytics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::activity::Fanout;
+    use crate::report::activity::Outcome;
+    use crate::roles::fakes::{FakeHistory, Reports, assign, event, fresh, garbage, handle};
+    use Status::*;
 
-    fn event(order: u128, status: Status) -> (Vec<u8>, Vec<u8>) {
-        let id = Uuid::from_u128(order);
-        let json = format!(
-            r#"{{"event_type":"ORDER_EVENT","order_id":"{id}","user_id":"user_1","status":"{status}","timestamp":"2026-11-21T18:30:05.123Z","source":"WEB"}}"#
-        );
-        (id.to_string().into_bytes(), json.into_bytes())
+    /// Analytics after reading `events`, as (partition, order number, status).
+    fn after(events: &[(i32, u128, Status)]) -> Analytics {
+        let mut analytics = Analytics::new();
+        read(&mut analytics, events);
+        analytics
     }
 
-    fn handle(analytics: &mut Analytics, partition: i32, order: u128, status: Status) {
-        let (key, value) = event(order, status);
-        let record = ConsumedRecord {
-            topic: "order-events",
-            partition,
-            offset: 0,
-            key: Some(&key),
-            value: Some(&value),
-            timestamp_ms: None,
-        };
-        analytics
-            .handle(&record, &mut Fanout(Vec::new()))
-            .expect("analytics never fails a record");
+    fn read(analytics: &mut Analytics, events: &[(i32, u128, Status)]) {
+        for &(partition, order, status) in events {
+            handle(analytics, &event(partition, 0, order, status));
+        }
     }
 
     fn in_flight(analytics: &Analytics) -> u64 {
-        match analytics.counters() {
-            RoleCounters::Analytics { in_flight, .. } => in_flight,
-            other => panic!("{other:?}"),
+        let RoleCounters::Analytics { in_flight, .. } = analytics.counters() else {
+            unreachable!("analytics counts as analytics")
+        };
+        in_flight
+    }
+
+    #[test]
+    fn counts_events_by_status_and_source_and_completed_orders() {
+        // The fake records' source is WEB, MOBILE, API by order number, from 0.
+        let analytics = after(&[
+            (0, 0, Placed),
+            (0, 0, Confirmed),
+            (1, 1, Placed),
+            (0, 0, Shipped),
+            (0, 0, Delivered),
+            (2, 5, Placed),
+        ]);
+        assert_eq!(
+            analytics.counters(),
+            RoleCounters::Analytics {
+                statuses: BTreeMap::from([
+                    ("PLACED", 3),
+                    ("CONFIRMED", 1),
+                    ("SHIPPED", 1),
+                    ("DELIVERED", 1)
+                ]),
+                sources: BTreeMap::from([("WEB", 4), ("MOBILE", 1), ("API", 1)]),
+                completed: 1,
+                in_flight: 2,
+            }
+        );
+        assert_eq!(analytics.malformed(), (0, BTreeMap::new()));
+    }
+
+    #[test]
+    fn every_record_is_noted_and_malformed_ones_are_counted_by_kind() {
+        let mut analytics = Analytics::new();
+        let out = handle(&mut analytics, &event(3, 41, 1, Placed));
+        let notes = out.notes();
+        assert_eq!((notes[0].partition, notes[0].offset), (3, 41));
+        assert_eq!(
+            notes[0].outcome,
+            Outcome::Order {
+                order_id: Uuid::from_u128(1),
+                status: Placed,
+                source: Source::Mobile,
+                previous: None,
+            }
+        );
+        assert_eq!(notes[0].routed_to, None);
+        for value in ["", "[]", "{}", ""] {
+            let out = handle(&mut analytics, &garbage(3, 42, value));
+            assert!(matches!(out.outcomes()[0], Outcome::Malformed(_)));
         }
+        assert_eq!(
+            analytics.malformed(),
+            (
+                4,
+                BTreeMap::from([("empty", 2), ("missing-field", 1), ("not-an-object", 1)])
+            )
+        );
+        let RoleCounters::Analytics { statuses, .. } = analytics.counters() else {
+            unreachable!()
+        };
+        assert_eq!(statuses.values().sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn an_assignment_reads_no_history_and_reports_nothing() {
+        let history = FakeHistory::of([event(0, 0, 1, Placed)]);
+        let out = assign(&mut Analytics::new(), &[fresh(0, 0, 1)], &history).unwrap();
+        assert!(history.asked().is_empty());
+        assert!(out.0.is_empty());
     }
 
     #[test]
     fn an_order_read_twice_is_one_order_in_flight() {
-        let mut analytics = Analytics::new();
-        handle(&mut analytics, 0, 1, Status::Placed);
-        handle(&mut analytics, 0, 1, Status::Placed);
-        handle(&mut analytics, 0, 1, Status::Confirmed);
-        handle(&mut analytics, 1, 2, Status::Placed);
+        let mut analytics = after(&[(0, 1, Placed), (0, 1, Placed), (0, 1, Confirmed)]);
+        read(&mut analytics, &[(1, 2, Placed)]);
         assert_eq!(in_flight(&analytics), 2);
-        handle(&mut analytics, 0, 1, Status::Delivered);
+        read(&mut analytics, &[(0, 1, Delivered)]);
         assert_eq!(in_flight(&analytics), 1);
         // A delivery read again does not make the order negative or open.
-        handle(&mut analytics, 0, 1, Status::Delivered);
+        read(&mut analytics, &[(0, 1, Delivered)]);
         assert_eq!(in_flight(&analytics), 1);
     }
 
     #[test]
     fn a_partition_that_moves_takes_its_open_orders_along() {
-        let mut analytics = Analytics::new();
-        handle(&mut analytics, 0, 1, Status::Placed);
-        handle(&mut analytics, 2, 2, Status::Placed);
-        analytics.revoked(&[2], &mut Fanout(Vec::new()));
+        let mut analytics = after(&[(0, 1, Placed), (2, 2, Placed)]);
+        analytics.revoked(&[2], &mut Reports::default());
         assert_eq!(in_flight(&analytics), 1);
     }
 }

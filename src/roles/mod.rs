@@ -1,12 +1,17 @@
 //! The consumer roles of the order platform, one file per role, and the interface they share
 //! with the runtime that feeds them. Nothing here knows Kafka: the runtime (`kafka::consumer`)
 //! hands a role plain records and implements the role-side traits ([`Replay`],
-//! [`DeadLetterSink`]), so every role can be tested with fakes of them.
+//! `DeadLetterSink`), so every role can be tested with fakes of them (`fakes`, test-only).
+//! What the roles do alike with a record (problems tallied by kind, the note of what became
+//! of it) is `outcome`'s.
 
-pub mod analytics;
-pub mod order_processor;
+pub(crate) mod analytics;
+#[cfg(test)]
+mod fakes;
+pub(crate) mod order_processor;
+mod outcome;
 pub mod registry;
-pub mod storage;
+pub(crate) mod storage;
 
 use std::collections::BTreeMap;
 
@@ -43,7 +48,7 @@ pub trait Replay {
 }
 
 /// Where a role sends the records it cannot process, with the reason.
-pub trait DeadLetterSink: Send {
+pub(crate) trait DeadLetterSink: Send {
     /// The topic dead letters go to, for the role's reports.
     fn topic(&self) -> &str;
 

@@ -11,13 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use super::DeadLetterSink;
-use super::{ConsumedRecord, Replay, Role, RoleError};
+use super::outcome::{Tally, note};
+use super::{ConsumedRecord, DeadLetterSink, Replay, Role, RoleError};
 use crate::domain::event::OrderEvent;
 use crate::domain::lifecycle::{Lifecycles, Violation};
-use crate::report::activity::{
-    Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
-};
+use crate::report::activity::{Activity, Outcome, PartitionStart, Report, RoleCounters};
 use crate::report::human;
 
 /// The orders of one partition.
@@ -29,30 +27,26 @@ struct PartitionOrders {
 }
 
 /// The order-processor role.
-pub struct OrderProcessor {
+pub(crate) struct OrderProcessor {
     partitions: HashMap<i32, PartitionOrders>,
     dead_letters: Box<dyn DeadLetterSink>,
     /// Simulated work per record (`--work-ms`), to create lag in a workshop.
     work: Duration,
     valid: u64,
-    violations: u64,
-    violations_by_kind: BTreeMap<&'static str, u64>,
-    malformed: u64,
-    malformed_by_kind: BTreeMap<&'static str, u64>,
+    violations: Tally,
+    malformed: Tally,
     dead_lettered: u64,
 }
 
 impl OrderProcessor {
-    pub fn new(dead_letters: Box<dyn DeadLetterSink>, work: Duration) -> OrderProcessor {
+    pub(crate) fn new(dead_letters: Box<dyn DeadLetterSink>, work: Duration) -> OrderProcessor {
         OrderProcessor {
             partitions: HashMap::new(),
             dead_letters,
             work,
             valid: 0,
-            violations: 0,
-            violations_by_kind: BTreeMap::new(),
-            malformed: 0,
-            malformed_by_kind: BTreeMap::new(),
+            violations: Tally::default(),
+            malformed: Tally::default(),
             dead_lettered: 0,
         }
     }
@@ -70,6 +64,19 @@ impl OrderProcessor {
             Err(Violation::FirstNotPlaced { .. }) if state.truncated => Ok(()),
             verdict => verdict,
         }
+    }
+
+    /// Sends `record` to the dead-letter topic, with the kind of problem and its words;
+    /// returns where it went, for the record's note.
+    fn dead_letter(
+        &mut self,
+        record: &ConsumedRecord<'_>,
+        kind: &str,
+        problem: &dyn std::fmt::Display,
+    ) -> Result<Option<String>, RoleError> {
+        self.dead_letters.send(record, kind, &problem.to_string())?;
+        self.dead_lettered += 1;
+        Ok(Some(self.dead_letters.topic().to_owned()))
     }
 }
 
@@ -126,16 +133,11 @@ impl Role for OrderProcessor {
         if !self.work.is_zero() {
             std::thread::sleep(self.work);
         }
-        let mut routed_to = None;
-        let outcome = match OrderEvent::from_record(record.key, record.value) {
+        let (outcome, routed_to) = match OrderEvent::from_record(record.key, record.value) {
             Err(error) => {
-                self.malformed += 1;
-                *self.malformed_by_kind.entry(error.kind()).or_default() += 1;
-                self.dead_letters
-                    .send(record, error.kind(), &error.to_string())?;
-                self.dead_lettered += 1;
-                routed_to = Some(self.dead_letters.topic().to_owned());
-                Outcome::Malformed(error)
+                self.malformed.add(error.kind());
+                let routed_to = self.dead_letter(record, error.kind(), &error)?;
+                (Outcome::Malformed(error), routed_to)
             }
             Ok(event) => {
                 let previous = self
@@ -145,35 +147,22 @@ impl Role for OrderProcessor {
                 match self.check(record.partition, &event) {
                     Ok(()) => {
                         self.valid += 1;
-                        Outcome::Order {
-                            order_id: event.order_id,
-                            status: event.status,
-                            source: event.source,
-                            previous,
-                        }
+                        (Outcome::order(&event, previous), None)
                     }
                     Err(violation) => {
-                        self.violations += 1;
-                        *self.violations_by_kind.entry(violation.kind()).or_default() += 1;
-                        self.dead_letters
-                            .send(record, violation.kind(), &violation.to_string())?;
-                        self.dead_lettered += 1;
-                        routed_to = Some(self.dead_letters.topic().to_owned());
-                        Outcome::Violation {
+                        self.violations.add(violation.kind());
+                        let routed_to = self.dead_letter(record, violation.kind(), &violation)?;
+                        let outcome = Outcome::Violation {
                             order_id: event.order_id,
                             status: event.status,
                             violation,
-                        }
+                        };
+                        (outcome, routed_to)
                     }
                 }
             }
         };
-        out.report(Activity::Record(RecordNote {
-            partition: record.partition,
-            offset: record.offset,
-            outcome,
-            routed_to,
-        }));
+        out.report(note(record, outcome, routed_to));
         Ok(())
     }
 
@@ -183,20 +172,307 @@ impl Role for OrderProcessor {
     }
 
     fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>) {
-        (self.malformed, self.malformed_by_kind.clone())
+        self.malformed.counts()
     }
 
     fn counters(&self) -> RoleCounters {
         RoleCounters::OrderProcessor {
             valid: self.valid,
-            violations: self.violations,
-            violations_by_kind: self.violations_by_kind.clone(),
+            violations: self.violations.total(),
+            violations_by_kind: self.violations.by_kind().clone(),
             dead_lettered: self.dead_lettered,
             orders_tracked: self
                 .partitions
                 .values()
                 .map(|p| p.orders.len() as u64)
                 .sum(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::Status::{self, *};
+    use crate::roles::fakes::{
+        DEAD_LETTER_TOPIC, FakeDeadLetters, FakeHistory, assign, committed, event, fresh, garbage,
+        handle, try_handle,
+    };
+
+    fn processor() -> (OrderProcessor, FakeDeadLetters) {
+        let sink = FakeDeadLetters::default();
+        (
+            OrderProcessor::new(Box::new(sink.clone()), Duration::ZERO),
+            sink,
+        )
+    }
+
+    /// The counters, with violations and dead letters counted by kind as `problems`.
+    fn counts(
+        valid: u64,
+        problems: &[(&'static str, u64)],
+        dead_lettered: u64,
+        orders_tracked: u64,
+    ) -> RoleCounters {
+        RoleCounters::OrderProcessor {
+            valid,
+            violations: problems.iter().map(|(_, n)| n).sum(),
+            violations_by_kind: problems.iter().copied().collect(),
+            dead_lettered,
+            orders_tracked,
+        }
+    }
+
+    fn tracked(processor: &OrderProcessor) -> u64 {
+        let RoleCounters::OrderProcessor { orders_tracked, .. } = processor.counters() else {
+            unreachable!("an order-processor counts as one")
+        };
+        orders_tracked
+    }
+
+    /// The outcome of a valid event of order number `order` after `previous`.
+    fn order(order: u128, status: Status, previous: Option<Status>) -> Outcome {
+        let record = event(0, 0, order, status);
+        let event = OrderEvent::from_record(record.key.as_deref(), record.value.as_deref())
+            .expect("a valid event");
+        Outcome::order(&event, previous)
+    }
+
+    #[test]
+    fn an_assigned_partition_is_rebuilt_from_its_history_so_a_rebalance_finds_no_violation() {
+        let history = FakeHistory::of([
+            event(0, 0, 1, Placed),
+            event(0, 1, 2, Placed),
+            event(0, 2, 1, Confirmed),
+            // Read by the next owner, not replayed: the member starts at offset 3.
+            event(0, 3, 2, Confirmed),
+        ]);
+        let (mut processor, sink) = processor();
+        let out = assign(&mut processor, &[committed(0, 0, 3, 4)], &history).unwrap();
+        assert_eq!(history.asked(), [(0, 0, 3)]);
+        let notices = out.notices();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(
+            notices[0]
+                .starts_with("partition 0: rebuilt the state of 2 orders from offsets 0..3 in "),
+            "{notices:?}"
+        );
+
+        let out = handle(&mut processor, &event(0, 3, 2, Confirmed));
+        assert_eq!(out.outcomes(), [&order(2, Confirmed, Some(Placed))]);
+        let out = handle(&mut processor, &event(0, 4, 1, Shipped));
+        assert_eq!(out.outcomes(), [&order(1, Shipped, Some(Confirmed))]);
+        assert_eq!(out.notes()[0].routed_to, None);
+        assert!(sink.sent().is_empty());
+        assert_eq!(processor.counters(), counts(2, &[], 0, 2));
+    }
+
+    #[test]
+    fn problems_in_the_history_only_rebuild_state_and_are_not_dead_lettered_again() {
+        let history = FakeHistory::of([
+            garbage(0, 0, "not json"),
+            event(0, 1, 1, Confirmed),
+            event(0, 2, 1, Placed),
+        ]);
+        let (mut processor, sink) = processor();
+        assign(&mut processor, &[committed(0, 0, 3, 3)], &history).unwrap();
+        assert!(sink.sent().is_empty());
+        assert_eq!(processor.malformed(), (0, BTreeMap::new()));
+        assert_eq!(processor.counters(), counts(0, &[], 0, 1));
+        // The furthest step seen was CONFIRMED: SHIPPED follows it.
+        let out = handle(&mut processor, &event(0, 3, 1, Shipped));
+        assert_eq!(out.outcomes(), [&order(1, Shipped, Some(Confirmed))]);
+    }
+
+    #[test]
+    fn a_partition_with_nothing_before_its_start_is_not_replayed_or_announced() {
+        let history = FakeHistory::of([event(0, 0, 1, Placed)]);
+        let (mut processor, _sink) = processor();
+        let out = assign(&mut processor, &[fresh(0, 0, 1), fresh(1, 0, 0)], &history).unwrap();
+        assert!(out.0.is_empty(), "{:?}", out.0);
+        assert_eq!(tracked(&processor), 0);
+    }
+
+    #[test]
+    fn a_history_that_cannot_be_read_stops_the_assignment() {
+        let (mut processor, _sink) = processor();
+        let failing = FakeHistory::failing();
+        let error = assign(&mut processor, &[committed(0, 0, 3, 3)], &failing).unwrap_err();
+        assert_eq!(error.to_string(), "the history cannot be read");
+    }
+
+    #[test]
+    fn a_malformed_record_goes_to_the_dead_letters_with_its_kind() {
+        let (mut processor, sink) = processor();
+        let record = garbage(2, 7, "{\"event_type\": ");
+        let out = handle(&mut processor, &record);
+        let error =
+            OrderEvent::from_record(record.key.as_deref(), record.value.as_deref()).unwrap_err();
+        assert_eq!(out.outcomes(), [&Outcome::Malformed(error.clone())]);
+        let note = out.notes()[0];
+        assert_eq!(note.routed_to.as_deref(), Some(DEAD_LETTER_TOPIC));
+        assert_eq!((note.partition, note.offset), (2, 7));
+        let sent = sink.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].partition, sent[0].offset), (2, 7));
+        assert_eq!(sent[0].reason, "not-json");
+        assert_eq!(sent[0].error, error.to_string());
+        assert_eq!(
+            processor.malformed(),
+            (1, BTreeMap::from([("not-json", 1)]))
+        );
+        assert_eq!(processor.counters(), counts(0, &[], 1, 0));
+    }
+
+    #[test]
+    fn a_violation_goes_to_the_dead_letters_with_its_kind() {
+        let (mut processor, sink) = processor();
+        handle(&mut processor, &event(0, 0, 1, Placed));
+        let out = handle(&mut processor, &event(0, 1, 1, Shipped));
+        let violation = Violation::Skipped {
+            from: Placed,
+            to: Shipped,
+        };
+        assert_eq!(
+            out.outcomes(),
+            [&Outcome::Violation {
+                order_id: uuid::Uuid::from_u128(1),
+                status: Shipped,
+                violation,
+            }]
+        );
+        assert_eq!(out.notes()[0].routed_to.as_deref(), Some(DEAD_LETTER_TOPIC));
+        let sent = sink.sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].offset, 1);
+        assert_eq!(sent[0].reason, "skipped-status");
+        assert_eq!(sent[0].error, "skipped CONFIRMED (PLACED → SHIPPED)");
+        // A duplicate and an order that does not start with PLACED are violations too.
+        handle(&mut processor, &event(0, 2, 1, Shipped));
+        handle(&mut processor, &event(0, 3, 2, Confirmed));
+        let problems = [
+            ("duplicate-status", 1),
+            ("first-not-placed", 1),
+            ("skipped-status", 1),
+        ];
+        assert_eq!(processor.counters(), counts(1, &problems, 3, 2));
+        assert_eq!(processor.malformed(), (0, BTreeMap::new()));
+    }
+
+    #[test]
+    fn in_a_partition_retention_truncated_an_order_may_start_after_placed() {
+        let (mut processor, sink) = processor();
+        let starts = [fresh(0, 5, 9), fresh(1, 0, 9)];
+        assign(&mut processor, &starts, &FakeHistory::default()).unwrap();
+        let out = handle(&mut processor, &event(0, 5, 1, Shipped));
+        assert_eq!(out.outcomes(), [&order(1, Shipped, None)]);
+        // Where the partition is whole, it is a violation.
+        handle(&mut processor, &event(1, 0, 2, Shipped));
+        assert_eq!(sink.sent()[0].reason, "first-not-placed");
+        assert_eq!(
+            processor.counters(),
+            counts(1, &[("first-not-placed", 1)], 1, 2)
+        );
+    }
+
+    #[test]
+    fn a_dead_letter_the_sink_refuses_stops_the_processor() {
+        let (mut processor, sink) = processor();
+        sink.fail_sends();
+        let (error, out) = try_handle(&mut processor, &garbage(0, 0, "")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the dead-letter topic refused the record"
+        );
+        assert!(out.0.is_empty(), "nothing is reported done: {:?}", out.0);
+        // A violation it refuses too.
+        let (_, out) = try_handle(&mut processor, &event(0, 1, 1, Delivered)).unwrap_err();
+        assert!(out.0.is_empty(), "{:?}", out.0);
+        let RoleCounters::OrderProcessor { dead_lettered, .. } = processor.counters() else {
+            unreachable!()
+        };
+        assert_eq!(dead_lettered, 0);
+    }
+
+    #[test]
+    fn flush_is_the_sinks_flush_and_fails_with_it() {
+        let (mut processor, sink) = processor();
+        processor.flush().unwrap();
+        assert_eq!(sink.flushes(), 1);
+        sink.fail_flushes();
+        let error = processor.flush().unwrap_err();
+        assert_eq!(error.to_string(), "a dead letter was not acknowledged");
+        assert_eq!(sink.flushes(), 2);
+    }
+
+    #[test]
+    fn a_revoked_partition_takes_its_orders_along() {
+        let (mut processor, _sink) = processor();
+        handle(&mut processor, &event(0, 0, 1, Placed));
+        handle(&mut processor, &event(1, 0, 2, Placed));
+        assert_eq!(tracked(&processor), 2);
+        processor.revoked(&[0], &mut crate::roles::fakes::Reports::default());
+        assert_eq!(tracked(&processor), 1);
+        // The order's state left with its partition: its next step is no longer known.
+        let out = handle(&mut processor, &event(0, 1, 1, Confirmed));
+        assert!(
+            matches!(
+                out.outcomes()[0],
+                Outcome::Violation {
+                    violation: Violation::FirstNotPlaced { first: Confirmed },
+                    ..
+                }
+            ),
+            "{:?}",
+            out.outcomes()
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever offset a member takes a partition over at, rebuilding from the history
+        /// gives every later record the verdict a member that read the whole partition gave.
+        #[test]
+        fn a_member_taking_over_anywhere_judges_as_one_that_read_it_all(
+            seed in 0u64..1_000,
+            len in 1usize..120,
+            split in 0usize..120,
+            repeats in proptest::collection::vec(0usize..120, 0..6),
+        ) {
+            let mut generator = crate::domain::generator::OrderGenerator::new(seed);
+            let mut events: Vec<OrderEvent> =
+                (0..len).map(|_| generator.next_event(chrono::Utc::now())).collect();
+            // Some events read twice (a producer retry): duplicates, reported as violations.
+            for at in repeats {
+                if at < events.len() {
+                    events.insert(at, events[at].clone());
+                }
+            }
+            let records: Vec<_> = events
+                .iter()
+                .enumerate()
+                .map(|(offset, e)| {
+                    let mut record = event(0, offset as i64, e.order_id.as_u128(), e.status);
+                    record.value = Some(e.to_json().into_bytes());
+                    record
+                })
+                .collect();
+            let split = split.min(records.len());
+            let end = records.len() as i64;
+
+            let (mut whole, _) = processor();
+            let judged: Vec<Outcome> = records
+                .iter()
+                .map(|r| handle(&mut whole, r).outcomes()[0].clone())
+                .collect();
+
+            let (mut next, _) = processor();
+            let history = FakeHistory::of(records[..split].to_vec());
+            let starts = [committed(0, 0, split as i64, end)];
+            assign(&mut next, &starts, &history).unwrap();
+            for (record, verdict) in records[split..].iter().zip(&judged[split..]) {
+                let out = handle(&mut next, record);
+                proptest::prop_assert_eq!(out.outcomes()[0], verdict);
+            }
         }
     }
 }

@@ -16,32 +16,29 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
+use super::outcome::{Tally, note, plain_outcome};
 use super::{ConsumedRecord, Replay, Role, RoleError};
 use crate::audit::{AuditLine, AuditWriter, RecordId};
 use crate::domain::event::OrderEvent;
-use crate::report::activity::{
-    Activity, Outcome, PartitionStart, RecordNote, Report, RoleCounters,
-};
+use crate::report::activity::{Activity, Outcome, PartitionStart, Report, RoleCounters};
 use crate::report::human;
 
 /// The storage role.
-pub struct Storage {
+pub(crate) struct Storage {
     log: AuditWriter,
     /// The topic read; lines are keyed by it.
     topic: String,
     already_stored: u64,
-    malformed: u64,
-    malformed_by_kind: BTreeMap<&'static str, u64>,
+    malformed: Tally,
 }
 
 impl Storage {
-    pub fn new(log: AuditWriter, topic: &str) -> Storage {
+    pub(crate) fn new(log: AuditWriter, topic: &str) -> Storage {
         Storage {
             log,
             topic: topic.to_owned(),
             already_stored: 0,
-            malformed: 0,
-            malformed_by_kind: BTreeMap::new(),
+            malformed: Tally::default(),
         }
     }
 }
@@ -54,7 +51,7 @@ impl Storage {
      empty) or the file belongs to another cluster; move the file away or give storage \
      another --file"
 )]
-pub struct ForeignLog {
+pub(crate) struct ForeignLog {
     file: String,
     topic: String,
     partition: i32,
@@ -72,7 +69,7 @@ pub struct ForeignLog {
      file aside (`mv {file} {file}.incomplete`) and start storage again: a new file is filled \
      from the earliest record Kafka still has"
 )]
-pub struct MissingRecords {
+pub(crate) struct MissingRecords {
     file: String,
     partition: i32,
     committed: i64,
@@ -128,7 +125,7 @@ impl Storage {
         let mut failure = None;
         let mut reread: u64 = 0;
         let log = &mut self.log;
-        let (malformed, by_kind) = (&mut self.malformed, &mut self.malformed_by_kind);
+        let malformed = &mut self.malformed;
         history.replay(start.partition, from, start.start, &mut |record| {
             if failure.is_some()
                 || log
@@ -139,8 +136,7 @@ impl Storage {
             }
             let parsed = OrderEvent::from_record(record.key, record.value);
             if let Err(error) = &parsed {
-                *malformed += 1;
-                *by_kind.entry(error.kind()).or_default() += 1;
+                malformed.add(error.kind());
             }
             log.append(&AuditLine::from_parsed(record, &parsed, Utc::now()));
             reread += 1;
@@ -270,26 +266,9 @@ impl Role for Storage {
             let parsed = OrderEvent::from_record(record.key, record.value);
             self.log
                 .append(&AuditLine::from_parsed(record, &parsed, Utc::now()));
-            match parsed {
-                Ok(event) => Outcome::Order {
-                    order_id: event.order_id,
-                    status: event.status,
-                    source: event.source,
-                    previous: None,
-                },
-                Err(error) => {
-                    self.malformed += 1;
-                    *self.malformed_by_kind.entry(error.kind()).or_default() += 1;
-                    Outcome::Malformed(error)
-                }
-            }
+            plain_outcome(parsed, &mut self.malformed)
         };
-        out.report(Activity::Record(RecordNote {
-            partition: record.partition,
-            offset: record.offset,
-            outcome,
-            routed_to: None,
-        }));
+        out.report(note(record, outcome, None));
         Ok(())
     }
 
@@ -300,7 +279,7 @@ impl Role for Storage {
     }
 
     fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>) {
-        (self.malformed, self.malformed_by_kind.clone())
+        self.malformed.counts()
     }
 
     fn counters(&self) -> RoleCounters {
@@ -313,3 +292,6 @@ impl Role for Storage {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,467 @@
+//! Reading an order event off a record: the strict parser of the wire format (see
+//! [`crate::domain::event`]), whose errors say exactly what is wrong with a message. A
+//! well-formed event takes a fast path; only a malformed one pays for the diagnosis.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Datelike, Utc};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use uuid::Uuid;
+
+use super::event::{EVENT_TYPE, EventError, FIELDS, OrderEvent, Source, Status};
+
+impl FromStr for Status {
+    type Err = EventError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| EventError::UnknownStatus(excerpt(s)))
+    }
+}
+
+impl FromStr for Source {
+    type Err = EventError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Source::ALL
+            .into_iter()
+            .find(|source| source.as_str() == s)
+            .ok_or_else(|| EventError::UnknownSource(excerpt(s)))
+    }
+}
+
+/// The longest value echoed back in an error message: a 1 MB garbage field must not turn into
+/// a 1 MB log line.
+const EXCERPT_CHARS: usize = 60;
+
+fn excerpt(value: &str) -> String {
+    match value.char_indices().nth(EXCERPT_CHARS) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+    }
+}
+
+/// The six fields as they arrive, before their values are checked. Borrowed where possible:
+/// the common case (a well-formed event) allocates only the user_id.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireFields<'a> {
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    order_id: Cow<'a, str>,
+    #[serde(borrow)]
+    user_id: Cow<'a, str>,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    source: Cow<'a, str>,
+}
+
+impl WireFields<'_> {
+    /// Checks every value; the first problem, in wire order, is the one reported.
+    fn validate(self) -> Result<OrderEvent, EventError> {
+        if self.event_type != EVENT_TYPE {
+            return Err(EventError::WrongEventType(excerpt(&self.event_type)));
+        }
+        let order_id = parse_order_id(&self.order_id)?;
+        if self.user_id.is_empty() {
+            return Err(EventError::EmptyUserId);
+        }
+        let status: Status = self.status.parse()?;
+        let timestamp = parse_timestamp(&self.timestamp)?;
+        let source: Source = self.source.parse()?;
+        Ok(OrderEvent {
+            order_id,
+            user_id: self.user_id.into_owned(),
+            status,
+            timestamp,
+            source,
+        })
+    }
+}
+
+/// Only the canonical 36-character hyphenated form is an order id: it is also the record key,
+/// and `{…}` or `urn:uuid:` spellings would make keys of one order differ.
+fn parse_order_id(value: &str) -> Result<Uuid, EventError> {
+    let bad = |reason: String| EventError::BadOrderId {
+        value: excerpt(value),
+        reason,
+    };
+    if value.len() != 36 {
+        return Err(bad(format!(
+            "expected 36 characters like 6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10, found {}",
+            value.chars().count()
+        )));
+    }
+    Uuid::try_parse(value).map_err(|e| bad(e.to_string()))
+}
+
+fn parse_timestamp(value: &str) -> Result<DateTime<Utc>, EventError> {
+    let bad = |reason: String| EventError::BadTimestamp {
+        value: excerpt(value),
+        reason,
+    };
+    let utc = DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| bad(e.to_string()))?;
+    // An offset can carry a four-digit year past 9999 (or before 0000) once in UTC, which
+    // the wire format cannot write: refuse it rather than store another time.
+    if !(0..=9999).contains(&utc.year()) {
+        return Err(bad(format!(
+            "it is in the year {} in UTC; the wire format has four-digit years",
+            utc.year()
+        )));
+    }
+    Ok(utc)
+}
+
+impl OrderEvent {
+    /// Parses one record value. Never panics, whatever the bytes.
+    pub fn parse(bytes: &[u8]) -> Result<OrderEvent, EventError> {
+        // Fast path: a well-formed event deserializes straight into borrowed fields. Only when
+        // that fails do we pay for a second, diagnostic pass that names the problem.
+        match serde_json::from_slice::<WireFields<'_>>(bytes) {
+            Ok(fields) => fields.validate(),
+            Err(_) => Err(diagnose(bytes)),
+        }
+    }
+
+    /// Parses a whole record: the value must be an order event and the key its order_id, the
+    /// wire format's promise that keeps an order in one partition. A record without a value
+    /// (a tombstone) is empty.
+    pub fn from_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OrderEvent, EventError> {
+        let event = OrderEvent::parse(value.unwrap_or_default())?;
+        match key {
+            None => Err(EventError::MissingKey),
+            Some(key) if key == event.key().as_bytes() => Ok(event),
+            // An upper-case key is the same order, but the bytes differ, and the producer's
+            // partitioner hashes bytes: it may have put the order in another partition.
+            Some(key) => Err(EventError::KeyMismatch {
+                key: excerpt(&String::from_utf8_lossy(key)),
+                order_id: event.order_id,
+            }),
+        }
+    }
+}
+
+/// The slow path of [`OrderEvent::parse`]: finds the first thing wrong with `bytes`.
+fn diagnose(bytes: &[u8]) -> EventError {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            return EventError::NotUtf8 {
+                position: e.valid_up_to(),
+            };
+        }
+    };
+    if text.trim().is_empty() {
+        return EventError::Empty;
+    }
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<FieldList>();
+    let fields = match values.next() {
+        Some(Ok(FieldList::Object(fields))) => fields,
+        Some(Ok(FieldList::Other(found))) => return EventError::NotAnObject { found },
+        Some(Err(e)) => {
+            return EventError::NotJson {
+                reason: e.to_string(),
+            };
+        }
+        None => return EventError::Empty,
+    };
+    let end = values.byte_offset();
+    if !text[end..].trim().is_empty() {
+        let position = end + (text[end..].len() - text[end..].trim_start().len());
+        return EventError::TrailingData { position };
+    }
+    diagnose_fields(fields)
+}
+
+fn diagnose_fields(fields: Vec<(String, serde_json::Value)>) -> EventError {
+    let mut seen = [false; FIELDS.len()];
+    for (name, _) in &fields {
+        match FIELDS.iter().position(|f| f == name) {
+            None => return EventError::UnknownField(excerpt(name)),
+            Some(i) if seen[i] => return EventError::DuplicateField(name.clone()),
+            Some(i) => seen[i] = true,
+        }
+    }
+    if let Some(i) = seen.iter().position(|present| !present) {
+        return EventError::MissingField(FIELDS[i]);
+    }
+    let mut strings: [&str; FIELDS.len()] = [""; FIELDS.len()];
+    for (name, value) in &fields {
+        let i = FIELDS
+            .iter()
+            .position(|f| f == name)
+            .expect("checked above");
+        match value {
+            serde_json::Value::String(s) => strings[i] = s,
+            other => {
+                return EventError::NotAString {
+                    field: FIELDS[i],
+                    found: json_kind(other),
+                };
+            }
+        }
+    }
+    let [event_type, order_id, user_id, status, timestamp, source] = strings;
+    let wire = WireFields {
+        event_type: event_type.into(),
+        order_id: order_id.into(),
+        user_id: user_id.into(),
+        status: status.into(),
+        timestamp: timestamp.into(),
+        source: source.into(),
+    };
+    match wire.validate() {
+        Err(e) => e,
+        // The fast path rejected it, yet every check passes: serde and this pass disagree.
+        // Report the JSON as-is rather than claim the event is fine.
+        Ok(_) => EventError::NotJson {
+            reason: "the object could not be decoded".to_owned(),
+        },
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// A JSON value seen only as far as diagnosis needs: an object keeps its entries in order and
+/// with duplicates (serde_json's `Map` would silently keep the last one).
+enum FieldList {
+    Object(Vec<(String, serde_json::Value)>),
+    Other(&'static str),
+}
+
+impl<'de> Deserialize<'de> for FieldList {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldListVisitor;
+
+        impl<'de> Visitor<'de> for FieldListVisitor {
+            type Value = FieldList;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<FieldList, A::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, serde_json::Value>()? {
+                    fields.push(entry);
+                }
+                Ok(FieldList::Object(fields))
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<FieldList, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(FieldList::Other("an array"))
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a boolean"))
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a number"))
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a number"))
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a number"))
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<FieldList, E> {
+                Ok(FieldList::Other("a string"))
+            }
+
+            fn visit_unit<E>(self) -> Result<FieldList, E> {
+                Ok(FieldList::Other("null"))
+            }
+        }
+
+        deserializer.deserialize_any(FieldListVisitor)
+    }
+}
+/// Decoding an embedded event applies the same checks as [`OrderEvent::parse`].
+impl<'de> Deserialize<'de> for OrderEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        WireFields::deserialize(deserializer)?
+            .validate()
+            .map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::event::format_timestamp;
+    use crate::domain::event::tests::{GOOD, parse, with};
+
+    #[test]
+    fn field_order_and_whitespace_do_not_matter() {
+        let reordered = r#" { "source" : "API", "status":"SHIPPED", "user_id":"u",
+            "timestamp":"2026-01-02T03:04:05+01:00", "order_id":"6F1C0A52-3D7E-4E55-9A43-2B7A1D9C8E10",
+            "event_type":"ORDER_EVENT" } "#;
+        let event = parse(reordered).unwrap();
+        assert_eq!(event.source, Source::Api);
+        assert_eq!(
+            format_timestamp(&event.timestamp),
+            "2026-01-02T02:04:05.000Z"
+        );
+        assert_eq!(event.key().as_str(), "6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10");
+    }
+
+    #[test]
+    fn a_time_past_the_four_digit_years_in_utc_is_malformed_not_moved() {
+        for (value, year) in [
+            ("9999-12-31T23:00:00-05:00", "10000"),
+            ("0000-01-01T00:30:00+01:00", "-1"),
+        ] {
+            let err = parse(&with("timestamp", &format!("\"{value}\""))).unwrap_err();
+            assert_eq!(err.kind(), "bad-timestamp", "{value}");
+            assert!(err.to_string().contains(year), "{err}");
+        }
+        let last = parse(&with("timestamp", r#""9999-12-31T18:59:59-05:00""#)).unwrap();
+        assert_eq!(
+            format_timestamp(&last.timestamp),
+            "9999-12-31T23:59:59.000Z"
+        );
+    }
+
+    #[test]
+    fn every_kind_of_malformed_message_is_named() {
+        let cases: Vec<(Vec<u8>, EventError)> = vec![
+            (b"".to_vec(), EventError::Empty),
+            (b"  \n".to_vec(), EventError::Empty),
+            (
+                b"{\"a\":\xff}".to_vec(),
+                EventError::NotUtf8 { position: 5 },
+            ),
+            (
+                b"[]".to_vec(),
+                EventError::NotAnObject { found: "an array" },
+            ),
+            (
+                b"42".to_vec(),
+                EventError::NotAnObject { found: "a number" },
+            ),
+            (b"null".to_vec(), EventError::NotAnObject { found: "null" }),
+            (b"{}".to_vec(), EventError::MissingField("event_type")),
+            (
+                format!("{GOOD} x").into_bytes(),
+                EventError::TrailingData {
+                    position: GOOD.len() + 1,
+                },
+            ),
+            (
+                with("status", r#""LOST""#).into_bytes(),
+                EventError::UnknownStatus("LOST".into()),
+            ),
+            (
+                with("source", r#""FAX""#).into_bytes(),
+                EventError::UnknownSource("FAX".into()),
+            ),
+            (
+                with("event_type", r#""REFUND""#).into_bytes(),
+                EventError::WrongEventType("REFUND".into()),
+            ),
+            (
+                with("status", "3").into_bytes(),
+                EventError::NotAString {
+                    field: "status",
+                    found: "a number",
+                },
+            ),
+            (
+                with("user_id", r#""""#).into_bytes(),
+                EventError::EmptyUserId,
+            ),
+            (
+                with("extra", "1").into_bytes(),
+                EventError::UnknownField("extra".into()),
+            ),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(
+                OrderEvent::parse(&bytes),
+                Err(expected),
+                "input {:?}",
+                String::from_utf8_lossy(&bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn bad_values_carry_the_reason() {
+        let err = parse(&with("order_id", r#""not-a-uuid""#)).unwrap_err();
+        assert_eq!(err.kind(), "bad-order-id");
+        assert!(err.to_string().contains("not-a-uuid"), "{err}");
+
+        let err = parse(&with("timestamp", r#""yesterday""#)).unwrap_err();
+        assert_eq!(err.kind(), "bad-timestamp");
+        assert!(err.to_string().contains("yesterday"), "{err}");
+
+        let err = parse("{\"event_type\": ").unwrap_err();
+        assert_eq!(err.kind(), "not-json");
+    }
+
+    #[test]
+    fn records_need_the_order_id_as_key() {
+        let event = parse(GOOD).unwrap();
+        let key = event.key();
+        let value = GOOD.as_bytes();
+        assert_eq!(
+            OrderEvent::from_record(Some(key.as_bytes()), Some(value)),
+            Ok(event.clone())
+        );
+        assert_eq!(
+            OrderEvent::from_record(None, Some(value)),
+            Err(EventError::MissingKey)
+        );
+        assert_eq!(
+            OrderEvent::from_record(Some(b"other"), Some(value))
+                .unwrap_err()
+                .kind(),
+            "key-mismatch"
+        );
+        assert_eq!(
+            OrderEvent::from_record(Some(key.as_bytes()), None),
+            Err(EventError::Empty)
+        );
+    }
+
+    #[test]
+    fn a_field_given_twice_is_malformed() {
+        let json = GOOD.replace(r#""source":"WEB""#, r#""source":"WEB","source":"API""#);
+        assert_eq!(
+            parse(&json),
+            Err(EventError::DuplicateField("source".into()))
+        );
+    }
+
+    #[test]
+    fn huge_values_are_cut_short_in_messages() {
+        let huge = "X".repeat(1_000_000);
+        let err = parse(&with("status", &format!("\"{huge}\""))).unwrap_err();
+        assert!(err.to_string().len() < 200);
+    }
+}
