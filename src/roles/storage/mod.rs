@@ -151,7 +151,10 @@ impl Storage {
         }
         self.log.sync()?;
         out.report(Activity::Notice(format!(
-            "partition {}: the group committed offsets up to {}, but {file} {}: offsets              {from}–{} were committed without being in the file (it was removed, truncated or              replaced, or a torn last line's record had been committed); re-read {} records              from Kafka and stored them",
+            "partition {}: the group committed offsets up to {}, but {file} {}: offsets \
+             {from}–{} were committed without being in the file (it was removed, truncated or \
+             replaced, or a torn last line's record had been committed); re-read {} records \
+             from Kafka and stored them",
             start.partition,
             start.start - 1,
             holds(last),
