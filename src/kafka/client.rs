@@ -15,6 +15,31 @@ use tokio::sync::watch;
 
 pub use crate::report::activity::Connection;
 
+/// Why a client could not talk to the cluster when it started, in the same words for every
+/// command that connects.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "cannot reach Kafka at {brokers}: {reason}\n  Is `orderflow broker` running? Start one in \
+         another terminal, or point -b (or ORDERFLOW_BROKERS) at your cluster."
+    )]
+    Unreachable { brokers: String, reason: String },
+    #[error(
+        "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
+    )]
+    Refused { brokers: String, reason: String },
+}
+
+impl ConnectError {
+    /// The cluster said nothing at all within `waited`.
+    pub fn no_answer(brokers: String, waited: Duration) -> ConnectError {
+        ConnectError::Unreachable {
+            brokers,
+            reason: format!("no answer within {} s", waited.as_secs()),
+        }
+    }
+}
+
 /// What sets this process's client ids and private group ids apart from other orderflow
 /// processes': its process id, except in a container, where it is process 1 in every replica
 /// (`docker compose up --scale analytics=2`): there the hostname, which Docker sets to the

@@ -16,7 +16,7 @@ use rdkafka::producer::{
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 
-use super::client::{Connection, ConnectionHealth, flush_promptly};
+use super::client::{ConnectError, Connection, ConnectionHealth, flush_promptly};
 use super::message_status::{Persistence, persistence};
 use super::topic::{
     APPEAR_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError, wait_for_topic,
@@ -37,15 +37,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ProducerError {
     #[error("cannot create the Kafka producer: {0}")]
     Create(KafkaError),
-    #[error(
-        "cannot reach Kafka at {brokers}: {reason}\n  Is `orderflow broker` running? Start one in \
-         another terminal, or point -b (or ORDERFLOW_BROKERS) at your cluster."
-    )]
-    Unreachable { brokers: String, reason: String },
-    #[error(
-        "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
-    )]
-    Refused { brokers: String, reason: String },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Topic(#[from] TopicError),
     #[error("the producer stopped: {0}")]
@@ -366,13 +359,12 @@ impl OrderProducer {
     fn connection_error(&self, state: Connection) -> ProducerError {
         let brokers = self.brokers.clone();
         match state {
-            Connection::Refused { reason } => ProducerError::Refused { brokers, reason },
+            Connection::Refused { reason } => ConnectError::Refused { brokers, reason }.into(),
             Connection::Fatal { reason } => ProducerError::Fatal(reason),
-            Connection::Unreachable { reason } => ProducerError::Unreachable { brokers, reason },
-            Connection::Ok => ProducerError::Unreachable {
-                brokers,
-                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-            },
+            Connection::Unreachable { reason } => {
+                ConnectError::Unreachable { brokers, reason }.into()
+            }
+            Connection::Ok => ConnectError::no_answer(brokers, CONNECT_TIMEOUT).into(),
         }
     }
 
