@@ -27,10 +27,10 @@ use crate::report::human;
 /// How long an event may wait for its acknowledgement before it counts as failed, unless the
 /// user sets `-X message.timeout.ms`. librdkafka's 5 minutes would make a learner who stopped
 /// the broker wait far too long to see what happens to undelivered events.
-pub const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 30_000;
+pub(crate) const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 30_000;
 
 /// How long the start-up check waits for the cluster to answer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why producing could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +49,7 @@ pub enum ProducerError {
 
 /// Delivery outcomes, updated by librdkafka's delivery reports.
 #[derive(Debug, Default)]
-pub struct Deliveries {
+pub(crate) struct Deliveries {
     delivered: AtomicU64,
     failed: AtomicU64,
     /// Failed events Kafka does not have (never sent, or refused), with the first reason.
@@ -88,17 +88,17 @@ impl Failures {
 }
 
 impl Deliveries {
-    pub fn delivered(&self) -> u64 {
+    pub(crate) fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)
     }
 
-    pub fn failed(&self) -> u64 {
+    pub(crate) fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
 
     /// The failed events in words, told apart by what Kafka may hold: "12 never reached Kafka
     /// (…); 6 were sent but never confirmed, so Kafka may have written them (…)".
-    pub fn failures_in_words(&self) -> String {
+    pub(crate) fn failures_in_words(&self) -> String {
         failure_words(
             (self.not_written.count(), &self.not_written.first_reason()),
             (self.unknown.count(), &self.unknown.first_reason()),
@@ -147,9 +147,9 @@ fn failure_words(not_written: (u64, &str), unknown: (u64, &str)) -> String {
 
 /// The producer's librdkafka context: connection health plus delivery accounting.
 #[derive(Default)]
-pub struct ProduceContext {
-    pub health: ConnectionHealth,
-    pub deliveries: Deliveries,
+pub(crate) struct ProduceContext {
+    pub(crate) health: ConnectionHealth,
+    pub(crate) deliveries: Deliveries,
 }
 
 impl ClientContext for ProduceContext {
@@ -280,12 +280,12 @@ impl Drop for OrderProducer {
 impl OrderProducer {
     /// Creates the producer; no network I/O happens until [`OrderProducer::check_reachable`]
     /// or the first send.
-    pub fn new(settings: &KafkaSettings) -> Result<OrderProducer, ProducerError> {
+    pub(crate) fn new(settings: &KafkaSettings) -> Result<OrderProducer, ProducerError> {
         OrderProducer::for_topic(settings, &settings.topic)
     }
 
     /// A producer to another topic of the same cluster.
-    pub fn for_topic(
+    pub(crate) fn for_topic(
         settings: &KafkaSettings,
         topic: &str,
     ) -> Result<OrderProducer, ProducerError> {
@@ -320,7 +320,7 @@ impl OrderProducer {
     /// there (see [`super::topic`]: a cluster that creates topics on first use creates it
     /// now). Fails as soon as librdkafka reports every broker down (usually well within a
     /// second for a refused connection), or after [`CONNECT_TIMEOUT`] without an answer.
-    pub async fn check_reachable(&self) -> Result<ReadyTopic, ProducerError> {
+    pub(crate) async fn check_reachable(&self) -> Result<ReadyTopic, ProducerError> {
         let health = self.health().subscribe();
         let client = Arc::clone(&self.inner);
         let topic = self.topic.clone();
@@ -370,7 +370,7 @@ impl OrderProducer {
 
     /// Hands one event to librdkafka. When its queue is full, waits for room, checking
     /// `give_up` between attempts; returns `Ok(false)` if it gave up and the event was not sent.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         key: &[u8],
         payload: &[u8],
@@ -399,7 +399,7 @@ impl OrderProducer {
     }
 
     /// Hands one record with headers to librdkafka, waiting while its queue is full.
-    pub fn send_record(
+    pub(crate) fn send_record(
         &self,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -427,31 +427,31 @@ impl OrderProducer {
     /// Serves the delivery reports that are ready, without waiting. A sender that sends flat
     /// out calls this every few hundred events, as kcat does, after
     /// [`OrderProducer::serve_reports_here`].
-    pub fn serve_reports(&self) {
+    pub(crate) fn serve_reports(&self) {
         self.inner.poll(Duration::ZERO);
     }
 
     /// Whether the calling thread serves the delivery reports itself (true) or leaves them to
     /// the background poller (false, the default).
-    pub fn serve_reports_here(&self, here: bool) {
+    pub(crate) fn serve_reports_here(&self, here: bool) {
         if let Some(poller) = &self.poller {
             poller.standing_aside.store(here, Ordering::Relaxed);
         }
     }
 
     /// Events handed over but not yet acknowledged or failed.
-    pub fn in_flight(&self) -> u64 {
+    pub(crate) fn in_flight(&self) -> u64 {
         self.inner.in_flight_count().max(0) as u64
     }
 
     /// Waits up to `timeout` for every event in flight; true when none is left. Waits in
     /// small steps so that the last acknowledgement ends the wait at once.
-    pub fn flush(&self, timeout: Duration) -> bool {
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
         flush_promptly(&self.inner, timeout)
     }
 
     /// Gives up on everything in flight: each such event is reported as failed.
-    pub fn abandon(&self) {
+    pub(crate) fn abandon(&self) {
         self.inner
             .purge(PurgeConfig::default().queue().inflight().non_blocking());
         // Delivery reports for purged events are served by polling; wait for them so the
@@ -459,20 +459,16 @@ impl OrderProducer {
         self.flush(Duration::from_millis(500));
     }
 
-    pub fn deliveries(&self) -> &Deliveries {
+    pub(crate) fn deliveries(&self) -> &Deliveries {
         &self.inner.context().deliveries
     }
 
-    pub fn health(&self) -> &ConnectionHealth {
+    pub(crate) fn health(&self) -> &ConnectionHealth {
         &self.inner.context().health
     }
 
-    pub fn topic(&self) -> &str {
+    pub(crate) fn topic(&self) -> &str {
         &self.topic
-    }
-
-    pub fn brokers(&self) -> &str {
-        &self.brokers
     }
 }
 

@@ -1,6 +1,6 @@
 //! A running cluster: its nodes, starting it, and what commands ask of it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -46,17 +46,17 @@ impl Node {
 
 /// The state of one node, for `cluster status`.
 #[derive(Clone, Debug, Serialize)]
-pub struct NodeStatus {
+pub(crate) struct NodeStatus {
     /// Kafka's node.id, 1-based.
-    pub id: usize,
+    pub(crate) id: usize,
     /// Whether its JVM runs.
-    pub running: bool,
-    pub pid: Option<u32>,
+    pub(crate) running: bool,
+    pub(crate) pid: Option<u32>,
     /// `127.0.0.1:P` for clients.
-    pub address: String,
-    pub controller_port: u16,
+    pub(crate) address: String,
+    pub(crate) controller_port: u16,
     /// Its log file.
-    pub log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 /// A running KRaft cluster; dropping it stops every node of a cluster tied to this process,
@@ -82,7 +82,7 @@ impl KraftCluster {
     /// As [`KraftCluster::start`], telling `observer` what happens while it waits. With a
     /// fixed `spec.port`, every port is checked first: a taken one is named before anything
     /// is written.
-    pub fn start_observed(
+    pub(crate) fn start_observed(
         install: &KafkaInstall,
         spec: ClusterSpec,
         observer: Observer<'_>,
@@ -195,33 +195,23 @@ impl KraftCluster {
     }
 
     /// How many nodes the cluster has.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.nodes.len()
     }
 
-    /// Always false: a cluster has at least one node.
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
-    /// The Kafka and Java this cluster runs on.
-    pub fn install(&self) -> &KafkaInstall {
-        &self.install
-    }
-
     /// The client address of node `node` (1-based, Kafka's node.id).
-    pub fn address(&self, node: usize) -> Result<String, KraftError> {
+    pub(crate) fn address(&self, node: usize) -> Result<String, KraftError> {
         Ok(format!("127.0.0.1:{}", self.node(node)?.client_port))
     }
 
     /// Whether node `node`'s JVM runs now.
-    pub fn is_running(&mut self, node: usize) -> Result<bool, KraftError> {
+    pub(crate) fn is_running(&mut self, node: usize) -> Result<bool, KraftError> {
         let index = self.index(node)?;
         Ok(self.nodes[index].running())
     }
 
     /// Each node: running or not, its pid, ports and log.
-    pub fn status(&mut self) -> Vec<NodeStatus> {
+    pub(crate) fn status(&mut self) -> Vec<NodeStatus> {
         self.nodes
             .iter_mut()
             .map(|node| {
@@ -257,7 +247,7 @@ impl KraftCluster {
 
     /// Starts the given nodes again with their data (those that are not running), telling
     /// `observer` while it waits; returns once each has started.
-    pub fn restart_observed(
+    pub(crate) fn restart_observed(
         &mut self,
         nodes: &[usize],
         observer: Observer<'_>,
@@ -289,19 +279,15 @@ impl KraftCluster {
         self.launch_and_wait(&down, observer)
     }
 
-    /// Stops every node: SIGTERM (a clean shutdown), then SIGKILL after 30 s.
-    pub fn stop(&mut self) {
-        self.stop_observed(&mut |_| true);
-    }
-
-    /// As [`KraftCluster::stop`], telling `observer` while it waits.
-    pub fn stop_observed(&mut self, observer: Observer<'_>) {
+    /// Stops every node: SIGTERM (a clean shutdown), then SIGKILL after 30 s, telling
+    /// `observer` while it waits.
+    pub(crate) fn stop_observed(&mut self, observer: Observer<'_>) {
         let all: Vec<usize> = (0..self.nodes.len()).collect();
         self.stop_indices(&all, observer);
     }
 
     /// The process id of node `node`'s JVM, while it runs.
-    pub fn pid(&self, node: usize) -> Result<Option<u32>, KraftError> {
+    pub(crate) fn pid(&self, node: usize) -> Result<Option<u32>, KraftError> {
         Ok(self.node(node)?.process.as_ref().map(Jvm::pid))
     }
 
@@ -315,11 +301,6 @@ impl KraftCluster {
             .arg("--bootstrap-server")
             .arg(self.bootstrap());
         command
-    }
-
-    /// The folder the cluster lives in.
-    pub fn dir(&self) -> &Path {
-        &self.spec.dir
     }
 
     pub(super) fn node(&self, node: usize) -> Result<&Node, KraftError> {

@@ -27,7 +27,10 @@ impl KafkaInstall {
 
     /// As [`KafkaInstall::locate`], but when `kafka` is given (an unpacked Apache download,
     /// or a folder of its jars) only there.
-    pub fn locate_from(kafka: Option<&Path>, near: &[&Path]) -> Result<KafkaInstall, KraftError> {
+    pub(crate) fn locate_from(
+        kafka: Option<&Path>,
+        near: &[&Path],
+    ) -> Result<KafkaInstall, KraftError> {
         let mut candidates: Vec<(String, PathBuf)> = Vec::new();
         if let Some(kafka) = kafka {
             // An unpacked download has its jars in libs/; a folder of jars is taken as it is.

@@ -21,21 +21,22 @@ mod state;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use cluster::{KraftCluster, NodeStatus};
+pub use cluster::KraftCluster;
+pub(crate) use cluster::NodeStatus;
 pub use install::KafkaInstall;
 
 /// The Kafka version the project is tested with (docker/compose.yml runs the same).
 pub const KAFKA_VERSION: &str = "4.1.0";
 
 /// The oldest Java that runs Kafka 4 brokers.
-pub const MIN_JAVA: u32 = 17;
+pub(crate) const MIN_JAVA: u32 = 17;
 
 /// How long a node may take to start. A JVM broker starts in about 5 s on two idle cores;
 /// a loaded CI machine starting three at once needs several times that.
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How to get Kafka, for messages: one line per way.
-pub const HOW_TO_GET_KAFKA: &str =
+pub(crate) const HOW_TO_GET_KAFKA: &str =
     "  - download Apache Kafka 4.1.0 (kafka_2.13-4.1.0.tgz) from kafka.apache.org/downloads, \
 unpack it and set KAFKA_HOME to the unpacked folder;
   - or set ORDERFLOW_KAFKA_LIBS to a folder holding Kafka's jars (kafka_2.13-4.1.0.jar, \
@@ -44,13 +45,13 @@ kafka-tools-4.1.0.jar and their dependencies);
   - and have Java 17 or newer on PATH (Debian/Ubuntu: apt-get install openjdk-17-jre-headless).";
 
 /// How to get Java 17, for messages.
-pub const HOW_TO_GET_JAVA: &str =
+pub(crate) const HOW_TO_GET_JAVA: &str =
     "  Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless; Fedora: sudo dnf install \
 java-17-openjdk-headless; macOS: brew install openjdk@17; anywhere: adoptium.net.
   Then put its bin/ first on PATH, or set JAVA_HOME to it (or JAVA to its java).";
 
 /// The file in a cluster's folder that records its nodes, so later commands find them.
-pub const STATE_FILE: &str = "cluster.json";
+pub(crate) const STATE_FILE: &str = "cluster.json";
 
 /// How long a clean stop may take before a node is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -141,7 +142,7 @@ pub struct ClusterSpec {
 
 /// What a start, restart or stop is doing, for a command to show while it waits.
 #[derive(Clone, Debug)]
-pub enum Progress {
+pub(crate) enum Progress {
     /// Kafka's storage tool is formatting the nodes' data folders.
     Formatting { nodes: usize },
     /// Node `node`'s JVM runs as `pid` and is starting.
@@ -174,4 +175,4 @@ pub enum Progress {
 }
 
 /// Receives [`Progress`]; returning false while nodes start gives up (they are stopped).
-pub type Observer<'a> = &'a mut dyn FnMut(Progress) -> bool;
+pub(crate) type Observer<'a> = &'a mut dyn FnMut(Progress) -> bool;

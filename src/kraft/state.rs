@@ -36,7 +36,7 @@ pub(super) struct SavedNode {
 impl KraftCluster {
     /// Finds the cluster whose state is in `dir`/[`STATE_FILE`] (started by an earlier
     /// command), with each node running or not as it is now.
-    pub fn open(dir: &Path) -> Result<KraftCluster, KraftError> {
+    pub(crate) fn open(dir: &Path) -> Result<KraftCluster, KraftError> {
         let path = dir.join(STATE_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,

@@ -35,7 +35,7 @@ const PARTITIONS: i32 = 3;
 
 /// What stops a cluster command before it touches Kafka.
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
+pub(crate) enum ClusterError {
     #[error(
         "{dir} already holds a running {nodes}-node cluster on {bootstrap}; a folder holds one \
          cluster: use it, stop it first (`orderflow cluster stop{dir_flag}`), or choose another \
@@ -78,7 +78,11 @@ pub enum ClusterError {
     AlreadyDown { node: usize, dir_flag: String },
 }
 
-pub async fn run(topic: &str, args: ClusterArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(
+    topic: &str,
+    args: ClusterArgs,
+    shutdown: Shutdown,
+) -> anyhow::Result<ExitCode> {
     let (dir, dir_flag) = match args.dir {
         Some(dir) => {
             let flag = format!(" --dir {}", dir.display());

@@ -11,7 +11,7 @@ use crate::config::KafkaSettings;
 
 /// Why the bounds of a topic's partitions could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum BoundsError {
+pub(crate) enum BoundsError {
     #[error("cannot create a Kafka client: {0}")]
     Create(rdkafka::error::KafkaError),
     // The reasons are part of the message; as sources they would be printed twice.
@@ -28,7 +28,7 @@ pub enum BoundsError {
 
 /// The earliest and the next offset of every partition of the settings' topic, asked of the
 /// cluster (Metadata, then ListOffsets per partition).
-pub fn partition_bounds(
+pub(crate) fn partition_bounds(
     settings: &KafkaSettings,
     timeout: Duration,
 ) -> Result<Vec<TopicPartitionBounds>, BoundsError> {

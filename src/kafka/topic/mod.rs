@@ -24,12 +24,12 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
 use crate::report::activity::Connection;
-pub use bounds::{BoundsError, partition_bounds};
+pub(crate) use bounds::partition_bounds;
 
 /// How long a topic the cluster does not know may take to appear before it counts as
 /// missing. Kafka creates a topic on first use within a fraction of a second (about 0.2 s on
 /// one KRaft node); this leaves room for a busy machine or a larger cluster.
-pub const APPEAR_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const APPEAR_WAIT: Duration = Duration::from_secs(5);
 
 /// How long one metadata request may take before the next try: short, so that an outage
 /// reported meanwhile by the error callback (served by these same calls) ends the wait early.
@@ -39,11 +39,11 @@ const ASK_SLICE: Duration = Duration::from_millis(500);
 const ASK_AGAIN: Duration = Duration::from_millis(200);
 
 /// The partition count the lessons are written for (scaling to three members).
-pub const LESSON_PARTITIONS: usize = 3;
+pub(crate) const LESSON_PARTITIONS: usize = 3;
 
 /// What one metadata answer says about the topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TopicAnswer {
+pub(crate) enum TopicAnswer {
     /// It exists and every partition has a leader.
     Ready { partitions: usize },
     /// UNKNOWN_TOPIC_OR_PARTITION: not there (yet).
@@ -61,14 +61,17 @@ pub enum TopicAnswer {
 
 /// One partition as a metadata answer lists it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PartitionAnswer {
-    pub leader: i32,
-    pub error: Option<RDKafkaErrorCode>,
+pub(crate) struct PartitionAnswer {
+    pub(crate) leader: i32,
+    pub(crate) error: Option<RDKafkaErrorCode>,
 }
 
 impl TopicAnswer {
     /// Classifies the cluster's answer about one topic: its error, and its partitions.
-    pub fn classify(error: Option<RDKafkaErrorCode>, partitions: &[PartitionAnswer]) -> Self {
+    pub(crate) fn classify(
+        error: Option<RDKafkaErrorCode>,
+        partitions: &[PartitionAnswer],
+    ) -> Self {
         match error {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition) => return TopicAnswer::Unknown,
             Some(RDKafkaErrorCode::InvalidTopic) => return TopicAnswer::InvalidName,
@@ -117,7 +120,7 @@ impl TopicAnswer {
 }
 
 /// The questions [`wait_for_topic`] asks; a Kafka client answers them, tests script them.
-pub trait TopicMetadata {
+pub(crate) trait TopicMetadata {
     /// The cluster's answer about `topic`, or None when none came within `timeout`.
     fn describe_topic(&self, topic: &str, timeout: Duration) -> Option<TopicAnswer>;
     /// Every topic the cluster has, or None without an answer.
@@ -156,16 +159,16 @@ impl<C: ClientContext> TopicMetadata for Client<C> {
 
 /// A topic ready to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReadyTopic {
-    pub partitions: usize,
+pub(crate) struct ReadyTopic {
+    pub(crate) partitions: usize,
     /// Whether the first answer was "unknown" and the topic appeared while we asked: the
     /// cluster created it on first use, just now.
-    pub created_on_first_use: bool,
+    pub(crate) created_on_first_use: bool,
 }
 
 /// Who needs the topic: the message for a missing one depends on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TopicUser {
+pub(crate) enum TopicUser {
     /// A producer (its metadata requests ask the cluster to create the topic).
     Producer,
     /// A consumer role (its metadata requests do not).
@@ -231,14 +234,14 @@ pub enum TopicError {
 }
 
 /// The command that creates `topic` as the lessons expect it.
-pub fn create_command(brokers: &str, topic: &str) -> String {
+pub(crate) fn create_command(brokers: &str, topic: &str) -> String {
     format!(
         "kafka-topics --bootstrap-server {brokers} --create --topic {topic} --partitions {LESSON_PARTITIONS}"
     )
 }
 
 /// The command that gives `topic` the partitions the lessons expect.
-pub fn alter_command(brokers: &str, topic: &str) -> String {
+pub(crate) fn alter_command(brokers: &str, topic: &str) -> String {
     format!(
         "kafka-topics --bootstrap-server {brokers} --alter --topic {topic} --partitions {LESSON_PARTITIONS}"
     )
@@ -246,7 +249,7 @@ pub fn alter_command(brokers: &str, topic: &str) -> String {
 
 /// Why [`wait_for_topic`] gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicWaitError {
+pub(crate) enum TopicWaitError {
     /// The cluster could not be reached or refused us; no answer about the topic.
     Connection(Connection),
     /// The cluster answered, and the topic cannot be used.
@@ -255,16 +258,16 @@ pub enum TopicWaitError {
 
 /// How long [`wait_for_topic`] waits for each thing.
 #[derive(Clone, Copy, Debug)]
-pub struct Patience {
+pub(crate) struct Patience {
     /// For any answer at all from the cluster.
-    pub reach: Duration,
+    pub(crate) reach: Duration,
     /// For a topic the cluster does not know (or one without leaders) to become usable.
-    pub appear: Duration,
+    pub(crate) appear: Duration,
 }
 
 /// Asks about `topic` until it is ready, the cluster proves unreachable (`health` says so),
 /// or the patience runs out. Blocking.
-pub fn wait_for_topic(
+pub(crate) fn wait_for_topic(
     cluster: &dyn TopicMetadata,
     topic: &str,
     brokers: &str,

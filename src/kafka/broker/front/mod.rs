@@ -40,7 +40,7 @@ use decide::{Decision, decide};
 use responses::Responses;
 
 /// Kafka's `socket.request.max.bytes`: a larger (or negative) length closes the connection.
-pub const MAX_REQUEST_BYTES: i32 = 100 * 1024 * 1024;
+pub(crate) const MAX_REQUEST_BYTES: i32 = 100 * 1024 * 1024;
 
 /// The smallest request: api key, version, correlation id and a client id length.
 const MIN_REQUEST_BYTES: i32 = 10;
@@ -56,7 +56,7 @@ const IN_FLIGHT: usize = 1024;
 /// Why the front closed a connection (Kafka closes it in each of these cases too, or the
 /// other side already had).
 #[derive(Debug, thiserror::Error)]
-pub enum FrontError {
+pub(crate) enum FrontError {
     #[error("cannot reach the mock broker: {0}")]
     Upstream(io::Error),
     #[error("{0}")]
@@ -86,7 +86,7 @@ pub enum FrontError {
 }
 
 /// The state every connection of one broker shares.
-pub struct Front {
+pub(crate) struct Front {
     /// The mock's own (random) address.
     upstream: SocketAddr,
     /// Group membership learnt from the traffic.
@@ -121,7 +121,9 @@ const MOCK_MAX_WORKING: [(ApiKey, i16); 3] = [
 /// Asks the mock which API versions it serves (once, at start), and makes the list the front
 /// advertises from it. The mock's own answer cannot be relayed: it leaves out what the front
 /// serves, and Java clients take it at its word.
-pub async fn advertised_versions(upstream: SocketAddr) -> Result<Vec<ApiVersion>, FrontError> {
+pub(crate) async fn advertised_versions(
+    upstream: SocketAddr,
+) -> Result<Vec<ApiVersion>, FrontError> {
     let mut mock = TcpStream::connect(upstream)
         .await
         .map_err(FrontError::Upstream)?;
@@ -234,7 +236,7 @@ enum Watch {
 }
 
 impl Front {
-    pub fn new(
+    pub(crate) fn new(
         upstream: SocketAddr,
         topics: MockTopics,
         fetch_wait_cap_ms: i32,
@@ -257,7 +259,7 @@ impl Front {
 }
 
 /// Serves one client connection until either side closes it.
-pub async fn relay(
+pub(crate) async fn relay(
     front: Arc<Front>,
     client: TcpStream,
     peer: SocketAddr,

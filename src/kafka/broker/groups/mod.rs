@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-pub use view::GroupView;
+pub(crate) use view::GroupView;
 use view::view;
 
 /// How much longer than its session timeout the front remembers a silent member. The mock
@@ -33,28 +33,28 @@ const CONSUMER_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// One protocol a joiner offers: its name (the assignor) and its metadata (subscription).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Protocol {
-    pub name: String,
-    pub metadata: Bytes,
+pub(crate) struct Protocol {
+    pub(crate) name: String,
+    pub(crate) metadata: Bytes,
 }
 
 /// A JoinGroup request, as far as the book cares.
 #[derive(Clone, Debug)]
-pub struct JoinAttempt {
-    pub group: String,
+pub(crate) struct JoinAttempt {
+    pub(crate) group: String,
     /// "" on a first join.
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub host: String,
-    pub protocol_type: String,
-    pub protocols: Vec<Protocol>,
-    pub session_timeout: Duration,
+    pub(crate) member_id: String,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) host: String,
+    pub(crate) protocol_type: String,
+    pub(crate) protocols: Vec<Protocol>,
+    pub(crate) session_timeout: Duration,
 }
 
 /// Why a joiner is refused; each is INCONSISTENT_GROUP_PROTOCOL on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum JoinRefusal {
+pub(crate) enum JoinRefusal {
     #[error("no protocol type or no protocols")]
     Empty,
     #[error("protocol type {offered} does not match the group's {group}")]
@@ -69,11 +69,11 @@ pub enum JoinRefusal {
 /// both kinds own the same partitions.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("Group {0} is not a consumer group.")]
-pub struct ClassicGroupInUse(pub String);
+pub(crate) struct ClassicGroupInUse(pub String);
 
 /// A join the front forwarded and whose response it awaits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct JoinTicket(u64);
+pub(crate) struct JoinTicket(u64);
 
 /// One member of a classic group.
 #[derive(Clone, Debug)]
@@ -110,7 +110,7 @@ struct Group {
 
 /// Every group the front has seen traffic for.
 #[derive(Debug, Default)]
-pub struct GroupBook {
+pub(crate) struct GroupBook {
     groups: HashMap<String, Group>,
     next_ticket: u64,
 }
@@ -118,7 +118,7 @@ pub struct GroupBook {
 impl GroupBook {
     /// Forgets members silent for longer than their session timeout (plus a grace), and
     /// groups left with nobody.
-    pub fn expire(&mut self, now: Instant) {
+    pub(crate) fn expire(&mut self, now: Instant) {
         for group in self.groups.values_mut() {
             group
                 .members
@@ -133,7 +133,7 @@ impl GroupBook {
 
     /// Decides a JoinGroup. On success: the ticket to report the response with, and the one
     /// protocol to forward (the group's, with the joiner's metadata for it).
-    pub fn join(
+    pub(crate) fn join(
         &mut self,
         attempt: JoinAttempt,
         now: Instant,
@@ -207,7 +207,7 @@ impl GroupBook {
     /// The response to a forwarded join: error 0 makes the member known by its id; an error
     /// means the mock did not take it (it keeps a member only when it answers 0 or holds the
     /// request, and a held request ends in 0).
-    pub fn joined(
+    pub(crate) fn joined(
         &mut self,
         group: &str,
         ticket: JoinTicket,
@@ -243,7 +243,7 @@ impl GroupBook {
     /// The connection that carried a join closed before its answer: the mock keeps the member
     /// until its session times out, without telling anyone its id; it stays counted (so the
     /// protocol stays locked) until then.
-    pub fn join_abandoned(&mut self, group: &str, ticket: JoinTicket) {
+    pub(crate) fn join_abandoned(&mut self, group: &str, ticket: JoinTicket) {
         if let Some(m) = self
             .groups
             .get_mut(group)
@@ -254,7 +254,13 @@ impl GroupBook {
     }
 
     /// A member's SyncGroup answered with error 0: its assignment for `generation`.
-    pub fn synced(&mut self, group: &str, member_id: &str, generation: i32, assignment: Bytes) {
+    pub(crate) fn synced(
+        &mut self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        assignment: Bytes,
+    ) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -270,7 +276,7 @@ impl GroupBook {
     }
 
     /// A member's heartbeat, sync or commit: it is alive.
-    pub fn seen(&mut self, group: &str, member_id: &str, now: Instant) {
+    pub(crate) fn seen(&mut self, group: &str, member_id: &str, now: Instant) {
         if let Some(m) = self.groups.get_mut(group).and_then(|g| {
             g.members
                 .iter_mut()
@@ -281,7 +287,7 @@ impl GroupBook {
     }
 
     /// A LeaveGroup the mock accepted.
-    pub fn left(&mut self, group: &str, member_id: &str) {
+    pub(crate) fn left(&mut self, group: &str, member_id: &str) {
         if let Some(g) = self.groups.get_mut(group) {
             g.members.retain(|m| m.id.as_deref() != Some(member_id));
             if g.members.is_empty() && g.consumers.is_empty() {
@@ -291,7 +297,7 @@ impl GroupBook {
     }
 
     /// Decides a ConsumerGroupHeartbeat (KIP-848). `leaving`: member epoch -1 or -2.
-    pub fn consumer_heartbeat(
+    pub(crate) fn consumer_heartbeat(
         &mut self,
         group: &str,
         member_id: &str,
@@ -319,7 +325,7 @@ impl GroupBook {
     }
 
     /// The member id the mock gave a KIP-848 member on its first heartbeat.
-    pub fn consumer_joined(&mut self, group: &str, member_id: &str, now: Instant) {
+    pub(crate) fn consumer_joined(&mut self, group: &str, member_id: &str, now: Instant) {
         if !member_id.is_empty() {
             self.groups
                 .entry(group.to_owned())
@@ -330,14 +336,14 @@ impl GroupBook {
     }
 
     /// DescribeGroups of one group; None if the front knows no such group.
-    pub fn describe(&mut self, group: &str, now: Instant) -> Option<GroupView> {
+    pub(crate) fn describe(&mut self, group: &str, now: Instant) -> Option<GroupView> {
         self.expire(now);
         let g = self.groups.get(group)?;
         Some(view(group, g))
     }
 
     /// ListGroups: every group with members.
-    pub fn list(&mut self, now: Instant) -> Vec<GroupView> {
+    pub(crate) fn list(&mut self, now: Instant) -> Vec<GroupView> {
         self.expire(now);
         let mut all: Vec<GroupView> = self.groups.iter().map(|(id, g)| view(id, g)).collect();
         all.sort_by(|a, b| a.group.cmp(&b.group));

@@ -6,7 +6,7 @@ use super::Group;
 
 /// A group's state as DescribeGroups and ListGroups name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupState {
+pub(crate) enum GroupState {
     Empty,
     PreparingRebalance,
     CompletingRebalance,
@@ -14,7 +14,7 @@ pub enum GroupState {
 }
 
 impl GroupState {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             GroupState::Empty => "Empty",
             GroupState::PreparingRebalance => "PreparingRebalance",
@@ -26,27 +26,27 @@ impl GroupState {
 
 /// A member as DescribeGroups shows it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct MemberView {
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub host: String,
+pub(crate) struct MemberView {
+    pub(crate) member_id: String,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) host: String,
     /// The subscription it sent for the group's protocol.
-    pub metadata: Bytes,
+    pub(crate) metadata: Bytes,
     /// What the leader gave it in the last SyncGroup.
-    pub assignment: Bytes,
+    pub(crate) assignment: Bytes,
 }
 
 /// A group as DescribeGroups shows it.
 #[derive(Clone, Debug, PartialEq)]
-pub struct GroupView {
-    pub group: String,
-    pub state: GroupState,
-    pub protocol_type: String,
-    pub protocol: String,
-    pub members: Vec<MemberView>,
+pub(crate) struct GroupView {
+    pub(crate) group: String,
+    pub(crate) state: GroupState,
+    pub(crate) protocol_type: String,
+    pub(crate) protocol: String,
+    pub(crate) members: Vec<MemberView>,
     /// "classic" or "consumer" (ListGroups v5).
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
 }
 
 impl Group {
