@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Why the audit log cannot be written.
 #[derive(Debug, thiserror::Error)]
-pub enum AuditError {
+pub(crate) enum AuditError {
     #[error("{path} is a directory; --file needs a file path")]
     IsDirectory { path: PathBuf },
     // The io::Errors are `reason`s, not `source`s: part of the message, and the error chain
@@ -39,7 +39,7 @@ pub enum AuditError {
 
 /// What happened to the audit log under a running writer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FileChange {
+pub(crate) enum FileChange {
     /// No file at the path any more (`rm`, `mv`).
     Removed,
     /// Another file is at the path (an older copy put back, a new file).
@@ -63,9 +63,9 @@ impl std::fmt::Display for FileChange {
 
 /// A torn last line found and removed when opening.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Repair {
+pub(crate) struct Repair {
     /// Where the torn line started (the new end of the file).
-    pub at_byte: u64,
+    pub(crate) at_byte: u64,
     /// How many bytes were removed.
-    pub removed_bytes: u64,
+    pub(crate) removed_bytes: u64,
 }

@@ -23,7 +23,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::line::{AuditLine, RecordId};
-pub use error::{AuditError, FileChange, Repair};
+pub(crate) use error::{AuditError, FileChange, Repair};
 
 /// Appends audit lines to one locked file.
 pub struct AuditWriter {
@@ -48,7 +48,7 @@ pub struct AuditWriter {
 
 impl AuditWriter {
     /// Opens (or creates) the log, takes the lock and repairs a torn last line.
-    pub fn open(path: &Path) -> Result<(AuditWriter, Option<Repair>), AuditError> {
+    pub(crate) fn open(path: &Path) -> Result<(AuditWriter, Option<Repair>), AuditError> {
         if path.is_dir() {
             return Err(AuditError::IsDirectory {
                 path: path.to_owned(),
@@ -113,7 +113,7 @@ impl AuditWriter {
         Ok((writer, repair))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
@@ -142,7 +142,7 @@ impl AuditWriter {
     }
 
     /// Queues a line; it reaches the file at the next [`AuditWriter::sync`].
-    pub fn append(&mut self, line: &AuditLine) {
+    pub(crate) fn append(&mut self, line: &AuditLine) {
         line.encode_into(&mut self.pending);
         self.queued_lines += 1;
         self.last
@@ -150,18 +150,18 @@ impl AuditWriter {
     }
 
     /// Bytes queued and not yet written.
-    pub fn pending_bytes(&self) -> usize {
+    pub(crate) fn pending_bytes(&self) -> usize {
         self.pending.len()
     }
 
     /// Lines written and fsynced by this writer: what is durably stored.
-    pub fn synced_lines(&self) -> u64 {
+    pub(crate) fn synced_lines(&self) -> u64 {
         self.synced_lines
     }
 
     /// Fails if the path no longer names the file this writer holds, or the file is shorter
     /// than what was written to it. Two `stat`s: cheap next to the fsync it accompanies.
-    pub fn check_unchanged(&self) -> Result<(), AuditError> {
+    pub(crate) fn check_unchanged(&self) -> Result<(), AuditError> {
         let changed = |change| AuditError::Changed {
             path: self.path.clone(),
             change,
@@ -203,7 +203,7 @@ impl AuditWriter {
 
     /// Writes every queued line, makes it durable (fsync) and checks that the file at the
     /// path still holds it. Only after this returns Ok may the lines' offsets be committed.
-    pub fn sync(&mut self) -> Result<(), AuditError> {
+    pub(crate) fn sync(&mut self) -> Result<(), AuditError> {
         self.flush_pending()?;
         if self.unsynced {
             self.file.sync_data().map_err(|e| self.write_error(e))?;

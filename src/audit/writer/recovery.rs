@@ -61,7 +61,7 @@ impl AuditWriter {
     /// The last record of each partition of `topic` stored in the file (`None`: none).
     /// Partitions not known yet are looked up by reading the file backwards from its end,
     /// only as far as needed.
-    pub fn last_stored(
+    pub(crate) fn last_stored(
         &mut self,
         topic: &str,
         partitions: &[i32],
@@ -90,7 +90,7 @@ impl AuditWriter {
 
     /// The last stored offset of one partition, from the cache [`AuditWriter::last_stored`]
     /// fills (and appends keep current).
-    pub fn known_last(&self, topic: &str, partition: i32) -> Option<i64> {
+    pub(crate) fn known_last(&self, topic: &str, partition: i32) -> Option<i64> {
         self.last
             .get(&(topic.to_owned(), partition))
             .and_then(|id| id.as_ref().map(|id| id.offset))
