@@ -426,7 +426,7 @@ fn metadata(api: ApiKey, version: i16, frame: Bytes) -> Result<Decision, FrontEr
 }
 
 /// JoinGroup: refused with 23 INCONSISTENT_GROUP_PROTOCOL when it does not fit the group (see
-/// groups.rs), else relayed carrying the group's protocol alone.
+/// groups/), else relayed carrying the group's protocol alone.
 fn join_group(
     front: &Front,
     version: i16,
