@@ -1,3 +1,6 @@
+//! Unit tests of the writer: recovery from the end of the file, torn lines, the lock, fsync,
+//! and a file changed under it.
+
 use super::recovery::SCAN_CHUNK;
 use super::*;
 use chrono::Utc;

@@ -1,3 +1,5 @@
+//! Unit tests of waiting for a topic, against a scripted cluster.
+
 use std::cell::RefCell;
 
 use super::*;

@@ -1,3 +1,5 @@
+//! Unit tests of the group book: which joins fit a group, expiry, and what it describes.
+
 use super::view::GroupState;
 use super::*;
 
