@@ -5,6 +5,13 @@ use super::recovery::SCAN_CHUNK;
 use super::*;
 use chrono::Utc;
 
+/// A folder of its own and the path of a log in it, not created yet.
+fn new_log() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.jsonl");
+    (dir, path)
+}
+
 fn line(partition: i32, offset: i64) -> AuditLine {
     let record = crate::roles::ConsumedRecord {
         topic: "t",
@@ -19,8 +26,7 @@ fn line(partition: i32, offset: i64) -> AuditLine {
 
 #[test]
 fn last_offsets_come_from_the_end_of_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.jsonl");
+    let (_dir, path) = new_log();
     {
         let (mut writer, repair) = AuditWriter::open(&path).unwrap();
         assert_eq!(repair, None);
@@ -50,8 +56,7 @@ fn last_offsets_come_from_the_end_of_the_file() {
 
 #[test]
 fn a_torn_last_line_is_cut_off_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.jsonl");
+    let (_dir, path) = new_log();
     {
         let (mut writer, _) = AuditWriter::open(&path).unwrap();
         writer.append(&line(0, 0));
@@ -80,8 +85,7 @@ fn a_torn_last_line_is_cut_off_and_reported() {
 
 #[test]
 fn a_second_writer_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.jsonl");
+    let (dir, path) = new_log();
     let _first = AuditWriter::open(&path).unwrap();
     assert!(matches!(
         AuditWriter::open(&path),
@@ -95,8 +99,7 @@ fn a_second_writer_is_refused() {
 
 #[test]
 fn huge_lines_and_tiny_chunks_do_not_confuse_the_scan() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.jsonl");
+    let (_dir, path) = new_log();
     let (mut writer, _) = AuditWriter::open(&path).unwrap();
     let big = "y".repeat(3 * SCAN_CHUNK);
     let record = crate::roles::ConsumedRecord {
@@ -139,8 +142,7 @@ fn a_file_that_is_not_an_audit_log_is_left_alone() {
 
 #[test]
 fn lines_written_early_are_still_fsynced() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.jsonl");
+    let (_dir, path) = new_log();
     let (mut writer, _) = AuditWriter::open(&path).unwrap();
     writer.append(&line(0, 0));
     // Looking up another partition writes the queued line without fsync…
@@ -153,8 +155,7 @@ fn lines_written_early_are_still_fsynced() {
 
 #[test]
 fn a_removed_truncated_or_replaced_file_is_noticed_before_anything_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("log.jsonl");
+    let (dir, path) = new_log();
     let changed = |result: Result<(), AuditError>| match result {
         Err(AuditError::Changed { change, .. }) => change,
         other => panic!("not noticed: {other:?}"),
