@@ -176,31 +176,47 @@ impl RecordId {
     }
 }
 
-fn decoded_key(key: &Option<String>, key_base64: &Option<String>) -> Option<Vec<u8>> {
-    match (key, key_base64) {
-        (Some(key), _) => Some(key.clone().into_bytes()),
-        (None, Some(encoded)) => BASE64.decode(encoded).ok(),
-        (None, None) => None,
+impl RecordId {
+    /// The record a stored line names: its offset, its key (as text or base64) and its Kafka
+    /// timestamp.
+    fn stored(
+        offset: i64,
+        key: &Option<String>,
+        key_base64: &Option<String>,
+        kafka_timestamp: Option<DateTime<Utc>>,
+    ) -> RecordId {
+        let key = match (key, key_base64) {
+            (Some(key), _) => Some(key.clone().into_bytes()),
+            (None, Some(encoded)) => BASE64.decode(encoded).ok(),
+            (None, None) => None,
+        };
+        RecordId {
+            offset,
+            key,
+            timestamp_ms: kafka_timestamp.map(|t| t.timestamp_millis()),
+        }
     }
 }
 
 impl Position {
     pub fn record_id(&self) -> RecordId {
-        RecordId {
-            offset: self.offset,
-            key: decoded_key(&self.key, &self.key_base64),
-            timestamp_ms: self.kafka_timestamp.map(|t| t.timestamp_millis()),
-        }
+        RecordId::stored(
+            self.offset,
+            &self.key,
+            &self.key_base64,
+            self.kafka_timestamp,
+        )
     }
 }
 
 impl AuditLine {
     pub fn record_id(&self) -> RecordId {
-        RecordId {
-            offset: self.offset,
-            key: decoded_key(&self.key, &self.key_base64),
-            timestamp_ms: self.kafka_timestamp.map(|t| t.timestamp_millis()),
-        }
+        RecordId::stored(
+            self.offset,
+            &self.key,
+            &self.key_base64,
+            self.kafka_timestamp,
+        )
     }
 }
 

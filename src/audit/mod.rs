@@ -16,10 +16,10 @@ pub mod reader;
 pub mod summary;
 pub mod synthetic;
 pub mod tail;
-pub mod topics;
+pub(crate) mod topics;
 pub mod verify;
-pub mod writer;
+pub(crate) mod writer;
 
 pub use line::{AuditLine, RecordId};
 pub use reader::{AuditLog, LineError, ReadError};
-pub use writer::{AuditError, AuditWriter, FileChange, Repair};
+pub use writer::AuditWriter;

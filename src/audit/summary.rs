@@ -8,6 +8,7 @@ use std::io::{self, Read, Write};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::AuditLine;
 use super::reader::{AuditLog, Lines, ReadError};
 use super::topics::{ByPartition, ByTopic, partitions};
 use crate::domain::event::{Source, Status};
@@ -207,13 +208,7 @@ pub fn summarize_from(source: impl Read) -> io::Result<Summary> {
             }
             None => {
                 summary.malformed += 1;
-                let kind = line.error_kind.as_deref().unwrap_or("unknown");
-                match summary.malformed_by_kind.get_mut(kind) {
-                    Some(n) => *n += 1,
-                    None => {
-                        summary.malformed_by_kind.insert(kind.to_owned(), 1);
-                    }
-                }
+                count_malformed(&mut summary.malformed_by_kind, &line);
             }
         }
     }
@@ -233,6 +228,17 @@ pub fn summarize_from(source: impl Read) -> io::Result<Summary> {
         summary.orders.complete += lifecycles.len() as u64 - in_flight;
     }
     Ok(summary)
+}
+
+/// Counts a malformed record under its error kind (`unknown` when the line names none).
+pub(crate) fn count_malformed(by_kind: &mut BTreeMap<String, u64>, line: &AuditLine) {
+    let kind = line.error_kind.as_deref().unwrap_or("unknown");
+    match by_kind.get_mut(kind) {
+        Some(n) => *n += 1,
+        None => {
+            by_kind.insert(kind.to_owned(), 1);
+        }
+    }
 }
 
 /// `a · b · c` from (name, count) pairs.

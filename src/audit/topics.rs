@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 /// A map from topic name to `T`, looked up per line without allocating: a short list
 /// searched in order, which beats hashing for the one or two topics a log holds.
 #[derive(Debug)]
-pub struct ByTopic<T> {
+pub(crate) struct ByTopic<T> {
     topics: Vec<(String, T)>,
 }
 
@@ -19,7 +19,7 @@ impl<T> Default for ByTopic<T> {
 
 impl<T: Default> ByTopic<T> {
     /// The state of `topic`, created empty on first use.
-    pub fn entry(&mut self, topic: &str) -> &mut T {
+    pub(crate) fn entry(&mut self, topic: &str) -> &mut T {
         let index = match self.topics.iter().position(|(name, _)| name == topic) {
             Some(index) => index,
             None => {
@@ -33,7 +33,7 @@ impl<T: Default> ByTopic<T> {
 
 impl<T> ByTopic<T> {
     /// Every topic in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &T)> {
         let mut sorted: Vec<&(String, T)> = self.topics.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
         sorted
@@ -43,10 +43,10 @@ impl<T> ByTopic<T> {
 }
 
 /// State per (topic, partition).
-pub type ByPartition<T> = ByTopic<BTreeMap<i32, T>>;
+pub(crate) type ByPartition<T> = ByTopic<BTreeMap<i32, T>>;
 
 /// Every (topic, partition) in order, with its state.
-pub fn partitions<T>(map: &ByPartition<T>) -> impl Iterator<Item = (&str, i32, &T)> {
+pub(crate) fn partitions<T>(map: &ByPartition<T>) -> impl Iterator<Item = (&str, i32, &T)> {
     map.iter().flat_map(|(topic, partitions)| {
         partitions
             .iter()

@@ -13,13 +13,38 @@ use rdkafka::producer::{BaseProducer, Partitioner, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
-pub use crate::report::activity::Connection;
+pub(crate) use crate::report::activity::Connection;
+
+/// Why a client could not talk to the cluster when it started, in the same words for every
+/// command that connects.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "cannot reach Kafka at {brokers}: {reason}\n  Is `orderflow broker` running? Start one in \
+         another terminal, or point -b (or ORDERFLOW_BROKERS) at your cluster."
+    )]
+    Unreachable { brokers: String, reason: String },
+    #[error(
+        "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
+    )]
+    Refused { brokers: String, reason: String },
+}
+
+impl ConnectError {
+    /// The cluster said nothing at all within `waited`.
+    pub(crate) fn no_answer(brokers: String, waited: Duration) -> ConnectError {
+        ConnectError::Unreachable {
+            brokers,
+            reason: format!("no answer within {} s", waited.as_secs()),
+        }
+    }
+}
 
 /// What sets this process's client ids and private group ids apart from other orderflow
 /// processes': its process id, except in a container, where it is process 1 in every replica
 /// (`docker compose up --scale analytics=2`): there the hostname, which Docker sets to the
 /// container's id, tells the replicas apart.
-pub fn process_tag() -> String {
+pub(crate) fn process_tag() -> String {
     let pid = std::process::id();
     if pid == 1
         && let Some(host) = std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty())
@@ -30,7 +55,7 @@ pub fn process_tag() -> String {
 }
 
 /// A `ClientContext` that keeps the latest [`Connection`] state in a watch channel.
-pub struct ConnectionHealth {
+pub(crate) struct ConnectionHealth {
     state: watch::Sender<Connection>,
     /// Whether the state is anything but Ok: lets [`ConnectionHealth::mark_ok`], called for
     /// every delivered event, return without taking the watch's lock.
@@ -54,17 +79,17 @@ impl Default for ConnectionHealth {
 
 impl ConnectionHealth {
     /// A receiver that sees every change of state.
-    pub fn subscribe(&self) -> watch::Receiver<Connection> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Connection> {
         self.state.subscribe()
     }
 
-    pub fn current(&self) -> Connection {
+    pub(crate) fn current(&self) -> Connection {
         self.state.borrow().clone()
     }
 
     /// Call when something proves the cluster is reachable again (a delivery, a fetch):
     /// librdkafka reports failures but never an explicit recovery.
-    pub fn mark_ok(&self) {
+    pub(crate) fn mark_ok(&self) {
         if !self.troubled.load(std::sync::atomic::Ordering::Relaxed) {
             return;
         }
@@ -79,7 +104,7 @@ impl ConnectionHealth {
     }
 
     /// Whether an error was reported within `window`.
-    pub fn troubled_within(&self, window: Duration) -> bool {
+    pub(crate) fn troubled_within(&self, window: Duration) -> bool {
         self.last_error_at
             .lock()
             .expect("not poisoned")
@@ -162,7 +187,7 @@ impl rdkafka::consumer::ConsumerContext for ConnectionHealth {}
 
 /// librdkafka's own log lines, at their own levels, under the `librdkafka` target. The user
 /// sees what [`ConnectionHealth`] makes of them; RUST_LOG=librdkafka=debug shows the raw lines.
-pub fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
+pub(crate) fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
     match level {
         RDKafkaLogLevel::Emerg
         | RDKafkaLogLevel::Alert
@@ -181,7 +206,7 @@ pub fn log_to_tracing(level: RDKafkaLogLevel, facility: &str, message: &str) {
 /// rdkafka's own `flush` (and `poll`) serve events for whole 100 ms rounds even when the last
 /// acknowledgement arrives at once, which every short-lived command would pay on exit; this
 /// serves them in 2 ms steps instead.
-pub fn flush_promptly<C, P>(producer: &BaseProducer<C, P>, timeout: Duration) -> bool
+pub(crate) fn flush_promptly<C, P>(producer: &BaseProducer<C, P>, timeout: Duration) -> bool
 where
     C: ProducerContext<P>,
     P: Partitioner,
@@ -201,7 +226,10 @@ where
 /// rdkafka's `Drop` closes such a consumer itself, but waits for it in `poll(100 ms)` rounds
 /// that run to their deadline: 100 ms per client on every exit, for a client that closes in a
 /// millisecond. Closing it here, polling in short steps, leaves `Drop` nothing to wait for.
-pub fn close_promptly<C: ConsumerContext>(consumer: &BaseConsumer<C>, timeout: Duration) -> bool {
+pub(crate) fn close_promptly<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    timeout: Duration,
+) -> bool {
     if consumer.closed() {
         return true;
     }

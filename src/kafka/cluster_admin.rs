@@ -14,7 +14,7 @@ use serde::Serialize;
 
 /// Why the cluster could not be set up or described.
 #[derive(Debug, thiserror::Error)]
-pub enum ClusterAdminError {
+pub(crate) enum ClusterAdminError {
     #[error("cannot create a Kafka client for {bootstrap}: {source}")]
     Client {
         bootstrap: String,
@@ -52,32 +52,32 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A topic `ensure_topic` was asked for, and whether it had to be created.
 #[derive(Clone, Debug)]
-pub struct TopicSetUp {
-    pub name: String,
-    pub partitions: i32,
-    pub replication: i32,
+pub(crate) struct TopicSetUp {
+    pub(crate) name: String,
+    pub(crate) partitions: i32,
+    pub(crate) replication: i32,
     /// False when it was there already (a cluster started again with its data).
-    pub created: bool,
+    pub(crate) created: bool,
 }
 
 /// One partition as the cluster reports it.
 #[derive(Clone, Debug, Serialize)]
-pub struct PartitionView {
-    pub partition: i32,
+pub(crate) struct PartitionView {
+    pub(crate) partition: i32,
     /// The node leading it, or None while it has none (an election, or every replica down).
-    pub leader: Option<i32>,
-    pub replicas: Vec<i32>,
+    pub(crate) leader: Option<i32>,
+    pub(crate) replicas: Vec<i32>,
     /// The in-sync replicas: those a write waits for.
-    pub isr: Vec<i32>,
+    pub(crate) isr: Vec<i32>,
 }
 
 /// What the cluster's metadata says about the nodes and one topic.
 #[derive(Clone, Debug, Serialize)]
-pub struct ClusterView {
+pub(crate) struct ClusterView {
     /// The nodes registered as brokers now.
-    pub brokers: Vec<i32>,
+    pub(crate) brokers: Vec<i32>,
     /// The topic's partitions, or None when the cluster has no such topic.
-    pub partitions: Option<Vec<PartitionView>>,
+    pub(crate) partitions: Option<Vec<PartitionView>>,
 }
 
 fn metadata_client(bootstrap: &str) -> Result<BaseConsumer, ClusterAdminError> {
@@ -95,7 +95,7 @@ fn metadata_client(bootstrap: &str) -> Result<BaseConsumer, ClusterAdminError> {
 
 /// Waits until the metadata lists `nodes` brokers: a node that logged its start may not be
 /// registered (unfenced) yet, and a topic replicated three times needs all three.
-pub fn wait_for_brokers(bootstrap: &str, nodes: usize) -> Result<(), ClusterAdminError> {
+pub(crate) fn wait_for_brokers(bootstrap: &str, nodes: usize) -> Result<(), ClusterAdminError> {
     let consumer = metadata_client(bootstrap)?;
     let deadline = Instant::now() + REGISTER_TIMEOUT;
     let mut registered = 0;
@@ -118,7 +118,7 @@ pub fn wait_for_brokers(bootstrap: &str, nodes: usize) -> Result<(), ClusterAdmi
 /// Creates `topic` with `partitions` partitions replicated `replication` times (and, from
 /// three replicas, min.insync.replicas 2) unless it exists, then waits until every partition
 /// has a leader.
-pub async fn ensure_topic(
+pub(crate) async fn ensure_topic(
     bootstrap: &str,
     topic: &str,
     partitions: i32,
@@ -194,7 +194,7 @@ fn wait_for_leaders(bootstrap: &str, topic: &str) -> Result<(), ClusterAdminErro
 }
 
 /// The registered brokers, and `topic`'s partitions with their leaders and in-sync replicas.
-pub fn describe(bootstrap: &str, topic: &str) -> Result<ClusterView, ClusterAdminError> {
+pub(crate) fn describe(bootstrap: &str, topic: &str) -> Result<ClusterView, ClusterAdminError> {
     let consumer = metadata_client(bootstrap)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(5))

@@ -14,28 +14,28 @@ use crate::report::activity::{ClusterChange, LeaderMove};
 
 /// One broker in one statistics report.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokerState {
-    pub id: i32,
+pub(crate) struct BrokerState {
+    pub(crate) id: i32,
     /// host:port
-    pub address: String,
+    pub(crate) address: String,
     /// Whether the client has a working connection to it.
-    pub up: bool,
+    pub(crate) up: bool,
 }
 
 /// What one statistics report says about the cluster.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     /// The brokers the client learned from the cluster (not the bootstrap addresses).
-    pub brokers: Vec<BrokerState>,
+    pub(crate) brokers: Vec<BrokerState>,
     /// Per partition of the topic, its leader (-1: none known).
-    pub leaders: BTreeMap<i32, i32>,
+    pub(crate) leaders: BTreeMap<i32, i32>,
     /// The broker that coordinates the group, when known.
-    pub coordinator: Option<i32>,
+    pub(crate) coordinator: Option<i32>,
 }
 
 impl Snapshot {
     /// Reads librdkafka's statistics for `topic`.
-    pub fn from_statistics(statistics: &Statistics, topic: &str) -> Snapshot {
+    pub(crate) fn from_statistics(statistics: &Statistics, topic: &str) -> Snapshot {
         let mut snapshot = Snapshot::default();
         let mut coordinator_address = None;
         for broker in statistics.brokers.values() {
@@ -87,7 +87,7 @@ struct Seen {
 
 /// The state behind the reports: what was last seen, so only changes are told.
 #[derive(Debug, Default)]
-pub struct ClusterWatch {
+pub(crate) struct ClusterWatch {
     brokers: BTreeMap<i32, Seen>,
     /// The last known leader per partition (-1: none).
     leaders: BTreeMap<i32, i32>,
@@ -101,7 +101,11 @@ impl ClusterWatch {
     /// librdkafka's error callback reported a transport failure; its reason names the broker
     /// ("127.0.0.1:21093/2: Connect to ipv4#127.0.0.1:21093 failed: Connection refused (after
     /// 0ms in state CONNECT)"). Returns the change when this broker was fine until now.
-    pub fn connection_failed(&mut self, reason: &str, now: Instant) -> Option<ClusterChange> {
+    pub(crate) fn connection_failed(
+        &mut self,
+        reason: &str,
+        now: Instant,
+    ) -> Option<ClusterChange> {
         let (name, rest) = reason.trim().split_once(": ")?;
         let (address, id) = name.rsplit_once('/')?;
         // "host:port/bootstrap": a bootstrap address, not a broker of the cluster yet.
@@ -124,7 +128,7 @@ impl ClusterWatch {
     }
 
     /// A statistics report: brokers back, leaders and the coordinator moved.
-    pub fn observe(&mut self, snapshot: &Snapshot, now: Instant) -> Vec<ClusterChange> {
+    pub(crate) fn observe(&mut self, snapshot: &Snapshot, now: Instant) -> Vec<ClusterChange> {
         let mut changes = Vec::new();
         for broker in &snapshot.brokers {
             let entry = self.brokers.entry(broker.id).or_insert_with(|| Seen {
@@ -192,12 +196,12 @@ impl ClusterWatch {
     /// Whether some broker is unreachable or gone: then it is worth asking the cluster for
     /// news (librdkafka asks on its own only every 5 minutes while all seems well, so a
     /// restarted broker that leads nothing would go unnoticed).
-    pub fn awaits_news(&self) -> bool {
+    pub(crate) fn awaits_news(&self) -> bool {
         self.brokers.values().any(|seen| seen.down_since.is_some())
     }
 
     /// Whether some broker is unreachable now, or was within `window`.
-    pub fn troubled_within(&self, window: Duration, now: Instant) -> bool {
+    pub(crate) fn troubled_within(&self, window: Duration, now: Instant) -> bool {
         self.brokers.values().any(|seen| seen.down_since.is_some())
             || self
                 .last_trouble

@@ -11,7 +11,7 @@ use rdkafka::types::RDKafkaErrorCode;
 
 /// What a failed request means for whoever made it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// The cluster is electing, moving or restarting something: ask again a little later.
     Transient,
     /// The cluster does not know the topic or partition. While metadata settles after a
@@ -25,7 +25,7 @@ pub enum Fault {
 /// Classifies an error by its code. Unknown codes count as transient: a role that retries a
 /// permanent problem says so every time it tries, while one that stops on a passing problem
 /// loses its partitions for nothing.
-pub fn classify(error: &KafkaError) -> Fault {
+pub(crate) fn classify(error: &KafkaError) -> Fault {
     if matches!(error, KafkaError::MessageConsumptionFatal(_)) {
         return Fault::Permanent;
     }
@@ -60,7 +60,7 @@ fn classify_code(code: RDKafkaErrorCode) -> Fault {
 }
 
 /// A transient error in words a learner can follow, with librdkafka's name of it.
-pub fn in_words(error: &KafkaError) -> String {
+pub(crate) fn in_words(error: &KafkaError) -> String {
     use RDKafkaErrorCode as C;
     let Some(code) = error.rdkafka_error_code() else {
         return error.to_string();
@@ -98,7 +98,7 @@ pub fn in_words(error: &KafkaError) -> String {
 
 /// Whether a failed commit only waits for the group's coordinator (moving, loading, or on a
 /// broker that is down): the offsets stay stored and the next commit carries them.
-pub fn is_coordinator_wait(error: &KafkaError) -> bool {
+pub(crate) fn is_coordinator_wait(error: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
     matches!(
         error.rdkafka_error_code(),

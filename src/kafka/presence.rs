@@ -27,7 +27,7 @@ pub struct Presence {
 
 /// Quiet: a failed announcement is not worth a line of the role's output.
 #[derive(Default)]
-pub struct PresenceContext {
+pub(crate) struct PresenceContext {
     health: ConnectionHealth,
 }
 

@@ -16,7 +16,7 @@ use rdkafka::producer::{
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 
-use super::client::{Connection, ConnectionHealth, flush_promptly};
+use super::client::{ConnectError, Connection, ConnectionHealth, flush_promptly};
 use super::message_status::{Persistence, persistence};
 use super::topic::{
     APPEAR_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError, wait_for_topic,
@@ -27,25 +27,18 @@ use crate::report::human;
 /// How long an event may wait for its acknowledgement before it counts as failed, unless the
 /// user sets `-X message.timeout.ms`. librdkafka's 5 minutes would make a learner who stopped
 /// the broker wait far too long to see what happens to undelivered events.
-pub const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 30_000;
+pub(crate) const DEFAULT_MESSAGE_TIMEOUT_MS: u64 = 30_000;
 
 /// How long the start-up check waits for the cluster to answer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why producing could not start or go on.
 #[derive(Debug, thiserror::Error)]
 pub enum ProducerError {
     #[error("cannot create the Kafka producer: {0}")]
     Create(KafkaError),
-    #[error(
-        "cannot reach Kafka at {brokers}: {reason}\n  Is `orderflow broker` running? Start one in \
-         another terminal, or point -b (or ORDERFLOW_BROKERS) at your cluster."
-    )]
-    Unreachable { brokers: String, reason: String },
-    #[error(
-        "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
-    )]
-    Refused { brokers: String, reason: String },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Topic(#[from] TopicError),
     #[error("the producer stopped: {0}")]
@@ -56,7 +49,7 @@ pub enum ProducerError {
 
 /// Delivery outcomes, updated by librdkafka's delivery reports.
 #[derive(Debug, Default)]
-pub struct Deliveries {
+pub(crate) struct Deliveries {
     delivered: AtomicU64,
     failed: AtomicU64,
     /// Failed events Kafka does not have (never sent, or refused), with the first reason.
@@ -95,17 +88,17 @@ impl Failures {
 }
 
 impl Deliveries {
-    pub fn delivered(&self) -> u64 {
+    pub(crate) fn delivered(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)
     }
 
-    pub fn failed(&self) -> u64 {
+    pub(crate) fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
     }
 
     /// The failed events in words, told apart by what Kafka may hold: "12 never reached Kafka
     /// (…); 6 were sent but never confirmed, so Kafka may have written them (…)".
-    pub fn failures_in_words(&self) -> String {
+    pub(crate) fn failures_in_words(&self) -> String {
         failure_words(
             (self.not_written.count(), &self.not_written.first_reason()),
             (self.unknown.count(), &self.unknown.first_reason()),
@@ -154,9 +147,9 @@ fn failure_words(not_written: (u64, &str), unknown: (u64, &str)) -> String {
 
 /// The producer's librdkafka context: connection health plus delivery accounting.
 #[derive(Default)]
-pub struct ProduceContext {
-    pub health: ConnectionHealth,
-    pub deliveries: Deliveries,
+pub(crate) struct ProduceContext {
+    pub(crate) health: ConnectionHealth,
+    pub(crate) deliveries: Deliveries,
 }
 
 impl ClientContext for ProduceContext {
@@ -287,12 +280,12 @@ impl Drop for OrderProducer {
 impl OrderProducer {
     /// Creates the producer; no network I/O happens until [`OrderProducer::check_reachable`]
     /// or the first send.
-    pub fn new(settings: &KafkaSettings) -> Result<OrderProducer, ProducerError> {
+    pub(crate) fn new(settings: &KafkaSettings) -> Result<OrderProducer, ProducerError> {
         OrderProducer::for_topic(settings, &settings.topic)
     }
 
     /// A producer to another topic of the same cluster.
-    pub fn for_topic(
+    pub(crate) fn for_topic(
         settings: &KafkaSettings,
         topic: &str,
     ) -> Result<OrderProducer, ProducerError> {
@@ -327,7 +320,7 @@ impl OrderProducer {
     /// there (see [`super::topic`]: a cluster that creates topics on first use creates it
     /// now). Fails as soon as librdkafka reports every broker down (usually well within a
     /// second for a refused connection), or after [`CONNECT_TIMEOUT`] without an answer.
-    pub async fn check_reachable(&self) -> Result<ReadyTopic, ProducerError> {
+    pub(crate) async fn check_reachable(&self) -> Result<ReadyTopic, ProducerError> {
         let health = self.health().subscribe();
         let client = Arc::clone(&self.inner);
         let topic = self.topic.clone();
@@ -366,19 +359,18 @@ impl OrderProducer {
     fn connection_error(&self, state: Connection) -> ProducerError {
         let brokers = self.brokers.clone();
         match state {
-            Connection::Refused { reason } => ProducerError::Refused { brokers, reason },
+            Connection::Refused { reason } => ConnectError::Refused { brokers, reason }.into(),
             Connection::Fatal { reason } => ProducerError::Fatal(reason),
-            Connection::Unreachable { reason } => ProducerError::Unreachable { brokers, reason },
-            Connection::Ok => ProducerError::Unreachable {
-                brokers,
-                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-            },
+            Connection::Unreachable { reason } => {
+                ConnectError::Unreachable { brokers, reason }.into()
+            }
+            Connection::Ok => ConnectError::no_answer(brokers, CONNECT_TIMEOUT).into(),
         }
     }
 
     /// Hands one event to librdkafka. When its queue is full, waits for room, checking
     /// `give_up` between attempts; returns `Ok(false)` if it gave up and the event was not sent.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         key: &[u8],
         payload: &[u8],
@@ -407,7 +399,7 @@ impl OrderProducer {
     }
 
     /// Hands one record with headers to librdkafka, waiting while its queue is full.
-    pub fn send_record(
+    pub(crate) fn send_record(
         &self,
         key: Option<&[u8]>,
         value: Option<&[u8]>,
@@ -435,31 +427,31 @@ impl OrderProducer {
     /// Serves the delivery reports that are ready, without waiting. A sender that sends flat
     /// out calls this every few hundred events, as kcat does, after
     /// [`OrderProducer::serve_reports_here`].
-    pub fn serve_reports(&self) {
+    pub(crate) fn serve_reports(&self) {
         self.inner.poll(Duration::ZERO);
     }
 
     /// Whether the calling thread serves the delivery reports itself (true) or leaves them to
     /// the background poller (false, the default).
-    pub fn serve_reports_here(&self, here: bool) {
+    pub(crate) fn serve_reports_here(&self, here: bool) {
         if let Some(poller) = &self.poller {
             poller.standing_aside.store(here, Ordering::Relaxed);
         }
     }
 
     /// Events handed over but not yet acknowledged or failed.
-    pub fn in_flight(&self) -> u64 {
+    pub(crate) fn in_flight(&self) -> u64 {
         self.inner.in_flight_count().max(0) as u64
     }
 
     /// Waits up to `timeout` for every event in flight; true when none is left. Waits in
     /// small steps so that the last acknowledgement ends the wait at once.
-    pub fn flush(&self, timeout: Duration) -> bool {
+    pub(crate) fn flush(&self, timeout: Duration) -> bool {
         flush_promptly(&self.inner, timeout)
     }
 
     /// Gives up on everything in flight: each such event is reported as failed.
-    pub fn abandon(&self) {
+    pub(crate) fn abandon(&self) {
         self.inner
             .purge(PurgeConfig::default().queue().inflight().non_blocking());
         // Delivery reports for purged events are served by polling; wait for them so the
@@ -467,20 +459,16 @@ impl OrderProducer {
         self.flush(Duration::from_millis(500));
     }
 
-    pub fn deliveries(&self) -> &Deliveries {
+    pub(crate) fn deliveries(&self) -> &Deliveries {
         &self.inner.context().deliveries
     }
 
-    pub fn health(&self) -> &ConnectionHealth {
+    pub(crate) fn health(&self) -> &ConnectionHealth {
         &self.inner.context().health
     }
 
-    pub fn topic(&self) -> &str {
+    pub(crate) fn topic(&self) -> &str {
         &self.topic
-    }
-
-    pub fn brokers(&self) -> &str {
-        &self.brokers
     }
 }
 

@@ -24,22 +24,22 @@ use super::groups::{GroupBook, GroupView};
 use super::topics;
 
 /// Partitions a topic gets from CreateTopics with -1, as the mock's auto-creation gives them.
-pub const DEFAULT_PARTITIONS: i32 = 4;
+pub(crate) const DEFAULT_PARTITIONS: i32 = 4;
 
 /// A partition of a Produce request the front answered itself.
 #[derive(Clone, Debug)]
-pub struct RefusedPartition {
-    pub index: i32,
-    pub code: i16,
-    pub message: String,
+pub(crate) struct RefusedPartition {
+    pub(crate) index: i32,
+    pub(crate) code: i16,
+    pub(crate) message: String,
 }
 
 /// A topic of a Produce request with refused partitions.
 #[derive(Clone, Debug)]
-pub struct RefusedTopic {
-    pub name: TopicName,
-    pub topic_id: uuid::Uuid,
-    pub partitions: Vec<RefusedPartition>,
+pub(crate) struct RefusedTopic {
+    pub(crate) name: TopicName,
+    pub(crate) topic_id: uuid::Uuid,
+    pub(crate) partitions: Vec<RefusedPartition>,
 }
 
 fn text(s: &str) -> StrBytes {
@@ -48,7 +48,7 @@ fn text(s: &str) -> StrBytes {
 
 /// ApiVersions in a version Kafka does not serve: a v0 response with error 35 listing only
 /// ApiVersions itself, so the client retries with a version it has.
-pub fn api_versions_unsupported(correlation: i32) -> Result<Bytes, FrontError> {
+pub(crate) fn api_versions_unsupported(correlation: i32) -> Result<Bytes, FrontError> {
     let range = ApiKey::ApiVersions.valid_versions();
     let response = ApiVersionsResponse::default()
         .with_error_code(35)
@@ -79,7 +79,7 @@ pub fn api_versions_unsupported(correlation: i32) -> Result<Bytes, FrontError> {
 /// DescribeGroups from what the front saw. An unknown group is "Dead" with no error before
 /// v6 and GROUP_ID_NOT_FOUND from v6, as Kafka answers; a KIP-848 group likewise ("is not a
 /// classic group").
-pub fn describe_groups(
+pub(crate) fn describe_groups(
     book: &mut GroupBook,
     groups: &[String],
     version: i16,
@@ -137,7 +137,7 @@ fn described(view: GroupView) -> DescribedGroup {
 }
 
 /// ListGroups, with Kafka's state (v4) and type (v5) filters, both case-insensitive.
-pub fn list_groups(book: &mut GroupBook, request: &ListGroupsRequest) -> ListGroupsResponse {
+pub(crate) fn list_groups(book: &mut GroupBook, request: &ListGroupsRequest) -> ListGroupsResponse {
     let wanted = |filter: &[StrBytes], value: &str| {
         filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value))
     };
@@ -158,7 +158,7 @@ pub fn list_groups(book: &mut GroupBook, request: &ListGroupsRequest) -> ListGro
 }
 
 /// CreateTopics through the mock, with Kafka's checks and messages.
-pub async fn create_topics(
+pub(crate) async fn create_topics(
     mock: &MockTopics,
     request: CreateTopicsRequest,
     version: i16,
@@ -208,7 +208,7 @@ pub async fn create_topics(
 }
 
 /// Kafka's refusal of one new topic: its code and message.
-pub type Refusal = (i16, String);
+pub(crate) type Refusal = (i16, String);
 
 fn check_new_topic(
     name: &str,
@@ -280,7 +280,7 @@ fn topic_result(
 }
 
 /// Adds the names the front took out of a Metadata request back, with 17.
-pub fn metadata_invalid(response: &mut MetadataResponse, invalid: Vec<String>) {
+pub(crate) fn metadata_invalid(response: &mut MetadataResponse, invalid: Vec<String>) {
     for name in invalid {
         response.topics.push(
             MetadataResponseTopic::default()
@@ -292,7 +292,7 @@ pub fn metadata_invalid(response: &mut MetadataResponse, invalid: Vec<String>) {
 }
 
 /// Adds the partitions the front refused to a Produce response (the mock's, or an empty one).
-pub fn produce_refused(
+pub(crate) fn produce_refused(
     mut response: ProduceResponse,
     refused: Vec<RefusedTopic>,
 ) -> ProduceResponse {

@@ -12,7 +12,7 @@
 
 /// Kafka's error for a partition's records.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BatchError {
+pub(crate) enum BatchError {
     /// 2 CORRUPT_MESSAGE: the bytes are not what their header claims (CRC, sizes, magic).
     #[error("{0}")]
     Corrupt(&'static str),
@@ -33,7 +33,7 @@ pub enum BatchError {
 
 impl BatchError {
     /// The error code in the Produce response.
-    pub fn code(&self) -> i16 {
+    pub(crate) fn code(&self) -> i16 {
         match self {
             BatchError::Corrupt(_) => 2,
             BatchError::Invalid(_) => 87,
@@ -58,15 +58,15 @@ const RECORD_COUNT_AT: usize = 57;
 
 /// What the request says about the batches it carries.
 #[derive(Clone, Copy, Debug)]
-pub struct ProduceContext {
+pub(crate) struct ProduceContext {
     /// The Produce request's version.
-    pub version: i16,
+    pub(crate) version: i16,
     /// Whether the request names a transactional id.
-    pub transactional_id: bool,
+    pub(crate) transactional_id: bool,
 }
 
 /// Checks one partition's records as Kafka does before appending them.
-pub fn validate(records: &[u8], context: ProduceContext) -> Result<(), BatchError> {
+pub(crate) fn validate(records: &[u8], context: ProduceContext) -> Result<(), BatchError> {
     let batch = first_batch(records)?;
     let rest = &records[batch.len()..];
     // Kafka's batch iterator stops quietly at a truncated trailing batch (the first is then

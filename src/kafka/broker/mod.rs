@@ -10,14 +10,13 @@
 
 mod answers;
 mod batch;
-pub mod front;
+pub(crate) mod front;
 mod groups;
 mod topics;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rdkafka::ClientConfig;
 use rdkafka::config::FromClientConfigAndContext;
@@ -34,14 +33,14 @@ use front::Front;
 const BROKER_ID: i32 = 1;
 
 /// Retention the mock applies to every partition (librdkafka 2.12 `rdkafka_mock.c`).
-pub const RETENTION_BYTES: u64 = 5 * 1024 * 1024;
-pub const RETENTION_MESSAGES: u64 = 100_000;
+pub(crate) const RETENTION_BYTES: u64 = 5 * 1024 * 1024;
+pub(crate) const RETENTION_MESSAGES: u64 = 100_000;
 
 /// The longest a Fetch waits at the mock for data, in ms. The mock holds an empty fetch for
 /// the whole `max_wait_ms` and no produce wakes it (Kafka answers within a few ms of the
 /// produce), so every consumer's latency had a floor of `fetch.wait.max.ms` (librdkafka: 500,
 /// orderflow: 100). Capped, an idle consumer asks again every few ms instead.
-pub const FETCH_WAIT_CAP_MS: i32 = 5;
+pub(crate) const FETCH_WAIT_CAP_MS: i32 = 5;
 
 /// How long the mock waits for more members before a new group's first assignment. Real
 /// brokers default to 3 s; a class (and the tests) should not wait that long to see a member
@@ -51,13 +50,13 @@ const INITIAL_REBALANCE_DELAY_MS: i32 = 1_000;
 /// Whether a cluster id is that of a librdkafka mock cluster, the built-in broker's engine
 /// (`rd_kafka_mock_cluster_new` names it `mockCluster<address>`; Kafka's ids are random
 /// base64 UUIDs).
-pub fn is_built_in_broker(cluster_id: &str) -> bool {
+pub(crate) fn is_built_in_broker(cluster_id: &str) -> bool {
     cluster_id.starts_with("mockCluster")
 }
 
 /// Why the development broker could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum BrokerError {
+pub(crate) enum BrokerError {
     #[error("--listen {0}: expected HOST:PORT, for example 127.0.0.1:9092")]
     BadAddress(String),
     #[error(
@@ -77,15 +76,15 @@ pub enum BrokerError {
 
 /// Options of `orderflow broker`.
 #[derive(Clone, Debug)]
-pub struct BrokerOptions {
+pub(crate) struct BrokerOptions {
     /// Where clients connect (`--listen`); port 0 picks a free port.
-    pub listen: String,
+    pub(crate) listen: String,
     /// What the broker tells clients to connect to (`--advertise`); default: the listen address.
-    pub advertise: Option<String>,
+    pub(crate) advertise: Option<String>,
     /// Topic created at start.
-    pub topic: String,
+    pub(crate) topic: String,
     /// Its partition count.
-    pub partitions: i32,
+    pub(crate) partitions: i32,
 }
 
 /// The mock cluster's owner: a producer handle created with `test.mock.num.brokers`. Its log
@@ -110,7 +109,7 @@ impl ProducerContext for MockOwner {
 
 /// A running development broker. Dropping it stops the forwarder and destroys the cluster
 /// and everything it holds.
-pub struct DevBroker {
+pub(crate) struct DevBroker {
     /// Owns the mock cluster; dropping the last reference destroys the cluster.
     owner: Arc<BaseProducer<MockOwner>>,
     /// The protocol-aware front every connection goes through.
@@ -121,15 +120,13 @@ pub struct DevBroker {
     local: SocketAddr,
     /// `host:port` advertised to clients.
     advertised: String,
-    /// Client connections open through the forwarder right now.
-    connections: Arc<AtomicUsize>,
 }
 
 impl DevBroker {
     /// Binds `--listen`, starts the mock cluster, creates the topic and makes the mock
     /// advertise the listen address. Clients can connect once this returns (the forwarder
     /// starts accepting in [`DevBroker::serve`]; until then the kernel queues connections).
-    pub async fn start(options: &BrokerOptions) -> Result<DevBroker, BrokerError> {
+    pub(crate) async fn start(options: &BrokerOptions) -> Result<DevBroker, BrokerError> {
         let listen = resolve(&options.listen)?;
         let listener = TcpListener::bind(listen).await.map_err(|source| {
             if source.kind() == io::ErrorKind::AddrInUse {
@@ -199,27 +196,21 @@ impl DevBroker {
             listener: Some(listener),
             local,
             advertised: format!("{}:{}", advertised.0, advertised.1),
-            connections: Arc::new(AtomicUsize::new(0)),
         })
     }
 
     /// The address the forwarder is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
     /// The `host:port` clients are told to use.
-    pub fn advertised(&self) -> &str {
+    pub(crate) fn advertised(&self) -> &str {
         &self.advertised
     }
 
-    /// Client connections currently open.
-    pub fn connections(&self) -> usize {
-        self.connections.load(Ordering::Relaxed)
-    }
-
     /// Forwards client connections to the mock until `stop` completes; then closes them all.
-    pub async fn serve(&mut self, stop: impl std::future::Future<Output = ()>) {
+    pub(crate) async fn serve(&mut self, stop: impl std::future::Future<Output = ()>) {
         let listener = self.listener.take().expect("serve runs once");
         let mut forwards = JoinSet::new();
         tokio::pin!(stop);
@@ -229,13 +220,10 @@ impl DevBroker {
                 accepted = listener.accept() => match accepted {
                     Ok((client, peer)) => {
                         let front = Arc::clone(&self.front);
-                        let connections = Arc::clone(&self.connections);
                         forwards.spawn(async move {
-                            connections.fetch_add(1, Ordering::Relaxed);
                             if let Err(e) = front::relay(front, client, peer).await {
                                 tracing::debug!(%peer, error = %e, "connection ended");
                             }
-                            connections.fetch_sub(1, Ordering::Relaxed);
                         });
                     }
                     // Running out of file descriptors and the like: log and keep serving the
@@ -256,20 +244,20 @@ impl DevBroker {
 /// Takes the broker down and brings it back: the built-in broker's fault injection, for
 /// showing (and testing) what clients do in an outage. Data is kept across an outage.
 #[derive(Clone)]
-pub struct Faults {
+pub(crate) struct Faults {
     owner: Arc<BaseProducer<MockOwner>>,
 }
 
 impl Faults {
     /// Closes every connection and refuses new ones, as a crashed broker would.
-    pub fn down(&self) -> Result<(), BrokerError> {
+    pub(crate) fn down(&self) -> Result<(), BrokerError> {
         self.cluster()?
             .broker_down(BROKER_ID)
             .map_err(|e| BrokerError::Mock(format!("taking the broker down: {e}")))
     }
 
     /// Accepts connections again.
-    pub fn up(&self) -> Result<(), BrokerError> {
+    pub(crate) fn up(&self) -> Result<(), BrokerError> {
         self.cluster()?
             .broker_up(BROKER_ID)
             .map_err(|e| BrokerError::Mock(format!("bringing the broker up: {e}")))
@@ -285,7 +273,7 @@ impl Faults {
 
 impl DevBroker {
     /// A handle to take the broker down and up while it serves.
-    pub fn faults(&self) -> Faults {
+    pub(crate) fn faults(&self) -> Faults {
         Faults {
             owner: Arc::clone(&self.owner),
         }
@@ -294,7 +282,7 @@ impl DevBroker {
 
 /// The mock's topics, as CreateTopics needs them.
 #[derive(Clone)]
-pub struct MockTopics {
+pub(crate) struct MockTopics {
     owner: Arc<BaseProducer<MockOwner>>,
 }
 
@@ -366,7 +354,7 @@ fn resolve(address: &str) -> Result<SocketAddr, BrokerError> {
 }
 
 /// Whether clients on other machines can reach an address bound to `ip`.
-pub fn is_local_only(ip: IpAddr) -> bool {
+pub(crate) fn is_local_only(ip: IpAddr) -> bool {
     ip.is_loopback()
 }
 

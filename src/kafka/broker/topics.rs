@@ -2,11 +2,11 @@
 //! own messages: the mock accepts any name, and a name Kafka refuses must be refused here too.
 
 /// The longest topic name Kafka accepts.
-pub const MAX_NAME_LENGTH: usize = 249;
+pub(crate) const MAX_NAME_LENGTH: usize = 249;
 
 /// Why Kafka refuses a topic name; the text is Kafka's.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidTopic {
+pub(crate) enum InvalidTopic {
     #[error("Topic name is invalid: the empty string is not allowed")]
     Empty,
     #[error("Topic name is invalid: '{0}' is not allowed")]
@@ -23,7 +23,7 @@ pub enum InvalidTopic {
 }
 
 /// Checks a name as Kafka does before creating or auto-creating a topic.
-pub fn validate(name: &str) -> Result<(), InvalidTopic> {
+pub(crate) fn validate(name: &str) -> Result<(), InvalidTopic> {
     if name.is_empty() {
         return Err(InvalidTopic::Empty);
     }
@@ -46,12 +46,12 @@ pub fn validate(name: &str) -> Result<(), InvalidTopic> {
 }
 
 /// Kafka's internal topics, which clients may not produce to.
-pub fn is_internal(name: &str) -> bool {
+pub(crate) fn is_internal(name: &str) -> bool {
     name == "__consumer_offsets" || name == "__transaction_state"
 }
 
 /// Kafka treats '.' and '_' alike in metric names, so two topics differing only there collide.
-pub fn collides(a: &str, b: &str) -> bool {
+pub(crate) fn collides(a: &str, b: &str) -> bool {
     a != b && a.replace('.', "_") == b.replace('.', "_")
 }
 

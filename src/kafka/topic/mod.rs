@@ -14,6 +14,8 @@
 //! Kafka), and a consumer that created the topic would create it empty, with whatever count
 //! that is. A consumer that finds no topic says how to create it instead.
 
+mod bounds;
+
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
@@ -22,11 +24,12 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
 use crate::report::activity::Connection;
+pub(crate) use bounds::partition_bounds;
 
 /// How long a topic the cluster does not know may take to appear before it counts as
 /// missing. Kafka creates a topic on first use within a fraction of a second (about 0.2 s on
 /// one KRaft node); this leaves room for a busy machine or a larger cluster.
-pub const APPEAR_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const APPEAR_WAIT: Duration = Duration::from_secs(5);
 
 /// How long one metadata request may take before the next try: short, so that an outage
 /// reported meanwhile by the error callback (served by these same calls) ends the wait early.
@@ -36,11 +39,11 @@ const ASK_SLICE: Duration = Duration::from_millis(500);
 const ASK_AGAIN: Duration = Duration::from_millis(200);
 
 /// The partition count the lessons are written for (scaling to three members).
-pub const LESSON_PARTITIONS: usize = 3;
+pub(crate) const LESSON_PARTITIONS: usize = 3;
 
 /// What one metadata answer says about the topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TopicAnswer {
+pub(crate) enum TopicAnswer {
     /// It exists and every partition has a leader.
     Ready { partitions: usize },
     /// UNKNOWN_TOPIC_OR_PARTITION: not there (yet).
@@ -58,14 +61,17 @@ pub enum TopicAnswer {
 
 /// One partition as a metadata answer lists it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PartitionAnswer {
-    pub leader: i32,
-    pub error: Option<RDKafkaErrorCode>,
+pub(crate) struct PartitionAnswer {
+    pub(crate) leader: i32,
+    pub(crate) error: Option<RDKafkaErrorCode>,
 }
 
 impl TopicAnswer {
     /// Classifies the cluster's answer about one topic: its error, and its partitions.
-    pub fn classify(error: Option<RDKafkaErrorCode>, partitions: &[PartitionAnswer]) -> Self {
+    pub(crate) fn classify(
+        error: Option<RDKafkaErrorCode>,
+        partitions: &[PartitionAnswer],
+    ) -> Self {
         match error {
             Some(RDKafkaErrorCode::UnknownTopicOrPartition) => return TopicAnswer::Unknown,
             Some(RDKafkaErrorCode::InvalidTopic) => return TopicAnswer::InvalidName,
@@ -114,7 +120,7 @@ impl TopicAnswer {
 }
 
 /// The questions [`wait_for_topic`] asks; a Kafka client answers them, tests script them.
-pub trait TopicMetadata {
+pub(crate) trait TopicMetadata {
     /// The cluster's answer about `topic`, or None when none came within `timeout`.
     fn describe_topic(&self, topic: &str, timeout: Duration) -> Option<TopicAnswer>;
     /// Every topic the cluster has, or None without an answer.
@@ -153,16 +159,16 @@ impl<C: ClientContext> TopicMetadata for Client<C> {
 
 /// A topic ready to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ReadyTopic {
-    pub partitions: usize,
+pub(crate) struct ReadyTopic {
+    pub(crate) partitions: usize,
     /// Whether the first answer was "unknown" and the topic appeared while we asked: the
     /// cluster created it on first use, just now.
-    pub created_on_first_use: bool,
+    pub(crate) created_on_first_use: bool,
 }
 
 /// Who needs the topic: the message for a missing one depends on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TopicUser {
+pub(crate) enum TopicUser {
     /// A producer (its metadata requests ask the cluster to create the topic).
     Producer,
     /// A consumer role (its metadata requests do not).
@@ -228,14 +234,14 @@ pub enum TopicError {
 }
 
 /// The command that creates `topic` as the lessons expect it.
-pub fn create_command(brokers: &str, topic: &str) -> String {
+pub(crate) fn create_command(brokers: &str, topic: &str) -> String {
     format!(
         "kafka-topics --bootstrap-server {brokers} --create --topic {topic} --partitions {LESSON_PARTITIONS}"
     )
 }
 
 /// The command that gives `topic` the partitions the lessons expect.
-pub fn alter_command(brokers: &str, topic: &str) -> String {
+pub(crate) fn alter_command(brokers: &str, topic: &str) -> String {
     format!(
         "kafka-topics --bootstrap-server {brokers} --alter --topic {topic} --partitions {LESSON_PARTITIONS}"
     )
@@ -243,7 +249,7 @@ pub fn alter_command(brokers: &str, topic: &str) -> String {
 
 /// Why [`wait_for_topic`] gave up.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicWaitError {
+pub(crate) enum TopicWaitError {
     /// The cluster could not be reached or refused us; no answer about the topic.
     Connection(Connection),
     /// The cluster answered, and the topic cannot be used.
@@ -252,16 +258,16 @@ pub enum TopicWaitError {
 
 /// How long [`wait_for_topic`] waits for each thing.
 #[derive(Clone, Copy, Debug)]
-pub struct Patience {
+pub(crate) struct Patience {
     /// For any answer at all from the cluster.
-    pub reach: Duration,
+    pub(crate) reach: Duration,
     /// For a topic the cluster does not know (or one without leaders) to become usable.
-    pub appear: Duration,
+    pub(crate) appear: Duration,
 }
 
 /// Asks about `topic` until it is ready, the cluster proves unreachable (`health` says so),
 /// or the patience runs out. Blocking.
-pub fn wait_for_topic(
+pub(crate) fn wait_for_topic(
     cluster: &dyn TopicMetadata,
     topic: &str,
     brokers: &str,
@@ -387,314 +393,4 @@ fn colliding_topic(cluster: &dyn TopicMetadata, topic: &str, timeout: Duration) 
 }
 
 #[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-
-    use super::*;
-
-    fn led(leader: i32) -> PartitionAnswer {
-        PartitionAnswer {
-            leader,
-            error: None,
-        }
-    }
-
-    #[test]
-    fn answers_are_classified() {
-        use RDKafkaErrorCode as E;
-        assert_eq!(
-            TopicAnswer::classify(None, &[led(1), led(1), led(2)]),
-            TopicAnswer::Ready { partitions: 3 }
-        );
-        assert_eq!(
-            TopicAnswer::classify(Some(E::UnknownTopicOrPartition), &[]),
-            TopicAnswer::Unknown
-        );
-        assert_eq!(
-            TopicAnswer::classify(Some(E::InvalidTopic), &[]),
-            TopicAnswer::InvalidName
-        );
-        assert_eq!(
-            TopicAnswer::classify(Some(E::TopicAuthorizationFailed), &[]),
-            TopicAnswer::NotAuthorized
-        );
-        assert!(matches!(
-            TopicAnswer::classify(Some(E::LeaderNotAvailable), &[]),
-            TopicAnswer::Settling { partitions: 0, .. }
-        ));
-        assert_eq!(
-            TopicAnswer::classify(None, &[led(1), led(-1), led(1)]),
-            TopicAnswer::Settling {
-                partitions: 3,
-                reason: "1 of its 3 partitions have no leader".into()
-            }
-        );
-        assert!(matches!(
-            TopicAnswer::classify(None, &[]),
-            TopicAnswer::Settling { partitions: 0, .. }
-        ));
-    }
-
-    /// A cluster that gives scripted answers, one per question, then repeats the last.
-    struct Scripted {
-        answers: RefCell<Vec<Option<TopicAnswer>>>,
-        asked: RefCell<u32>,
-        names: Vec<String>,
-    }
-
-    impl Scripted {
-        fn new(answers: Vec<Option<TopicAnswer>>) -> Scripted {
-            Scripted {
-                answers: RefCell::new(answers),
-                asked: RefCell::new(0),
-                names: Vec::new(),
-            }
-        }
-    }
-
-    impl TopicMetadata for Scripted {
-        fn describe_topic(&self, _: &str, timeout: Duration) -> Option<TopicAnswer> {
-            *self.asked.borrow_mut() += 1;
-            let mut answers = self.answers.borrow_mut();
-            let answer = if answers.len() > 1 {
-                answers.remove(0)
-            } else {
-                answers[0].clone()
-            };
-            if answer.is_none() {
-                std::thread::sleep(timeout);
-            }
-            answer
-        }
-
-        fn topic_names(&self, _: Duration) -> Option<Vec<String>> {
-            Some(self.names.clone())
-        }
-    }
-
-    const QUICK: Patience = Patience {
-        reach: Duration::from_millis(300),
-        appear: Duration::from_millis(700),
-    };
-
-    fn wait(cluster: &Scripted, user: TopicUser) -> Result<ReadyTopic, TopicWaitError> {
-        let (_keep, health) = watch::channel(Connection::Ok);
-        wait_for_topic(cluster, "order-events", "b:9092", user, &health, QUICK)
-    }
-
-    #[test]
-    fn a_topic_created_by_the_first_question_is_used() {
-        // Kafka's answer with auto-create on: unknown, then no leaders, then ready.
-        let cluster = Scripted::new(vec![
-            Some(TopicAnswer::Unknown),
-            Some(TopicAnswer::classify(None, &[led(-1), led(1), led(1)])),
-            Some(TopicAnswer::Ready { partitions: 3 }),
-        ]);
-        assert_eq!(
-            wait(&cluster, TopicUser::Producer),
-            Ok(ReadyTopic {
-                partitions: 3,
-                created_on_first_use: true
-            })
-        );
-        assert_eq!(*cluster.asked.borrow(), 3);
-    }
-
-    #[test]
-    fn a_topic_that_stays_unknown_is_missing_and_the_message_says_how_long() {
-        let cluster = Scripted::new(vec![Some(TopicAnswer::Unknown)]);
-        let started = Instant::now();
-        let Err(TopicWaitError::Topic(error)) = wait(&cluster, TopicUser::Producer) else {
-            panic!("expected a missing topic");
-        };
-        assert!(
-            started.elapsed() >= QUICK.appear,
-            "asked again before giving up"
-        );
-        assert!(
-            *cluster.asked.borrow() >= 3,
-            "asked {}",
-            cluster.asked.borrow()
-        );
-        assert!(matches!(error, TopicError::MissingForProducer { .. }));
-
-        let cluster = Scripted::new(vec![Some(TopicAnswer::Unknown)]);
-        let Err(TopicWaitError::Topic(error)) = wait(&cluster, TopicUser::Consumer) else {
-            panic!("expected a missing topic");
-        };
-        assert!(matches!(error, TopicError::MissingForConsumer { .. }));
-    }
-
-    #[test]
-    fn refused_names_and_credentials_are_reported_at_once() {
-        for (answer, expected) in [
-            (TopicAnswer::InvalidName, "refuses the topic name"),
-            (
-                TopicAnswer::NotAuthorized,
-                "does not allow these credentials",
-            ),
-        ] {
-            let cluster = Scripted::new(vec![Some(answer)]);
-            let Err(TopicWaitError::Topic(error)) = wait(&cluster, TopicUser::Producer) else {
-                panic!("expected an error");
-            };
-            assert!(error.to_string().contains(expected), "{error}");
-            assert_eq!(*cluster.asked.borrow(), 1);
-        }
-    }
-
-    #[test]
-    fn a_name_that_collides_is_named() {
-        let mut cluster = Scripted::new(vec![Some(TopicAnswer::Unknown)]);
-        cluster.names = vec!["other".into(), "dot.name".into()];
-        let (_keep, health) = watch::channel(Connection::Ok);
-        let answer = wait_for_topic(
-            &cluster,
-            "dot_name",
-            "b:1",
-            TopicUser::Producer,
-            &health,
-            QUICK,
-        );
-        assert_eq!(
-            answer,
-            Err(TopicWaitError::Topic(TopicError::Collides {
-                topic: "dot_name".into(),
-                existing: "dot.name".into(),
-                brokers: "b:1".into()
-            }))
-        );
-        // '-' is not folded: order-events does not collide with order_events.
-        cluster.names = vec!["order_events".into()];
-        assert!(matches!(
-            wait(&cluster, TopicUser::Producer),
-            Err(TopicWaitError::Topic(TopicError::MissingForProducer { .. }))
-        ));
-    }
-
-    #[test]
-    fn leaders_missing_for_long_do_not_stop_the_client() {
-        let cluster = Scripted::new(vec![Some(TopicAnswer::classify(
-            None,
-            &[led(1), led(-1), led(1)],
-        ))]);
-        assert_eq!(
-            wait(&cluster, TopicUser::Consumer),
-            Ok(ReadyTopic {
-                partitions: 3,
-                created_on_first_use: false
-            })
-        );
-    }
-
-    #[test]
-    fn no_answer_is_an_unreachable_cluster() {
-        let cluster = Scripted::new(vec![None]);
-        assert!(matches!(
-            wait(&cluster, TopicUser::Producer),
-            Err(TopicWaitError::Connection(Connection::Unreachable { .. }))
-        ));
-        let cluster = Scripted::new(vec![Some(TopicAnswer::Unknown)]);
-        let (_keep, health) = watch::channel(Connection::Refused {
-            reason: "SASL".into(),
-        });
-        assert_eq!(
-            wait_for_topic(&cluster, "t", "b:1", TopicUser::Producer, &health, QUICK),
-            Err(TopicWaitError::Connection(Connection::Refused {
-                reason: "SASL".into()
-            }))
-        );
-    }
-
-    #[test]
-    fn messages_give_the_exact_command() {
-        let error = TopicError::MissingForProducer {
-            topic: "order-events".into(),
-            brokers: "127.0.0.1:22092".into(),
-            waited: Duration::from_secs(5),
-        };
-        let text = error.to_string();
-        assert!(text.contains("did not appear within 5 s"), "{text}");
-        assert!(
-            text.contains(
-                "kafka-topics --bootstrap-server 127.0.0.1:22092 --create --topic order-events --partitions 3"
-            ),
-            "{text}"
-        );
-        let consumer = TopicError::MissingForConsumer {
-            topic: "t".into(),
-            brokers: "b:1".into(),
-            waited: Duration::from_secs(5),
-        }
-        .to_string();
-        assert!(
-            consumer.contains("A consumer does not create topics"),
-            "{consumer}"
-        );
-        assert!(consumer.contains("--create --topic t"), "{consumer}");
-    }
-}
-
-/// Why the bounds of a topic's partitions could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum BoundsError {
-    #[error("cannot create a Kafka client: {0}")]
-    Create(rdkafka::error::KafkaError),
-    // The reasons are part of the message; as sources they would be printed twice.
-    #[error(
-        "cannot read topic {topic} on {brokers}: {reason}. Is the cluster reachable (-b), and \
-         is -t the topic storage reads?"
-    )]
-    Unreadable {
-        topic: String,
-        brokers: String,
-        reason: String,
-    },
-}
-
-/// The earliest and the next offset of every partition of the settings' topic, asked of the
-/// cluster (Metadata, then ListOffsets per partition).
-pub fn partition_bounds(
-    settings: &crate::config::KafkaSettings,
-    timeout: Duration,
-) -> Result<Vec<crate::audit::verify::TopicPartitionBounds>, BoundsError> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let config = settings.outsider_config(&[
-        ("group.id", "orderflow-audit-verify"),
-        ("enable.auto.commit", "false"),
-        ("log.connection.close", "false"),
-    ]);
-    let consumer: BaseConsumer = config.create().map_err(BoundsError::Create)?;
-    let unreadable = |reason: String| BoundsError::Unreadable {
-        topic: settings.topic.clone(),
-        brokers: settings.bootstrap(),
-        reason,
-    };
-    let metadata = consumer
-        .fetch_metadata(Some(&settings.topic), timeout)
-        .map_err(|e| unreadable(e.to_string()))?;
-    let topic = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == settings.topic)
-        .ok_or_else(|| unreadable("the cluster did not describe it".to_owned()))?;
-    if let Some(error) = topic.error() {
-        return Err(unreadable(RDKafkaErrorCode::from(error).to_string()));
-    }
-    if topic.partitions().is_empty() {
-        return Err(unreadable("it has no partitions".to_owned()));
-    }
-    let mut bounds = Vec::new();
-    for partition in topic.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(&settings.topic, partition.id(), timeout)
-            .map_err(|e| unreadable(format!("partition {}: {e}", partition.id())))?;
-        bounds.push(crate::audit::verify::TopicPartitionBounds {
-            partition: partition.id(),
-            low,
-            high,
-        });
-    }
-    bounds.sort_by_key(|b| b.partition);
-    Ok(bounds)
-}
+mod tests;

@@ -11,10 +11,15 @@
 //!   holds announces the same first protocol;
 //! - answer DescribeGroups and ListGroups, which the mock does not implement.
 
+mod view;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+
+pub(crate) use view::GroupView;
+use view::view;
 
 /// How much longer than its session timeout the front remembers a silent member. The mock
 /// expires members itself; forgetting one *before* the mock does could let a joiner with
@@ -28,28 +33,28 @@ const CONSUMER_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// One protocol a joiner offers: its name (the assignor) and its metadata (subscription).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Protocol {
-    pub name: String,
-    pub metadata: Bytes,
+pub(crate) struct Protocol {
+    pub(crate) name: String,
+    pub(crate) metadata: Bytes,
 }
 
 /// A JoinGroup request, as far as the book cares.
 #[derive(Clone, Debug)]
-pub struct JoinAttempt {
-    pub group: String,
+pub(crate) struct JoinAttempt {
+    pub(crate) group: String,
     /// "" on a first join.
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub host: String,
-    pub protocol_type: String,
-    pub protocols: Vec<Protocol>,
-    pub session_timeout: Duration,
+    pub(crate) member_id: String,
+    pub(crate) instance_id: Option<String>,
+    pub(crate) client_id: String,
+    pub(crate) host: String,
+    pub(crate) protocol_type: String,
+    pub(crate) protocols: Vec<Protocol>,
+    pub(crate) session_timeout: Duration,
 }
 
 /// Why a joiner is refused; each is INCONSISTENT_GROUP_PROTOCOL on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum JoinRefusal {
+pub(crate) enum JoinRefusal {
     #[error("no protocol type or no protocols")]
     Empty,
     #[error("protocol type {offered} does not match the group's {group}")]
@@ -64,56 +69,11 @@ pub enum JoinRefusal {
 /// both kinds own the same partitions.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("Group {0} is not a consumer group.")]
-pub struct ClassicGroupInUse(pub String);
+pub(crate) struct ClassicGroupInUse(pub String);
 
 /// A join the front forwarded and whose response it awaits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct JoinTicket(u64);
-
-/// A group's state as DescribeGroups and ListGroups name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GroupState {
-    Empty,
-    PreparingRebalance,
-    CompletingRebalance,
-    Stable,
-}
-
-impl GroupState {
-    pub fn name(self) -> &'static str {
-        match self {
-            GroupState::Empty => "Empty",
-            GroupState::PreparingRebalance => "PreparingRebalance",
-            GroupState::CompletingRebalance => "CompletingRebalance",
-            GroupState::Stable => "Stable",
-        }
-    }
-}
-
-/// A member as DescribeGroups shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct MemberView {
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub host: String,
-    /// The subscription it sent for the group's protocol.
-    pub metadata: Bytes,
-    /// What the leader gave it in the last SyncGroup.
-    pub assignment: Bytes,
-}
-
-/// A group as DescribeGroups shows it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GroupView {
-    pub group: String,
-    pub state: GroupState,
-    pub protocol_type: String,
-    pub protocol: String,
-    pub members: Vec<MemberView>,
-    /// "classic" or "consumer" (ListGroups v5).
-    pub kind: &'static str,
-}
+pub(crate) struct JoinTicket(u64);
 
 /// One member of a classic group.
 #[derive(Clone, Debug)]
@@ -148,23 +108,9 @@ struct Group {
     synced_generation: i32,
 }
 
-impl Group {
-    fn state(&self) -> GroupState {
-        if self.members.is_empty() {
-            GroupState::Empty
-        } else if self.members.iter().any(|m| m.ticket.is_some()) {
-            GroupState::PreparingRebalance
-        } else if self.synced_generation < self.generation {
-            GroupState::CompletingRebalance
-        } else {
-            GroupState::Stable
-        }
-    }
-}
-
 /// Every group the front has seen traffic for.
 #[derive(Debug, Default)]
-pub struct GroupBook {
+pub(crate) struct GroupBook {
     groups: HashMap<String, Group>,
     next_ticket: u64,
 }
@@ -172,7 +118,7 @@ pub struct GroupBook {
 impl GroupBook {
     /// Forgets members silent for longer than their session timeout (plus a grace), and
     /// groups left with nobody.
-    pub fn expire(&mut self, now: Instant) {
+    pub(crate) fn expire(&mut self, now: Instant) {
         for group in self.groups.values_mut() {
             group
                 .members
@@ -187,7 +133,7 @@ impl GroupBook {
 
     /// Decides a JoinGroup. On success: the ticket to report the response with, and the one
     /// protocol to forward (the group's, with the joiner's metadata for it).
-    pub fn join(
+    pub(crate) fn join(
         &mut self,
         attempt: JoinAttempt,
         now: Instant,
@@ -261,7 +207,7 @@ impl GroupBook {
     /// The response to a forwarded join: error 0 makes the member known by its id; an error
     /// means the mock did not take it (it keeps a member only when it answers 0 or holds the
     /// request, and a held request ends in 0).
-    pub fn joined(
+    pub(crate) fn joined(
         &mut self,
         group: &str,
         ticket: JoinTicket,
@@ -297,7 +243,7 @@ impl GroupBook {
     /// The connection that carried a join closed before its answer: the mock keeps the member
     /// until its session times out, without telling anyone its id; it stays counted (so the
     /// protocol stays locked) until then.
-    pub fn join_abandoned(&mut self, group: &str, ticket: JoinTicket) {
+    pub(crate) fn join_abandoned(&mut self, group: &str, ticket: JoinTicket) {
         if let Some(m) = self
             .groups
             .get_mut(group)
@@ -308,7 +254,13 @@ impl GroupBook {
     }
 
     /// A member's SyncGroup answered with error 0: its assignment for `generation`.
-    pub fn synced(&mut self, group: &str, member_id: &str, generation: i32, assignment: Bytes) {
+    pub(crate) fn synced(
+        &mut self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        assignment: Bytes,
+    ) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -324,7 +276,7 @@ impl GroupBook {
     }
 
     /// A member's heartbeat, sync or commit: it is alive.
-    pub fn seen(&mut self, group: &str, member_id: &str, now: Instant) {
+    pub(crate) fn seen(&mut self, group: &str, member_id: &str, now: Instant) {
         if let Some(m) = self.groups.get_mut(group).and_then(|g| {
             g.members
                 .iter_mut()
@@ -335,7 +287,7 @@ impl GroupBook {
     }
 
     /// A LeaveGroup the mock accepted.
-    pub fn left(&mut self, group: &str, member_id: &str) {
+    pub(crate) fn left(&mut self, group: &str, member_id: &str) {
         if let Some(g) = self.groups.get_mut(group) {
             g.members.retain(|m| m.id.as_deref() != Some(member_id));
             if g.members.is_empty() && g.consumers.is_empty() {
@@ -345,7 +297,7 @@ impl GroupBook {
     }
 
     /// Decides a ConsumerGroupHeartbeat (KIP-848). `leaving`: member epoch -1 or -2.
-    pub fn consumer_heartbeat(
+    pub(crate) fn consumer_heartbeat(
         &mut self,
         group: &str,
         member_id: &str,
@@ -373,7 +325,7 @@ impl GroupBook {
     }
 
     /// The member id the mock gave a KIP-848 member on its first heartbeat.
-    pub fn consumer_joined(&mut self, group: &str, member_id: &str, now: Instant) {
+    pub(crate) fn consumer_joined(&mut self, group: &str, member_id: &str, now: Instant) {
         if !member_id.is_empty() {
             self.groups
                 .entry(group.to_owned())
@@ -384,14 +336,14 @@ impl GroupBook {
     }
 
     /// DescribeGroups of one group; None if the front knows no such group.
-    pub fn describe(&mut self, group: &str, now: Instant) -> Option<GroupView> {
+    pub(crate) fn describe(&mut self, group: &str, now: Instant) -> Option<GroupView> {
         self.expire(now);
         let g = self.groups.get(group)?;
         Some(view(group, g))
     }
 
     /// ListGroups: every group with members.
-    pub fn list(&mut self, now: Instant) -> Vec<GroupView> {
+    pub(crate) fn list(&mut self, now: Instant) -> Vec<GroupView> {
         self.expire(now);
         let mut all: Vec<GroupView> = self.groups.iter().map(|(id, g)| view(id, g)).collect();
         all.sort_by(|a, b| a.group.cmp(&b.group));
@@ -399,210 +351,5 @@ impl GroupBook {
     }
 }
 
-fn view(group: &str, g: &Group) -> GroupView {
-    if !g.consumers.is_empty() {
-        // The front sees no assignment of a KIP-848 group (it would have to decode every
-        // heartbeat response); Kafka too answers DescribeGroups for one as "not a classic
-        // group", so only ListGroups shows these.
-        return GroupView {
-            group: group.to_owned(),
-            state: GroupState::Stable,
-            protocol_type: "consumer".into(),
-            protocol: String::new(),
-            members: Vec::new(),
-            kind: "consumer",
-        };
-    }
-    let state = g.state();
-    GroupView {
-        group: group.to_owned(),
-        state,
-        protocol_type: g.protocol_type.clone(),
-        // Kafka names the protocol only once a generation has chosen it.
-        protocol: if state == GroupState::PreparingRebalance || g.generation < 0 {
-            String::new()
-        } else {
-            g.protocol.clone()
-        },
-        members: g
-            .members
-            .iter()
-            .filter_map(|m| {
-                Some(MemberView {
-                    member_id: m.id.clone()?,
-                    instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    host: m.host.clone(),
-                    metadata: m.metadata.clone(),
-                    assignment: m.assignment.clone(),
-                })
-            })
-            .collect(),
-        kind: "classic",
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn attempt(group: &str, member: &str, protocols: &[&str]) -> JoinAttempt {
-        JoinAttempt {
-            group: group.into(),
-            member_id: member.into(),
-            instance_id: None,
-            client_id: "rdkafka".into(),
-            host: "/127.0.0.1".into(),
-            protocol_type: "consumer".into(),
-            protocols: protocols
-                .iter()
-                .map(|name| Protocol {
-                    name: (*name).into(),
-                    metadata: Bytes::from(format!("meta-{name}")),
-                })
-                .collect(),
-            session_timeout: Duration::from_secs(6),
-        }
-    }
-
-    fn joined_member(book: &mut GroupBook, group: &str, protocols: &[&str], id: &str) {
-        let now = Instant::now();
-        let (ticket, _) = book.join(attempt(group, "", protocols), now).unwrap();
-        book.joined(group, ticket, 0, id, 1);
-    }
-
-    #[test]
-    fn a_joiner_sharing_no_protocol_with_the_group_is_refused() {
-        let mut book = GroupBook::default();
-        joined_member(&mut book, "g", &["cooperative-sticky"], "m1");
-        let now = Instant::now();
-        // kcat's default assignors beside orderflow's.
-        assert!(matches!(
-            book.join(attempt("g", "", &["range", "roundrobin"]), now),
-            Err(JoinRefusal::NoCommonProtocol { .. })
-        ));
-        assert!(matches!(
-            book.join(attempt("g", "", &[]), now),
-            Err(JoinRefusal::Empty)
-        ));
-        let mut other_type = attempt("g", "", &["cooperative-sticky"]);
-        other_type.protocol_type = "connect".into();
-        assert!(matches!(
-            book.join(other_type, now),
-            Err(JoinRefusal::ProtocolType { .. })
-        ));
-        // The group keeps its member.
-        assert_eq!(book.describe("g", now).unwrap().members.len(), 1);
-    }
-
-    #[test]
-    fn a_joiner_that_supports_the_groups_protocol_is_forwarded_with_that_protocol_alone() {
-        let mut book = GroupBook::default();
-        joined_member(&mut book, "g", &["cooperative-sticky"], "m1");
-        // Java's default list: range first. The mock would take range as this member's
-        // protocol and abort; the front forwards cooperative-sticky alone.
-        let (_, chosen) = book
-            .join(
-                attempt("g", "", &["range", "cooperative-sticky"]),
-                Instant::now(),
-            )
-            .unwrap();
-        assert_eq!(chosen.name, "cooperative-sticky");
-        assert_eq!(chosen.metadata, Bytes::from("meta-cooperative-sticky"));
-    }
-
-    #[test]
-    fn roundrobin_into_a_range_group_is_refused_and_an_empty_group_takes_any_protocol() {
-        let mut book = GroupBook::default();
-        joined_member(&mut book, "g", &["range"], "m1");
-        let now = Instant::now();
-        assert!(book.join(attempt("g", "", &["roundrobin"]), now).is_err());
-        book.left("g", "m1");
-        assert!(book.join(attempt("g", "", &["roundrobin"]), now).is_ok());
-    }
-
-    #[test]
-    fn a_member_rejoining_alone_may_change_protocol() {
-        let mut book = GroupBook::default();
-        joined_member(&mut book, "g", &["range"], "m1");
-        let (ticket, chosen) = book
-            .join(attempt("g", "m1", &["roundrobin"]), Instant::now())
-            .unwrap();
-        assert_eq!(chosen.name, "roundrobin");
-        book.joined("g", ticket, 0, "m1", 2);
-        let view = book.describe("g", Instant::now()).unwrap();
-        assert_eq!(view.members.len(), 1);
-        assert_eq!(view.protocol, "roundrobin");
-    }
-
-    #[test]
-    fn silent_members_expire_after_their_session_timeout_and_a_grace() {
-        let mut book = GroupBook::default();
-        let start = Instant::now();
-        let (ticket, _) = book.join(attempt("g", "", &["range"]), start).unwrap();
-        book.joined("g", ticket, 0, "m1", 1);
-        book.seen("g", "m1", start);
-        let later = start + Duration::from_secs(6) + EXPIRY_GRACE - Duration::from_millis(1);
-        assert!(book.join(attempt("g", "", &["roundrobin"]), later).is_err());
-        let expired = start + Duration::from_secs(6) + EXPIRY_GRACE + Duration::from_secs(1);
-        assert!(
-            book.join(attempt("g", "", &["roundrobin"]), expired)
-                .is_ok()
-        );
-    }
-
-    #[test]
-    fn a_join_in_flight_counts_and_a_failed_first_join_does_not() {
-        let mut book = GroupBook::default();
-        let now = Instant::now();
-        let (ticket, _) = book.join(attempt("g", "", &["range"]), now).unwrap();
-        assert!(book.join(attempt("g", "", &["roundrobin"]), now).is_err());
-        book.joined("g", ticket, 16, "", -1);
-        assert!(book.join(attempt("g", "", &["roundrobin"]), now).is_ok());
-    }
-
-    #[test]
-    fn classic_and_kip_848_members_never_share_a_group() {
-        let mut book = GroupBook::default();
-        let now = Instant::now();
-        joined_member(&mut book, "classic", &["range"], "m1");
-        assert_eq!(
-            book.consumer_heartbeat("classic", "", false, now),
-            Err(ClassicGroupInUse("classic".into()))
-        );
-        assert!(book.consumer_heartbeat("new", "", false, now).is_ok());
-        book.consumer_joined("new", "c1", now);
-        assert_eq!(
-            book.join(attempt("new", "", &["range"]), now).unwrap_err(),
-            JoinRefusal::ConsumerGroup
-        );
-        assert_eq!(book.list(now)[1].kind, "consumer");
-        book.consumer_heartbeat("new", "c1", true, now).unwrap();
-        assert!(book.join(attempt("new", "", &["range"]), now).is_ok());
-    }
-
-    #[test]
-    fn describe_shows_members_assignments_and_state() {
-        let mut book = GroupBook::default();
-        let now = Instant::now();
-        let (ticket, _) = book.join(attempt("g", "", &["range"]), now).unwrap();
-        assert_eq!(
-            book.describe("g", now).unwrap().state,
-            GroupState::PreparingRebalance
-        );
-        book.joined("g", ticket, 0, "m1", 1);
-        assert_eq!(
-            book.describe("g", now).unwrap().state,
-            GroupState::CompletingRebalance
-        );
-        book.synced("g", "m1", 1, Bytes::from_static(b"assigned"));
-        let view = book.describe("g", now).unwrap();
-        assert_eq!(view.state, GroupState::Stable);
-        assert_eq!(view.protocol, "range");
-        assert_eq!(view.members[0].assignment, Bytes::from_static(b"assigned"));
-        assert_eq!(view.members[0].metadata, Bytes::from("meta-range"));
-        assert_eq!(book.list(now).len(), 1);
-        book.left("g", "m1");
-        assert!(book.describe("g", now).is_none());
-    }
-}
+mod tests;

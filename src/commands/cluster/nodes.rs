@@ -1,0 +1,167 @@
+//! `cluster stop`, `kill` and `restart`: the nodes' lifecycle after start.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context as _;
+
+use super::progress::{list, print_progress};
+use super::{ClusterError, Place, StartLock};
+use crate::kraft::{KraftCluster, KraftError, STATE_FILE};
+use crate::shutdown::Shutdown;
+
+pub(super) fn stop(place: &Place, wipe: bool) -> anyhow::Result<ExitCode> {
+    let mut cluster = match KraftCluster::open(&place.dir) {
+        Ok(cluster) => cluster,
+        Err(KraftError::NoCluster { .. }) => {
+            say!(
+                "No cluster in {} (no {STATE_FILE}): nothing to stop{}.",
+                place.show(),
+                if wipe { " or wipe" } else { "" }
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let _lock = StartLock::take(&place.dir)?;
+    let up: Vec<usize> = cluster
+        .status()
+        .iter()
+        .filter(|n| n.running)
+        .map(|n| n.id)
+        .collect();
+    if up.is_empty() {
+        say!("The cluster in {} is already stopped.", place.show());
+    } else {
+        cluster.stop_observed(&mut |progress| {
+            print_progress(&progress);
+            true
+        });
+        say!(
+            "Stopped the cluster in {} (node{} {}).",
+            place.show(),
+            if up.len() == 1 { "" } else { "s" },
+            list(&up)
+        );
+    }
+    if wipe {
+        drop(cluster);
+        wipe_folder(&place.dir)?;
+        say!(
+            "Wiped it: its data and logs are deleted; the next `orderflow cluster start{}` makes a new cluster.",
+            place.dir_flag
+        );
+    } else {
+        say!(
+            "Its data is kept: `orderflow cluster start{}` starts it again with its topics and \
+             offsets; `orderflow cluster stop --wipe{}` deletes it.",
+            place.dir_flag,
+            place.dir_flag
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Deletes what a cluster put in its folder (and the folder, once empty); nothing else, so a
+/// mistaken --dir never costs a user their own files.
+pub(super) fn wipe_folder(dir: &Path) -> anyhow::Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = (name.starts_with("node") && name[4..].chars().all(|c| c.is_ascii_digit()))
+            || name == "log4j2.properties"
+            || name == STATE_FILE
+            || name == format!("{STATE_FILE}.partial")
+            || name == StartLock::NAME;
+        if !ours {
+            continue;
+        }
+        let path = entry.path();
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.with_context(|| format!("cannot delete {}", path.display()))?;
+    }
+    // Left in place when it holds anything else.
+    let _ = std::fs::remove_dir(dir);
+    Ok(())
+}
+
+pub(super) fn kill(place: &Place, node: usize) -> anyhow::Result<ExitCode> {
+    let mut cluster = KraftCluster::open(&place.dir)?;
+    if !cluster.is_running(node)? {
+        say!(
+            "{}",
+            ClusterError::AlreadyDown {
+                node,
+                dir_flag: place.dir_flag.clone()
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let pid = cluster.pid(node)?.unwrap_or_default();
+    cluster.kill(node)?;
+    let others = cluster.len() - 1;
+    say!(
+        "Killed node {node} (pid {pid}, {}) with SIGKILL: a crash, no clean shutdown; its data is kept.",
+        cluster.address(node)?
+    );
+    if others > 0 {
+        say!(
+            "  The partitions it led get new leaders once the controller notices (a few seconds): \
+             `orderflow cluster status{}`.",
+            place.dir_flag
+        );
+    }
+    say!(
+        "  `orderflow cluster restart {node}{}` brings it back.",
+        place.dir_flag
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn restart(
+    place: &Place,
+    node: usize,
+    topic: &str,
+    shutdown: &Shutdown,
+) -> anyhow::Result<ExitCode> {
+    let mut cluster = KraftCluster::open(&place.dir)?;
+    if cluster.is_running(node)? {
+        say!(
+            "Node {node} is already running (pid {}, {}); nothing changed.",
+            cluster.pid(node)?.unwrap_or_default(),
+            cluster.address(node)?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _lock = StartLock::take(&place.dir)?;
+    say!("Starting node {node} again with its data …");
+    let started = Instant::now();
+    cluster.restart_observed(&[node], &mut |progress| {
+        print_progress(&progress);
+        !shutdown.requested()
+    })?;
+    say!(
+        "Node {node} is back on {} after {:.1} s.",
+        cluster.address(node)?,
+        started.elapsed().as_secs_f64()
+    );
+    if cluster.len() > 1 {
+        say!(
+            "  It catches up on what it missed, then rejoins each partition's in-sync replicas: \
+             `orderflow{} cluster status{}`.",
+            if topic == "order-events" {
+                String::new()
+            } else {
+                format!(" -t {topic}")
+            },
+            place.dir_flag
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
