@@ -497,6 +497,20 @@ fn wait_for_lines(process: &Running, n: usize) {
     }
 }
 
+/// Waits (a bounded while) for tail's notice on stderr: it is written before the line that
+/// follows it, but the two pipes are read by different threads, so the line can arrive first.
+fn wait_for_notice(tail: &Running, words: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !tail.stderr().contains(words) {
+        assert!(
+            Instant::now() < deadline,
+            "no notice with {words:?}: {}",
+            tail.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn tail_follows_appended_lines_and_stops_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
@@ -539,14 +553,14 @@ fn tail_follows_appended_lines_and_stops_on_ctrl_c() {
     wait_for_lines(&tail, 8);
     let next = decoded(&lines[26]);
     assert!(tail.lines()[7].contains(&format!("p{}@{} ", next.partition, next.offset)));
-    assert!(tail.stderr().contains("cut off"), "{}", tail.stderr());
+    wait_for_notice(&tail, "cut off");
 
     // Truncated and written again from the start: followed from the start.
     std::fs::write(&file, lines[30].clone() + "\n").unwrap();
     wait_for_lines(&tail, 9);
     let first = decoded(&lines[30]);
     assert!(tail.lines()[8].contains(&format!("p{}@{} ", first.partition, first.offset)));
-    assert!(tail.stderr().contains("truncated"), "{}", tail.stderr());
+    wait_for_notice(&tail, "truncated");
 
     tail.signal(Signal::SIGINT);
     let status = tail.wait(LIMIT);

@@ -23,7 +23,7 @@ use crate::report::printer::{TextPrinter, summary_line};
 use crate::report::rate::RateMeter;
 use crate::roles::Role;
 use crate::roles::analytics::Analytics;
-use crate::roles::registry::{self, ROLES, RoleEntry};
+use crate::roles::registry::{self, ROLES, RoleEntry, Shows};
 use crate::shutdown::Shutdown;
 use crate::wiring::live::{self, LiveView};
 use crate::wiring::member::{self, Running, exit_on_second_request};
@@ -227,9 +227,11 @@ pub(crate) async fn run(
     if live {
         let watch = view.watch(&settings)?;
         let mut dashboard = live::dashboard(&address, &settings.topic, &registry::names());
-        // The demo's middle panel, and the counters shown beside the groups: analytics.
-        dashboard.select(registry::ANALYTICS.name);
-        dashboard.feature(registry::ANALYTICS.name);
+        // The role whose counters and rate stand beside the groups, selected to begin with.
+        if let Some(featured) = ROLES.iter().find(|r| r.shows == Shows::CountersAndRate) {
+            dashboard.select(featured.name);
+            dashboard.feature(featured.name);
+        }
         if broker_task.is_some() {
             dashboard.set_demo_broker(&address);
         }
