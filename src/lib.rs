@@ -26,6 +26,7 @@ pub mod dashboard;
 pub mod domain;
 pub mod kafka;
 pub mod kraft;
+mod lock;
 pub mod logging;
 pub mod report;
 pub mod roles;

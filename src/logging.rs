@@ -10,6 +10,8 @@ use std::sync::Mutex;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::lock::lock;
+
 /// The file logs go to while the live view runs; `None`: stderr.
 static LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
 
@@ -29,13 +31,13 @@ pub fn init() {
 pub fn to_file() -> io::Result<PathBuf> {
     let path = std::env::temp_dir().join(format!("orderflow-{}.log", std::process::id()));
     let file = File::options().create(true).append(true).open(&path)?;
-    *LOG_FILE.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+    *lock(&LOG_FILE) = Some(file);
     Ok(path)
 }
 
 /// Sends logs to stderr again.
 pub fn to_stderr() {
-    *LOG_FILE.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    *lock(&LOG_FILE) = None;
 }
 
 /// A writer that picks stderr or the file at each write.
@@ -51,14 +53,14 @@ impl<'a> MakeWriter<'a> for Switch {
 
 impl Write for Switch {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match LOG_FILE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        match lock(&LOG_FILE).as_mut() {
             Some(file) => file.write(buf),
             None => io::stderr().write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match LOG_FILE.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+        match lock(&LOG_FILE).as_mut() {
             Some(file) => file.flush(),
             None => io::stderr().flush(),
         }

@@ -5,6 +5,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::lock::lock;
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
@@ -105,19 +106,15 @@ impl ConnectionHealth {
 
     /// Whether an error was reported within `window`.
     pub(crate) fn troubled_within(&self, window: Duration) -> bool {
-        self.last_error_at
-            .lock()
-            .expect("not poisoned")
-            .is_some_and(|at| at.elapsed() < window)
+        lock(&self.last_error_at).is_some_and(|at| at.elapsed() < window)
     }
 
     fn record(&self, error: &KafkaError, reason: &str) {
         let code = error.rdkafka_error_code();
-        *self.last_error_at.lock().expect("not poisoned") = Some(Instant::now());
+        *lock(&self.last_error_at) = Some(Instant::now());
         let next = match code {
             Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => {
-                *self.last_transport_error.lock().expect("not poisoned") =
-                    Some(tidy_reason(reason));
+                *lock(&self.last_transport_error) = Some(tidy_reason(reason));
                 // A single broker failing is routine (librdkafka retries); only when all are
                 // down, or a name does not resolve at all, is the cluster unreachable.
                 if code == Some(RDKafkaErrorCode::Resolve) {
@@ -129,10 +126,7 @@ impl ConnectionHealth {
                 }
             }
             Some(RDKafkaErrorCode::AllBrokersDown) => {
-                let reason = self
-                    .last_transport_error
-                    .lock()
-                    .expect("not poisoned")
+                let reason = lock(&self.last_transport_error)
                     .clone()
                     .unwrap_or_else(|| tidy_reason(reason));
                 Some(Connection::Unreachable { reason })

@@ -22,6 +22,7 @@ use super::topic::{
     APPEAR_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError, wait_for_topic,
 };
 use crate::config::{KafkaSettings, redacted};
+use crate::lock::lock;
 use crate::report::human;
 
 /// How long an event may wait for its acknowledgement before it counts as failed, unless the
@@ -68,7 +69,7 @@ struct Failures {
 impl Failures {
     fn add(&self, reason: String) {
         self.count.fetch_add(1, Ordering::Relaxed);
-        let mut first = self.first_reason.lock().expect("not poisoned");
+        let mut first = lock(&self.first_reason);
         if first.is_none() {
             *first = Some(reason);
         }
@@ -79,9 +80,7 @@ impl Failures {
     }
 
     fn first_reason(&self) -> String {
-        self.first_reason
-            .lock()
-            .expect("not poisoned")
+        lock(&self.first_reason)
             .clone()
             .unwrap_or_else(|| "no reason given".to_owned())
     }

@@ -254,7 +254,7 @@ impl Front {
     fn groups(&self) -> MutexGuard<'_, GroupBook> {
         // A panic while holding the lock cannot leave the book half-updated in a way that
         // matters more than losing it; keep serving.
-        self.groups.lock().unwrap_or_else(|e| e.into_inner())
+        crate::lock::lock(&self.groups)
     }
 }
 
