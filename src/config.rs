@@ -30,7 +30,7 @@ pub struct Property {
 
 /// Parses `KEY=VALUE` (the value may itself contain `=`). Used by clap, so the message is
 /// what the user sees after "invalid value … for '-X <KEY=VALUE>'".
-pub fn parse_property(arg: &str) -> Result<Property, String> {
+pub(crate) fn parse_property(arg: &str) -> Result<Property, String> {
     match arg.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => Ok(Property {
             key: key.trim().to_owned(),
@@ -44,7 +44,7 @@ pub fn parse_property(arg: &str) -> Result<Property, String> {
 }
 
 /// Whether a property's value must never be printed.
-pub fn is_secret(key: &str) -> bool {
+pub(crate) fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key.contains("password")
         || key.contains("secret")
@@ -111,7 +111,7 @@ impl KafkaSettings {
 
     /// A client configuration: bootstrap servers, then `defaults` (the role's own settings),
     /// then every `-X` property, so the user always has the last word.
-    pub fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+    pub(crate) fn client_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", self.bootstrap());
         // After an outage, reconnect within a second instead of librdkafka's growing backoff
@@ -136,7 +136,7 @@ impl KafkaSettings {
     /// the `-X` properties that only concern a group's members. With them, `-X
     /// group.protocol=consumer` would make librdkafka refuse such a client over a session
     /// timeout, or run it as a KIP-848 member of the group whose offsets it only reads.
-    pub fn outsider_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
+    pub(crate) fn outsider_config(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = self.client_config(defaults);
         for property in &self.properties {
             if MEMBERSHIP_PROPERTIES.contains(&property.key.as_str()) {
@@ -150,12 +150,12 @@ impl KafkaSettings {
     }
 
     /// Whether the user set `key` with `-X`.
-    pub fn overrides(&self, key: &str) -> bool {
+    pub(crate) fn overrides(&self, key: &str) -> bool {
         self.properties.iter().any(|p| p.key == key)
     }
 
     /// A one-line description for banners and logs, secrets redacted.
-    pub fn describe(&self) -> Described<'_> {
+    pub(crate) fn describe(&self) -> Described<'_> {
         Described(self)
     }
 }
@@ -172,7 +172,7 @@ const MEMBERSHIP_PROPERTIES: [&str; 7] = [
 ];
 
 /// Display form of [`KafkaSettings`] with secret values replaced by `[redacted]`.
-pub struct Described<'a>(&'a KafkaSettings);
+pub(crate) struct Described<'a>(&'a KafkaSettings);
 
 impl fmt::Display for Described<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -190,7 +190,7 @@ impl fmt::Display for Described<'_> {
 }
 
 /// Redacts secrets in a full client configuration, for debug logs.
-pub fn redacted(config: &ClientConfig) -> String {
+pub(crate) fn redacted(config: &ClientConfig) -> String {
     let mut pairs: Vec<_> = config
         .config_map()
         .iter()
@@ -221,7 +221,7 @@ fn validate_broker(broker: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-pub fn validate_topic(topic: &str) -> Result<(), ConfigError> {
+pub(crate) fn validate_topic(topic: &str) -> Result<(), ConfigError> {
     let valid = (1..=249).contains(&topic.len())
         && topic != "."
         && topic != ".."

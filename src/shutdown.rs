@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 /// What asked for the last stop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopCause {
+pub(crate) enum StopCause {
     /// Ctrl-C (SIGINT).
     Interrupt,
     /// SIGTERM (`kill`, a service manager, `docker stop`).
@@ -20,7 +20,7 @@ pub enum StopCause {
 
 impl StopCause {
     /// How a person would name it: "Ctrl-C", "SIGTERM", "a stop request".
-    pub fn words(self) -> &'static str {
+    pub(crate) fn words(self) -> &'static str {
         match self {
             StopCause::Interrupt => "Ctrl-C",
             StopCause::Terminate => "SIGTERM",
@@ -29,7 +29,7 @@ impl StopCause {
     }
 
     /// The exit status shells give a program killed by this signal (128 + its number).
-    pub fn exit_status(self) -> u8 {
+    pub(crate) fn exit_status(self) -> u8 {
         match self {
             StopCause::Interrupt | StopCause::Request => 130,
             StopCause::Terminate => 143,
@@ -84,7 +84,7 @@ impl Shutdown {
     }
 
     /// A shutdown that only [`Shutdown::request`] triggers (tests, embedded use).
-    pub fn manual() -> Shutdown {
+    pub(crate) fn manual() -> Shutdown {
         let (tx, rx) = watch::channel(0u32);
         Shutdown {
             requests: rx,
@@ -94,14 +94,14 @@ impl Shutdown {
     }
 
     /// Asks for a stop, as a signal would.
-    pub fn request(&self) {
+    pub(crate) fn request(&self) {
         self.cause
             .store(StopCause::Request as u8, Ordering::Relaxed);
         self.sender.send_modify(|n| *n += 1);
     }
 
     /// What asked for the last stop (meaningful once [`Shutdown::requested`]).
-    pub fn cause(&self) -> StopCause {
+    pub(crate) fn cause(&self) -> StopCause {
         match self.cause.load(Ordering::Relaxed) {
             c if c == StopCause::Interrupt as u8 => StopCause::Interrupt,
             c if c == StopCause::Terminate as u8 => StopCause::Terminate,
@@ -110,23 +110,23 @@ impl Shutdown {
     }
 
     /// How many stop requests arrived so far.
-    pub fn signals(&self) -> u32 {
+    pub(crate) fn signals(&self) -> u32 {
         *self.requests.borrow()
     }
 
     /// Whether a stop was asked for.
-    pub fn requested(&self) -> bool {
+    pub(crate) fn requested(&self) -> bool {
         self.signals() > 0
     }
 
     /// Completes once `n` stop requests have arrived.
-    pub async fn wait_for(&mut self, n: u32) {
+    pub(crate) async fn wait_for(&mut self, n: u32) {
         // The sender lives as long as any Shutdown, including this one: this cannot fail.
         let _ = self.requests.wait_for(|count| *count >= n).await;
     }
 
     /// Completes at the first stop request.
-    pub async fn requested_async(&mut self) {
+    pub(crate) async fn requested_async(&mut self) {
         self.wait_for(1).await;
     }
 }

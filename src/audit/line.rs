@@ -88,7 +88,7 @@ impl AuditLine {
     }
 
     /// The line for `record`, which the caller already parsed.
-    pub fn from_parsed(
+    pub(crate) fn from_parsed(
         record: &ConsumedRecord<'_>,
         parsed: &Result<OrderEvent, EventError>,
         stored_at: DateTime<Utc>,
@@ -167,7 +167,7 @@ pub struct RecordId {
 }
 
 impl RecordId {
-    pub fn of_record(record: &ConsumedRecord<'_>) -> RecordId {
+    pub(crate) fn of_record(record: &ConsumedRecord<'_>) -> RecordId {
         RecordId {
             offset: record.offset,
             key: record.key.map(<[u8]>::to_vec),
@@ -199,7 +199,7 @@ impl RecordId {
 }
 
 impl Position {
-    pub fn record_id(&self) -> RecordId {
+    pub(crate) fn record_id(&self) -> RecordId {
         RecordId::stored(
             self.offset,
             &self.key,
@@ -210,7 +210,7 @@ impl Position {
 }
 
 impl AuditLine {
-    pub fn record_id(&self) -> RecordId {
+    pub(crate) fn record_id(&self) -> RecordId {
         RecordId::stored(
             self.offset,
             &self.key,

@@ -18,7 +18,7 @@ use crate::domain::lifecycle::check;
 use crate::report::human;
 
 /// The fewest characters of an id that select an order: the eight the roles and `tail` show.
-pub const MIN_PREFIX: usize = 8;
+pub(crate) const MIN_PREFIX: usize = 8;
 
 /// Which order to show: a whole id, or its first characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,7 +248,7 @@ fn build(file: String, order_id: Uuid, lines: Vec<(Uuid, u64, AuditLine)>) -> Hi
 
 impl History {
     /// The history for people: a heading, then one line per line of the log.
-    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+    pub(crate) fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
         let reached = self.status.map_or("no event".to_owned(), |s| s.to_string());
         let verdict = if self.valid {
             "lifecycle valid"

@@ -13,11 +13,11 @@ use super::line::AuditLine;
 
 /// How much is read from the file at a time. Large enough that reads and the copying of a
 /// partial line at the end of the buffer cost nothing next to decoding.
-pub const BUFFER: usize = 1 << 20;
+pub(crate) const BUFFER: usize = 1 << 20;
 
 /// The longest line that is still decoded. A Kafka record is at most `message.max.bytes`
 /// (1 MB by default); even fully JSON-escaped that stays far below this.
-pub const MAX_LINE: usize = 64 << 20;
+pub(crate) const MAX_LINE: usize = 64 << 20;
 
 /// How much of the start of a file [`AuditLog::open`] looks at to decide whether it is an
 /// audit log at all.
@@ -338,32 +338,32 @@ impl AuditLog {
         })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The file, positioned at its start.
-    pub fn rewound(&mut self) -> Result<&mut File, ReadError> {
+    pub(crate) fn rewound(&mut self) -> Result<&mut File, ReadError> {
         self.file
             .seek(SeekFrom::Start(0))
             .map_err(|e| self.read_error(e))?;
         Ok(&mut self.file)
     }
 
-    pub fn file_mut(&mut self) -> &mut File {
+    pub(crate) fn file_mut(&mut self) -> &mut File {
         &mut self.file
     }
 
-    pub fn into_file(self) -> File {
+    pub(crate) fn into_file(self) -> File {
         self.file
     }
 
     /// The size of the file now.
-    pub fn size(&self) -> Result<u64, ReadError> {
+    pub(crate) fn size(&self) -> Result<u64, ReadError> {
         Ok(self.file.metadata().map_err(|e| self.read_error(e))?.len())
     }
 
-    pub fn read_error(&self, source: io::Error) -> ReadError {
+    pub(crate) fn read_error(&self, source: io::Error) -> ReadError {
         ReadError::Read {
             path: self.path.clone(),
             reason: source,

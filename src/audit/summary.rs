@@ -261,13 +261,13 @@ fn span_text(span: &Span) -> String {
 }
 
 /// `5.2 MB`.
-pub fn megabytes(bytes: u64) -> String {
+pub(crate) fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 impl Summary {
     /// The summary for people.
-    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+    pub(crate) fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
         writeln!(
             out,
             "{}: {} lines ({})",

@@ -148,7 +148,7 @@ impl Tail {
     }
 
     /// Follows the log from the end of its last complete line.
-    pub fn follow(self) -> Follower {
+    pub(crate) fn follow(self) -> Follower {
         let path = self.log.path().to_owned();
         let file = self.log.into_file();
         Follower {
@@ -186,7 +186,7 @@ fn identity_of(file: &File) -> Option<(u64, u64)> {
 }
 
 /// Follows a log as it grows.
-pub struct Follower {
+pub(crate) struct Follower {
     path: PathBuf,
     /// The file being followed; kept open, so a replaced file is read to its end first.
     file: File,
@@ -206,7 +206,7 @@ pub struct Follower {
 impl Follower {
     /// Sends lines appended since the last poll to `sink`. Returns whether more bytes are
     /// waiting already (a burst larger than one poll reads).
-    pub fn poll(&mut self, sink: &mut impl TailSink) -> Result<bool, TailError> {
+    pub(crate) fn poll(&mut self, sink: &mut impl TailSink) -> Result<bool, TailError> {
         match std::fs::metadata(&self.path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 if !self.missing {
@@ -333,7 +333,7 @@ impl Follower {
 
 /// A line for people: time, partition@offset, the order's short id, status and source; or
 /// MALFORMED with the error; or why it is not an audit line.
-pub fn line_text(bytes: &[u8]) -> String {
+pub(crate) fn line_text(bytes: &[u8]) -> String {
     let line = match decode(bytes) {
         Ok(line) => line,
         Err(error) => return format!("NOT AN AUDIT LINE: {error}"),

@@ -216,7 +216,7 @@ impl OrderEvent {
 pub struct OrderKey([u8; uuid::fmt::Hyphenated::LENGTH]);
 
 impl OrderKey {
-    pub(crate) fn new(order_id: Uuid) -> OrderKey {
+    pub fn new(order_id: Uuid) -> OrderKey {
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         order_id.hyphenated().encode_lower(&mut buf);
         OrderKey(buf)

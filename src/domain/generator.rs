@@ -151,7 +151,7 @@ pub(crate) struct Pacer {
 
 impl Pacer {
     /// `rate` in events per second; 0 means no pacing.
-    pub(crate) fn new(rate: f64, start: Instant) -> Pacer {
+    pub fn new(rate: f64, start: Instant) -> Pacer {
         Pacer {
             start,
             rate: (rate > 0.0).then_some(rate),

@@ -11,33 +11,33 @@ use crate::config::KafkaSettings;
 use crate::roles::{ConsumedRecord, DeadLetterSink, RoleError};
 
 /// Header: a short, stable name of the problem (`not-json`, `skipped-status`, …).
-pub const HEADER_REASON: &str = "orderflow.reason";
+pub(crate) const HEADER_REASON: &str = "orderflow.reason";
 /// Header: the problem in words.
-pub const HEADER_ERROR: &str = "orderflow.error";
+pub(crate) const HEADER_ERROR: &str = "orderflow.error";
 /// Headers: where the record came from.
-pub const HEADER_SOURCE_TOPIC: &str = "orderflow.source.topic";
-pub const HEADER_SOURCE_PARTITION: &str = "orderflow.source.partition";
-pub const HEADER_SOURCE_OFFSET: &str = "orderflow.source.offset";
+pub(crate) const HEADER_SOURCE_TOPIC: &str = "orderflow.source.topic";
+pub(crate) const HEADER_SOURCE_PARTITION: &str = "orderflow.source.partition";
+pub(crate) const HEADER_SOURCE_OFFSET: &str = "orderflow.source.offset";
 /// Header: the original record's Kafka timestamp (ms since the epoch), when it had one.
-pub const HEADER_SOURCE_TIMESTAMP: &str = "orderflow.source.timestamp";
+pub(crate) const HEADER_SOURCE_TIMESTAMP: &str = "orderflow.source.timestamp";
 /// Header: the consumer group that dead-lettered it.
-pub const HEADER_GROUP: &str = "orderflow.group";
+pub(crate) const HEADER_GROUP: &str = "orderflow.group";
 /// Header, only on a cut-down copy: the original value's size in bytes.
-pub const HEADER_TRUNCATED: &str = "orderflow.truncated";
+pub(crate) const HEADER_TRUNCATED: &str = "orderflow.truncated";
 
 /// Values larger than this are dead-lettered cut down to this size (with
 /// [`HEADER_TRUNCATED`]): Kafka's default limit is about 1 MB per record, and a dead letter
 /// that can never be delivered would stop the processor at every restart.
-pub const MAX_DEAD_LETTER_VALUE: usize = 1_000_000;
+pub(crate) const MAX_DEAD_LETTER_VALUE: usize = 1_000_000;
 
 /// The dead-letter topic of `topic`.
-pub fn dead_letter_topic(topic: &str) -> String {
+pub(crate) fn dead_letter_topic(topic: &str) -> String {
     format!("{topic}.dlq")
 }
 
 /// Why dead letters could not be written; the records stay uncommitted and are read again.
 #[derive(Debug, thiserror::Error)]
-pub enum DeadLetterError {
+pub(crate) enum DeadLetterError {
     // Not `source`: the reason is part of this message, and a source would print it again
     // in the error chain.
     #[error("cannot write to the dead-letter topic {topic}: {reason}")]
@@ -57,7 +57,7 @@ pub enum DeadLetterError {
 }
 
 /// Writes dead letters and confirms their delivery before the source offsets are committed.
-pub struct DeadLetters {
+pub(crate) struct DeadLetters {
     producer: OrderProducer,
     group: String,
     /// Delivery failures already reported.
@@ -89,7 +89,7 @@ impl DeadLetters {
     /// Checks at start that the dead-letter topic can be written (it exists, or the cluster
     /// creates topics on first use), rather than failing at the first bad record.
     /// Returns a notice when the cluster created it on first use, just now.
-    pub async fn check(&self) -> Result<Option<String>, DeadLetterError> {
+    pub(crate) async fn check(&self) -> Result<Option<String>, DeadLetterError> {
         self.producer
             .check_reachable()
             .await
@@ -109,12 +109,12 @@ impl DeadLetters {
             })
     }
 
-    pub fn topic(&self) -> &str {
+    pub(crate) fn topic(&self) -> &str {
         self.producer.topic()
     }
 
     /// Queues `record` for the dead-letter topic with the reason as headers.
-    pub fn send(
+    pub(crate) fn send(
         &self,
         record: &ConsumedRecord<'_>,
         reason: &str,
@@ -149,7 +149,7 @@ impl DeadLetters {
     }
 
     /// Waits until every dead letter sent so far is acknowledged; fails if any was not.
-    pub fn flush(&mut self) -> Result<(), DeadLetterError> {
+    pub(crate) fn flush(&mut self) -> Result<(), DeadLetterError> {
         // librdkafka fails an undeliverable record after message.timeout.ms; wait a little
         // longer than that, so every record ends as delivered or failed.
         let deadline = Instant::now() + self.delivery_timeout + Duration::from_secs(5);

@@ -18,7 +18,7 @@ pub use crate::report::group_view::GroupProtocol;
 
 /// The assignor orderflow's classic members use: rebalances move only the partitions that
 /// must move, and the others keep being read meanwhile.
-pub const CLASSIC_ASSIGNOR: &str = "cooperative-sticky";
+pub(crate) const CLASSIC_ASSIGNOR: &str = "cooperative-sticky";
 
 /// The session timeout classic members use: short, so that a member that dies is replaced
 /// within seconds (on the built-in broker a rebalance waits for it), long enough for a slow
@@ -30,7 +30,7 @@ const HEARTBEAT_INTERVAL_MS: &str = "1000";
 
 /// Said at join to a consumer-protocol member on the built-in broker, whose KIP-848 support
 /// is partial (measured with librdkafka 2.12's mock cluster).
-pub const BUILT_IN_KIP848_NOTICE: &str = "the built-in broker's KIP-848 is partial: a \
+pub(crate) const BUILT_IN_KIP848_NOTICE: &str = "the built-in broker's KIP-848 is partial: a \
     classic member joining this group would get every partition while these members keep \
     theirs, and their commits would then fail (Unknown member); consumer-protocol members alone \
     split the partitions as Kafka does. Real Kafka converts a group a classic member joins and \
@@ -42,7 +42,7 @@ pub const BUILT_IN_KIP848_NOTICE: &str = "the built-in broker's KIP-848 is parti
 /// that offers none of them. Measured on Kafka 4.1: whichever client joins an empty group
 /// first decides, so a plain `kcat -G` (range,roundrobin) that got there first keeps
 /// orderflow out until it leaves.
-pub fn inconsistent_protocol_notice(group: &str, offered: &str) -> String {
+pub(crate) fn inconsistent_protocol_notice(group: &str, offered: &str) -> String {
     // Against orderflow's default, the usual other side is librdkafka's own default.
     let likely = if offered == CLASSIC_ASSIGNOR {
         ", probably librdkafka's default range,roundrobin (a plain kcat -G)"
@@ -83,7 +83,7 @@ const BROKER_SIDE: [(&str, &str); 4] = [
 
 /// The Kafka client's side of a [`GroupProtocol`] (the type itself lives with the group view,
 /// which knows nothing of librdkafka).
-pub trait MemberProtocol: Sized {
+pub(crate) trait MemberProtocol: Sized {
     /// The protocol `-X group.protocol` asks for (classic when it is not given).
     fn of(settings: &KafkaSettings) -> Self;
     fn member_properties(self) -> &'static [(&'static str, &'static str)];

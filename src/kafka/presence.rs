@@ -17,7 +17,7 @@ use crate::report::activity::{Activity, Report};
 use crate::report::group_view::{Announcement, MemberState, announcement_topic};
 
 /// Publishes one member's announcements.
-pub struct Presence {
+pub(crate) struct Presence {
     producer: BaseProducer<PresenceContext>,
     topic: String,
     /// The announcement as it stands; sent again whenever something changes, and on every

@@ -251,7 +251,7 @@ pub enum LostCause {
 
 impl LostCause {
     /// The name in JSON Lines.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             LostCause::SessionExpiredWhileUnreachable => "session_expired_while_unreachable",
             LostCause::Dropped => "dropped",
@@ -374,7 +374,7 @@ pub trait Report: Send {
 
 /// Hands every activity to several sinks (a printer or the live view, and the member's
 /// announcements).
-pub struct Fanout(pub Vec<Box<dyn Report>>);
+pub(crate) struct Fanout(pub Vec<Box<dyn Report>>);
 
 impl Report for Fanout {
     fn report(&mut self, activity: Activity) {

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// The topic members announce themselves on, next to the order topic.
-pub fn announcement_topic(topic: &str) -> String {
+pub(crate) fn announcement_topic(topic: &str) -> String {
     format!("{topic}.members")
 }
 
@@ -45,7 +45,7 @@ impl std::fmt::Display for GroupProtocol {
 
 /// What an orderflow member says about itself on `<topic>.members` (key: the member id).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Announcement {
+pub(crate) struct Announcement {
     /// The member's client id, as the cluster knows it (`orderflow-analytics-4242`).
     pub member: String,
     /// The machine it runs on.
@@ -72,7 +72,7 @@ pub struct Announcement {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum MemberState {
+pub(crate) enum MemberState {
     Active,
     Left,
 }
@@ -115,7 +115,7 @@ pub struct PartitionLag {
 impl PartitionLag {
     /// Records produced and not yet committed by the group. A group that never committed
     /// lags by the whole partition.
-    pub fn lag(&self, low: i64) -> i64 {
+    pub(crate) fn lag(&self, low: i64) -> i64 {
         (self.end - self.committed.unwrap_or(low)).max(0)
     }
 }
@@ -142,7 +142,7 @@ pub struct GroupState {
 impl GroupState {
     /// The protocol and assignor in a few words (`classic cooperative-sticky`,
     /// `consumer uniform`), for tables; None when unknown.
-    pub fn protocol_label(&self) -> Option<String> {
+    pub(crate) fn protocol_label(&self) -> Option<String> {
         let protocol = self.protocol?;
         Some(match &self.assignor {
             Some(assignor) => format!("{protocol} {assignor}"),
@@ -181,7 +181,7 @@ pub struct GroupView {
 /// Decodes a member's assignment as the classic consumer protocol carries it (version,
 /// then for each topic its name and partition numbers, then user data), keeping the
 /// partitions of `topic`. Never panics: a truncated or foreign blob gives `None`.
-pub fn decode_assignment(bytes: &[u8], topic: &str) -> Option<Vec<i32>> {
+pub(crate) fn decode_assignment(bytes: &[u8], topic: &str) -> Option<Vec<i32>> {
     let mut input = bytes;
     let mut take = |n: usize| -> Option<&[u8]> {
         if input.len() < n {

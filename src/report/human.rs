@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 /// How the user runs orderflow, for commands suggested to them: `orderflow`, or what
 /// `ORDERFLOW_INVOKED_AS` says (scripts/orderflow sets it to its own path, so that a user of
 /// the Quick start is told `scripts/orderflow audit …`, which works for them).
-pub fn invoked_as() -> String {
+pub(crate) fn invoked_as() -> String {
     std::env::var("ORDERFLOW_INVOKED_AS")
         .ok()
         .filter(|s| !s.trim().is_empty())
@@ -17,14 +17,14 @@ pub fn invoked_as() -> String {
 }
 
 /// The longest name the group view prints, in characters; longer ones end in `…`.
-pub const MAX_NAME_CHARS: usize = 48;
+pub(crate) const MAX_NAME_CHARS: usize = 48;
 
 /// A name from the cluster or from another process's announcement (group, member, host,
 /// client id, role), made safe to print: control characters (escape sequences that would
 /// move the cursor or recolour the terminal), bidirectional overrides and isolates (which
 /// reorder what is shown) and zero-width characters (which make two names look alike) are
 /// removed, and it is cut to [`MAX_NAME_CHARS`].
-pub fn printable(name: &str) -> String {
+pub(crate) fn printable(name: &str) -> String {
     let mut shown = without_hidden(name);
     if let Some((at, _)) = shown.char_indices().nth(MAX_NAME_CHARS) {
         let cut = shown[..at].char_indices().last().map_or(0, |(i, _)| i);
@@ -36,7 +36,7 @@ pub fn printable(name: &str) -> String {
 
 /// `text` without the characters [`printable`] removes, at any length: for lines composed
 /// of such names.
-pub fn without_hidden(text: &str) -> String {
+pub(crate) fn without_hidden(text: &str) -> String {
     let hidden = |c: char| {
         c.is_control()
             || matches!(
@@ -53,7 +53,7 @@ pub fn without_hidden(text: &str) -> String {
 }
 
 /// A word for a shell command line: as it is when it is plain, in single quotes otherwise.
-pub fn shell_word(word: &str) -> String {
+pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
         && word
             .bytes()
@@ -97,7 +97,7 @@ pub fn count(n: u64) -> String {
 }
 
 /// A measured quantity with sensible precision: `0.5`, `20`, `48,210`.
-pub fn decimal(value: f64) -> String {
+pub(crate) fn decimal(value: f64) -> String {
     if value < 10.0 && value.fract().abs() > f64::EPSILON {
         format!("{value:.1}")
     } else {
@@ -106,12 +106,12 @@ pub fn decimal(value: f64) -> String {
 }
 
 /// Events per second: `0.5/s`, `20/s`, `48,210/s`.
-pub fn rate(per_second: f64) -> String {
+pub(crate) fn rate(per_second: f64) -> String {
     format!("{}/s", decimal(per_second))
 }
 
 /// `0.8 s`, `12.3 s`, `2 min 05 s`.
-pub fn duration(d: Duration) -> String {
+pub(crate) fn duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 60.0 {
         format!("{secs:.1} s")
@@ -123,21 +123,21 @@ pub fn duration(d: Duration) -> String {
 
 /// A time as the audit log and the events write it, to the millisecond: the log stores when
 /// a line was written to the nanosecond, more than a reader can use.
-pub fn timestamp(t: &DateTime<Utc>) -> String {
+pub(crate) fn timestamp(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// A status line on stderr, redrawn in place when stderr is a terminal. Elsewhere (a pipe, a
 /// log file, CI) redrawing would leave a mess, so it stays silent and the command prints
 /// ordinary lines instead.
-pub struct StatusLine {
+pub(crate) struct StatusLine {
     enabled: bool,
     /// Whether something is drawn now and must be cleared before other output.
     drawn: bool,
 }
 
 impl StatusLine {
-    pub fn on_stderr() -> StatusLine {
+    pub(crate) fn on_stderr() -> StatusLine {
         StatusLine {
             enabled: std::io::stderr().is_terminal(),
             drawn: false,
@@ -145,11 +145,11 @@ impl StatusLine {
     }
 
     /// Whether the line is redrawn in place (stderr is a terminal).
-    pub fn is_live(&self) -> bool {
+    pub(crate) fn is_live(&self) -> bool {
         self.enabled
     }
 
-    pub fn draw(&mut self, text: &str) {
+    pub(crate) fn draw(&mut self, text: &str) {
         if self.enabled {
             let mut err = std::io::stderr().lock();
             // \r + "erase line" keeps a shorter line from leaving the tail of a longer one.
@@ -160,7 +160,7 @@ impl StatusLine {
     }
 
     /// Removes the line so that the next output starts on a clean line.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if self.drawn {
             let mut err = std::io::stderr().lock();
             let _ = write!(err, "\r\x1b[2K");
@@ -170,7 +170,7 @@ impl StatusLine {
     }
 
     /// Prints a whole line above the status line.
-    pub fn println(&mut self, text: &str) {
+    pub(crate) fn println(&mut self, text: &str) {
         self.clear();
         eprintln!("{text}");
     }

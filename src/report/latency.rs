@@ -111,18 +111,15 @@ impl Histogram {
     }
 
     /// Records counted.
-    pub fn len(&self) -> u64 {
+    #[cfg(test)]
+    fn len(&self) -> u64 {
         self.total
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.total == 0
     }
 
     /// The latency below or at which a fraction `q` (0..=1) of the records fall: the upper
     /// edge of the bucket that holds the record of that rank, never above the maximum. None
     /// when nothing was counted.
-    pub fn quantile(&self, q: f64) -> Option<Duration> {
+    pub(crate) fn quantile(&self, q: f64) -> Option<Duration> {
         if self.total == 0 {
             return None;
         }
@@ -138,7 +135,7 @@ impl Histogram {
     }
 
     /// The largest latency counted.
-    pub fn max(&self) -> Option<Duration> {
+    pub(crate) fn max(&self) -> Option<Duration> {
         (self.total > 0).then(|| Duration::from_micros(self.max_us))
     }
 
@@ -154,7 +151,7 @@ impl Histogram {
     }
 
     /// Forgets everything counted.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.counts.fill(0);
         self.total = 0;
         self.max_us = 0;
@@ -285,7 +282,7 @@ mod tests {
         h.record(ms(5));
         assert!(h.stats().is_some());
         h.clear();
-        assert!(h.is_empty());
+        assert_eq!(h.len(), 0);
         assert_eq!(h.quantile(0.5), None);
         assert_eq!(h.max(), None);
     }

@@ -5,7 +5,7 @@
 
 /// What the live view features of a role, besides what every role panel shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shows {
+pub(crate) enum Shows {
     /// The role's panel only.
     Panel,
     /// Its counters and its events per second next to the group table, when there is room.
@@ -14,7 +14,7 @@ pub enum Shows {
 
 /// One consumer role of the order platform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RoleEntry {
+pub(crate) struct RoleEntry {
     /// The role's name: its subcommand, its client ids and reports.
     pub name: &'static str,
     /// What the role does, in one line (its subcommand's help).
@@ -25,37 +25,37 @@ pub struct RoleEntry {
 
 impl RoleEntry {
     /// The group the role joins unless told otherwise: the role's name.
-    pub fn default_group(&self) -> &'static str {
+    pub(crate) fn default_group(&self) -> &'static str {
         self.name
     }
 }
 
 /// Follows every order's lifecycle (roles/order_processor.rs).
-pub const ORDER_PROCESSOR: RoleEntry = RoleEntry {
+pub(crate) const ORDER_PROCESSOR: RoleEntry = RoleEntry {
     name: "order-processor",
     about: "Follow every order's lifecycle; send malformed records and violations to <topic>.dlq",
     shows: Shows::Panel,
 };
 
 /// Counts what the shop does (roles/analytics.rs).
-pub const ANALYTICS: RoleEntry = RoleEntry {
+pub(crate) const ANALYTICS: RoleEntry = RoleEntry {
     name: "analytics",
     about: "Count events per status and source, completed and in-flight orders, malformed records",
     shows: Shows::CountersAndRate,
 };
 
 /// Appends every record to the audit log (roles/storage.rs).
-pub const STORAGE: RoleEntry = RoleEntry {
+pub(crate) const STORAGE: RoleEntry = RoleEntry {
     name: "storage",
     about: "Append every record to an audit log file, exactly once, even across crashes",
     shows: Shows::Panel,
 };
 
 /// Every role, in the order of the live view's panels.
-pub const ROLES: [RoleEntry; 3] = [ORDER_PROCESSOR, ANALYTICS, STORAGE];
+pub(crate) const ROLES: [RoleEntry; 3] = [ORDER_PROCESSOR, ANALYTICS, STORAGE];
 
 /// The names of every role, in panel order.
-pub fn names() -> Vec<&'static str> {
+pub(crate) fn names() -> Vec<&'static str> {
     ROLES.iter().map(|r| r.name).collect()
 }
 

@@ -37,7 +37,7 @@ pub use report::{PartitionReport, Report, TopicPartitionBounds};
 
 /// Problems listed in full; beyond this they are only counted, so that verifying a file of
 /// garbage does not hold a description of each of its lines.
-pub const MAX_LISTED: usize = 1_000;
+pub(crate) const MAX_LISTED: usize = 1_000;
 
 /// The furthest step of an order and the line it is at.
 #[derive(Clone, Copy, Debug)]

@@ -101,7 +101,7 @@ impl Problem {
     }
 
     /// The `kind` of the problem in `--json`, also the key of `problems_by_kind`.
-    pub const fn kind(&self) -> &'static str {
+    pub(crate) const fn kind(&self) -> &'static str {
         match self {
             Problem::Unreadable { .. } => "unreadable",
             Problem::TornLastLine { .. } => "torn-last-line",
@@ -116,7 +116,7 @@ impl Problem {
 
 impl Problem {
     /// The problem for people, starting with its line.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             Problem::NotInLog {
                 topic,

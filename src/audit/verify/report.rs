@@ -60,7 +60,7 @@ impl Report {
     /// Adds a problem for every record of `topic` that Kafka still holds and the log lacks:
     /// before a partition's first line, after its last, or in a partition without a line.
     /// Gaps between lines are already problems.
-    pub fn check_against_topic(&mut self, topic: &str, bounds: &[TopicPartitionBounds]) {
+    pub(crate) fn check_against_topic(&mut self, topic: &str, bounds: &[TopicPartitionBounds]) {
         let mut found = Vec::new();
         for b in bounds {
             if b.low >= b.high {
@@ -104,7 +104,7 @@ impl Report {
 
 impl Report {
     /// The report for people: what the log holds, each problem on a line, the verdict.
-    pub fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
+    pub(crate) fn write_text(&self, out: &mut impl Write) -> io::Result<()> {
         writeln!(
             out,
             "{}: {} lines ({}), {} records",

@@ -29,7 +29,7 @@ use crate::report::human;
 use crate::report::latency::LatencyStats;
 
 /// Per-record lines allowed per second before the text printer switches to summaries.
-pub const LINES_PER_SECOND: f64 = 20.0;
+pub(crate) const LINES_PER_SECOND: f64 = 20.0;
 
 /// Writes lines to stdout; a closed pipe (`| head`) silences it instead of failing the role.
 fn emit(line: &str) {
@@ -39,7 +39,7 @@ fn emit(line: &str) {
 }
 
 /// Readable lines for people.
-pub struct TextPrinter {
+pub(crate) struct TextPrinter {
     /// Token bucket for per-record lines: refills at [`LINES_PER_SECOND`].
     budget: f64,
     refilled_at: Instant,
@@ -62,7 +62,7 @@ impl Default for TextPrinter {
 
 impl TextPrinter {
     /// A printer whose lines start with `[name]`.
-    pub fn with_prefix(name: &str) -> TextPrinter {
+    pub(crate) fn with_prefix(name: &str) -> TextPrinter {
         TextPrinter {
             prefix: format!("[{name}] "),
             ..TextPrinter::default()
@@ -300,7 +300,7 @@ fn lag_text(partitions: &[PartitionProgress]) -> String {
 }
 
 /// The one-line text form of a summary (also printed when the live view closes).
-pub fn summary_line(summary: &Summary) -> String {
+pub(crate) fn summary_line(summary: &Summary) -> String {
     let head = if summary.last { "final" } else { "summary" };
     let counts = match &summary.counters {
         RoleCounters::OrderProcessor {
