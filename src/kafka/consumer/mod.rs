@@ -39,6 +39,9 @@ mod poll;
 mod shared;
 mod take_over;
 
+#[cfg(test)]
+mod failure_tests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -285,13 +288,19 @@ impl<R: Role> GroupConsumer<R> {
             // without a deadline; the process is about to exit, so let the OS clean up.
             std::mem::forget(self.consumer.take());
         }
-        let ending = result?;
-        committed?;
-        Ok(ending)
+        // The first failure is the member's reason to stop: the loop's, else the last
+        // checkpoint's or commit's, else one in a rebalance callback while leaving (its
+        // commit polls, and leaving the group revokes everything). Later ones follow from it.
+        let late = self.lock().failure.take();
+        result
+            .and_then(|ending| committed.map(|()| ending))
+            .and_then(|ending| late.map_or(Ok(ending), Err))
+            .map_err(|error| error.leaving(&self.lock().ledger.left_uncommitted()))
     }
 
     /// Checkpoints, commits synchronously and leaves the group. `checkpoint`: false after a
-    /// role failure, when what was handled may not be durable and must not be committed.
+    /// failure, when what was handled since the last checkpoint may not be durable and must
+    /// not be committed (what was stored before still is).
     /// Returns the commit's outcome and whether leaving the group finished.
     fn close(&self, checkpoint: bool) -> (Result<(), ConsumerError>, bool) {
         let consumer = self.consumer();
@@ -343,6 +352,11 @@ impl<R: Role> GroupConsumer<R> {
                     // Rebalance callbacks run inside poll; records it returns are not handled
                     // (nor stored): whoever owns their partition next reads them.
                     let _ = consumer.poll(POLL_TIMEOUT);
+                    // A revocation inside that poll whose flush failed: nothing it covered is
+                    // committed, and that failure is the member's reason to stop.
+                    if let Some(failure) = self.lock().failure.take() {
+                        return Err(failure);
+                    }
                 }
                 other => return other,
             }
