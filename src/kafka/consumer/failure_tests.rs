@@ -196,3 +196,45 @@ fn the_first_failure_is_the_one_the_member_stops_with() {
     let failure = member.consumer.lock().failure.take().unwrap();
     assert_eq!(failure.to_string(), "the first");
 }
+
+#[test]
+fn a_failure_while_leaving_ends_the_run_with_it() {
+    let failed = |words: &str| ConsumerError::Role(words.to_owned().into());
+    let late = Some(failed("the final revocation's flush failed"));
+    let ending = first_failure(Ok(Ending::Stopped), Ok(()), late);
+    assert_eq!(
+        ending.unwrap_err().to_string(),
+        "the final revocation's flush failed"
+    );
+    // The first failure wins.
+    let ending = first_failure(
+        Err(failed("loop")),
+        Err(failed("commit")),
+        Some(failed("late")),
+    );
+    assert_eq!(ending.unwrap_err().to_string(), "loop");
+    let ending = first_failure(
+        Ok(Ending::Drained),
+        Err(failed("commit")),
+        Some(failed("late")),
+    );
+    assert_eq!(ending.unwrap_err().to_string(), "commit");
+    assert_eq!(
+        first_failure(Ok(Ending::Drained), Ok(()), None).unwrap(),
+        Ending::Drained
+    );
+}
+
+#[test]
+fn a_flush_failed_while_leaving_is_not_retried_by_the_final_revocation() {
+    // Ctrl-C: the last checkpoint's flush fails; leaving the group revokes the partitions,
+    // whose checkpoint would flush again (and succeed).
+    let member = member(&[Err("fsync: Input/output error")]);
+    member.handled(0, 7);
+    let error = member.consumer.commit_before_leaving().unwrap_err();
+    assert_eq!(error.to_string(), "fsync: Input/output error");
+    member.revoke(&[0, 1]);
+    assert_eq!(member.flushed(), 1, "a flush after the failed one");
+    assert!(member.consumer.lock().failure.is_none());
+    assert_eq!(member.revocations(), vec![vec![0]]);
+}

@@ -288,13 +288,8 @@ impl<R: Role> GroupConsumer<R> {
             // without a deadline; the process is about to exit, so let the OS clean up.
             std::mem::forget(self.consumer.take());
         }
-        // The first failure is the member's reason to stop: the loop's, else the last
-        // checkpoint's or commit's, else one in a rebalance callback while leaving (its
-        // commit polls, and leaving the group revokes everything). Later ones follow from it.
         let late = self.lock().failure.take();
-        result
-            .and_then(|ending| committed.map(|()| ending))
-            .and_then(|ending| late.map_or(Ok(ending), Err))
+        first_failure(result, committed, late)
             .map_err(|error| error.leaving(&self.lock().ledger.left_uncommitted()))
     }
 
@@ -396,6 +391,20 @@ impl<R: Role> GroupConsumer<R> {
             })
             .collect()
     }
+}
+
+/// How a run ends: with the first failure, the member's reason to stop; the loop's, else the
+/// last checkpoint's or commit's (`committed`), else one in a rebalance callback while leaving
+/// (`late`: in the polls of the last commit, or the final revocation). Later ones follow from
+/// the first.
+fn first_failure(
+    result: Result<Ending, ConsumerError>,
+    committed: Result<(), ConsumerError>,
+    late: Option<ConsumerError>,
+) -> Result<Ending, ConsumerError> {
+    let ending = result?;
+    committed?;
+    late.map_or(Ok(ending), Err)
 }
 
 impl<R: Role> std::fmt::Debug for GroupConsumer<R> {
