@@ -122,11 +122,14 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
         });
         if lost.is_none() {
             // Hand over exactly where we stopped: finish, store and commit before the
-            // partitions go, so the next owner neither skips nor repeats anything. When the
-            // flush fails, what it was to cover is never stored nor committed (the ledger's
-            // rule: a later flush that succeeds proves nothing about it); but what was stored
-            // before was made durable by a flush that succeeded, so it is still committed: the
-            // next owner then reads again only what the failed flush covered.
+            // partitions go, so the next owner neither skips nor repeats anything.
+            // When the flush fails, what it was to cover (the records handled since the last
+            // flush that succeeded) is never stored nor committed: a later flush that succeeds
+            // proves nothing about it (after a failed fsync the dirty pages may be gone). What
+            // was stored before was made durable by a flush that succeeded (its lines were
+            // fsynced, its dead letters acknowledged), and a failure later does not undo that,
+            // so it is still committed: the next owner then reads again only what the failed
+            // flush covered, and the member stops with the failure.
             let checkpoint = shared.checkpoint(consumer, &self.topic);
             shared.commit_before_handover(consumer, &revoked);
             if let Err(e) = checkpoint {
