@@ -53,9 +53,13 @@ pub(crate) struct Ledger {
     /// Per partition, the last offset stored (what the next commit will carry).
     stored: BTreeMap<i32, i64>,
     /// Per partition read, the group's committed offset: as it was when this member took
-    /// the partition over, then as this member committed it (so repeated identical commits
-    /// stay quiet). Absent: the group never committed there.
+    /// the partition over, then as this member committed it. Absent: the group never
+    /// committed there.
     committed: BTreeMap<i32, i64>,
+    /// The last offsets reported as committed, so repeated identical commits stay quiet;
+    /// kept past revocations, as a late answer for a revoked partition repeats what the
+    /// revocation's commit reported.
+    reported: BTreeMap<i32, i64>,
     /// Per partition read, the offset after the last record handled in this assignment.
     handled: BTreeMap<i32, i64>,
     /// Partitions this member gave up with handled records it had not committed, and where
@@ -196,14 +200,10 @@ impl Ledger {
     /// A commit of everything stored went through: the offsets it committed that were not
     /// reported as committed yet.
     pub(crate) fn commit_succeeded(&mut self) -> Vec<PartitionOffset> {
-        let committed: Vec<PartitionOffset> = self
-            .stored
-            .iter()
-            .filter(|(p, o)| self.committed.get(p) != Some(o))
-            .map(|(p, o)| (*p, *o))
-            .collect();
-        self.committed.extend(committed.iter().copied());
-        committed
+        self.committed
+            .extend(self.stored.iter().map(|(&p, &o)| (p, o)));
+        let stored: Vec<PartitionOffset> = self.stored.iter().map(|(&p, &o)| (p, o)).collect();
+        self.not_reported_yet(stored)
     }
 
     /// librdkafka's automatic commit committed `offsets`: those not reported as committed
@@ -212,18 +212,25 @@ impl Ledger {
         &mut self,
         offsets: impl IntoIterator<Item = PartitionOffset>,
     ) -> Vec<PartitionOffset> {
-        let committed: Vec<PartitionOffset> = offsets
-            .into_iter()
-            .filter(|(p, o)| self.committed.get(p) != Some(o))
-            .collect();
+        let offsets: Vec<PartitionOffset> = offsets.into_iter().collect();
         // A late answer for a partition revoked since says nothing of a later assignment.
         self.committed.extend(
-            committed
+            offsets
                 .iter()
                 .filter(|(p, _)| self.reading.contains_key(p))
                 .copied(),
         );
-        committed
+        self.not_reported_yet(offsets)
+    }
+
+    /// Of committed `offsets`, those not reported yet; they count as reported now.
+    fn not_reported_yet(&mut self, offsets: Vec<PartitionOffset>) -> Vec<PartitionOffset> {
+        let new: Vec<PartitionOffset> = offsets
+            .into_iter()
+            .filter(|(p, o)| self.reported.get(p) != Some(o))
+            .collect();
+        self.reported.extend(new.iter().copied());
+        new
     }
 
     /// Of `partitions`, those with records this member handled and did not commit (not

@@ -301,3 +301,15 @@ fn the_end_of_a_partition_holds_until_its_next_record() {
     assert!(ledger.reads_nothing());
     assert!(ledger.all_at_end(), "nothing read is all read");
 }
+
+#[test]
+fn a_late_answer_for_a_revoked_partition_is_not_reported_twice() {
+    // The revocation's commit found the automatic commit had carried the offsets already
+    // (its answer not yet handled) and reported them; the answer arrives after the revocation.
+    let mut ledger = reading(&[0]);
+    ledger.handled(0, 3);
+    ledger.checkpointed();
+    assert_eq!(ledger.commit_succeeded(), vec![(0, 4)]);
+    ledger.revoked(&[0]);
+    assert!(ledger.auto_committed([(0, 4)]).is_empty());
+}
