@@ -95,11 +95,20 @@ fn storage_on_a_filled_disk_names_what_it_leaves_uncommitted(broker: Broker) {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("No space left on device"), "{stderr}");
     let lines = json_lines(&output);
+    // The first batch may still fit in the file's last, partly filled page: whatever storage
+    // committed, it had fsynced first.
+    let before = committed.clone();
+    for line in lines.iter().filter(|l| l["type"] == "committed") {
+        for (p, offset) in line["offsets"].as_object().unwrap() {
+            committed.insert(p.parse().unwrap(), offset.as_i64().unwrap());
+        }
+    }
+    let newly: i64 = committed.iter().map(|(p, o)| o - before[p]).sum();
+    let stored = count(&final_summary(&lines)["stored"]);
     assert!(
-        !lines.iter().any(|l| l["type"] == "committed"),
-        "nothing may be committed: {lines:#?}"
+        stored >= newly as u64,
+        "{newly} committed, {stored} fsynced"
     );
-    assert_eq!(count(&final_summary(&lines)["stored"]), 0, "{lines:#?}");
     let (_, left) = stderr
         .split_once("Not committed, so read again by the partitions' next owner: ")
         .unwrap_or_else(|| panic!("what is left uncommitted is not said: {stderr}"));
@@ -120,7 +129,7 @@ fn storage_on_a_filled_disk_names_what_it_leaves_uncommitted(broker: Broker) {
         assert_eq!(
             Some(from),
             committed.get(p),
-            "p{p}: not where the group's commit is\n{stderr}"
+            "p{p}: not where the group's commit is\n{stderr}\n{lines:#?}"
         );
     }
 
@@ -131,9 +140,9 @@ fn storage_on_a_filled_disk_names_what_it_leaves_uncommitted(broker: Broker) {
     let summary = final_summary(&lines);
     assert_eq!(
         count(&summary["stored"]) + count(&summary["already_stored"]),
-        300,
+        300 - newly as u64,
         "{lines:#?}"
     );
     assert_holds_the_topic(&broker, &file, 600);
-    eprintln!("left uncommitted: {left}");
+    eprintln!("committed before the failure: {newly} records; left uncommitted: {left}");
 }
