@@ -1,6 +1,8 @@
 //! The consumer roles against a real development broker: fan-out, malformed input, dead
 //! letters, group membership and hand-over, crash safety of the audit log, clean shutdown.
 
+#[path = "roles/commits.rs"]
+mod commits;
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -207,9 +207,9 @@ pub enum Activity {
     Revoked {
         partitions: Vec<i32>,
         lost: Option<LostCause>,
-        /// Revoked partitions whose handled records could not be committed before the
-        /// hand-over (the next owner reads them again): a summary must not claim a commit
-        /// that failed.
+        /// Revoked partitions with handled records the group's commit does not cover (the
+        /// flush before the hand-over failed, or the commit did; the next owner reads them
+        /// again): a summary must not claim a commit that did not happen.
         uncommitted: Vec<i32>,
         now_owned: Vec<i32>,
     },

@@ -167,6 +167,8 @@ struct SinkState {
     sent: Vec<DeadLetter>,
     fail_sends: bool,
     fail_flushes: bool,
+    /// Only the next flush fails.
+    fail_next_flush: bool,
     flushes: usize,
 }
 
@@ -192,6 +194,11 @@ impl FakeDeadLetters {
     /// From now on, flushing fails.
     pub(super) fn fail_flushes(&self) {
         self.0.lock().unwrap().fail_flushes = true;
+    }
+
+    /// The next flush fails; the ones after it succeed.
+    pub(super) fn fail_next_flush(&self) {
+        self.0.lock().unwrap().fail_next_flush = true;
     }
 }
 
@@ -222,7 +229,7 @@ impl DeadLetterSink for FakeDeadLetters {
     fn flush(&mut self) -> Result<(), RoleError> {
         let mut state = self.0.lock().unwrap();
         state.flushes += 1;
-        if state.fail_flushes {
+        if state.fail_flushes || std::mem::take(&mut state.fail_next_flush) {
             return Err("a dead letter was not acknowledged".into());
         }
         Ok(())

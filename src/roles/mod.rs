@@ -98,3 +98,28 @@ pub trait Role: Send + 'static {
     /// The role's own counters.
     fn counters(&self) -> RoleCounters;
 }
+
+/// A role's flushes once one has failed: every later one fails too, with the first one's
+/// words. After a failed fsync a successful one does not prove that the lines the failed one
+/// covered reached the disk (Linux may drop the dirty pages and report the error only once);
+/// after a dead letter was refused, a later flush that succeeds does not bring it back. The
+/// runtime never flushes again after a failure; this keeps the role's own counters (lines
+/// fsynced) from claiming otherwise should anything try.
+#[derive(Debug, Default)]
+pub(crate) struct FlushFailure(Option<String>);
+
+impl FlushFailure {
+    /// Runs `flush`, unless one failed before.
+    pub(crate) fn guard(
+        &mut self,
+        flush: impl FnOnce() -> Result<(), RoleError>,
+    ) -> Result<(), RoleError> {
+        if let Some(first) = &self.0 {
+            return Err(format!(
+                "an earlier flush failed ({first}): nothing handled since counts as done"
+            )
+            .into());
+        }
+        flush().inspect_err(|e| self.0 = Some(e.to_string()))
+    }
+}

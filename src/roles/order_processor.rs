@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use super::outcome::{Tally, note};
-use super::{ConsumedRecord, DeadLetterSink, Replay, Role, RoleError};
+use super::{ConsumedRecord, DeadLetterSink, FlushFailure, Replay, Role, RoleError};
 use crate::domain::event::OrderEvent;
 use crate::domain::lifecycle::{Lifecycles, Violation};
 use crate::report::activity::{Activity, Outcome, PartitionStart, Report, RoleCounters};
@@ -36,6 +36,8 @@ pub(crate) struct OrderProcessor {
     violations: Tally,
     malformed: Tally,
     dead_lettered: u64,
+    /// Once a flush of the dead letters failed, no later one counts.
+    flush_failure: FlushFailure,
 }
 
 impl OrderProcessor {
@@ -48,6 +50,7 @@ impl OrderProcessor {
             violations: Tally::default(),
             malformed: Tally::default(),
             dead_lettered: 0,
+            flush_failure: FlushFailure::default(),
         }
     }
 
@@ -167,8 +170,9 @@ impl Role for OrderProcessor {
     }
 
     fn flush(&mut self) -> Result<(), RoleError> {
-        // A record is done only once its dead letter is safely in Kafka.
-        self.dead_letters.flush()
+        // A record is done only once its dead letter is safely in Kafka; a dead letter that
+        // was not is not brought back by a later flush that succeeds.
+        self.flush_failure.guard(|| self.dead_letters.flush())
     }
 
     fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>) {
@@ -403,6 +407,25 @@ mod tests {
         let error = processor.flush().unwrap_err();
         assert_eq!(error.to_string(), "a dead letter was not acknowledged");
         assert_eq!(sink.flushes(), 2);
+    }
+
+    #[test]
+    fn once_a_flush_failed_no_later_flush_succeeds() {
+        // The sink refuses one flush (a dead letter was not acknowledged), then would accept
+        // the next: the refused dead letter is not in Kafka, so the record it stands for is
+        // not done, whatever later flushes say.
+        let (mut processor, sink) = processor();
+        handle(&mut processor, &garbage(0, 0, "{}"));
+        sink.fail_next_flush();
+        let first = processor.flush().unwrap_err().to_string();
+        assert_eq!(first, "a dead letter was not acknowledged");
+        let again = processor.flush().unwrap_err().to_string();
+        assert_eq!(
+            again,
+            "an earlier flush failed (a dead letter was not acknowledged): nothing handled \
+             since counts as done"
+        );
+        assert_eq!(sink.flushes(), 1, "the sink is not asked again");
     }
 
     #[test]

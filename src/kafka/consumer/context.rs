@@ -120,18 +120,20 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
                 LostCause::Dropped
             }
         });
-        let mut uncommitted = Vec::new();
         if lost.is_none() {
             // Hand over exactly where we stopped: finish, store and commit before the
             // partitions go, so the next owner neither skips nor repeats anything.
-            match shared.checkpoint(consumer, &self.topic) {
-                Ok(()) => uncommitted = shared.commit_before_handover(consumer, &revoked),
-                Err(e) => {
-                    // Nothing handled since the last checkpoint was made durable, so none of
-                    // it was committed.
-                    uncommitted = shared.ledger.unflushed(&revoked);
-                    shared.failure = Some(e);
-                }
+            // When the flush fails, what it was to cover (the records handled since the last
+            // flush that succeeded) is never stored nor committed: a later flush that succeeds
+            // proves nothing about it (after a failed fsync the dirty pages may be gone). What
+            // was stored before was made durable by a flush that succeeded (its lines were
+            // fsynced, its dead letters acknowledged), and a failure later does not undo that,
+            // so it is still committed: the next owner then reads again only what the failed
+            // flush covered, and the member stops with the failure.
+            let checkpoint = shared.checkpoint(consumer, &self.topic);
+            shared.commit_before_handover(consumer, &revoked);
+            if let Err(e) = checkpoint {
+                shared.fail(e);
             }
         } else {
             // Another member may own them already: what we did not commit is theirs to redo.
@@ -139,7 +141,14 @@ impl<R: Role> ConsumerContext for GroupContext<R> {
         }
         let Shared { role, out, .. } = &mut *shared;
         role.revoked(&revoked, out.as_mut());
-        shared.ledger.revoked(&revoked);
+        // Every revoked partition with handled records the group's commit does not cover:
+        // not flushed, or stored and not committed.
+        let left = shared.ledger.revoked(&revoked);
+        let uncommitted = if lost.is_none() {
+            left.iter().map(|u| u.partition).collect()
+        } else {
+            Vec::new()
+        };
         for p in &revoked {
             shared.progress.remove(p);
         }

@@ -3,6 +3,7 @@
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::ledger::Uncommitted;
 use crate::kafka::fault;
 use crate::kafka::group_protocol::BrokerSideProperty;
 use crate::kafka::topic::TopicError;
@@ -58,6 +59,44 @@ pub enum ConsumerError {
     Kafka(KafkaError),
     #[error("{0}")]
     Role(RoleError),
+    /// The member stopped with `error` leaving handled records uncommitted (`left`, in
+    /// words): their partitions' next owner reads them again.
+    #[error("{error}\n  Not committed, so read again by the partitions' next owner: {left}")]
+    LeftUncommitted {
+        error: Box<ConsumerError>,
+        left: String,
+    },
+}
+
+impl ConsumerError {
+    /// This error, saying what the member leaves uncommitted (when it leaves anything).
+    pub(super) fn leaving(self, left: &[Uncommitted]) -> ConsumerError {
+        if left.is_empty() {
+            return self;
+        }
+        ConsumerError::LeftUncommitted {
+            error: Box::new(self),
+            left: uncommitted_words(left),
+        }
+    }
+}
+
+/// "p0 from offset 120 to 149, p2 up to offset 36 (…)": the records handled and not
+/// committed, from where the group's commit says the next owner reads again.
+pub(super) fn uncommitted_words(left: &[Uncommitted]) -> String {
+    let words: Vec<String> = left
+        .iter()
+        .map(|u| match u.from {
+            Some(from) => format!("p{} from offset {from} to {}", u.partition, u.until - 1),
+            None => format!(
+                "p{} up to offset {} (the group never committed there: the next owner starts \
+                 where auto.offset.reset says)",
+                u.partition,
+                u.until - 1
+            ),
+        })
+        .collect();
+    words.join(", ")
 }
 
 /// "partition 1", "partitions 0, 1, 2".

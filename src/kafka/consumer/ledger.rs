@@ -12,7 +12,11 @@
 //!   the record was handled;
 //! - a revoked partition's stored offsets are forgotten: the next assignment of it starts
 //!   afresh, from where the group's commit says;
-//! - after a failure, nothing handled since the last flush is stored ([`Ledger::abandon`]).
+//! - once a flush has failed (or the role failed on a record), nothing handled before it is
+//!   ever stored or committed by this member, whether a later flush succeeds or not: after
+//!   a failed fsync, a successful one does not prove the earlier lines reached the disk
+//!   ([`Ledger::abandon`]). What was stored before the failure was made durable by a flush
+//!   that succeeded, so it may still be committed.
 //!
 //! librdkafka commits what was stored (every second, and when the runtime commits
 //! synchronously); the ledger mirrors that store, so it can say what a commit carried and
@@ -22,6 +26,19 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// A partition and an offset in it: the next record to read there.
 pub(crate) type PartitionOffset = (i32, i64);
+
+/// A partition this member handled records of that it did not commit: the next owner reads
+/// them again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Uncommitted {
+    pub(crate) partition: i32,
+    /// The group's committed offset there, where the next owner reads again from: as it was
+    /// when this member took the partition over, or as this member last committed it. None:
+    /// the group never committed there.
+    pub(crate) from: Option<i64>,
+    /// The offset after the last record this member handled there.
+    pub(crate) until: i64,
+}
 
 /// The member's assignment and its offsets.
 #[derive(Debug, Default)]
@@ -35,8 +52,22 @@ pub(crate) struct Ledger {
     pending: BTreeMap<i32, i64>,
     /// Per partition, the last offset stored (what the next commit will carry).
     stored: BTreeMap<i32, i64>,
-    /// The last offsets reported as committed, so repeated identical commits stay quiet.
+    /// Per partition read, the group's committed offset: as it was when this member took
+    /// the partition over, then as this member committed it. Absent: the group never
+    /// committed there.
     committed: BTreeMap<i32, i64>,
+    /// The last offsets reported as committed, so repeated identical commits stay quiet;
+    /// kept past revocations, as a late answer for a revoked partition repeats what the
+    /// revocation's commit reported.
+    reported: BTreeMap<i32, i64>,
+    /// Per partition read, the offset after the last record handled in this assignment.
+    handled: BTreeMap<i32, i64>,
+    /// Partitions this member gave up with handled records it had not committed, and where
+    /// the next owner reads again; a partition given back and committed later is removed.
+    left: BTreeMap<i32, Uncommitted>,
+    /// A flush (or the role) failed: nothing handled so far and not stored is ever stored,
+    /// and no flush is tried again.
+    failed: bool,
 }
 
 impl Ledger {
@@ -45,10 +76,15 @@ impl Ledger {
         self.awaiting.extend(partitions.iter().copied());
     }
 
-    /// Reading `partition` starts (its take-over finished).
-    pub(crate) fn started(&mut self, partition: i32) {
+    /// Reading `partition` starts (its take-over finished); `committed` is the group's
+    /// committed offset there (None: the group never committed there).
+    pub(crate) fn started(&mut self, partition: i32, committed: Option<i64>) {
         self.awaiting.remove(&partition);
         self.reading.insert(partition, false);
+        match committed {
+            Some(offset) => self.committed.insert(partition, offset),
+            None => self.committed.remove(&partition),
+        };
     }
 
     /// `partitions` were lost (another member may own them already): what was handled of
@@ -59,13 +95,24 @@ impl Ledger {
     }
 
     /// `partitions` are no longer this member's: it stops reading them and forgets what it
-    /// stored of them. (What is pending of them is left out of the next checkpoint.)
-    pub(crate) fn revoked(&mut self, partitions: &[i32]) {
+    /// handled, stored and committed of them, so nothing of this assignment is ever stored
+    /// for a later one. Returns those it leaves with handled records it did not commit.
+    pub(crate) fn revoked(&mut self, partitions: &[i32]) -> Vec<Uncommitted> {
+        let uncommitted = self.uncommitted(partitions);
         for p in partitions {
             self.reading.remove(p);
             self.awaiting.remove(p);
+            self.pending.remove(p);
             self.stored.remove(p);
+            self.committed.remove(p);
+            if self.handled.remove(p).is_some() {
+                self.left.remove(p);
+            }
         }
+        for u in &uncommitted {
+            self.left.insert(u.partition, *u);
+        }
+        uncommitted
     }
 
     /// The partitions being read, in order.
@@ -99,6 +146,7 @@ impl Ledger {
     /// offset is stored at the next checkpoint whose flush succeeds.
     pub(crate) fn handled(&mut self, partition: i32, offset: i64) {
         self.pending.insert(partition, offset + 1);
+        self.handled.insert(partition, offset + 1);
         self.reading.insert(partition, false);
     }
 
@@ -110,10 +158,10 @@ impl Ledger {
     }
 
     /// What a checkpoint stores once the role's flush succeeded: `None` when nothing was
-    /// handled since the last checkpoint (no flush is needed), else the offsets of the
-    /// partitions still read (possibly none).
+    /// handled since the last checkpoint, or after a failure (no flush is needed, or none
+    /// may count), else the offsets of the partitions still read (possibly none).
     pub(crate) fn to_store(&self) -> Option<Vec<PartitionOffset>> {
-        if self.pending.is_empty() {
+        if self.failed || self.pending.is_empty() {
             return None;
         }
         Some(
@@ -135,33 +183,27 @@ impl Ledger {
         }
     }
 
-    /// Of `partitions`, those with records handled since the last checkpoint: what a failed
-    /// checkpoint leaves uncommitted.
-    pub(crate) fn unflushed(&self, partitions: &[i32]) -> Vec<i32> {
-        partitions
-            .iter()
-            .copied()
-            .filter(|p| self.pending.contains_key(p))
-            .collect()
+    /// A failure (a flush, a store, or the role on a record): what the role handled since
+    /// the last checkpoint may not be durable, so it is never stored, and no later flush
+    /// changes that (a flush that succeeds after one that failed proves nothing about what
+    /// the failed one covered). What was stored before stays committable.
+    pub(crate) fn abandon(&mut self) {
+        self.failed = true;
+        self.pending.clear();
     }
 
-    /// A failure: what the role handled since the last checkpoint may not be durable, so it
-    /// is never stored.
-    pub(crate) fn abandon(&mut self) {
-        self.pending.clear();
+    /// Whether a failure happened ([`Ledger::abandon`]).
+    pub(crate) fn failed(&self) -> bool {
+        self.failed
     }
 
     /// A commit of everything stored went through: the offsets it committed that were not
     /// reported as committed yet.
     pub(crate) fn commit_succeeded(&mut self) -> Vec<PartitionOffset> {
-        let committed: Vec<PartitionOffset> = self
-            .stored
-            .iter()
-            .filter(|(p, o)| self.committed.get(p) != Some(o))
-            .map(|(p, o)| (*p, *o))
-            .collect();
-        self.committed.extend(committed.iter().copied());
-        committed
+        self.committed
+            .extend(self.stored.iter().map(|(&p, &o)| (p, o)));
+        let stored: Vec<PartitionOffset> = self.stored.iter().map(|(&p, &o)| (p, o)).collect();
+        self.not_reported_yet(stored)
     }
 
     /// librdkafka's automatic commit committed `offsets`: those not reported as committed
@@ -170,28 +212,54 @@ impl Ledger {
         &mut self,
         offsets: impl IntoIterator<Item = PartitionOffset>,
     ) -> Vec<PartitionOffset> {
-        let committed: Vec<PartitionOffset> = offsets
-            .into_iter()
-            .filter(|(p, o)| self.committed.get(p) != Some(o))
-            .collect();
-        self.committed.extend(committed.iter().copied());
-        committed
+        let offsets: Vec<PartitionOffset> = offsets.into_iter().collect();
+        // A late answer for a partition revoked since says nothing of a later assignment.
+        self.committed.extend(
+            offsets
+                .iter()
+                .filter(|(p, _)| self.reading.contains_key(p))
+                .copied(),
+        );
+        self.not_reported_yet(offsets)
     }
 
-    /// Of `partitions` (about to be revoked), those whose stored offset was not committed,
-    /// each with the offset the next owner reads again from: the last one this member
-    /// committed there, or 0.
-    pub(crate) fn uncommitted(&self, partitions: &[i32]) -> Vec<PartitionOffset> {
+    /// Of committed `offsets`, those not reported yet; they count as reported now.
+    fn not_reported_yet(&mut self, offsets: Vec<PartitionOffset>) -> Vec<PartitionOffset> {
+        let new: Vec<PartitionOffset> = offsets
+            .into_iter()
+            .filter(|(p, o)| self.reported.get(p) != Some(o))
+            .collect();
+        self.reported.extend(new.iter().copied());
+        new
+    }
+
+    /// Of `partitions`, those with records this member handled and did not commit (not
+    /// flushed, flushed but not stored, stored but not committed), each with where the next
+    /// owner reads again from and the offset after the last record handled there.
+    pub(crate) fn uncommitted(&self, partitions: &[i32]) -> Vec<Uncommitted> {
         partitions
             .iter()
-            .copied()
-            .filter(|p| {
-                self.stored
-                    .get(p)
-                    .is_some_and(|stored| self.committed.get(p) != Some(stored))
+            .filter_map(|p| {
+                let until = *self.handled.get(p)?;
+                let from = self.committed.get(p).copied();
+                (from.is_none_or(|from| from < until)).then_some(Uncommitted {
+                    partition: *p,
+                    from,
+                    until,
+                })
             })
-            .map(|p| (p, self.committed.get(&p).copied().unwrap_or(0)))
             .collect()
+    }
+
+    /// Everything this member leaves uncommitted: what revocations left, and the partitions
+    /// it still reads with handled records it did not commit. In partition order.
+    pub(crate) fn left_uncommitted(&self) -> Vec<Uncommitted> {
+        let reading: Vec<i32> = self.reading.keys().copied().collect();
+        let mut left = self.left.clone();
+        for u in self.uncommitted(&reading) {
+            left.insert(u.partition, u);
+        }
+        left.into_values().collect()
     }
 }
 

@@ -39,6 +39,9 @@ mod poll;
 mod shared;
 mod take_over;
 
+#[cfg(test)]
+mod failure_tests;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -285,13 +288,14 @@ impl<R: Role> GroupConsumer<R> {
             // without a deadline; the process is about to exit, so let the OS clean up.
             std::mem::forget(self.consumer.take());
         }
-        let ending = result?;
-        committed?;
-        Ok(ending)
+        let late = self.lock().failure.take();
+        first_failure(result, committed, late)
+            .map_err(|error| error.leaving(&self.lock().ledger.left_uncommitted()))
     }
 
     /// Checkpoints, commits synchronously and leaves the group. `checkpoint`: false after a
-    /// role failure, when what was handled may not be durable and must not be committed.
+    /// failure, when what was handled since the last checkpoint may not be durable and must
+    /// not be committed (what was stored before still is).
     /// Returns the commit's outcome and whether leaving the group finished.
     fn close(&self, checkpoint: bool) -> (Result<(), ConsumerError>, bool) {
         let consumer = self.consumer();
@@ -343,6 +347,11 @@ impl<R: Role> GroupConsumer<R> {
                     // Rebalance callbacks run inside poll; records it returns are not handled
                     // (nor stored): whoever owns their partition next reads them.
                     let _ = consumer.poll(POLL_TIMEOUT);
+                    // A revocation inside that poll whose flush failed: nothing it covered is
+                    // committed, and that failure is the member's reason to stop.
+                    if let Some(failure) = self.lock().failure.take() {
+                        return Err(failure);
+                    }
                 }
                 other => return other,
             }
@@ -382,6 +391,20 @@ impl<R: Role> GroupConsumer<R> {
             })
             .collect()
     }
+}
+
+/// How a run ends: with the first failure, the member's reason to stop; the loop's, else the
+/// last checkpoint's or commit's (`committed`), else one in a rebalance callback while leaving
+/// (`late`: in the polls of the last commit, or the final revocation). Later ones follow from
+/// the first.
+fn first_failure(
+    result: Result<Ending, ConsumerError>,
+    committed: Result<(), ConsumerError>,
+    late: Option<ConsumerError>,
+) -> Result<Ending, ConsumerError> {
+    let ending = result?;
+    committed?;
+    late.map_or(Ok(ending), Err)
 }
 
 impl<R: Role> std::fmt::Debug for GroupConsumer<R> {

@@ -248,8 +248,8 @@ impl<R: Role> GroupConsumer<R> {
                 let record = ConsumedRecord::from_message(&message);
                 let mut shared = self.lock();
                 // A record fetched just before its partition was revoked belongs to the next
-                // owner now; a failure in a callback stops everything.
-                if shared.failure.is_some() || !shared.ledger.accepts(record.partition) {
+                // owner now; after a failure (in a callback too) nothing more is handled.
+                if shared.ledger.failed() || !shared.ledger.accepts(record.partition) {
                     return Ok(0);
                 }
                 let Shared { role, out, .. } = &mut *shared;

@@ -9,7 +9,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::context::GroupContext;
-use super::error::{ConsumerError, is_rebalancing, rebalancing_words};
+use super::error::{ConsumerError, is_rebalancing, rebalancing_words, uncommitted_words};
 use super::ledger::Ledger;
 use crate::kafka::cluster_watch::ClusterWatch;
 use crate::report::activity::{Activity, PartitionProgress, PartitionStart, Report};
@@ -41,7 +41,8 @@ pub(super) struct Shared<R> {
     pub(super) changed_at: Instant,
     /// Since when this member owns nothing (subscribe or last revocation).
     pub(super) idle_since: Option<Instant>,
-    /// A failure inside a callback, surfaced by the loop.
+    /// A failure inside a callback, surfaced by the loop (or, during `close`, by `run`): the
+    /// first one, the member's reason to stop.
     pub(super) failure: Option<ConsumerError>,
     /// Latest per-partition numbers from librdkafka's statistics.
     pub(super) progress: std::collections::BTreeMap<i32, PartitionProgress>,
@@ -77,7 +78,9 @@ impl<R: Role> Shared<R> {
         }
     }
 
-    /// Flushes the role and stores the offsets of everything it finished.
+    /// Flushes the role and stores the offsets of everything it finished. When the flush or
+    /// the store fails, the ledger abandons what the flush was to cover: it is never stored,
+    /// and no flush is tried again ([`Ledger::abandon`]).
     pub(super) fn checkpoint(
         &mut self,
         consumer: &BaseConsumer<GroupContext<R>>,
@@ -86,6 +89,20 @@ impl<R: Role> Shared<R> {
         let Some(to_store) = self.ledger.to_store() else {
             return Ok(());
         };
+        let stored = self.flush_and_store(consumer, topic, to_store);
+        match stored {
+            Ok(()) => self.ledger.checkpointed(),
+            Err(_) => self.ledger.abandon(),
+        }
+        stored
+    }
+
+    fn flush_and_store(
+        &mut self,
+        consumer: &BaseConsumer<GroupContext<R>>,
+        topic: &str,
+        to_store: Vec<(i32, i64)>,
+    ) -> Result<(), ConsumerError> {
         self.role.flush().map_err(ConsumerError::Role)?;
         let mut offsets = TopicPartitionList::new();
         for (partition, next) in to_store {
@@ -98,8 +115,16 @@ impl<R: Role> Shared<R> {
                 .store_offsets(&offsets)
                 .map_err(ConsumerError::Kafka)?;
         }
-        self.ledger.checkpointed();
         Ok(())
+    }
+
+    /// Keeps the first failure: a later one follows from it (the member is stopping).
+    pub(super) fn fail(&mut self, error: ConsumerError) {
+        if self.failure.is_some() {
+            tracing::debug!(%error, "a later failure, after the one the member stops with");
+        } else {
+            self.failure = Some(error);
+        }
     }
 
     /// Commits the stored offsets now, waits for the answer and reports what was committed
@@ -114,7 +139,15 @@ impl<R: Role> Shared<R> {
                 }
                 Ok(())
             }
-            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => Ok(()),
+            // Nothing stored that is not committed already (an automatic commit whose callback
+            // has not run yet carried it): what is stored is committed.
+            Err(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset) => {
+                let committed = self.ledger.commit_succeeded();
+                if !committed.is_empty() {
+                    self.out.report(Activity::Committed { offsets: committed });
+                }
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
@@ -123,18 +156,17 @@ impl<R: Role> Shared<R> {
     /// the group is still rebalancing (the built-in broker for the whole time a rebalance is
     /// prepared), and the rebalance cannot finish while this callback runs; but the state
     /// often settles within moments, so try a few times. What still cannot be committed is
-    /// said plainly: the next owner reads those records again (at-least-once). Returns the
-    /// revoked partitions whose offsets could not be committed.
+    /// said plainly: the next owner reads those records again (at-least-once).
     pub(super) fn commit_before_handover(
         &mut self,
         consumer: &BaseConsumer<GroupContext<R>>,
         revoked: &[i32],
-    ) -> Vec<i32> {
+    ) {
         const ATTEMPTS: u32 = 5;
         let mut attempt = 1;
         loop {
             match self.commit(consumer) {
-                Ok(()) => return Vec::new(),
+                Ok(()) => return,
                 Err(e) if is_rebalancing(&e) && attempt < ATTEMPTS => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(200));
@@ -142,19 +174,15 @@ impl<R: Role> Shared<R> {
                 Err(e) => {
                     let uncommitted = self.ledger.uncommitted(revoked);
                     if !uncommitted.is_empty() {
-                        let words: Vec<String> = uncommitted
-                            .iter()
-                            .map(|(p, from)| format!("p{p} from offset {from}"))
-                            .collect();
                         self.out.report(Activity::CommitFailed {
                             reason: format!(
                                 "could not commit before handing over ({}): the next owner reads again {}",
                                 rebalancing_words(&e),
-                                words.join(", ")
+                                uncommitted_words(&uncommitted)
                             ),
                         });
                     }
-                    return uncommitted.into_iter().map(|(p, _)| p).collect();
+                    return;
                 }
             }
         }

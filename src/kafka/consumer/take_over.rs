@@ -389,7 +389,9 @@ impl<R: Role> GroupConsumer<R> {
             consumer.resume(&resumed)?;
         }
         let mut shared = self.lock();
-        shared.ledger.started(start.partition);
+        shared
+            .ledger
+            .started(start.partition, start.committed.then_some(start.start));
         shared.taken_over.push(start.clone());
         Ok(())
     }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 
 use super::outcome::{Tally, note, plain_outcome};
-use super::{ConsumedRecord, Replay, Role, RoleError};
+use super::{ConsumedRecord, FlushFailure, Replay, Role, RoleError};
 use crate::audit::{AuditLine, AuditWriter, RecordId};
 use crate::domain::event::OrderEvent;
 use crate::report::activity::{Activity, Outcome, PartitionStart, Report, RoleCounters};
@@ -30,6 +30,8 @@ pub(crate) struct Storage {
     topic: String,
     already_stored: u64,
     malformed: Tally,
+    /// Once a write or fsync failed, no later one counts.
+    flush_failure: FlushFailure,
 }
 
 impl Storage {
@@ -39,6 +41,7 @@ impl Storage {
             topic: topic.to_owned(),
             already_stored: 0,
             malformed: Tally::default(),
+            flush_failure: FlushFailure::default(),
         }
     }
 }
@@ -276,9 +279,9 @@ impl Role for Storage {
     }
 
     /// Writes, fsyncs and checks that the file at the path still holds what was written;
-    /// the runtime stores the offsets only after this.
+    /// the runtime stores the offsets only after this. Once this failed, it always fails.
     fn flush(&mut self) -> Result<(), RoleError> {
-        Ok(self.log.sync()?)
+        self.flush_failure.guard(|| Ok(self.log.sync()?))
     }
 
     fn malformed(&self) -> (u64, BTreeMap<&'static str, u64>) {

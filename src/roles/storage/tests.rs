@@ -132,6 +132,29 @@ fn a_removed_file_fails_the_flush_and_nothing_counts_as_stored() {
 }
 
 #[test]
+fn once_a_flush_failed_no_later_flush_counts_as_stored() {
+    // The file is moved away while storage writes (its flush fails: the path no longer holds
+    // it) and put back: the next flush would succeed, but a success after a failure proves
+    // nothing about what the failed one covered (after a failed fsync, Linux may have dropped
+    // the pages), so it fails too and nothing counts as stored.
+    let log = Log::new();
+    let mut storage = log.fresh();
+    handle(&mut storage, &event(0, 0, 1, Placed));
+    let away = log.path.with_extension("away");
+    std::fs::rename(&log.path, &away).unwrap();
+    let first = storage.flush().unwrap_err().to_string();
+    assert!(first.contains("was removed"), "{first}");
+    std::fs::rename(&away, &log.path).unwrap();
+    handle(&mut storage, &event(0, 1, 1, Confirmed));
+    let again = storage.flush().unwrap_err().to_string();
+    assert!(
+        again.starts_with("an earlier flush failed (") && again.contains(&first),
+        "{again}"
+    );
+    assert_eq!(stored(&storage), (0, 0));
+}
+
+#[test]
 fn what_the_file_holds_past_the_commit_is_skipped_not_stored_twice() {
     let log = Log::new();
     let records = orders(0..4);

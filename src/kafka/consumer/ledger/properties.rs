@@ -11,13 +11,17 @@
 //! - the ledger's idea of what is stored is librdkafka's, and what it reports as committed
 //!   was committed;
 //! - after a successful checkpoint everything handled is stored, and after a clean stop it
-//!   is committed.
+//!   is committed;
+//! - once a flush (or store) has failed, nothing handled before it is ever stored or
+//!   committed, whatever later flushes do;
+//! - a revocation names every partition it leaves with handled records the group's commit
+//!   does not cover, with that commit (where the next owner reads again from).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
-use super::Ledger;
+use super::{Ledger, Uncommitted};
 
 const PARTITIONS: i32 = 4;
 
@@ -84,8 +88,12 @@ struct Member {
     group: BTreeMap<i32, i64>,
     reading: BTreeMap<i32, Assignment>,
     awaiting: BTreeSet<i32>,
-    /// A failure ended the loop: from now on nothing the role does counts as flushed.
+    /// A flush or store failed, or the role did: from now on nothing the role does counts
+    /// as flushed.
     failed: bool,
+    /// What this member left uncommitted when it gave partitions up, as the group's commits
+    /// show it.
+    left: BTreeMap<i32, Uncommitted>,
     /// The run is over.
     over: bool,
 }
@@ -136,8 +144,8 @@ impl Member {
             } => {
                 if self.revoke(partitions, lost, outcome) {
                     // A failure in the callback: the loop's checkpoint after the poll still
-                    // runs, flushing again (if that flush succeeds, what it covers is stored:
-                    // today's behaviour), then the run stops at the top of the loop.
+                    // runs (it must neither flush nor store), then the run stops at the top
+                    // of the loop.
                     let _ = self.checkpoint(retry);
                     self.close_after_failure(retry);
                 }
@@ -158,7 +166,7 @@ impl Member {
             return;
         }
         let start = self.group.get(&p).copied().unwrap_or(0);
-        self.ledger.started(p);
+        self.ledger.started(p, self.group.get(&p).copied());
         self.reading.insert(
             p,
             Assignment {
@@ -177,7 +185,10 @@ impl Member {
         let Some(to_store) = self.ledger.to_store() else {
             return Ok(());
         };
+        assert!(!self.failed, "a checkpoint after a failure flushes again");
         if !outcome.flush {
+            self.failed = true;
+            self.ledger.abandon();
             return Err(());
         }
         if !self.failed {
@@ -187,6 +198,8 @@ impl Member {
         }
         if !to_store.is_empty() {
             if !outcome.store {
+                self.failed = true;
+                self.ledger.abandon();
                 return Err(());
             }
             for &(p, offset) in &to_store {
@@ -271,42 +284,36 @@ impl Member {
         if lost {
             self.ledger.lost(&revoked);
         } else {
-            match self.checkpoint(outcome) {
-                Ok(()) => {
-                    if self.commit(outcome.commit).is_err() {
-                        let uncommitted: Vec<i32> = self
-                            .ledger
-                            .uncommitted(&revoked)
-                            .into_iter()
-                            .map(|(p, _)| p)
-                            .collect();
-                        for p in &revoked {
-                            if let Some(stored) = self.store.get(p)
-                                && self.group.get(p) != Some(stored)
-                            {
-                                assert!(uncommitted.contains(p), "p{p} uncommitted, not told");
-                            }
-                        }
-                    }
-                }
-                Err(()) => {
-                    let unflushed = self.ledger.unflushed(&revoked);
-                    for p in &revoked {
-                        let handled = self.reading.get(p).and_then(|a| a.handled);
-                        if handled.is_some() && handled != self.store.get(p).copied() {
-                            assert!(unflushed.contains(p), "p{p} unflushed, not told");
-                        }
-                    }
-                    failed = true;
-                }
-            }
+            // The checkpoint, then the commit of what is stored, whether the checkpoint
+            // failed or not (what earlier flushes made durable may be committed).
+            failed = self.checkpoint(outcome).is_err();
+            let _ = self.commit(outcome.commit);
         }
-        self.ledger.revoked(&revoked);
+        let expected: Vec<Uncommitted> = revoked
+            .iter()
+            .filter_map(|&p| {
+                let until = self.reading.get(&p)?.handled?;
+                let from = self.group.get(&p).copied();
+                from.is_none_or(|from| from < until).then_some(Uncommitted {
+                    partition: p,
+                    from,
+                    until,
+                })
+            })
+            .collect();
+        let told = self.ledger.revoked(&revoked);
+        assert_eq!(told, expected, "what the revocation leaves uncommitted");
         for p in &revoked {
+            if self.reading.get(p).is_some_and(|a| a.handled.is_some()) {
+                self.left.remove(p);
+            }
             // librdkafka forgets what was stored of the partitions it unassigns.
             self.store.remove(p);
             self.reading.remove(p);
             self.awaiting.remove(p);
+        }
+        for u in told {
+            self.left.insert(u.partition, u);
         }
         failed
     }
@@ -332,8 +339,8 @@ impl Member {
                 }
             }
         }
-        // When the last checkpoint failed, the final revocation's checkpoint flushes again
-        // (and stores what that flush covers, if it succeeds): today's behaviour.
+        // When the last checkpoint failed, the final revocation's checkpoint must neither
+        // flush nor store; it commits what was stored before the failure.
         self.leave(leave);
     }
 
@@ -342,6 +349,12 @@ impl Member {
         let all: Vec<i32> = self.reading.keys().chain(&self.awaiting).copied().collect();
         self.revoke(&all, false, outcome);
         self.over = true;
+        let left: Vec<Uncommitted> = self.left.values().copied().collect();
+        assert_eq!(
+            self.ledger.left_uncommitted(),
+            left,
+            "what the member says it leaves uncommitted"
+        );
     }
 
     fn check(&self) {
