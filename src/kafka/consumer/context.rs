@@ -40,9 +40,7 @@ impl<R> GroupContext<R> {
     fn lock(&self) -> MutexGuard<'_, Shared<R>> {
         // A panic while holding the lock would already have ended the process's purpose;
         // keep going with the data as it was rather than panic again in a callback.
-        self.shared
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock::lock(&self.shared)
     }
 }
 

@@ -4,6 +4,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use super::ledger::Uncommitted;
+use crate::kafka::client::ConnectError;
 use crate::kafka::fault;
 use crate::kafka::group_protocol::BrokerSideProperty;
 use crate::kafka::topic::TopicError;
@@ -14,15 +15,8 @@ use crate::roles::RoleError;
 pub enum ConsumerError {
     #[error("cannot create the Kafka consumer: {0}")]
     Create(KafkaError),
-    #[error(
-        "cannot reach Kafka at {brokers}: {reason}\n  Is `orderflow broker` running? Start one in \
-         another terminal, or point -b (or ORDERFLOW_BROKERS) at your cluster."
-    )]
-    Unreachable { brokers: String, reason: String },
-    #[error(
-        "Kafka at {brokers} refused the connection: {reason}\n  Check the -X security settings."
-    )]
-    Refused { brokers: String, reason: String },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error(transparent)]
     Topic(#[from] TopicError),
     #[error(transparent)]

@@ -59,7 +59,9 @@ use self::poll::Window;
 use self::shared::Shared;
 use crate::config::KafkaSettings;
 use crate::kafka::broker::is_built_in_broker;
-use crate::kafka::client::{Connection, ConnectionHealth, close_promptly, process_tag};
+use crate::kafka::client::{
+    ConnectError, Connection, ConnectionHealth, close_promptly, process_tag,
+};
 use crate::kafka::group_protocol::{BUILT_IN_KIP848_NOTICE, GroupProtocol, MemberProtocol};
 use crate::kafka::topic::{APPEAR_WAIT, Patience, TopicUser, TopicWaitError, wait_for_topic};
 use crate::report::activity::{Activity, PartitionProgress, Report};
@@ -189,9 +191,7 @@ impl<R: Role> GroupConsumer<R> {
     }
 
     fn lock(&self) -> MutexGuard<'_, Shared<R>> {
-        self.shared
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::lock::lock(&self.shared)
     }
 
     /// Checks that the cluster answers and the topic exists (asking again for a moment
@@ -213,22 +213,16 @@ impl<R: Role> GroupConsumer<R> {
         ) {
             Ok(_) => Ok(()),
             Err(TopicWaitError::Topic(e)) => Err(ConsumerError::Topic(e)),
-            Err(TopicWaitError::Connection(state)) => Err(match state {
-                Connection::Refused { reason } => ConsumerError::Refused {
-                    brokers: self.brokers.clone(),
-                    reason,
-                },
-                Connection::Unreachable { reason } | Connection::Fatal { reason } => {
-                    ConsumerError::Unreachable {
-                        brokers: self.brokers.clone(),
-                        reason,
+            Err(TopicWaitError::Connection(state)) => {
+                let brokers = self.brokers.clone();
+                Err(ConsumerError::Connect(match state {
+                    Connection::Refused { reason } => ConnectError::Refused { brokers, reason },
+                    Connection::Unreachable { reason } | Connection::Fatal { reason } => {
+                        ConnectError::Unreachable { brokers, reason }
                     }
-                }
-                Connection::Ok => ConsumerError::Unreachable {
-                    brokers: self.brokers.clone(),
-                    reason: format!("no answer within {} s", CLUSTER_TIMEOUT.as_secs()),
-                },
-            }),
+                    Connection::Ok => ConnectError::no_answer(brokers, CLUSTER_TIMEOUT),
+                }))
+            }
         }
     }
 
