@@ -230,14 +230,16 @@ fn encode_members(
     )?;
     let quantiles = members.iter().flat_map(|m| {
         m.latency.iter().flat_map(move |l| {
-            [("0.5", l.p50_ms), ("0.99", l.p99_ms), ("1", l.max_ms)]
-                .map(|(q, ms)| (with(m, "quantile", q), Value::Real(ms / 1000.0)))
+            // Not `quantile`: that label belongs to the summary type, which these are not
+            // (promtool refuses it on a gauge).
+            [("p50", l.p50_ms), ("p99", l.p99_ms), ("max", l.max_ms)]
+                .map(|(stat, ms)| (with(m, "statistic", stat), Value::Real(ms / 1000.0)))
         })
     });
     family(
         encoder,
         "orderflow_end_to_end_latency_seconds",
-        "Producer timestamp to handled, over the last second's records: p50, p99 and max (quantile 1)",
+        "Producer timestamp to handled, over the last second's records: statistic p50, p99 and max",
         Gauge,
         quantiles,
     )
