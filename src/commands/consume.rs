@@ -56,7 +56,14 @@ async fn run<R: Role>(
     let mut watch = None;
     if let Some(metrics) = &metrics {
         also.push(metrics.member(options.role, &options.group));
-        watch = Some(metrics.watch_groups(settings, vec![options.group.clone()])?);
+        // The platform's groups besides its own, so that a scrape of any one role shows
+        // another role's lag growing while that role is down (a crashed member announces
+        // nothing, and the built-in broker cannot list groups).
+        let mut groups = registry::default_groups();
+        if !groups.contains(&options.group) {
+            groups.push(options.group.clone());
+        }
+        watch = Some(metrics.watch_groups(settings, groups)?);
     }
     let output = output(args);
     wiring::member::run_reporting(settings, options, role, output, notices, also, shutdown).await?;
