@@ -338,6 +338,61 @@ fn a_busy_metrics_port_stops_every_command_at_once() {
     }
 }
 
+/// The demo serves every part on one endpoint: the producer and the three roles (by their
+/// `role` label) and the lag of the three groups.
+#[test]
+fn the_demo_serves_its_producer_and_every_role_on_one_endpoint() {
+    let address = free_address();
+    let mut demo = Running::spawn(util::orderflow().args([
+        "demo",
+        "--no-tui",
+        "--listen",
+        "127.0.0.1:0",
+        "--rate",
+        "100",
+        "--metrics",
+        &address.to_string(),
+    ]));
+    let started = Instant::now();
+    let (body, roles) = loop {
+        let body = get(address, "/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        let roles: BTreeSet<&str> = ["order-processor", "analytics", "storage"]
+            .into_iter()
+            .filter(|role| {
+                body.lines().any(|l| {
+                    l.starts_with(&format!("orderflow_records_handled_total{{role=\"{role}\""))
+                        && !l.ends_with(" 0")
+                })
+            })
+            .collect();
+        let lagged: BTreeSet<&str> = ["order-processor", "analytics", "storage"]
+            .into_iter()
+            .filter(|g| body.contains(&format!("kafka_consumergroup_group_sum_lag{{group=\"{g}\"")))
+            .collect();
+        if roles.len() == 3
+            && lagged.len() == 3
+            && !body.contains("orderflow_producer_delivered_total 0")
+            && body.contains("orderflow_producer_delivered_total")
+        {
+            break (body, roles);
+        }
+        assert!(
+            started.elapsed() < LIMIT,
+            "the demo's metrics never showed every part:\n{body}\nstderr:\n{}",
+            demo.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(roles.len(), 3);
+    if installed("promtool") {
+        assert_eq!(check_metrics(&body), "", "{body}");
+    }
+    demo.signal(Signal::SIGINT);
+    assert!(demo.wait(LIMIT).success(), "{}", demo.stderr());
+}
+
 #[test]
 fn dockers_scrape_config_is_valid_for_promtool() {
     if !installed("promtool") {
