@@ -17,6 +17,7 @@ mod server;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use prometheus_client::registry::Registry;
 
@@ -28,6 +29,10 @@ use crate::config::KafkaSettings;
 use crate::kafka::group_watch::GroupWatch;
 use crate::report::activity::Report;
 use crate::report::group_view::GroupView;
+
+/// After this long without a scrape, the group watch stops asking the cluster (Prometheus
+/// scrapes every 15 s by default; docker/'s every 5 s).
+const UNSCRAPED: Duration = Duration::from_secs(60);
 
 /// Why metrics cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -88,14 +93,25 @@ impl Metrics {
 
     /// Starts a group watch whose views become the `kafka_consumergroup_*` and
     /// `kafka_partition_*` series; dropping it stops it. `groups`: shown once they have
-    /// committed, even without members (the roles' own groups).
+    /// committed, even without members (the roles' own groups). It runs while the endpoint is
+    /// scraped (within [`UNSCRAPED`]): nobody scraping costs no requests, and the lag it
+    /// last saw is dropped rather than served stale when scrapes resume.
     pub(crate) fn watch_groups(
         &self,
         settings: &KafkaSettings,
         groups: Vec<String>,
     ) -> std::io::Result<GroupWatch> {
         let latest = Arc::clone(&self.latest);
-        GroupWatch::start(settings, groups, move |view: GroupView| {
+        let asked = Arc::clone(&self.latest);
+        let wanted = move || {
+            let mut latest = asked.lock().unwrap_or_else(|p| p.into_inner());
+            let scraped = latest.scraped_at.is_some_and(|at| at.elapsed() < UNSCRAPED);
+            if !scraped {
+                latest.groups = None;
+            }
+            scraped
+        };
+        GroupWatch::start_when(settings, groups, wanted, move |view: GroupView| {
             latest.lock().unwrap_or_else(|p| p.into_inner()).groups = Some(view);
         })
     }

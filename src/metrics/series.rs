@@ -68,6 +68,8 @@ pub(crate) struct Latest {
     pub(crate) members: Vec<MemberCounts>,
     pub(crate) groups: Option<GroupView>,
     pub(crate) producer: Option<ProducerSource>,
+    /// When /metrics was last read: the group watch runs only while someone scrapes.
+    pub(crate) scraped_at: Option<std::time::Instant>,
 }
 
 /// The collector registered with the registry: encodes [`Latest`] on every scrape.
@@ -125,10 +127,11 @@ fn with(m: &MemberCounts, key: &'static str, value: &str) -> MemberLabels {
 
 impl Collector for Exported {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let latest = self
+        let mut latest = self
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        latest.scraped_at = Some(std::time::Instant::now());
         encode_members(&mut encoder, &latest.members)?;
         encode_groups(&mut encoder, latest.groups.as_ref())?;
         let producer = latest.producer.as_ref().map(|read| read());

@@ -110,8 +110,6 @@ fn rebalances_count_by_change_and_set_the_partitions_owned() {
     );
 }
 
-use std::time::Duration;
-
 #[test]
 fn lag_and_offsets_are_named_as_kafka_lag_exporter_names_them() {
     let metrics = Metrics::serve(loopback()).unwrap();
