@@ -16,6 +16,7 @@
 //!   producer's send loop (what every command and the examples share)
 //! - [`commands`]: the subcommand dispatch and every command (`produce`, the consumer roles,
 //!   `broker`, `cluster`, `demo`, `audit`, `completions`)
+//! - `metrics`: `--metrics`: the Prometheus endpoint, fed by the same reports as the printers
 //! - [`cli`], [`shutdown`], [`logging`]: flags, stop requests, diagnostics
 
 pub mod audit;
@@ -28,6 +29,7 @@ pub mod kafka;
 pub mod kraft;
 mod lock;
 pub mod logging;
+pub(crate) mod metrics;
 pub mod report;
 pub mod roles;
 pub mod shutdown;

@@ -467,6 +467,12 @@ impl Class {
 
     fn start(&mut self, step: &Located, terminal: u32, code: &str, expect: Option<&str>) {
         if let Some(previous) = self.terminals.get_mut(&terminal) {
+            // A `pkill -9` returns once the signal is sent, not once the process is gone: give
+            // a killed terminal a moment to end before calling it still running.
+            let killed_by_now = Instant::now() + Duration::from_secs(2);
+            while previous.running() && Instant::now() < killed_by_now {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             assert!(
                 !previous.running(),
                 "{}: terminal {terminal} still runs what {} started; stop it first\n--- its output:\n{}",

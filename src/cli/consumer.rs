@@ -24,6 +24,9 @@ pub struct ConsumerArgs {
     /// stdout is not a terminal)
     #[arg(long)]
     pub no_tui: bool,
+
+    #[command(flatten)]
+    pub metrics: super::MetricsArgs,
 }
 
 #[derive(Debug, Args)]

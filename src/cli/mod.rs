@@ -3,13 +3,14 @@
 //!
 //! Here: the top level, the subcommands with their help, and parsing. Each command's flags
 //! live in a file of their own: [`connection`] (`-b`/`-t`/`-X`, every subcommand),
-//! [`consumer`] (the consumer roles), [`produce`] (`produce`, `demo`, `broker`), [`cluster`],
+//! [`consumer`] (the consumer roles), [`metrics`] (`--metrics`), [`produce`] (`produce`, `demo`, `broker`), [`cluster`],
 //! [`audit`].
 
 mod audit;
 mod cluster;
 mod connection;
 mod consumer;
+mod metrics;
 mod produce;
 
 use clap::{Args, Parser, Subcommand};
@@ -24,6 +25,7 @@ pub use cluster::{
 };
 pub use connection::ConnectionArgs;
 pub use consumer::{AnalyticsArgs, ConsumerArgs, OrderProcessorArgs, StorageArgs};
+pub use metrics::MetricsArgs;
 pub use produce::{BrokerArgs, DemoArgs, ProduceArgs};
 
 const ABOUT: &str = "A Kafka teaching toolkit: one binary plays every role of an order platform, \

@@ -43,6 +43,9 @@ pub struct ProduceArgs {
     /// Write the events as JSON lines to stdout instead of Kafka (for jq or kcat -P)
     #[arg(long)]
     pub stdout: bool,
+
+    #[command(flatten)]
+    pub metrics: super::MetricsArgs,
 }
 
 /// The highest rate we pace at; beyond it `--rate 0` (no pacing) is what is meant.
@@ -82,6 +85,9 @@ pub struct DemoArgs {
     /// Plain text from every role instead of the live view
     #[arg(long)]
     pub no_tui: bool,
+
+    #[command(flatten)]
+    pub metrics: super::MetricsArgs,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::cli::{AnalyticsArgs, ConsumerArgs, OrderProcessorArgs, StorageArgs};
 use crate::config::KafkaSettings;
 use crate::kafka::consumer::ConsumerOptions;
 use crate::kafka::dead_letter::DeadLetters;
+use crate::metrics::Metrics;
 use crate::roles::Role;
 use crate::roles::analytics::Analytics;
 use crate::roles::order_processor::OrderProcessor;
@@ -40,17 +41,44 @@ fn output(args: &ConsumerArgs) -> Output {
     }
 }
 
-/// Runs `role` until Ctrl-C / SIGTERM / `q`, or with --exit-at-end the end of its partitions.
+/// Runs `role` until Ctrl-C / SIGTERM / `q`, or with --exit-at-end the end of its partitions;
+/// with `metrics`, its activity and its group's lag are served there meanwhile.
 async fn run<R: Role>(
     settings: &KafkaSettings,
     options: ConsumerOptions,
     role: R,
     args: &ConsumerArgs,
     notices: Vec<String>,
+    metrics: Option<Metrics>,
     shutdown: Shutdown,
 ) -> anyhow::Result<ExitCode> {
-    wiring::run(settings, options, role, output(args), notices, shutdown).await?;
+    let mut also = Vec::new();
+    let mut watch = None;
+    if let Some(metrics) = &metrics {
+        also.push(metrics.member(options.role, &options.group));
+        // The platform's groups besides its own, so that a scrape of any one role shows
+        // another role's lag growing while that role is down (a crashed member announces
+        // nothing, and the built-in broker cannot list groups).
+        let mut groups = registry::default_groups();
+        if !groups.contains(&options.group) {
+            groups.push(options.group.clone());
+        }
+        watch = Some(metrics.watch_groups(settings, groups)?);
+    }
+    let output = output(args);
+    wiring::member::run_reporting(settings, options, role, output, notices, also, shutdown).await?;
+    drop(watch);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Binds `--metrics` first: a busy port stops the role before it builds anything or joins
+/// its group.
+fn serve_metrics(args: &ConsumerArgs) -> anyhow::Result<Option<Metrics>> {
+    let metrics = Metrics::serve_if(args.metrics.metrics)?;
+    if let Some(metrics) = &metrics {
+        eprintln!("metrics: http://{}/metrics", metrics.address());
+    }
+    Ok(metrics)
 }
 
 /// The order-processor with its dead-letter producer, and what checking the dead-letter
@@ -70,6 +98,7 @@ pub(super) async fn order_processor(
     args: &OrderProcessorArgs,
     shutdown: Shutdown,
 ) -> anyhow::Result<ExitCode> {
+    let metrics = serve_metrics(&args.consumer)?;
     let options = options(&registry::ORDER_PROCESSOR, &args.consumer);
     let mut interrupted = shutdown.clone();
     let work = Duration::from_millis(args.work_ms);
@@ -77,7 +106,16 @@ pub(super) async fn order_processor(
         built = build_order_processor(settings, &options.group, work) => built?,
         _ = interrupted.requested_async() => return Ok(ExitCode::SUCCESS),
     };
-    run(settings, options, role, &args.consumer, notices, shutdown).await
+    run(
+        settings,
+        options,
+        role,
+        &args.consumer,
+        notices,
+        metrics,
+        shutdown,
+    )
+    .await
 }
 
 pub(super) async fn analytics(
@@ -85,6 +123,7 @@ pub(super) async fn analytics(
     args: &AnalyticsArgs,
     shutdown: Shutdown,
 ) -> anyhow::Result<ExitCode> {
+    let metrics = serve_metrics(&args.consumer)?;
     let options = options(&registry::ANALYTICS, &args.consumer);
     run(
         settings,
@@ -92,6 +131,7 @@ pub(super) async fn analytics(
         Analytics::new(),
         &args.consumer,
         Vec::new(),
+        metrics,
         shutdown,
     )
     .await
@@ -126,9 +166,19 @@ pub(super) async fn storage(
     args: &StorageArgs,
     shutdown: Shutdown,
 ) -> anyhow::Result<ExitCode> {
+    let metrics = serve_metrics(&args.consumer)?;
     let options = options(&registry::STORAGE, &args.consumer);
     let (role, notices) = build_storage(settings, args.file.clone())?;
-    run(settings, options, role, &args.consumer, notices, shutdown).await
+    run(
+        settings,
+        options,
+        role,
+        &args.consumer,
+        notices,
+        metrics,
+        shutdown,
+    )
+    .await
 }
 
 #[cfg(test)]
@@ -141,6 +191,7 @@ mod tests {
             exit_at_end: true,
             json,
             no_tui: false,
+            metrics: Default::default(),
         }
     }
 

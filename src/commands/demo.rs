@@ -10,6 +10,7 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use super::consume::{build_order_processor, build_storage};
+use super::produce::export_deliveries;
 use crate::cli::{ConnectionArgs, DemoArgs};
 use crate::config::KafkaSettings;
 use crate::dashboard::terminal::Controls;
@@ -17,6 +18,7 @@ use crate::dashboard::{ProducerStats, ViewEvent};
 use crate::kafka::broker::{BrokerError, BrokerOptions, DevBroker};
 use crate::kafka::consumer::ConsumerOptions;
 use crate::kafka::producer::OrderProducer;
+use crate::metrics::Metrics;
 use crate::report::activity::Report;
 use crate::report::human;
 use crate::report::printer::{TextPrinter, summary_line};
@@ -55,18 +57,25 @@ async fn start_role<R: Role>(
 }
 
 /// The roles in panel order, each with its sink: its panel of `view`, or without a view a
-/// printer with the role's name; storage writes its audit log to `audit_path`.
+/// printer with the role's name (and its `metrics`); storage writes its audit log to
+/// `audit_path`.
 async fn start_roles(
     settings: &KafkaSettings,
     view: Option<&LiveView>,
+    metrics: Option<&Metrics>,
     audit_path: &Path,
     stop: &Shutdown,
 ) -> anyhow::Result<Vec<Running>> {
     let out = |role: &RoleEntry| -> Box<dyn Report> {
-        match view {
+        let shown: Box<dyn Report> = match view {
             Some(view) => view.report(role.name),
             None => Box::new(TextPrinter::with_prefix(role.name)),
-        }
+        };
+        let also = metrics
+            .map(|m| m.member(role.name, role.default_group()))
+            .into_iter()
+            .collect();
+        member::beside(shown, also)
     };
     let processor = &registry::ORDER_PROCESSOR;
     let (order_processor, _) =
@@ -184,6 +193,11 @@ pub(crate) async fn run(
 ) -> anyhow::Result<ExitCode> {
     exit_on_second_request(&shutdown);
     let live = !args.no_tui && std::io::stdout().is_terminal();
+    // Bound before the broker starts, so that a busy port stops the demo at once.
+    let metrics = Metrics::serve_if(args.metrics.metrics)?;
+    if let Some(metrics) = &metrics {
+        eprintln!("metrics: http://{}/metrics", metrics.address());
+    }
 
     let broker_stop = Shutdown::manual();
     let (address, broker_task) = broker(&connection, args, &broker_stop).await?;
@@ -212,7 +226,21 @@ pub(crate) async fn run(
     let view = LiveView::new();
     let audit_path =
         std::env::temp_dir().join(format!("orderflow-demo-{}.audit.jsonl", std::process::id()));
-    let roles = start_roles(&settings, live.then_some(&view), &audit_path, &roles_stop).await?;
+    if let Some(metrics) = &metrics {
+        export_deliveries(metrics, &producer, &sent);
+    }
+    let roles = start_roles(
+        &settings,
+        live.then_some(&view),
+        metrics.as_ref(),
+        &audit_path,
+        &roles_stop,
+    )
+    .await?;
+    let metrics_watch = metrics
+        .as_ref()
+        .map(|m| m.watch_groups(&settings, registry::default_groups()))
+        .transpose()?;
 
     // The producer's counters, for the view (or a line now and then).
     let ticker = producer_ticker(
@@ -275,6 +303,7 @@ pub(crate) async fn run(
             failures.push(format!("{}: {e}", entry.name));
         }
     }
+    drop(metrics_watch);
     broker_stop.request();
     if let Some(task) = broker_task {
         let _ = task.await;

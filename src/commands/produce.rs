@@ -12,6 +12,7 @@ use crate::cli::ProduceArgs;
 use crate::config::KafkaSettings;
 use crate::kafka::producer::{DEFAULT_MESSAGE_TIMEOUT_MS, OrderProducer, ProducerError};
 use crate::kafka::topic::{LESSON_PARTITIONS, alter_command};
+use crate::metrics::{Metrics, ProducerCounts};
 use crate::report::activity::Connection;
 use crate::report::human::{self, StatusLine};
 use crate::report::outage::OutageReport;
@@ -49,10 +50,15 @@ pub(crate) async fn run(
         rate: args.rate,
         count: args.count,
     };
+    // Bound before anything else, so that a busy port stops the command at once.
+    let metrics = Metrics::serve_if(args.metrics.metrics)?;
+    if let Some(metrics) = &metrics {
+        eprintln!("metrics: http://{}/metrics", metrics.address());
+    }
     if args.stdout {
         to_stdout(plan, shutdown).await
     } else {
-        to_kafka(settings, plan, shutdown).await
+        to_kafka(settings, plan, metrics, shutdown).await
     }
 }
 
@@ -96,12 +102,35 @@ fn created_on_first_use(settings: &KafkaSettings, topic: &str, partitions: usize
     line
 }
 
+/// Serves the producer's accounting on `metrics`, read at each scrape.
+pub(crate) fn export_deliveries(
+    metrics: &Metrics,
+    producer: &Arc<OrderProducer>,
+    sent: &Arc<AtomicU64>,
+) {
+    let (producer, sent) = (Arc::clone(producer), Arc::clone(sent));
+    metrics.producer(move || {
+        let deliveries = producer.deliveries();
+        ProducerCounts {
+            sent: sent.load(Ordering::Relaxed),
+            delivered: deliveries.delivered(),
+            failed: deliveries.failed(),
+            in_flight: producer.in_flight(),
+        }
+    });
+}
+
 async fn to_kafka(
     settings: &KafkaSettings,
     plan: Plan,
+    metrics: Option<Metrics>,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<ProduceOutcome> {
     let producer = Arc::new(OrderProducer::new(settings)?);
+    let sent = Arc::new(AtomicU64::new(0));
+    if let Some(metrics) = &metrics {
+        export_deliveries(metrics, &producer, &sent);
+    }
     eprintln!("orderflow produce: {}", settings.describe());
     let ready = tokio::select! {
         checked = producer.check_reachable() => checked?,
@@ -133,7 +162,6 @@ async fn to_kafka(
     );
 
     let started = Instant::now();
-    let sent = Arc::new(AtomicU64::new(0));
     let mut sender = {
         let producer = Arc::clone(&producer);
         let sent = Arc::clone(&sent);

@@ -117,20 +117,23 @@ impl LastView {
 }
 
 /// One member in the live view, as `orderflow analytics` runs in a terminal: the view closes
-/// when the member stops on its own; `q` or a signal stops the member. Afterwards `notices`,
-/// the member's own notices and its final summary are printed.
+/// when the member stops on its own; `q` or a signal stops the member; `also` gets its
+/// activity too. Afterwards `notices`, the member's own notices and its final summary are
+/// printed.
 pub(super) async fn run<R: Role>(
     settings: &KafkaSettings,
     options: ConsumerOptions,
     role: R,
     notices: Vec<String>,
+    also: Vec<Box<dyn Report>>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let role_name = options.role;
     let group = options.group.clone();
     let view = LiveView::new();
+    let out = member::beside(view.report(role_name), also);
     // Fail (unreachable broker, missing topic) before taking over the terminal.
-    let running = member::start(settings, options, role, view.report(role_name), &shutdown).await?;
+    let running = member::start(settings, options, role, out, &shutdown).await?;
     let watch = view.watch(settings)?;
     let dashboard = dashboard(&settings.bootstrap(), &settings.topic, &[role_name]);
     let mut controls = Controls::default();

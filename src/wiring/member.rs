@@ -46,20 +46,53 @@ pub async fn run<R: Role>(
     notices: Vec<String>,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
+    run_reporting(
+        settings,
+        options,
+        role,
+        output,
+        notices,
+        Vec::new(),
+        shutdown,
+    )
+    .await
+}
+
+/// [`run`], with every activity also given to `also` (the member's metrics).
+pub(crate) async fn run_reporting<R: Role>(
+    settings: &KafkaSettings,
+    options: ConsumerOptions,
+    role: R,
+    output: Output,
+    notices: Vec<String>,
+    also: Vec<Box<dyn Report>>,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     exit_on_second_request(&shutdown);
-    let mut out: Box<dyn Report> = match output {
+    let printer: Box<dyn Report> = match output {
         Output::Text => Box::new(TextPrinter::default()),
         Output::Json => Box::new(JsonPrinter),
         Output::Live => {
-            return super::live::run(settings, options, role, notices, shutdown).await;
+            return super::live::run(settings, options, role, notices, also, shutdown).await;
         }
     };
+    let mut out = beside(printer, also);
     for notice in notices {
         out.report(Activity::Notice(notice));
     }
     let consumer = GroupConsumer::new(settings, options, role, with_presence(settings, out))?;
     tokio::task::spawn_blocking(move || consumer.run(&shutdown)).await??;
     Ok(())
+}
+
+/// `out`, and `also` beside it when there is anything there.
+pub(crate) fn beside(out: Box<dyn Report>, also: Vec<Box<dyn Report>>) -> Box<dyn Report> {
+    if also.is_empty() {
+        return out;
+    }
+    let mut sinks = vec![out];
+    sinks.extend(also);
+    Box::new(Fanout(sinks))
 }
 
 /// `out` together with the member's announcements on `<topic>.members`, so that views

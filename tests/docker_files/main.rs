@@ -8,12 +8,15 @@
 //! that is not root. The last test breaks the real files in typical ways and expects each
 //! breakage to be caught.
 //!
+//! The `monitoring` profile (Prometheus, Grafana and its dashboard) is checked in monitoring.rs.
+//!
 //! What this cannot check: that the images exist and start, and that Kafka accepts the
 //! configuration. docker/README.md says so.
 
 mod checks;
 mod compose;
 mod dockerfile;
+mod monitoring;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -34,6 +34,7 @@ pub fn orderflow() -> Command {
     command
         .env_remove("ORDERFLOW_BROKERS")
         .env_remove("ORDERFLOW_TOPIC")
+        .env_remove("ORDERFLOW_METRICS")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null());
     command

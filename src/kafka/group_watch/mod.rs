@@ -77,6 +77,17 @@ impl GroupWatch {
     pub fn start(
         settings: &KafkaSettings,
         always_shown: Vec<String>,
+        deliver: impl FnMut(GroupView) + Send + 'static,
+    ) -> std::io::Result<GroupWatch> {
+        GroupWatch::start_when(settings, always_shown, || true, deliver)
+    }
+
+    /// [`GroupWatch::start`], with the rounds skipped while `wanted()` says nobody looks (a
+    /// metrics endpoint nobody scrapes): an unwatched view costs no requests.
+    pub fn start_when(
+        settings: &KafkaSettings,
+        always_shown: Vec<String>,
+        wanted: impl Fn() -> bool + Send + 'static,
         mut deliver: impl FnMut(GroupView) + Send + 'static,
     ) -> std::io::Result<GroupWatch> {
         let stop = Arc::new(AtomicBool::new(false));
@@ -94,7 +105,9 @@ impl GroupWatch {
                 };
                 while !stopped.load(Ordering::Relaxed) {
                     let started = Instant::now();
-                    if let Some(view) = watcher.round() {
+                    if wanted()
+                        && let Some(view) = watcher.round()
+                    {
                         deliver(view);
                     }
                     let rest = WATCH_INTERVAL.saturating_sub(started.elapsed());

@@ -1,0 +1,96 @@
+//! A member's metrics sink: one more [`Report`] beside the printer or the live view. It
+//! counts in plain fields on the member's own thread (a record costs a few additions, no
+//! lock) and publishes a copy for scrapes on every activity that is not a record: at least
+//! once a second (each progress report), and with the final summary.
+
+use std::sync::{Arc, Mutex};
+
+use super::series::{Latest, MemberCounts};
+use crate::report::activity::{Activity, Outcome, Report};
+
+/// The metrics of one member of a group.
+pub(crate) struct MemberMetrics {
+    counts: MemberCounts,
+    /// Where scrapes read it; `slot` is this member's entry.
+    latest: Arc<Mutex<Latest>>,
+    slot: usize,
+}
+
+impl MemberMetrics {
+    pub(crate) fn new(latest: Arc<Mutex<Latest>>, role: &'static str, group: &str) -> Self {
+        let counts = MemberCounts {
+            role,
+            group: group.to_owned(),
+            ..MemberCounts::default()
+        };
+        let slot = {
+            let mut shared = latest.lock().unwrap_or_else(|p| p.into_inner());
+            shared.members.push(counts.clone());
+            shared.members.len() - 1
+        };
+        MemberMetrics {
+            counts,
+            latest,
+            slot,
+        }
+    }
+
+    fn publish(&self) {
+        let mut shared = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        shared.members[self.slot].clone_from(&self.counts);
+    }
+
+    fn count(&mut self, outcome: &Outcome, dead_lettered: bool) {
+        let c = &mut self.counts;
+        c.records += 1;
+        match outcome {
+            Outcome::Order { status, .. } => *c.by_status.entry(status.as_str()).or_default() += 1,
+            Outcome::Violation {
+                status, violation, ..
+            } => {
+                *c.by_status.entry(status.as_str()).or_default() += 1;
+                *c.violations.entry(violation.kind()).or_default() += 1;
+            }
+            Outcome::Malformed(error) => *c.malformed.entry(error.kind()).or_default() += 1,
+            Outcome::AlreadyStored => c.already_stored += 1,
+        }
+        if dead_lettered {
+            c.dead_letters += 1;
+        }
+    }
+}
+
+impl Report for MemberMetrics {
+    fn report(&mut self, activity: Activity) {
+        let c = &mut self.counts;
+        match activity {
+            Activity::Record(note) => {
+                self.count(&note.outcome, note.routed_to.is_some());
+                // Records come by the thousand a second: published with the next progress.
+                return;
+            }
+            Activity::Assigned { now_owned, .. } => {
+                *c.rebalances.entry("assigned").or_default() += 1;
+                c.owned = now_owned.len();
+            }
+            Activity::Revoked {
+                lost, now_owned, ..
+            } => {
+                let change = if lost.is_some() { "lost" } else { "revoked" };
+                *c.rebalances.entry(change).or_default() += 1;
+                c.owned = now_owned.len();
+            }
+            Activity::Committed { .. } => c.commits += 1,
+            Activity::CommitFailed { .. } => c.commit_failures += 1,
+            Activity::Paused(paused) => c.paused = paused,
+            Activity::Progress(summary) => c.latency = summary.latency,
+            Activity::Left => c.owned = 0,
+            Activity::Summary(_)
+            | Activity::Joined { .. }
+            | Activity::Connection(_)
+            | Activity::Cluster(_)
+            | Activity::Notice(_) => {}
+        }
+        self.publish();
+    }
+}
