@@ -34,6 +34,11 @@ pub struct PaymentsArgs {
     #[arg(long, value_name = "NAME", default_value = "1")]
     pub instance: String,
 
+    /// Simulated time the payment provider takes per PLACED order, in milliseconds: a crash
+    /// then often finds a batch half produced, which is where the semantics differ
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub work_ms: u64,
+
     /// Stop once every assigned partition is read to its end, after committing
     #[arg(long)]
     pub exit_at_end: bool,

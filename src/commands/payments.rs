@@ -35,6 +35,7 @@ pub(super) async fn run(
         output: args.out_topic.clone(),
         semantics: args.semantics,
         exit_at_end: args.exit_at_end,
+        work: Duration::from_millis(args.work_ms),
     };
     let settings = settings.clone();
     let out = Box::new(StagePrinter { json: args.json });

@@ -417,6 +417,9 @@ impl<S: Stage> StageRunner<S> {
                     continue;
                 }
             };
+            if !self.options.work.is_zero() {
+                std::thread::sleep(self.options.work);
+            }
             loop {
                 let out = BaseRecord::to(&self.options.output).key(key).payload(value);
                 match self.producer.send(out) {

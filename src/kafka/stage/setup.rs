@@ -31,6 +31,10 @@ pub(crate) struct StageOptions {
     pub(crate) semantics: Semantics,
     /// Stop once every assigned partition is read to its end.
     pub(crate) exit_at_end: bool,
+    /// Simulated work per output record (a payment provider's answer), spent between
+    /// producing one output and the next: it widens the window in which a crash finds a
+    /// batch half produced, which is where the semantics differ.
+    pub(crate) work: std::time::Duration,
 }
 
 impl StageOptions {
