@@ -47,4 +47,9 @@ pub struct PaymentsArgs {
     /// notice, summary (docs/payments.md)
     #[arg(long)]
     pub json: bool,
+
+    /// Plain text instead of the live view, even in a terminal (the view is never used when
+    /// stdout is not a terminal)
+    #[arg(long)]
+    pub no_tui: bool,
 }

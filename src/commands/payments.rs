@@ -2,15 +2,19 @@
 //! audit payments` (its checker, audit/payments.rs, fed by read_committed reads of both
 //! topics).
 
+use std::io::IsTerminal;
+
+use anyhow::Context;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::audit::payments::PaymentsCheck;
 use crate::cli::{AuditPaymentsArgs, PaymentsArgs};
 use crate::config::{KafkaSettings, validate_topic};
+use crate::dashboard::stage::{self, StageView, StageViewReport};
 use crate::kafka::stage::read::read_committed;
 use crate::kafka::stage::{StageOptions, StageRunner};
-use crate::report::stage::StagePrinter;
+use crate::report::stage::{StageActivity, StagePrinter, StageReport};
 use crate::roles::payments::Payments;
 use crate::roles::registry;
 use crate::shutdown::Shutdown;
@@ -38,13 +42,40 @@ pub(super) async fn run(
         work: Duration::from_millis(args.work_ms),
     };
     let settings = settings.clone();
-    let out = Box::new(StagePrinter { json: args.json });
+    let live = !args.json && !args.no_tui && std::io::stdout().is_terminal();
+    let (out, view): (Box<dyn StageReport>, _) = if live {
+        let (events, view_events) = std::sync::mpsc::channel();
+        (Box::new(StageViewReport(events)), Some(view_events))
+    } else {
+        (Box::new(StagePrinter::new(args.json)), None)
+    };
     // The stage blocks on librdkafka (polls, synchronous commits, transactions): its own
     // thread, which sees a stop request between two batches.
+    let stopper = shutdown.clone();
     let task = tokio::task::spawn_blocking(move || {
         StageRunner::connect(&settings, options, stage, out)?.run(&shutdown)
     });
-    task.await??;
+    let Some(view_events) = view else {
+        task.await??;
+        return Ok(ExitCode::SUCCESS);
+    };
+    // The view ends when the stage does (its sender is dropped); q asks the stage to stop.
+    let shown = tokio::task::spawn_blocking(move || {
+        let shown = stage::run(StageView::default(), &view_events, || stopper.request());
+        if shown.is_err() {
+            // Without a view the stage would run on unseen: stop it.
+            stopper.request();
+        }
+        shown
+    });
+    let (stage_result, view) = tokio::join!(task, shown);
+    stage_result??;
+    let view = view?.context("the live view failed (--no-tui runs without it)")?;
+    // The view took the terminal: the last counters stay on screen as a line.
+    StagePrinter::new(false).report(StageActivity::Summary {
+        summary: view.summary().clone(),
+        last: true,
+    });
     Ok(ExitCode::SUCCESS)
 }
 

@@ -96,11 +96,29 @@ pub trait StageReport: Send {
 
 /// Text or JSON Lines on stdout.
 pub struct StagePrinter {
-    pub json: bool,
+    json: bool,
+    /// The records read when the last summary was printed: a stage with nothing to do
+    /// prints no new summary (its final one is always printed).
+    last_consumed: Option<u64>,
+}
+
+impl StagePrinter {
+    pub fn new(json: bool) -> StagePrinter {
+        StagePrinter {
+            json,
+            last_consumed: None,
+        }
+    }
 }
 
 impl StageReport for StagePrinter {
     fn report(&mut self, activity: StageActivity) {
+        if let StageActivity::Summary { summary, last } = &activity {
+            if !last && self.last_consumed == Some(summary.consumed) {
+                return;
+            }
+            self.last_consumed = Some(summary.consumed);
+        }
         let line = if self.json {
             json_line(&activity)
         } else {
