@@ -30,7 +30,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 use self::setup::{StageContext, client_id, consumer_config, producer_config};
 pub(crate) use self::setup::{StageError, StageOptions};
@@ -232,10 +232,7 @@ impl<S: Stage> StageRunner<S> {
                     self.at_end.clear();
                 }
                 Some(batch) if batch.records.is_empty() => {
-                    if self.options.exit_at_end
-                        && !assigned.is_empty()
-                        && assigned.is_subset(&self.at_end)
-                    {
+                    if self.options.exit_at_end && !assigned.is_empty() && self.drained(&assigned) {
                         return Ok(());
                     }
                 }
@@ -265,6 +262,20 @@ impl<S: Stage> StageRunner<S> {
             }
             let polled = self.consumer.poll(left);
             if self.consumer.context().rebalances() != rebalances {
+                // The rebalance ran inside this poll, so a record it returned comes from the
+                // new assignment, which started at the committed offsets: put it back, or
+                // dropping it would skip it.
+                if let Some(Ok(message)) = &polled {
+                    let (partition, offset) = (message.partition(), message.offset());
+                    if let Err(e) = self.consumer.seek(
+                        &self.input,
+                        partition,
+                        Offset::Offset(offset),
+                        CLUSTER_TIMEOUT,
+                    ) {
+                        tracing::debug!(partition, error = %e, "putting back a record");
+                    }
+                }
                 return None;
             }
             match polled {
@@ -288,6 +299,38 @@ impl<S: Stage> StageRunner<S> {
             }
         }
         Some(batch)
+    }
+
+    /// Whether every partition of `assigned` is read to its end. librdkafka reports the end
+    /// of a partition once per offset it reached there, so a partition read again (rewound
+    /// after an abort) is asked about: its position against its end.
+    fn drained(&mut self, assigned: &BTreeSet<i32>) -> bool {
+        let Ok(positions) = self.consumer.position() else {
+            return false;
+        };
+        for &partition in assigned {
+            if self.at_end.contains(&partition) {
+                continue;
+            }
+            let position = positions
+                .find_partition(&self.input, partition)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
+            let end = self
+                .consumer
+                .fetch_watermarks(&self.input, partition, CLUSTER_TIMEOUT)
+                .ok()
+                .map(|(_, high)| high);
+            match (position, end) {
+                (Some(position), Some(end)) if position >= end => {
+                    self.at_end.insert(partition);
+                }
+                _ => return false,
+            }
+        }
+        true
     }
 
     fn offsets(&self, batch: &Batch) -> TopicPartitionList {
