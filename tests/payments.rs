@@ -279,3 +279,44 @@ fn the_built_in_brokers_transactions_are_not_faithful() {
         "built-in broker: aborted records visible {seen:?}; transactional commit stored as {stored:?}"
     );
 }
+
+/// The producer side of the lesson: --sync and --acks deliver every event; idempotence with
+/// fewer acknowledgements than all is refused, saying why.
+#[test]
+fn produce_sync_and_acks_deliver_and_idempotence_needs_acks_all() {
+    let broker = Broker::start();
+    for flags in [
+        &["--sync"][..],
+        &["--acks", "0"],
+        &["--acks", "1", "--sync"],
+        &["--acks", "all", "--idempotence", "off"],
+    ] {
+        let mut args = vec!["produce", "--count", "50", "--rate", "0"];
+        args.extend_from_slice(flags);
+        let output = run_with_limit(&mut broker.orderflow(&args), LIMIT);
+        let stderr = text(&output.stderr);
+        assert!(output.status.success(), "{flags:?}: {stderr}");
+        assert!(
+            stderr.contains("50 delivered, 0 failed"),
+            "{flags:?}: {stderr}"
+        );
+    }
+    let refused = run_with_limit(
+        &mut broker.orderflow(&[
+            "produce",
+            "--count",
+            "5",
+            "--acks",
+            "1",
+            "--idempotence",
+            "on",
+        ]),
+        LIMIT,
+    );
+    let stderr = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--idempotence on needs --acks all"),
+        "{stderr}"
+    );
+}
