@@ -14,7 +14,7 @@
 
 pub mod line;
 pub mod order;
-pub mod payments;
+pub(crate) mod payments;
 pub mod reader;
 pub mod summary;
 pub mod synthetic;

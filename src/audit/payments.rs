@@ -19,37 +19,37 @@ const EXAMPLES: usize = 5;
 
 /// What the check found.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct PaymentsCheck {
+pub(crate) struct PaymentsCheck {
     /// Distinct orders with a PLACED event in the orders topic.
-    pub orders: u64,
+    pub(crate) orders: u64,
     /// Records of the orders topic that are not order events (not judged).
-    pub malformed_orders: u64,
+    pub(crate) malformed_orders: u64,
     /// Records of the payments topic that are not payment events.
-    pub malformed_payments: u64,
+    pub(crate) malformed_payments: u64,
     /// One entry per semantics found in the payments, in the order at-most-once,
     /// at-least-once, exactly-once.
-    pub runs: Vec<RunCheck>,
+    pub(crate) runs: Vec<RunCheck>,
 }
 
 /// One run of the lab: the payments made with one semantics.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RunCheck {
-    pub semantics: Semantics,
+pub(crate) struct RunCheck {
+    pub(crate) semantics: Semantics,
     /// Payment records.
-    pub payments: u64,
-    pub approved: u64,
-    pub declined: u64,
+    pub(crate) payments: u64,
+    pub(crate) approved: u64,
+    pub(crate) declined: u64,
     /// Orders without a payment.
-    pub lost: u64,
+    pub(crate) lost: u64,
     /// Orders with more than one payment, and the payments beyond the first.
-    pub duplicated: u64,
-    pub extra_payments: u64,
+    pub(crate) duplicated: u64,
+    pub(crate) extra_payments: u64,
     /// Payments for orders without a PLACED event in the orders topic.
-    pub unknown: u64,
+    pub(crate) unknown: u64,
     /// A few order ids of each kind.
-    pub lost_examples: Vec<Uuid>,
-    pub duplicated_examples: Vec<Uuid>,
-    pub unknown_examples: Vec<Uuid>,
+    pub(crate) lost_examples: Vec<Uuid>,
+    pub(crate) duplicated_examples: Vec<Uuid>,
+    pub(crate) unknown_examples: Vec<Uuid>,
 }
 
 /// One run's payments while they are read.
@@ -64,7 +64,7 @@ struct Tally {
 }
 
 impl RunCheck {
-    pub fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         self.lost == 0 && self.duplicated == 0 && self.unknown == 0
     }
 }
@@ -72,12 +72,12 @@ impl RunCheck {
 impl PaymentsCheck {
     /// Whether there is nothing to report: payments were found, and no run lost,
     /// duplicated or invented one.
-    pub fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         !self.runs.is_empty() && self.runs.iter().all(RunCheck::is_clean)
     }
 
     /// Checks `payments` against `orders`; both are (key, value) records.
-    pub fn of<'a>(
+    pub(crate) fn of<'a>(
         orders: impl IntoIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>)>,
         payments: impl IntoIterator<Item = (Option<&'a [u8]>, Option<&'a [u8]>)>,
     ) -> PaymentsCheck {
@@ -158,7 +158,7 @@ impl PaymentsCheck {
     }
 
     /// The report for people.
-    pub fn write_text(&self, out: &mut dyn Write, orders: &str, payments: &str) -> io::Result<()> {
+    pub(crate) fn write_text(&self, out: &mut dyn Write, orders: &str, payments: &str) -> io::Result<()> {
         writeln!(
             out,
             "{orders}: {} placed orders; {payments}: {} payments (read_committed)",

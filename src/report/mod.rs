@@ -15,4 +15,4 @@ pub mod latency;
 pub(crate) mod outage;
 pub mod printer;
 pub(crate) mod rate;
-pub mod stage;
+pub(crate) mod stage;

@@ -15,7 +15,7 @@ use crate::domain::payment::Semantics;
 /// Where a stage's current transaction stands (exactly-once only).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum TransactionState {
+pub(crate) enum TransactionState {
     /// No transaction: the stage does not use them, or is between two.
     None,
     /// Begun: records and offsets are being added to it.
@@ -28,7 +28,7 @@ pub enum TransactionState {
 }
 
 impl TransactionState {
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             TransactionState::None => "none",
             TransactionState::Open => "open",
@@ -40,34 +40,34 @@ impl TransactionState {
 
 /// A stage's counters, since it started.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct StageSummary {
+pub(crate) struct StageSummary {
     /// Input records read (again, after an abort or a rebalance: each time).
-    pub consumed: u64,
+    pub(crate) consumed: u64,
     /// Output records whose batch was committed (at-most-once: whose produce was asked for
     /// after the commit; exactly-once: whose transaction committed).
-    pub produced: u64,
+    pub(crate) produced: u64,
     /// `produced` by label (a payment's decision).
-    pub by_label: BTreeMap<&'static str, u64>,
+    pub(crate) by_label: BTreeMap<&'static str, u64>,
     /// Input records the stage had nothing to do with.
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     /// Input records that were not what the stage reads.
-    pub malformed: u64,
+    pub(crate) malformed: u64,
     /// Batches whose input offsets were committed.
-    pub batches: u64,
+    pub(crate) batches: u64,
     /// Transactions committed and aborted (exactly-once).
-    pub transactions_committed: u64,
-    pub transactions_aborted: u64,
+    pub(crate) transactions_committed: u64,
+    pub(crate) transactions_aborted: u64,
     /// Batches dropped before anything was committed, because the group rebalanced.
-    pub dropped_for_rebalance: u64,
-    pub transaction: Option<TransactionState>,
+    pub(crate) dropped_for_rebalance: u64,
+    pub(crate) transaction: Option<TransactionState>,
     /// Input and output records per second over the last interval.
-    pub input_rate: f64,
-    pub output_rate: f64,
+    pub(crate) input_rate: f64,
+    pub(crate) output_rate: f64,
 }
 
 /// Something a stage did.
 #[derive(Clone, Debug, PartialEq)]
-pub enum StageActivity {
+pub(crate) enum StageActivity {
     /// Connected, transactions initialised, subscribed.
     Started {
         stage: &'static str,
@@ -90,12 +90,12 @@ pub enum StageActivity {
 }
 
 /// Where a stage's activity goes.
-pub trait StageReport: Send {
+pub(crate) trait StageReport: Send {
     fn report(&mut self, activity: StageActivity);
 }
 
 /// Text or JSON Lines on stdout.
-pub struct StagePrinter {
+pub(crate) struct StagePrinter {
     json: bool,
     /// The records read when the last summary was printed: a stage with nothing to do
     /// prints no new summary (its final one is always printed).
@@ -103,7 +103,7 @@ pub struct StagePrinter {
 }
 
 impl StagePrinter {
-    pub fn new(json: bool) -> StagePrinter {
+    pub(crate) fn new(json: bool) -> StagePrinter {
         StagePrinter {
             json,
             last_consumed: None,
