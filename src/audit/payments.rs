@@ -158,7 +158,12 @@ impl PaymentsCheck {
     }
 
     /// The report for people.
-    pub(crate) fn write_text(&self, out: &mut dyn Write, orders: &str, payments: &str) -> io::Result<()> {
+    pub(crate) fn write_text(
+        &self,
+        out: &mut dyn Write,
+        orders: &str,
+        payments: &str,
+    ) -> io::Result<()> {
         writeln!(
             out,
             "{orders}: {} placed orders; {payments}: {} payments (read_committed)",
