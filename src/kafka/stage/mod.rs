@@ -61,7 +61,7 @@ const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// One input record's place and what the stage made of it.
-struct Processed1 {
+struct Handled {
     partition: i32,
     offset: i64,
     processed: Processed,
@@ -70,7 +70,7 @@ struct Processed1 {
 /// The records read for one commit.
 #[derive(Default)]
 struct Batch {
-    records: Vec<Processed1>,
+    records: Vec<Handled>,
     /// Per partition: the first offset read (where to rewind after an abort) and the next
     /// offset to read (what to commit).
     first: BTreeMap<i32, i64>,
@@ -285,7 +285,7 @@ impl<S: Stage> StageRunner<S> {
                     self.at_end.remove(&record.partition);
                     batch.first.entry(record.partition).or_insert(record.offset);
                     batch.next.insert(record.partition, record.offset + 1);
-                    batch.records.push(Processed1 {
+                    batch.records.push(Handled {
                         partition: record.partition,
                         offset: record.offset,
                         processed: self.stage.process(&record),
@@ -486,12 +486,30 @@ impl<S: Stage> StageRunner<S> {
         let failed_before = self.producer.context().deliveries.failed();
         flush_promptly(&self.producer, TRANSACTION_TIMEOUT);
         let failed = self.producer.context().deliveries.failed() - failed_before;
-        if failed > 0 || self.producer.in_flight_count() > 0 {
+        let waiting = self.producer.in_flight_count().max(0) as u64;
+        if failed > 0 || waiting > 0 {
+            let mut reason = Vec::new();
+            if failed > 0 {
+                reason.push(self.producer.context().deliveries.failures_in_words());
+            }
+            if waiting > 0 {
+                reason.push(format!(
+                    "{waiting} still unacknowledged after {} s",
+                    TRANSACTION_TIMEOUT.as_secs()
+                ));
+            }
             return Err(StageError::Undelivered {
-                failed: failed.max(1),
+                failed: failed + waiting,
                 sent,
                 topic: self.options.output.clone(),
-                reason: self.producer.context().deliveries.failures_in_words(),
+                reason: reason.join("; "),
+                consequence: if self.options.semantics == Semantics::AtMostOnce {
+                    "their input offsets were committed before producing (at-most-once), so \
+                     these records are lost"
+                } else {
+                    "their input offsets were not committed, so a restarted stage makes them \
+                     again"
+                },
             });
         }
         Ok(())

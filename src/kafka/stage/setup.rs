@@ -89,15 +89,14 @@ pub(crate) enum StageError {
     Send(KafkaError),
     #[error("the transaction could not be {what}, and Kafka says it cannot go on: {error}")]
     Transaction { what: &'static str, error: String },
-    #[error(
-        "{failed} of {sent} records to {topic} were not delivered ({reason}); their input \
-         offsets were not committed, so a restarted stage makes them again"
-    )]
+    #[error("{failed} of {sent} records to {topic} were not delivered ({reason}); {consequence}")]
     Undelivered {
         failed: u64,
         sent: u64,
         topic: String,
         reason: String,
+        /// What it means for the input, which depends on the semantics.
+        consequence: &'static str,
     },
 }
 
