@@ -81,6 +81,7 @@ fn analytics_summary(records: u64, rate: f64, statuses: [u64; 4]) -> Summary {
             ]),
             completed: statuses[3],
             in_flight: statuses[0] - statuses[3],
+            payments: BTreeMap::new(),
         },
     }
 }

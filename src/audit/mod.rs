@@ -8,10 +8,13 @@
 //!   decoding a line or saying why it is not an audit line;
 //! - [`summary`], [`verify`], [`order`], [`tail`]: the four `orderflow audit` subcommands;
 //! - [`topics`]: state per topic and partition while reading;
-//! - [`synthetic`]: logs made without Kafka, for benchmarks and tests.
+//! - [`synthetic`]: logs made without Kafka, for benchmarks and tests;
+//! - [`payments`]: `audit payments`, which checks the payments topic against the orders topic
+//!   rather than a log (one payment per PLACED order).
 
 pub mod line;
 pub mod order;
+pub(crate) mod payments;
 pub mod reader;
 pub mod summary;
 pub mod synthetic;

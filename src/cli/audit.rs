@@ -89,6 +89,33 @@ Examples:
   orderflow audit tail -f --json | jq -c 'select(.error_kind)'   # malformed records as they come"
     )]
     Tail(AuditTailArgs),
+
+    /// Check that every PLACED order got exactly one payment, per semantics; exit 1 if not
+    #[command(
+        long_about = "\
+Read the orders topic (-t) and the payments topic (--payments-topic) as a read_committed reader
+does, to their ends, and report for each semantics the payments carry (each run of `orderflow
+payments`): PLACED orders with no payment (lost), with more than one (paid twice or more), and
+payments for orders the orders topic does not have (unknown), with a few order ids of each.
+Run it once payments has caught up. Exit status 1 on any lost, repeated or unknown payment, or
+when there is no payment at all.",
+        after_help = "\
+Examples:
+  orderflow audit payments
+  orderflow audit payments --payments-topic payments-lab --json | jq '.runs[] | {semantics, lost, duplicated}'"
+    )]
+    Payments(AuditPaymentsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditPaymentsArgs {
+    /// The topic `orderflow payments` produced to
+    #[arg(long, value_name = "TOPIC", default_value = "payments")]
+    pub payments_topic: String,
+
+    /// Print one JSON object instead of text (docs/payments.md describes it)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

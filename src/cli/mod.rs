@@ -11,13 +11,15 @@ mod cluster;
 mod connection;
 mod consumer;
 mod metrics;
+mod payments;
 mod produce;
 
 use clap::{Args, Parser, Subcommand};
 
 use crate::roles::registry;
 pub use audit::{
-    AuditArgs, AuditCommand, AuditFileArgs, AuditOrderArgs, AuditTailArgs, AuditVerifyArgs,
+    AuditArgs, AuditCommand, AuditFileArgs, AuditOrderArgs, AuditPaymentsArgs, AuditTailArgs,
+    AuditVerifyArgs,
 };
 pub use cluster::{
     ClusterArgs, ClusterCommand, ClusterNodeArgs, ClusterStartArgs, ClusterStatusArgs,
@@ -26,6 +28,7 @@ pub use cluster::{
 pub use connection::ConnectionArgs;
 pub use consumer::{AnalyticsArgs, ConsumerArgs, OrderProcessorArgs, StorageArgs};
 pub use metrics::MetricsArgs;
+pub use payments::PaymentsArgs;
 pub use produce::{BrokerArgs, DemoArgs, ProduceArgs};
 
 const ABOUT: &str = "A Kafka teaching toolkit: one binary plays every role of an order platform, \
@@ -191,6 +194,28 @@ Examples:
   kill -9 <pid>; orderflow storage                # resumes; nothing lost, nothing twice"
     )]
     Storage(StorageArgs),
+
+    #[command(
+        about = registry::PAYMENTS.about,
+        long_about = "\
+A read-process-write stage: read order events, decide (seeded, --decline-rate) whether each
+PLACED order's payment is approved or declined, and produce a payment event (JSON, key
+order_id; docs/payments.md) to --out-topic. Other statuses are skipped.
+
+--semantics says when the input offsets are committed, which is what a crash (kill -9) shows:
+  at-most-once   commit, then produce: a crash in between loses payments, never repeats one
+  at-least-once  produce and wait for delivery, then commit: a crash repeats, never loses
+  exactly-once   payments and offsets in one Kafka transaction: each payment once, for
+                 readers with isolation.level=read_committed
+`orderflow audit payments` counts, per semantics, the orders lost and paid twice. The built-in
+broker's transactions are not faithful, so exactly-once refuses to run on it.",
+        after_help = "\
+Examples:
+  orderflow payments --semantics exactly-once -g payments-eos
+  kill -9 <pid>; orderflow payments --semantics exactly-once -g payments-eos
+  orderflow audit payments"
+    )]
+    Payments(PaymentsArgs),
 
     /// The whole platform in one terminal: a broker, a producer, the three roles, the view
     #[command(

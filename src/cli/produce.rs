@@ -46,6 +46,22 @@ pub struct ProduceArgs {
 
     #[command(flatten)]
     pub metrics: super::MetricsArgs,
+
+    /// Acknowledgements each event waits for: 0 (none: the producer never hears of a lost
+    /// event), 1 (the partition leader's), all (every in-sync replica's) [default: all]
+    #[arg(long, value_name = "0|1|all", value_parser = ["0", "1", "all"])]
+    pub acks: Option<String>,
+
+    /// on: librdkafka's retries never write an event twice nor out of order (needs --acks
+    /// all); off: a retry after a lost answer may write it twice [default: on, off with
+    /// --acks 0 or 1]
+    #[arg(long, value_name = "on|off", value_parser = ["on", "off"])]
+    pub idempotence: Option<String>,
+
+    /// Wait for each event's acknowledgement before sending the next: one event in flight,
+    /// so events/s is one over the round trip
+    #[arg(long)]
+    pub sync: bool,
 }
 
 /// The highest rate we pace at; beyond it `--rate 0` (no pacing) is what is meant.

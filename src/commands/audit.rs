@@ -92,6 +92,15 @@ pub async fn run(
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Tail(args) => follow(&path(topic, &args.log), &args, shutdown).await,
+        // Not a log but two topics: the payments lab's checker.
+        AuditCommand::Payments(args) => {
+            let settings = KafkaSettings::new(
+                &connection.brokers,
+                &connection.topic,
+                connection.properties.clone(),
+            )?;
+            super::payments::audit(&settings, &args).await
+        }
     }
 }
 

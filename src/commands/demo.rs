@@ -211,6 +211,7 @@ pub(crate) async fn run(
         seed: rand::random(),
         rate: args.rate,
         count: None,
+        sync: false,
     };
     // Each part stops on its own signal, so that quitting can go in order: the producer
     // first, then (once they have caught up) the roles, then the broker.

@@ -7,6 +7,7 @@ mod cluster;
 mod completions;
 mod consume;
 mod demo;
+mod payments;
 mod produce;
 
 use std::process::ExitCode;
@@ -36,6 +37,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Storage(args) => {
             let settings = settings(cli.connection)?;
             consume::storage(&settings, &args, shutdown).await
+        }
+        Command::Payments(args) => {
+            let settings = settings(cli.connection)?;
+            payments::run(&settings, &args, shutdown).await
         }
         Command::Demo(args) => demo::run(cli.connection, &args, shutdown).await,
         Command::Cluster(args) => cluster::run(&cli.connection.topic, args, shutdown).await,

@@ -49,6 +49,7 @@ pub(crate) async fn run(
         seed: args.seed.unwrap_or_else(rand::random),
         rate: args.rate,
         count: args.count,
+        sync: args.sync,
     };
     // Bound before anything else, so that a busy port stops the command at once.
     let metrics = Metrics::serve_if(args.metrics.metrics)?;
@@ -58,8 +59,59 @@ pub(crate) async fn run(
     if args.stdout {
         to_stdout(plan, shutdown).await
     } else {
-        to_kafka(settings, plan, metrics, shutdown).await
+        to_kafka(&delivery_settings(settings, args)?, plan, metrics, shutdown).await
     }
+}
+
+/// `--acks` and `--idempotence` as the librdkafka properties they are, before any `-X`
+/// (which keeps the last word). Idempotence needs every in-sync replica's acknowledgement,
+/// so it is off with `--acks 0|1` unless asked for, and refused with them if asked for.
+fn delivery_settings(
+    settings: &KafkaSettings,
+    args: &ProduceArgs,
+) -> anyhow::Result<KafkaSettings> {
+    let mut settings = settings.clone();
+    if args.sync {
+        // One event in flight: waiting librdkafka's linger (5 ms) for more to batch with it
+        // would be most of each round trip.
+        settings.properties.insert(
+            0,
+            crate::config::Property {
+                key: "linger.ms".to_owned(),
+                value: "0".to_owned(),
+            },
+        );
+    }
+    if args.acks.is_none() && args.idempotence.is_none() {
+        // The producer's own defaults (acks all, idempotent), and its banner, unchanged.
+        return Ok(settings);
+    }
+    let acks = args.acks.as_deref().unwrap_or("all");
+    let idempotence = match (args.idempotence.as_deref(), acks) {
+        (Some("on"), "0" | "1") => anyhow::bail!(
+            "--idempotence on needs --acks all: an idempotent producer counts an event as \
+             written only once every in-sync replica has it"
+        ),
+        (Some(choice), _) => choice == "on",
+        (None, acks) => acks == "all",
+    };
+    let flags = [
+        ("acks", acks),
+        (
+            "enable.idempotence",
+            if idempotence { "true" } else { "false" },
+        ),
+    ];
+    for (key, value) in flags.into_iter().rev() {
+        settings.properties.insert(
+            0,
+            crate::config::Property {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            },
+        );
+    }
+    Ok(settings)
 }
 
 /// `--stdout`: JSON lines, nothing else on stdout. A closed pipe (`| head`) ends the run

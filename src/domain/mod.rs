@@ -5,8 +5,10 @@
 //! - `record`: reading an event off a record: the strict parser and its diagnosis
 //! - [`lifecycle`]: PLACED → CONFIRMED → SHIPPED → DELIVERED, and violations of it
 //! - [`generator`]: seeded, shop-like order streams and rate pacing
+//! - [`payment`]: the payment event `orderflow payments` produces, and delivery semantics
 
 pub mod event;
 pub mod generator;
 pub mod lifecycle;
+pub mod payment;
 pub(crate) mod record;

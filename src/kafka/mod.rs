@@ -13,4 +13,5 @@ mod message_status;
 mod mock;
 pub mod presence;
 pub mod producer;
+pub(crate) mod stage;
 pub mod topic;

@@ -126,6 +126,10 @@ pub enum RoleCounters {
         completed: u64,
         /// Orders seen placed and not yet delivered.
         in_flight: u64,
+        /// Payment events read (`analytics -t payments`), by decision. Empty on a topic of
+        /// orders, and then left out of JSON.
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        payments: BTreeMap<&'static str, u64>,
     },
     Storage {
         /// Lines appended to the audit log in this run.

@@ -4,6 +4,7 @@
 //! - [`latency`]: end-to-end latency of handled records, in a fixed-size histogram
 //! - [`group_view`]: who reads the topic — groups, members, partitions, lag
 //! - [`printer`]: text and JSON Lines output of the roles
+//! - [`stage`]: what a read-process-write stage (payments) reports, and its printers
 //! - [`human`]: numbers, durations and errors in words for people
 //! - `rate`, `outage`: the producer's rate meter and what it says about outages
 
@@ -14,3 +15,4 @@ pub mod latency;
 pub(crate) mod outage;
 pub mod printer;
 pub(crate) mod rate;
+pub(crate) mod stage;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::outcome::{Tally, note, plain_outcome};
 use super::{ConsumedRecord, Replay, Role, RoleError};
 use crate::domain::event::{OrderEvent, Source, Status};
+use crate::domain::payment::{Decision, PaymentEvent};
 use crate::report::activity::{PartitionStart, Report, RoleCounters};
 
 /// The analytics role's counters.
@@ -23,6 +24,9 @@ pub(crate) struct Analytics {
     /// an order's events all live in its key's partition, so a partition that moves takes
     /// its open orders with it. Bounded by the orders open at once, not by the stream.
     open: BTreeMap<i32, HashSet<Uuid>>,
+    /// Payment events (`orderflow payments`' output), approved and declined: analytics run
+    /// on the payments topic counts the stage's decisions.
+    payments: [u64; 2],
 }
 
 impl Analytics {
@@ -74,6 +78,15 @@ impl Role for Analytics {
         out: &mut dyn Report,
     ) -> Result<(), RoleError> {
         let parsed = OrderEvent::from_record(record.key, record.value);
+        if parsed.is_err()
+            && let Some(value) = record.value
+            && let Ok(payment) = PaymentEvent::from_record(record.key, value)
+        {
+            // Not an order, nor malformed: a payment, counted by decision (no record note,
+            // whose outcomes are those of orders).
+            self.payments[usize::from(payment.decision == Decision::Declined)] += 1;
+            return Ok(());
+        }
         if let Ok(event) = &parsed {
             self.observe(record.partition, event);
         }
@@ -104,6 +117,14 @@ impl Role for Analytics {
             completed,
             // Seen but not yet delivered, in the partitions this member owns.
             in_flight: self.open.values().map(|orders| orders.len() as u64).sum(),
+            payments: if self.payments == [0, 0] {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([
+                    (Decision::Approved.as_str(), self.payments[0]),
+                    (Decision::Declined.as_str(), self.payments[1]),
+                ])
+            },
         }
     }
 }
@@ -158,6 +179,7 @@ mod tests {
                 sources: BTreeMap::from([("WEB", 4), ("MOBILE", 1), ("API", 1)]),
                 completed: 1,
                 in_flight: 2,
+                payments: BTreeMap::new(),
             }
         );
         assert_eq!(analytics.malformed(), (0, BTreeMap::new()));
@@ -221,5 +243,35 @@ mod tests {
         let mut analytics = after(&[(0, 1, Placed), (2, 2, Placed)]);
         analytics.revoked(&[2], &mut Reports::default());
         assert_eq!(in_flight(&analytics), 1);
+    }
+
+    #[test]
+    fn payments_are_counted_by_decision_not_as_malformed() {
+        use crate::domain::payment::Semantics;
+        use crate::roles::payments::Payments;
+        use crate::roles::{Processed, Stage};
+
+        let mut analytics = Analytics::new();
+        for (order, rate) in [(1, 0.0), (2, 0.0), (3, 1.0)] {
+            let placed = event(0, order as i64, order, Placed);
+            let stage = Payments::new(1, rate, Semantics::ExactlyOnce).expect("a rate");
+            let Processed::Emit { key, value, .. } = stage.process(&placed.consumed()) else {
+                panic!("a PLACED order is paid");
+            };
+            let payment = crate::roles::fakes::StoredRecord {
+                partition: 0,
+                offset: order as i64,
+                key: Some(key),
+                value: Some(value),
+                timestamp_ms: None,
+            };
+            let out = handle(&mut analytics, &payment);
+            assert!(out.notes().is_empty(), "a payment is not an order's note");
+        }
+        let RoleCounters::Analytics { payments, .. } = analytics.counters() else {
+            unreachable!()
+        };
+        assert_eq!(payments, BTreeMap::from([("APPROVED", 2), ("DECLINED", 1)]));
+        assert_eq!(analytics.malformed().0, 0);
     }
 }

@@ -4,12 +4,17 @@
 //! `DeadLetterSink`), so every role can be tested with fakes of them (`fakes`, test-only).
 //! What the roles do alike with a record (problems tallied by kind, the note of what became
 //! of it) is `outcome`'s.
+//!
+//! A read-process-write stage (`payments`) is not a [`Role`]: it turns each record into at
+//! most one record to produce ([`Stage`]), and its runtime (`kafka::stage`) decides when
+//! the input offsets are committed relative to producing, which is the stage's lesson.
 
 pub(crate) mod analytics;
 #[cfg(test)]
 mod fakes;
 pub(crate) mod order_processor;
 mod outcome;
+pub(crate) mod payments;
 pub mod registry;
 pub(crate) mod storage;
 
@@ -122,4 +127,26 @@ impl FlushFailure {
         }
         flush().inspect_err(|e| self.0 = Some(e.to_string()))
     }
+}
+
+/// What a read-process-write stage made of one input record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Processed {
+    /// A record to produce to the stage's output topic; `label` is what the stage's
+    /// counters tally it under (a payment's decision).
+    Emit {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        label: &'static str,
+    },
+    /// A valid record the stage has nothing to do with (an order that is not PLACED).
+    Skipped,
+    /// Not a record the stage can read; `kind` is the problem's short name.
+    Malformed { kind: &'static str },
+}
+
+/// A read-process-write stage: a pure function of the record, so that a record processed
+/// again (after a crash, a rebalance or an aborted transaction) yields the same output.
+pub(crate) trait Stage: Send + 'static {
+    fn process(&self, record: &ConsumedRecord<'_>) -> Processed;
 }

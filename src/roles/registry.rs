@@ -51,6 +51,16 @@ pub(crate) const STORAGE: RoleEntry = RoleEntry {
     shows: Shows::Panel,
 };
 
+/// Pays for every PLACED order (roles/payments.rs): a read-process-write stage, not a
+/// consumer role. It is not in [`ROLES`], which the demo and the group watch build and run
+/// as sinks; the stage runs on its own runtime (kafka/stage/), where the commit is the
+/// lesson.
+pub(crate) const PAYMENTS: RoleEntry = RoleEntry {
+    name: "payments",
+    about: "Pay for every PLACED order: read orders, produce payments, at-most-, at-least- or exactly-once",
+    shows: Shows::Panel,
+};
+
 /// Every role, in the order of the live view's panels.
 pub(crate) const ROLES: [RoleEntry; 3] = [ORDER_PROCESSOR, ANALYTICS, STORAGE];
 

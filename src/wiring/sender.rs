@@ -26,6 +26,8 @@ pub(crate) struct Plan {
     pub(crate) rate: f64,
     /// Stop after this many events; None: until stopped.
     pub(crate) count: Option<u64>,
+    /// Wait for each event's acknowledgement before the next (`produce --sync`).
+    pub(crate) sync: bool,
 }
 
 /// Sends generated events to Kafka on a thread of its own until the count is reached or
@@ -81,14 +83,27 @@ struct KafkaSink<'a, S: Fn() -> bool> {
     stop: S,
     /// Events sent since delivery reports were last served here.
     unserved: u32,
+    /// Wait for each event's acknowledgement before the next.
+    sync: bool,
 }
 
 impl<'a, S: Fn() -> bool> KafkaSink<'a, S> {
-    fn new(producer: &'a OrderProducer, stop: S) -> Self {
+    fn new(producer: &'a OrderProducer, stop: S, sync: bool) -> Self {
         KafkaSink {
             producer,
             stop,
             unserved: 0,
+            sync,
+        }
+    }
+
+    /// `--sync`: serves reports in short steps until the event just sent is settled (or
+    /// `stop` says so). Not the 2 ms steps of a flush: they would be the round trip.
+    fn wait_for_delivery(&self) {
+        let _ = self.producer.flush(Duration::ZERO);
+        while self.producer.in_flight() > 0 && !(self.stop)() {
+            self.producer.serve_reports();
+            std::thread::sleep(Duration::from_micros(50));
         }
     }
 }
@@ -101,6 +116,10 @@ impl<S: Fn() -> bool> EventSink for KafkaSink<'_, S> {
 
     fn emit(&mut self, key: &[u8], payload: &[u8]) -> Result<bool, ProducerError> {
         let sent = self.producer.send(key, payload, &self.stop)?;
+        if self.sync {
+            self.wait_for_delivery();
+            return Ok(sent);
+        }
         self.unserved += 1;
         if self.unserved >= SERVE_REPORTS_EVERY {
             self.producer.serve_reports();
@@ -125,7 +144,7 @@ pub(crate) fn send_serving_reports(
     sent: &AtomicU64,
 ) -> Result<(), ProducerError> {
     producer.serve_reports_here(true);
-    let mut sink = KafkaSink::new(producer, stop);
+    let mut sink = KafkaSink::new(producer, stop, plan.sync);
     let result = generate(plan, stop, sent, &mut sink);
     producer.serve_reports_here(false);
     result
@@ -211,6 +230,7 @@ mod tests {
             seed: 1,
             rate: 0.0,
             count: Some(500),
+            sync: false,
         };
         let sent = AtomicU64::new(0);
         let mut sink = Collect::default();
@@ -225,6 +245,7 @@ mod tests {
             seed: 1,
             rate: 0.0,
             count: None,
+            sync: false,
         };
         let sent = AtomicU64::new(0);
         let mut sink = Collect {
@@ -246,6 +267,7 @@ mod tests {
             seed: 5,
             rate: 0.0,
             count: Some(3),
+            sync: false,
         };
         let mut sink = StdoutSink(Vec::new());
         generate(&plan, || false, &AtomicU64::new(0), &mut sink).unwrap();

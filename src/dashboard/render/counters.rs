@@ -37,6 +37,7 @@ pub(super) fn counter_lines(role: &RoleView, width: u16) -> Vec<Line<'static>> {
             sources,
             completed,
             in_flight,
+            ..
         } => {
             let numbers: Vec<u64> = Status::ALL
                 .iter()
@@ -170,10 +171,14 @@ pub(super) fn compact_lines(role: &RoleView) -> Vec<Line<'static>> {
         RoleCounters::Analytics {
             completed,
             in_flight,
+            payments,
             ..
         } => {
             lines.push(Line::from(format!("completed {}", count(*completed))));
             lines.push(Line::from(format!("in flight {}", count(*in_flight))));
+            for (decision, n) in payments {
+                lines.push(Line::from(format!("payments {decision} {}", count(*n))));
+            }
         }
         RoleCounters::OrderProcessor {
             violations,

@@ -353,6 +353,7 @@ mod tests {
                 sources: BTreeMap::new(),
                 completed: statuses[3],
                 in_flight: statuses[0] - statuses[3],
+                payments: BTreeMap::new(),
             },
         }
     }

@@ -322,6 +322,7 @@ pub(crate) fn summary_line(summary: &Summary) -> String {
             sources,
             completed,
             in_flight,
+            payments,
         } => {
             let by = |map: &std::collections::BTreeMap<&'static str, u64>, names: &[&str]| {
                 names
@@ -331,8 +332,13 @@ pub(crate) fn summary_line(summary: &Summary) -> String {
                     .join(" · ")
             };
             let status_names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            let payments = if payments.is_empty() {
+                String::new()
+            } else {
+                format!(" | payments {}", by(payments, &["APPROVED", "DECLINED"]))
+            };
             format!(
-                "{} | {} | completed {} · in flight {} · malformed {}",
+                "{} | {} | completed {} · in flight {} · malformed {}{payments}",
                 by(statuses, &status_names),
                 by(sources, &["WEB", "MOBILE", "API"]),
                 human::count(*completed),
