@@ -398,3 +398,43 @@ fn two_nodes_are_refused_with_the_reason() {
         text(&output.stderr)
     );
 }
+
+/// `scripts/setup --kafka` puts Kafka's jars in a cache folder (ORDERFLOW_KAFKA_CACHE, or
+/// ~/.cache/orderflow/kafka-4.1.0): `cluster start` takes them from there before looking
+/// beside the checkout. A Java that says it is 17 and then fails at once keeps the test
+/// from starting anything.
+#[test]
+fn the_jars_scripts_setup_fetched_are_found_in_its_cache() {
+    let cache = fake_kafka();
+    let java = cache.path().join("java");
+    std::fs::write(
+        &java,
+        "#!/bin/sh\nif [ \"$1\" = -version ]; then echo 'openjdk version \"17.0.9\" 2023-10-17' >&2; exit 0; fi\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&java, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut env = ClusterEnv::new(None);
+    env.java = Some(java);
+    let mut command = orderflow();
+    env.apply(&mut command);
+    command
+        .env("ORDERFLOW_KAFKA_CACHE", cache.path())
+        .args(["cluster", "start", "--dir"])
+        .arg(&env.dir)
+        .args(["--port", "23990"]);
+    let output = run_with_limit(&mut command, Duration::from_secs(60));
+    let stderr = text(&output.stderr);
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "Kafka from {}",
+            cache.path().join("libs").display()
+        )) || stderr.contains(&format!(
+            "Kafka from {}",
+            cache.path().join("libs").display()
+        )),
+        "{stdout}\n{stderr}"
+    );
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+}

@@ -5,6 +5,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::{KraftError, MIN_JAVA};
+/// Where `scripts/setup --kafka` puts Kafka's jars (in `libs/`): `ORDERFLOW_KAFKA_CACHE`, or
+/// `orderflow/kafka-<version>` in the user's cache folder (`$XDG_CACHE_HOME`, `~/.cache`).
+fn setup_cache() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("ORDERFLOW_KAFKA_CACHE") {
+        return Some(PathBuf::from(dir));
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(
+        base.join("orderflow")
+            .join(format!("kafka-{}", super::KAFKA_VERSION)),
+    )
+}
+
 /// An Apache Kafka distribution: the folder of its jars, and the Java that runs them.
 #[derive(Clone, Debug)]
 pub struct KafkaInstall {
@@ -17,8 +32,8 @@ pub struct KafkaInstall {
 }
 
 impl KafkaInstall {
-    /// Finds Kafka's jars, in this order: `ORDERFLOW_KAFKA_LIBS`, `$KAFKA_HOME/libs`, then
-    /// `../shared/kafka/libs` beside each of `near` (a checkout's parent holds that folder on
+    /// Finds Kafka's jars, in this order: `ORDERFLOW_KAFKA_LIBS`, `$KAFKA_HOME/libs`, the
+    /// folder `scripts/setup --kafka` fills, then `../shared/kafka/libs` beside each of `near` (a checkout's parent holds that folder on
     /// the project's machines). Then finds Java (`JAVA`, `$JAVA_HOME/bin/java`, `java`) and
     /// checks its version.
     pub fn locate(near: &[&Path]) -> Result<KafkaInstall, KraftError> {
@@ -46,6 +61,9 @@ impl KafkaInstall {
         if kafka.is_none() {
             if let Some(home) = std::env::var_os("KAFKA_HOME") {
                 candidates.push(("$KAFKA_HOME/libs".into(), PathBuf::from(home).join("libs")));
+            }
+            if let Some(cache) = setup_cache() {
+                candidates.push(("scripts/setup --kafka".into(), cache.join("libs")));
             }
             for dir in near {
                 let libs = dir.join("../shared/kafka/libs");

@@ -37,7 +37,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How to get Kafka, for messages: one line per way.
 pub(crate) const HOW_TO_GET_KAFKA: &str =
-    "  - download Apache Kafka 4.1.0 (kafka_2.13-4.1.0.tgz) from kafka.apache.org/downloads, \
+    "  - run `scripts/setup --kafka` in the orderflow checkout (Maven fetches Kafka 4.1.0's jars \
+into ~/.cache/orderflow, where orderflow looks);
+  - or download Apache Kafka 4.1.0 (kafka_2.13-4.1.0.tgz) from kafka.apache.org/downloads, \
 unpack it and set KAFKA_HOME to the unpacked folder;
   - or set ORDERFLOW_KAFKA_LIBS to a folder holding Kafka's jars (kafka_2.13-4.1.0.jar, \
 kafka-tools-4.1.0.jar and their dependencies);
