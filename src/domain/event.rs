@@ -214,7 +214,7 @@ impl OrderEvent {
 pub struct OrderKey([u8; uuid::fmt::Hyphenated::LENGTH]);
 
 impl OrderKey {
-    pub(crate) fn new(order_id: Uuid) -> OrderKey {
+    pub fn new(order_id: Uuid) -> OrderKey {
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         order_id.hyphenated().encode_lower(&mut buf);
         OrderKey(buf)
@@ -258,7 +258,7 @@ pub(crate) fn encode_fields(
 /// of day once per second instead of once per event: the producer stamps every event it sends
 /// with the wall clock, and chrono's calendar arithmetic was a sixth of its own work.
 #[derive(Debug, Default)]
-pub(crate) struct MillisTimestamps {
+pub struct MillisTimestamps {
     /// The second (since the Unix epoch) `prefix` is for.
     second: Option<i64>,
     /// `2026-11-21T18:30:05.` for that second.
@@ -268,7 +268,7 @@ pub(crate) struct MillisTimestamps {
 impl MillisTimestamps {
     /// Writes the time `millis` milliseconds after the Unix epoch, e.g.
     /// `2026-11-21T18:30:05.123Z`.
-    pub(crate) fn write(&mut self, out: &mut Vec<u8>, millis: i64) {
+    pub fn write(&mut self, out: &mut Vec<u8>, millis: i64) {
         let (second, milli) = (millis.div_euclid(1000), millis.rem_euclid(1000) as u32);
         if self.second != Some(second) {
             let mut full = Vec::with_capacity(24);

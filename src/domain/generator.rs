@@ -174,7 +174,7 @@ impl OrderStep {
     /// Appends the wire JSON of the event stamped `millis` milliseconds after the Unix epoch:
     /// the bytes `self.at(that time).encode_into(out)` writes, without allocating. `key` is
     /// this step's record key, which the caller needs too and so makes once.
-    pub(crate) fn encode_into(
+    pub fn encode_into(
         &self,
         key: &OrderKey,
         clock: &mut MillisTimestamps,
