@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use chrono::Utc;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
-use orderflow::domain::event::OrderEvent;
+use orderflow::domain::event::{MillisTimestamps, OrderEvent, OrderKey};
 use orderflow::domain::generator::OrderGenerator;
 use orderflow::report::latency::{Histogram, Latencies};
 
@@ -50,7 +50,26 @@ fn short<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
 fn produce_path(c: &mut Criterion) {
     let mut group = short(c, "produce");
 
-    // Exactly the send loop of `produce` (roles/producer.rs), minus the hand-off to Kafka.
+    // Exactly the send loop of `produce` (wiring/sender.rs), minus the hand-off to Kafka: the
+    // generator's step, its key, and its JSON with the cached timestamp.
+    let mut generator = OrderGenerator::new(1);
+    let mut clock = MillisTimestamps::default();
+    let mut buf = Vec::with_capacity(256);
+    group.bench_function("send loop: step+key+encode", |b| {
+        b.iter(|| {
+            let step = generator.next_step();
+            let key = OrderKey::new(step.order_id);
+            let millis = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as i64);
+            buf.clear();
+            step.encode_into(&key, &mut clock, millis, &mut buf);
+            black_box((key, &buf));
+        })
+    });
+
+    // The same through an `OrderEvent`, as the send loop did before issue 20 (and as the
+    // synthetic audit log still does).
     let mut generator = OrderGenerator::new(1);
     let mut buf = Vec::with_capacity(256);
     group.bench_function("generate+encode", |b| {

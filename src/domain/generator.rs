@@ -16,7 +16,7 @@ use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use uuid::Uuid;
 
-use crate::domain::event::{OrderEvent, Source, Status};
+use crate::domain::event::{MillisTimestamps, OrderEvent, OrderKey, Source, Status, encode_fields};
 
 /// How many events an order waits, at least and at most, before its next step. Later steps
 /// take longer, as shipping does, so many orders are in flight at once.
@@ -87,6 +87,13 @@ impl OrderGenerator {
         let timestamp = now
             .duration_trunc(TimeDelta::milliseconds(1))
             .unwrap_or(now);
+        self.next_step().at(timestamp)
+    }
+
+    /// The next order step, without a timestamp: what [`OrderGenerator::next_event`] returns,
+    /// for a sender that encodes it with [`OrderStep::encode_into`] rather than building an
+    /// [`OrderEvent`] (and its user id `String`) first.
+    pub fn next_step(&mut self) -> OrderStep {
         let due_now = self.open.peek().is_some_and(|o| o.0.due <= self.tick);
         let order = if due_now {
             let Reverse(mut order) = self.open.pop().expect("peeked");
@@ -95,11 +102,10 @@ impl OrderGenerator {
         } else {
             self.new_order()
         };
-        let event = OrderEvent {
+        let step = OrderStep {
             order_id: order.id,
-            user_id: format!("user_{}", order.user),
+            user: order.user,
             status: order.status,
-            timestamp,
             source: order.source,
         };
         if !order.status.is_final() {
@@ -108,7 +114,7 @@ impl OrderGenerator {
             self.open.push(Reverse(OpenOrder { due, ..order }));
         }
         self.tick += 1;
-        event
+        step
     }
 
     fn new_order(&mut self) -> OpenOrder {
@@ -137,6 +143,72 @@ impl OrderGenerator {
             status: Status::Placed,
         }
     }
+}
+
+/// One step of an order as the generator draws it: an [`OrderEvent`] without its timestamp,
+/// with the user as a number (`user_870` is user 870).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrderStep {
+    /// The order; also the record key.
+    pub order_id: Uuid,
+    /// The customer's number, 1 to 5,000.
+    pub user: u32,
+    /// The lifecycle step.
+    pub status: Status,
+    /// The channel the order came through.
+    pub source: Source,
+}
+
+impl OrderStep {
+    /// The event of this step, stamped `timestamp`.
+    pub fn at(&self, timestamp: DateTime<Utc>) -> OrderEvent {
+        OrderEvent {
+            order_id: self.order_id,
+            user_id: format!("user_{}", self.user),
+            status: self.status,
+            timestamp,
+            source: self.source,
+        }
+    }
+
+    /// Appends the wire JSON of the event stamped `millis` milliseconds after the Unix epoch:
+    /// the bytes `self.at(that time).encode_into(out)` writes, without allocating. `key` is
+    /// this step's record key, which the caller needs too and so makes once.
+    pub fn encode_into(
+        &self,
+        key: &OrderKey,
+        clock: &mut MillisTimestamps,
+        millis: i64,
+        out: &mut Vec<u8>,
+    ) {
+        encode_fields(
+            out,
+            key,
+            |out| {
+                out.extend_from_slice(b"\"user_");
+                write_decimal(out, self.user);
+                out.push(b'"');
+            },
+            self.status,
+            |out| clock.write(out, millis),
+            self.source,
+        );
+    }
+}
+
+/// Appends `value` in decimal, as `format!("{value}")` would.
+fn write_decimal(out: &mut Vec<u8>, mut value: u32) {
+    let mut digits = [0u8; 10];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Paces events at a fixed rate: event `n` (from 0) is due `n / rate` seconds after the start.
@@ -278,6 +350,28 @@ mod tests {
                 (share * 100.0 - weight as f64).abs() < 5.0,
                 "{source}: {share}"
             );
+        }
+    }
+
+    #[test]
+    fn a_step_encodes_to_the_bytes_of_its_event() {
+        let mut steps = OrderGenerator::new(11);
+        let mut events = OrderGenerator::new(11);
+        let mut clock = MillisTimestamps::default();
+        let millis = 1_795_000_000_123;
+        let now = DateTime::from_timestamp_millis(millis).unwrap();
+        for _ in 0..2_000 {
+            let step = steps.next_step();
+            let event = events.next_event(now);
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            step.encode_into(&OrderKey::new(step.order_id), &mut clock, millis, &mut fast);
+            event.encode_into(&mut slow);
+            assert_eq!(fast, slow);
+        }
+        for value in [0, 7, 10, 99, 5_000, u32::MAX] {
+            let mut out = Vec::new();
+            write_decimal(&mut out, value);
+            assert_eq!(out, value.to_string().as_bytes());
         }
     }
 

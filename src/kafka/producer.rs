@@ -280,16 +280,34 @@ impl OrderProducer {
     /// Creates the producer; no network I/O happens until [`OrderProducer::check_reachable`]
     /// or the first send.
     pub(crate) fn new(settings: &KafkaSettings) -> Result<OrderProducer, ProducerError> {
-        OrderProducer::for_topic(settings, &settings.topic)
+        // The order events go to every partition at once, so every broker is needed: connect
+        // to them all as soon as the metadata names them. Sparse connections (librdkafka's
+        // default) open the connection to the partitions' broker only once the bootstrap
+        // connection's metadata has been handled, 10 ms of every run on the built-in broker.
+        OrderProducer::build(
+            settings,
+            &settings.topic,
+            &[("enable.sparse.connections", "false")],
+        )
     }
 
-    /// A producer to another topic of the same cluster.
+    /// A producer to another topic of the same cluster (the dead letters: it connects to a
+    /// broker only once it has something to send there).
     pub(crate) fn for_topic(
         settings: &KafkaSettings,
         topic: &str,
     ) -> Result<OrderProducer, ProducerError> {
+        OrderProducer::build(settings, topic, &[])
+    }
+
+    /// The producer, with `extra` librdkafka defaults (`-X` still overrides them).
+    fn build(
+        settings: &KafkaSettings,
+        topic: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<OrderProducer, ProducerError> {
         let timeout = DEFAULT_MESSAGE_TIMEOUT_MS.to_string();
-        let config = settings.client_config(&[
+        let mut defaults = vec![
             // A dead letter carries the original value, which may be large; the broker has the
             // final say on size.
             ("message.max.bytes", "16777216"),
@@ -299,7 +317,9 @@ impl OrderProducer {
             // Without this librdkafka logs every failed connection attempt at error level;
             // ConnectionHealth reports outages once, in words.
             ("log.connection.close", "false"),
-        ]);
+        ];
+        defaults.extend_from_slice(extra);
+        let config = settings.client_config(&defaults);
         tracing::debug!(config = %redacted(&config), "producer configuration");
         let inner = Arc::new(
             BaseProducer::from_config_and_context(&config, ProduceContext::default())

@@ -5,10 +5,9 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chrono::Utc;
-
+use crate::domain::event::{MillisTimestamps, OrderKey};
 use crate::domain::generator::{OrderGenerator, Pacer};
 use crate::kafka::producer::{OrderProducer, ProducerError};
 use crate::report::activity::Connection;
@@ -174,6 +173,7 @@ fn generate<K: EventSink>(
     let pacer = Pacer::new(plan.rate, Instant::now());
     let limit = plan.count.unwrap_or(u64::MAX);
     let mut payload = Vec::with_capacity(256);
+    let mut clock = MillisTimestamps::default();
     let mut n = 0u64;
     while n < limit {
         let allowed = pacer.allowed(Instant::now()).min(limit);
@@ -183,10 +183,11 @@ fn generate<K: EventSink>(
             if n.is_multiple_of(64) && stop() {
                 return Ok(());
             }
-            let event = generator.next_event(Utc::now());
+            let step = generator.next_step();
+            let key = OrderKey::new(step.order_id);
             payload.clear();
-            event.encode_into(&mut payload);
-            if !sink.emit(event.key().as_bytes(), &payload)? {
+            step.encode_into(&key, &mut clock, wall_clock_millis(), &mut payload);
+            if !sink.emit(key.as_bytes(), &payload)? {
                 return Ok(());
             }
             n += 1;
@@ -209,6 +210,14 @@ fn generate<K: EventSink>(
         }
     }
     Ok(())
+}
+
+/// The wall clock in whole milliseconds since the Unix epoch, as events are stamped (a clock
+/// before 1970 stamps 1970).
+fn wall_clock_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64)
 }
 
 impl Connection {
