@@ -19,7 +19,8 @@ use rdkafka::{ClientContext, Message};
 use super::client::{ConnectError, Connection, ConnectionHealth, flush_promptly};
 use super::message_status::{Persistence, persistence};
 use super::topic::{
-    APPEAR_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError, wait_for_topic,
+    APPEAR_WAIT, EXISTED_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError,
+    existed_before, wait_for_topic,
 };
 use crate::config::{KafkaSettings, redacted};
 use crate::lock::lock;
@@ -210,6 +211,8 @@ pub struct OrderProducer {
     poller: Option<Poller>,
     topic: String,
     brokers: String,
+    /// A client that asks about the topic without creating it (see `check_reachable`).
+    asker: rdkafka::ClientConfig,
 }
 
 /// A thread that polls the producer in short rounds until stopped (rust-rdkafka's
@@ -332,6 +335,10 @@ impl OrderProducer {
             poller: Some(poller),
             topic: topic.to_owned(),
             brokers: settings.bootstrap(),
+            asker: settings.outsider_config(&[
+                ("allow.auto.create.topics", "false"),
+                ("log.connection.close", "false"),
+            ]),
         })
     }
 
@@ -344,7 +351,12 @@ impl OrderProducer {
         let client = Arc::clone(&self.inner);
         let topic = self.topic.clone();
         let brokers = self.brokers.clone();
+        let asker = self.asker.clone();
         let answer = tokio::task::spawn_blocking(move || {
+            // The producer's own first answer cannot tell whether the cluster created the
+            // topic just now: librdkafka asks for the topic as soon as it is named, and under
+            // load that request, which creates it, can reach the cluster before ours.
+            let existed = existed_before(&asker, &topic, EXISTED_WAIT);
             let patience = Patience {
                 reach: CONNECT_TIMEOUT,
                 appear: APPEAR_WAIT,
@@ -357,6 +369,10 @@ impl OrderProducer {
                 &health,
                 patience,
             );
+            let answer = answer.map(|mut ready| {
+                ready.created_on_first_use |= existed == Some(false);
+                ready
+            });
             if answer.is_ok() {
                 // librdkafka 2.12 drops the bootstrap connection after the first metadata
                 // answer, and the idempotent producer's id request then waits for a 500 ms

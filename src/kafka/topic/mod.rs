@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::client::Client;
+use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
+use crate::kafka::client::close_promptly;
 use crate::report::activity::Connection;
 pub(crate) use bounds::partition_bounds;
 
@@ -155,6 +157,34 @@ impl<C: ClientContext> TopicMetadata for Client<C> {
                 .collect(),
         )
     }
+}
+
+/// How long a producer asks, before it starts, whether its topic is there: a cluster that does
+/// not answer that soon is found out by the producer's own wait.
+pub(crate) const EXISTED_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether `topic` exists, asked by a client of `config` (a consumer's, with
+/// allow.auto.create.topics=false) so that asking cannot create it. None when the cluster did
+/// not answer within `timeout`, or answered something else.
+pub(crate) fn existed_before(
+    config: &rdkafka::ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Option<bool> {
+    let asker: BaseConsumer<DefaultConsumerContext> = config.create().ok()?;
+    let answer = asker
+        .fetch_metadata(Some(topic), timeout)
+        .ok()
+        .and_then(|metadata| {
+            let found = metadata.topics().iter().find(|t| t.name() == topic)?;
+            match found.error().map(RDKafkaErrorCode::from) {
+                None => Some(true),
+                Some(RDKafkaErrorCode::UnknownTopicOrPartition) => Some(false),
+                Some(_) => None,
+            }
+        });
+    close_promptly(&asker, Duration::from_millis(200));
+    answer
 }
 
 /// A topic ready to use.
