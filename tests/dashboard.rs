@@ -466,6 +466,78 @@ fn the_demo_at_80x24() {
     insta::assert_snapshot!(render(&demo(), 80, 24).backend());
 }
 
+/// The demo with its help open: the demo's panels, not a single role's, and every key.
+fn demo_with_help() -> Dashboard {
+    let mut d = demo();
+    d.apply(Action::ToggleHelp);
+    d
+}
+
+#[test]
+fn the_demo_with_help_at_80x24() {
+    insta::assert_snapshot!(render(&demo_with_help(), 80, 24).backend());
+}
+
+#[test]
+fn the_demo_with_help_at_140x42() {
+    insta::assert_snapshot!(render(&demo_with_help(), 140, 42).backend());
+}
+
+/// The demo after `tab`: storage, not analytics (selected at start), is the one `p` pauses.
+fn demo_on_storage() -> Dashboard {
+    let mut d = demo();
+    assert_eq!(d.apply(Action::NextRole), None);
+    d
+}
+
+#[test]
+fn the_demo_on_storage_at_80x24() {
+    insta::assert_snapshot!(render(&demo_on_storage(), 80, 24).backend());
+}
+
+#[test]
+fn the_demo_on_storage_at_140x42() {
+    insta::assert_snapshot!(render(&demo_on_storage(), 140, 42).backend());
+}
+
+#[test]
+fn the_demo_says_which_role_p_pauses_and_resumes() {
+    let mut d = demo_on_storage();
+    let line = |d: &Dashboard| {
+        screen(&render(d, 80, 24))
+            .lines()
+            .last()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(line(&d).contains("p pause storage"), "{}", line(&d));
+    // The pause itself is the wiring's business; the view hears of it as the role's activity.
+    role(&mut d, "storage", 2, Activity::Paused(true));
+    assert!(line(&d).contains("p resume storage"), "{}", line(&d));
+    assert!(line(&d).contains("PAUSED"), "{}", line(&d));
+}
+
+#[test]
+fn the_help_lists_every_key_the_view_takes() {
+    for d in [demo_with_help(), {
+        let mut d = mid_stream();
+        d.apply(Action::ToggleHelp);
+        d
+    }] {
+        let text = screen(&render(&d, 140, 42));
+        for keys in ["p / space", "? / h", "q / esc", "ctrl-c"] {
+            assert!(text.contains(keys), "{keys} missing:\n{text}");
+        }
+    }
+    let demo = screen(&render(&demo_with_help(), 140, 42));
+    assert!(demo.contains("tab  select the next role"), "{demo}");
+    assert!(demo.contains("Producer:"), "{demo}");
+    assert!(
+        !demo.contains("This member:"),
+        "the demo has no such panel:\n{demo}"
+    );
+}
+
 #[test]
 fn no_size_makes_it_panic() {
     let mut helped = mid_stream();
@@ -481,6 +553,7 @@ fn no_size_makes_it_panic() {
         after_rebalance(),
         helped,
         demo(),
+        demo_with_help(),
     ] {
         for width in widths {
             for height in heights {
