@@ -288,6 +288,39 @@ mod tests {
     }
 
     #[test]
+    fn the_last_word_of_each_member_of_the_group_is_kept_newest_first_up_to_a_cap() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let word = |member: String, group: &str, secs: i64, state: MemberState| {
+            let at = t0 + chrono::TimeDelta::seconds(secs);
+            let a = Announcement {
+                member,
+                host: "h".into(),
+                group: group.into(),
+                role: "analytics".into(),
+                topic: "t".into(),
+                owns: vec![],
+                paused: false,
+                state,
+                at,
+                group_protocol: None,
+                assignor: None,
+            };
+            (a, at)
+        };
+        let mut heard: Vec<_> = (0..30)
+            .map(|i| word(format!("m{i}"), "g", i, MemberState::Active))
+            .collect();
+        heard.push(word("gone".into(), "g", 100, MemberState::Left));
+        heard.push(word("other".into(), "elsewhere", 200, MemberState::Active));
+        let kept = last_heard(heard.iter(), "g", "t");
+        assert_eq!(kept.len(), LAST_HEARD_KEPT);
+        assert!(kept["gone"].left);
+        assert!(!kept.contains_key("other"), "another group's member");
+        assert!(!kept.contains_key("m0"), "the oldest made room");
+        assert!(!kept["m29"].left);
+    }
+
+    #[test]
     fn lag_counts_from_the_commit_or_from_the_start() {
         let p = PartitionLag {
             partition: 0,
