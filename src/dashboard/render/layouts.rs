@@ -43,7 +43,7 @@ impl Dashboard {
             let [member_area, groups_area, timeline_area] = Layout::vertical([
                 Constraint::Length(role.owned().len().max(1) as u16 + 3),
                 Constraint::Min(self.group_rows() + 3),
-                Constraint::Length(self.timeline_rows(12) + 2),
+                Constraint::Length(self.timeline_rows(12, right.width) + 2),
             ])
             .areas(right);
             Paragraph::new(counters)
@@ -100,7 +100,7 @@ impl Dashboard {
         let [roles_area, middle, timeline_area] = Layout::vertical([
             Constraint::Length(roles_height),
             Constraint::Min(self.group_rows() + 3),
-            Constraint::Length(self.timeline_rows(10) + 2),
+            Constraint::Length(self.timeline_rows(10, area.width) + 2),
         ])
         .areas(area);
         let mut columns = Vec::new();
