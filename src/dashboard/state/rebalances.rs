@@ -46,10 +46,11 @@ impl Departure {
     fn note(self, member: &str, membership: MembershipSource) -> String {
         match (self, membership) {
             (Departure::Left, _) => format!("− {member} left the group"),
-            // The cluster dropped it: that is the session expiring, measured from its last
-            // word to the view that no longer had it.
+            // The cluster dropped it: its session expired. The seconds are from its last word
+            // to the view without it, which is more than the session timeout (on the built-in
+            // broker the rebalance that drops it waits too), so they are not called that.
             (Departure::StoppedAnswering(silent), MembershipSource::Cluster) => format!(
-                "− {member} stopped answering: its session expired after {} s, its \
+                "− {member} stopped answering: silent for {} s, its session expired and its \
                  partitions were taken from it",
                 silent.as_secs()
             ),
@@ -289,8 +290,8 @@ mod tests {
     fn a_member_dropped_by_the_cluster_after_silence_had_its_session_expire() {
         assert_eq!(
             after_b_goes(MembershipSource::Cluster, 46, Some((1, false))),
-            "− b-2 stopped answering: its session expired after 45 s, its partitions were \
-             taken from it; p1 taken from b-2"
+            "− b-2 stopped answering: silent for 45 s, its session expired and its \
+             partitions were taken from it; p1 taken from b-2"
         );
     }
 
