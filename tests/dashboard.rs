@@ -160,6 +160,7 @@ fn groups(secs: i64, analytics: &[(&str, &[i32])], end: i64) -> GroupView {
             assignor: Some("cooperative-sticky".into()),
             announced_members: false,
             more_members: 0,
+            last_heard: BTreeMap::new(),
         }
     };
     GroupView {
@@ -467,9 +468,26 @@ fn the_demo_at_80x24() {
 }
 
 #[test]
+fn the_demo_with_help_and_on_another_role() {
+    let mut helped = demo();
+    helped.apply(Action::ToggleHelp);
+    // Analytics is selected to begin with; `tab` moves on to storage, the one `p` pauses now.
+    let mut on_storage = demo();
+    on_storage.apply(Action::NextRole);
+    for (name, d) in [("with_help", &helped), ("on_storage", &on_storage)] {
+        for (width, height) in [(80, 24), (140, 42)] {
+            let snapshot = format!("the_demo_{name}_at_{width}x{height}");
+            insta::assert_snapshot!(snapshot, render(d, width, height).backend());
+        }
+    }
+}
+
+#[test]
 fn no_size_makes_it_panic() {
     let mut helped = mid_stream();
     helped.apply(Action::ToggleHelp);
+    let mut demo_helped = demo();
+    demo_helped.apply(Action::ToggleHelp);
     // Every size at which a layout changes, and its neighbours.
     let widths = [
         0, 1, 5, 19, 20, 21, 39, 40, 41, 59, 60, 61, 80, 99, 100, 109, 110, 160,
@@ -481,6 +499,7 @@ fn no_size_makes_it_panic() {
         after_rebalance(),
         helped,
         demo(),
+        demo_helped,
     ] {
         for width in widths {
             for height in heights {

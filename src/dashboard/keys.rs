@@ -19,21 +19,95 @@ pub enum Action {
     NextRole,
 }
 
+/// A key of the view: the table below is both what [`action`] reads and what the help and the
+/// key line print, so the words on screen cannot drift from what the keys do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Key {
+    /// A character, whatever the modifiers (Ctrl-q is still `q`: terminals differ in what
+    /// they report, and a learner should not have to care).
+    Char(char),
+    /// A character with Ctrl held.
+    Ctrl(char),
+    Esc,
+    Tab,
+}
+
+impl Key {
+    /// How the help and the key line write the key.
+    pub(crate) fn name(self) -> String {
+        match self {
+            Key::Char(' ') => "space".to_owned(),
+            Key::Char(c) => c.to_string(),
+            Key::Ctrl(c) => format!("ctrl-{c}"),
+            Key::Esc => "esc".to_owned(),
+            Key::Tab => "tab".to_owned(),
+        }
+    }
+
+    fn matches(self, key: &KeyEvent) -> bool {
+        match self {
+            Key::Char(c) => key.code == KeyCode::Char(c),
+            Key::Ctrl(c) => {
+                key.code == KeyCode::Char(c) && key.modifiers.contains(KeyModifiers::CONTROL)
+            }
+            Key::Esc => key.code == KeyCode::Esc,
+            Key::Tab => key.code == KeyCode::Tab,
+        }
+    }
+}
+
+/// Every key the view takes and its action, in the order the help lists them. The first
+/// match wins, so a plain `c` bound here would shadow Ctrl-C (a test keeps that from
+/// happening).
+pub(crate) const BINDINGS: &[(Key, Action)] = &[
+    (Key::Char('p'), Action::TogglePause),
+    (Key::Char(' '), Action::TogglePause),
+    (Key::Tab, Action::NextRole),
+    (Key::Char('?'), Action::ToggleHelp),
+    (Key::Char('h'), Action::ToggleHelp),
+    (Key::Char('q'), Action::Back),
+    (Key::Esc, Action::Back),
+    (Key::Ctrl('c'), Action::Quit),
+];
+
+/// The actions the keys have, once each, in the table's order.
+pub(crate) fn actions() -> Vec<Action> {
+    let mut actions = Vec::new();
+    for &(_, action) in BINDINGS {
+        if !actions.contains(&action) {
+            actions.push(action);
+        }
+    }
+    actions
+}
+
+/// The key the key line shows for `action`: its first in the table.
+pub(crate) fn first_key(action: Action) -> String {
+    BINDINGS
+        .iter()
+        .find(|(_, a)| *a == action)
+        .map_or_else(String::new, |(k, _)| k.name())
+}
+
+/// The keys bound to `action`, as the help writes them ("q / esc").
+pub(crate) fn keys_of(action: Action) -> String {
+    BINDINGS
+        .iter()
+        .filter(|(_, a)| *a == action)
+        .map(|(k, _)| k.name())
+        .collect::<Vec<_>>()
+        .join(" / ")
+}
+
 /// The action a key press means, if any. Releases and repeats mean nothing.
 pub(crate) fn action(key: &KeyEvent) -> Option<Action> {
     if key.kind != KeyEventKind::Press {
         return None;
     }
-    if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-        return Some(Action::Quit);
-    }
-    match key.code {
-        KeyCode::Char('q') | KeyCode::Esc => Some(Action::Back),
-        KeyCode::Char('?') | KeyCode::Char('h') => Some(Action::ToggleHelp),
-        KeyCode::Char('p') | KeyCode::Char(' ') => Some(Action::TogglePause),
-        KeyCode::Tab => Some(Action::NextRole),
-        _ => None,
-    }
+    BINDINGS
+        .iter()
+        .find(|(k, _)| k.matches(key))
+        .map(|&(_, action)| action)
 }
 
 #[cfg(test)]
@@ -84,5 +158,23 @@ mod tests {
         let repeat =
             KeyEvent::new_with_kind(KeyCode::Char('p'), KeyModifiers::NONE, KeyEventKind::Repeat);
         assert_eq!(action(&repeat), None);
+    }
+
+    #[test]
+    fn the_help_names_each_actions_keys_from_the_table() {
+        assert_eq!(keys_of(Action::Back), "q / esc");
+        assert_eq!(keys_of(Action::TogglePause), "p / space");
+        assert_eq!(keys_of(Action::Quit), "ctrl-c");
+        assert_eq!(keys_of(Action::NextRole), "tab");
+        assert_eq!(actions().len(), 5, "every action has a key");
+    }
+
+    #[test]
+    fn no_plain_key_shadows_a_chord() {
+        for &(key, _) in BINDINGS {
+            if let Key::Ctrl(c) = key {
+                assert!(!BINDINGS.iter().any(|&(k, _)| k == Key::Char(c)), "{c}");
+            }
+        }
     }
 }

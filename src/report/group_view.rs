@@ -137,6 +137,24 @@ pub struct GroupState {
     pub announced_members: bool,
     /// Members left out of `members` beyond the view's cap (the view says how many).
     pub more_members: usize,
+    /// When the watch last heard from each orderflow member of the group on
+    /// `<topic>.members` in the last minute, members gone included (the most recent
+    /// [`LAST_HEARD_KEPT`]): how the timeline tells a member that left from one that stopped
+    /// answering.
+    pub last_heard: BTreeMap<String, LastHeard>,
+}
+
+/// At most this many members' [`LastHeard`] per group: anyone can announce any name.
+const LAST_HEARD_KEPT: usize = 24;
+
+/// The latest announcement of an orderflow member, as far as leaving goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastHeard {
+    /// When it was sent.
+    pub at: DateTime<Utc>,
+    /// Whether it said the member left its group (a member announces that as it leaves; one
+    /// killed or hung never does).
+    pub left: bool,
 }
 
 impl GroupState {
@@ -176,6 +194,26 @@ pub struct GroupView {
     /// Groups left out of `groups` beyond the view's cap (the view says how many).
     pub more_groups: usize,
     pub at: DateTime<Utc>,
+}
+
+/// The latest word of `group`'s orderflow members reading `topic`, from `announcements` (each
+/// member's latest, with when it was sent), stale or not: the most recently heard
+/// [`LAST_HEARD_KEPT`].
+pub(crate) fn last_heard<'a>(
+    announcements: impl Iterator<Item = &'a (Announcement, DateTime<Utc>)>,
+    group: &str,
+    topic: &str,
+) -> BTreeMap<String, LastHeard> {
+    let mut heard: Vec<(&String, LastHeard)> = announcements
+        .filter(|(a, _)| a.group == group && a.topic == topic)
+        .map(|(a, at)| {
+            let left = a.state == MemberState::Left;
+            (&a.member, LastHeard { at: *at, left })
+        })
+        .collect();
+    heard.sort_by_key(|(_, h)| std::cmp::Reverse(h.at));
+    heard.truncate(LAST_HEARD_KEPT);
+    heard.into_iter().map(|(id, h)| (id.clone(), h)).collect()
 }
 
 /// Decodes a member's assignment as the classic consumer protocol carries it (version,
@@ -247,6 +285,39 @@ mod tests {
             decode_assignment(&[0, 1, 0x7f, 0xff, 0xff, 0xff], "t"),
             None
         );
+    }
+
+    #[test]
+    fn the_last_word_of_each_member_of_the_group_is_kept_newest_first_up_to_a_cap() {
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let word = |member: String, group: &str, secs: i64, state: MemberState| {
+            let at = t0 + chrono::TimeDelta::seconds(secs);
+            let a = Announcement {
+                member,
+                host: "h".into(),
+                group: group.into(),
+                role: "analytics".into(),
+                topic: "t".into(),
+                owns: vec![],
+                paused: false,
+                state,
+                at,
+                group_protocol: None,
+                assignor: None,
+            };
+            (a, at)
+        };
+        let mut heard: Vec<_> = (0..30)
+            .map(|i| word(format!("m{i}"), "g", i, MemberState::Active))
+            .collect();
+        heard.push(word("gone".into(), "g", 100, MemberState::Left));
+        heard.push(word("other".into(), "elsewhere", 200, MemberState::Active));
+        let kept = last_heard(heard.iter(), "g", "t");
+        assert_eq!(kept.len(), LAST_HEARD_KEPT);
+        assert!(kept["gone"].left);
+        assert!(!kept.contains_key("other"), "another group's member");
+        assert!(!kept.contains_key("m0"), "the oldest made room");
+        assert!(!kept["m29"].left);
     }
 
     #[test]

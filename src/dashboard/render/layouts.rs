@@ -11,6 +11,10 @@ use super::{ACCENT, count, panel};
 use crate::dashboard::state::Dashboard;
 use crate::report::human;
 
+/// From this width the demo shows the featured role's counters and throughput beside the
+/// groups; narrower, the groups take the whole width (and the help leaves that panel out).
+pub(super) const DEMO_FEATURE_WIDTH: u16 = 100;
+
 impl Dashboard {
     /// One role in this process: its counters, throughput, partitions, and the groups.
     pub(super) fn single_body(&self, area: Rect, buf: &mut Buffer) {
@@ -39,7 +43,7 @@ impl Dashboard {
             let [member_area, groups_area, timeline_area] = Layout::vertical([
                 Constraint::Length(role.owned().len().max(1) as u16 + 3),
                 Constraint::Min(self.group_rows() + 3),
-                Constraint::Length(self.timeline_rows(12) + 2),
+                Constraint::Length(self.timeline_rows(12, right.width) + 2),
             ])
             .areas(right);
             Paragraph::new(counters)
@@ -96,7 +100,7 @@ impl Dashboard {
         let [roles_area, middle, timeline_area] = Layout::vertical([
             Constraint::Length(roles_height),
             Constraint::Min(self.group_rows() + 3),
-            Constraint::Length(self.timeline_rows(10) + 2),
+            Constraint::Length(self.timeline_rows(10, area.width) + 2),
         ])
         .areas(area);
         let mut columns = Vec::new();
@@ -133,7 +137,7 @@ impl Dashboard {
             lines.push(self.owned_line(role));
             Paragraph::new(lines).block(block).render(cell, buf);
         }
-        if middle.width >= 100 {
+        if middle.width >= DEMO_FEATURE_WIDTH {
             let [left, right] =
                 Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
                     .areas(middle);

@@ -25,6 +25,7 @@ use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget};
 
+use super::keys::{self, Action};
 use super::state::{Dashboard, short_member};
 use crate::report::activity::Connection;
 use crate::report::human;
@@ -129,28 +130,38 @@ impl Dashboard {
         Paragraph::new(Line::from(spans)).render(area, buf);
     }
 
-    /// The bottom line: the keys, and a warning while the selected role is paused.
+    /// The bottom line: the keys, and a warning while the selected role is paused. In the
+    /// demo it says which role `p` pauses: the cyan border alone does not tell everyone.
     fn key_line(&self, area: Rect, buf: &mut Buffer) {
-        let key = |k: &'static str| Span::styled(k, Style::new().bold());
+        let key = |action: Action| Span::styled(keys::first_key(action), Style::new().bold());
+        let demo = self.roles().len() > 1;
+        let pause = match self.selected_role() {
+            Some(role) if demo && role.paused() => format!(" resume {}  ", role.name()),
+            Some(role) if demo => format!(" pause {}  ", role.name()),
+            _ => " pause/resume  ".to_owned(),
+        };
         let mut spans = vec![
             Span::raw(" "),
-            key("q"),
+            key(Action::Back),
             Span::raw(" quit  "),
-            key("p"),
-            Span::raw(" pause/resume  "),
-            key("?"),
+            key(Action::TogglePause),
+            Span::raw(pause),
+            key(Action::ToggleHelp),
             Span::raw(" help"),
         ];
-        if self.roles().len() > 1 {
+        if demo {
             spans.push(Span::raw("  "));
-            spans.push(key("tab"));
+            spans.push(key(Action::NextRole));
             spans.push(Span::raw(" next role"));
         }
         if let Some(role) = self.selected_role().filter(|r| r.paused()) {
-            spans.push(Span::styled(
-                format!("   ⏸ {} PAUSED: lag grows", role.name()),
-                Style::new().fg(Color::Yellow).bold(),
-            ));
+            // The demo's key line has named the role already; 80 columns have no room twice.
+            let warning = if demo {
+                "   ⏸ PAUSED: lag grows".to_owned()
+            } else {
+                format!("   ⏸ {} PAUSED: lag grows", role.name())
+            };
+            spans.push(Span::styled(warning, Style::new().fg(Color::Yellow).bold()));
         }
         Paragraph::new(Line::from(spans)).render(area, buf);
     }

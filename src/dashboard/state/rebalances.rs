@@ -1,5 +1,8 @@
 //! The rebalance timeline: what changed between one picture of the groups and the next —
-//! members that joined or left, partitions that moved, and how long they had no owner.
+//! members that joined or left, partitions that moved, and how long they had no owner. A
+//! member that left (it said so on `<topic>.members`) is told from one that stopped
+//! answering (killed or hung: its last word was not a leave); where the view cannot tell,
+//! the timeline says so.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
@@ -7,10 +10,60 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{keep_last, short_member};
-use crate::report::group_view::GroupView;
+use crate::report::group_view::{GroupView, LastHeard, MembershipSource};
 
 /// Rebalance timeline entries kept.
 const TIMELINE_LENGTH: usize = 50;
+
+/// Members announce themselves every second: one unheard for longer than this before it
+/// disappeared had stopped answering. Shorter, its leave may just not have arrived yet.
+const SILENCE: Duration = Duration::from_secs(3);
+
+/// How a member came to be missing from the group, as far as the group view can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Departure {
+    /// Its last announcement said it left (it sent LeaveGroup).
+    Left,
+    /// Silent this long before it disappeared, without announcing a leave.
+    StoppedAnswering(Duration),
+    /// Not an orderflow member, or its last word too recent to judge.
+    Unknown,
+}
+
+impl Departure {
+    fn of(heard: Option<&LastHeard>, now: DateTime<Utc>) -> Departure {
+        match heard {
+            Some(h) if h.left => Departure::Left,
+            Some(h) => match (now - h.at).to_std() {
+                Ok(silent) if silent > SILENCE => Departure::StoppedAnswering(silent),
+                _ => Departure::Unknown,
+            },
+            None => Departure::Unknown,
+        }
+    }
+
+    /// The timeline's words for `member` going this way.
+    fn note(self, member: &str, membership: MembershipSource) -> String {
+        match (self, membership) {
+            (Departure::Left, _) => format!("− {member} left the group"),
+            // The cluster dropped it: its session expired. The seconds are from its last word
+            // to the view without it, which is more than the session timeout (on the built-in
+            // broker the rebalance that drops it waits too), so they are not called that.
+            (Departure::StoppedAnswering(silent), MembershipSource::Cluster) => format!(
+                "− {member} stopped answering: silent for {} s, its session expired and its \
+                 partitions were taken from it",
+                silent.as_secs()
+            ),
+            // Membership from announcements: the view only knows it fell silent; the group
+            // takes its partitions when its session expires.
+            (Departure::StoppedAnswering(silent), MembershipSource::Announcements) => format!(
+                "− {member} stopped answering: no word for {} s and no leave announced",
+                silent.as_secs()
+            ),
+            (Departure::Unknown, _) => format!("− {member} left or crashed"),
+        }
+    }
+}
 
 /// One line of the rebalance timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,12 +115,15 @@ impl Rebalances {
             let mut notes = Vec::new();
             let members: BTreeSet<String> = group.members.iter().map(|m| m.id.clone()).collect();
             let before = self.members.insert(group.group.clone(), members.clone());
+            let mut departures = HashMap::new();
             if let Some(before) = before {
                 for joined in members.difference(&before) {
                     notes.push(format!("+ {} joined", short_member(joined)));
                 }
-                for left in before.difference(&members) {
-                    notes.push(format!("− {} left", short_member(left)));
+                for gone in before.difference(&members) {
+                    let departure = Departure::of(group.last_heard.get(gone), view.at);
+                    notes.push(departure.note(short_member(gone), view.membership));
+                    departures.insert(gone.clone(), departure);
                 }
             }
             let mut moved: BTreeMap<Move, (Vec<i32>, Duration)> = BTreeMap::new();
@@ -105,6 +161,7 @@ impl Rebalances {
                     .map(|p| format!("p{p}"))
                     .collect::<Vec<_>>()
                     .join(",");
+                let departure = from.as_ref().and_then(|f| departures.get(f)).copied();
                 let from = from.as_deref().map_or("nobody", short_member);
                 let note = match to.as_deref() {
                     Some(to) if unowned_for > Duration::ZERO => format!(
@@ -113,7 +170,13 @@ impl Rebalances {
                         unowned_for.as_secs_f64()
                     ),
                     Some(to) => format!("{list} {from} → {}", short_member(to)),
-                    None => format!("{list} released by {from}"),
+                    None => match (departure, view.membership) {
+                        (None | Some(Departure::Left), _) => format!("{list} released by {from}"),
+                        (Some(Departure::StoppedAnswering(_)), MembershipSource::Cluster) => {
+                            format!("{list} taken from {from}")
+                        }
+                        _ => format!("{list} no longer {from}'s"),
+                    },
                 };
                 notes.push(note);
             }
@@ -126,5 +189,131 @@ impl Rebalances {
                 keep_last(&mut self.timeline, TIMELINE_LENGTH, entry);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::report::group_view::{GroupState, Member, PartitionLag};
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 18, 30, 0).unwrap() + chrono::TimeDelta::seconds(secs)
+    }
+
+    /// Group analytics at `secs` with `members` (id, partitions) and what the watch last
+    /// heard from each member ever seen: (id, seconds, left).
+    fn view(
+        secs: i64,
+        membership: MembershipSource,
+        members: &[(&str, &[i32])],
+        heard: &[(&str, i64, bool)],
+    ) -> GroupView {
+        let owner = |p: i32| {
+            members
+                .iter()
+                .find(|(_, owns)| owns.contains(&p))
+                .map(|(m, _)| m.to_string())
+        };
+        GroupView {
+            topic: "order-events".into(),
+            membership,
+            low: BTreeMap::new(),
+            end: BTreeMap::new(),
+            groups: vec![GroupState {
+                group: "analytics".into(),
+                members: members
+                    .iter()
+                    .map(|(id, owns)| Member {
+                        id: id.to_string(),
+                        host: "h".into(),
+                        role: Some("analytics".into()),
+                        owns: owns.to_vec(),
+                        paused: false,
+                    })
+                    .collect(),
+                partitions: (0..2)
+                    .map(|p| PartitionLag {
+                        partition: p,
+                        owner: owner(p),
+                        committed: Some(0),
+                        end: 0,
+                    })
+                    .collect(),
+                protocol: None,
+                assignor: None,
+                announced_members: false,
+                more_members: 0,
+                last_heard: heard
+                    .iter()
+                    .map(|&(id, secs, left)| (id.to_owned(), LastHeard { at: at(secs), left }))
+                    .collect(),
+            }],
+            more_groups: 0,
+            at: at(secs),
+        }
+    }
+
+    /// The timeline's last line after a group of two (a owns p0, b p1) loses b.
+    fn after_b_goes(
+        membership: MembershipSource,
+        secs: i64,
+        b_heard: Option<(i64, bool)>,
+    ) -> String {
+        let both: &[(&str, &[i32])] = &[("orderflow-a-1", &[0]), ("orderflow-b-2", &[1])];
+        let mut heard = vec![("orderflow-a-1", secs, false)];
+        heard.extend(b_heard.map(|(at, left)| ("orderflow-b-2", at, left)));
+        let mut rebalances = Rebalances::default();
+        rebalances.observe(&view(0, membership, both, &heard));
+        rebalances.observe(&view(1, membership, both, &heard));
+        rebalances.observe(&view(secs, membership, &[("orderflow-a-1", &[0])], &heard));
+        rebalances.timeline().back().expect("a change").text.clone()
+    }
+
+    #[test]
+    fn a_member_that_announced_its_leave_left_the_group() {
+        assert_eq!(
+            after_b_goes(MembershipSource::Cluster, 3, Some((2, true))),
+            "− b-2 left the group; p1 released by b-2"
+        );
+        assert_eq!(
+            after_b_goes(MembershipSource::Announcements, 3, Some((2, true))),
+            "− b-2 left the group; p1 released by b-2"
+        );
+    }
+
+    #[test]
+    fn a_member_dropped_by_the_cluster_after_silence_had_its_session_expire() {
+        assert_eq!(
+            after_b_goes(MembershipSource::Cluster, 46, Some((1, false))),
+            "− b-2 stopped answering: silent for 45 s, its session expired and its \
+             partitions were taken from it; p1 taken from b-2"
+        );
+    }
+
+    #[test]
+    fn a_member_gone_silent_on_announcements_alone_is_not_said_to_have_expired() {
+        assert_eq!(
+            after_b_goes(MembershipSource::Announcements, 6, Some((1, false))),
+            "− b-2 stopped answering: no word for 5 s and no leave announced; p1 no longer b-2's"
+        );
+    }
+
+    #[test]
+    fn without_a_word_from_it_or_too_soon_the_view_does_not_guess() {
+        // Not an orderflow member (kcat): nothing announced.
+        assert_eq!(
+            after_b_goes(MembershipSource::Cluster, 10, None),
+            "− b-2 left or crashed; p1 no longer b-2's"
+        );
+        // Heard a second ago: its leave may still be on its way.
+        assert_eq!(
+            after_b_goes(MembershipSource::Cluster, 10, Some((9, false))),
+            "− b-2 left or crashed; p1 no longer b-2's"
+        );
     }
 }

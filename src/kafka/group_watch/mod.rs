@@ -32,7 +32,7 @@ use super::client::{ConnectionHealth, close_promptly};
 use crate::config::KafkaSettings;
 use crate::report::group_view::{
     Announcement, GroupProtocol, GroupState, GroupView, Member, MemberState, MembershipSource,
-    PartitionLag, announcement_topic, decode_assignment,
+    PartitionLag, announcement_topic, decode_assignment, last_heard,
 };
 
 /// How often the view is rebuilt.
@@ -339,6 +339,7 @@ impl Watcher {
                 .collect();
             let more_members = members.len().saturating_sub(MAX_MEMBERS_SHOWN);
             members.truncate(MAX_MEMBERS_SHOWN);
+            let last_heard = last_heard(self.members.values(), &name, &topic);
             groups.push(GroupState {
                 group: name,
                 members,
@@ -347,6 +348,7 @@ impl Watcher {
                 assignor,
                 announced_members,
                 more_members,
+                last_heard,
             });
         }
         Some(GroupView {

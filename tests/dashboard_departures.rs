@@ -1,0 +1,121 @@
+//! The rebalance timeline tells a member that left from one that stopped answering, in whole
+//! frames: group views in sequence go into the live view, the frame is compared with a
+//! committed snapshot (tests/snapshots/).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, FixedOffset, TimeZone, Utc};
+use orderflow::dashboard::{Dashboard, ViewEvent};
+use orderflow::report::group_view::{
+    GroupState, GroupView, LastHeard, Member, MembershipSource, PartitionLag,
+};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 18, 30, 0).unwrap() + chrono::TimeDelta::seconds(secs)
+}
+
+/// Group analytics on real Kafka (the cluster describes it) at `secs`: `members` (id, owned
+/// partitions), and what the watch last heard from each member (id, seconds, left).
+fn view(secs: i64, members: &[(&str, &[i32])], heard: &[(&str, i64, bool)]) -> GroupView {
+    let owner = |p: i32| {
+        members
+            .iter()
+            .find(|(_, owns)| owns.contains(&p))
+            .map(|(m, _)| m.to_string())
+    };
+    GroupView {
+        topic: "order-events".into(),
+        membership: MembershipSource::Cluster,
+        low: (0..3).map(|p| (p, 0)).collect(),
+        end: (0..3).map(|p| (p, 1_000)).collect(),
+        groups: vec![GroupState {
+            group: "analytics".into(),
+            members: members
+                .iter()
+                .map(|(id, owns)| Member {
+                    id: id.to_string(),
+                    host: "laptop".into(),
+                    role: Some("analytics".into()),
+                    owns: owns.to_vec(),
+                    paused: false,
+                })
+                .collect(),
+            partitions: (0..3)
+                .map(|p| PartitionLag {
+                    partition: p,
+                    owner: owner(p),
+                    committed: Some(990),
+                    end: 1_000,
+                })
+                .collect(),
+            protocol: None,
+            assignor: None,
+            announced_members: false,
+            more_members: 0,
+            last_heard: heard
+                .iter()
+                .map(|&(id, secs, left)| (id.to_owned(), LastHeard { at: at(secs), left }))
+                .collect::<BTreeMap<_, _>>(),
+        }],
+        more_groups: 0,
+        at: at(secs),
+    }
+}
+
+/// Three analytics members; analytics-1 leaves cleanly at 10 s, analytics-2 is killed at
+/// 20 s and the group drops it when its session expires, 45 s later; then (if
+/// `reassigned`) its partition goes to analytics-3.
+fn a_leave_then_a_crash(reassigned: bool) -> Dashboard {
+    let (a, b, c) = (
+        "orderflow-analytics-1",
+        "orderflow-analytics-2",
+        "orderflow-analytics-3",
+    );
+    let mut d = Dashboard::new(
+        "localhost:9092",
+        "order-events",
+        &["analytics"],
+        at(0),
+        FixedOffset::east_opt(0).unwrap(),
+    );
+    let all = [(a, 9, false), (b, 9, false), (c, 9, false)];
+    d.update(ViewEvent::Groups(view(
+        9,
+        &[(a, &[0]), (b, &[1]), (c, &[2])],
+        &all,
+    )));
+    let left = [(a, 10, true), (b, 10, false), (c, 10, false)];
+    d.update(ViewEvent::Groups(view(11, &[(b, &[1]), (c, &[2])], &left)));
+    d.update(ViewEvent::Groups(view(
+        14,
+        &[(b, &[0, 1]), (c, &[2])],
+        &left,
+    )));
+    let crashed = [(a, 10, true), (b, 20, false), (c, 64, false)];
+    d.update(ViewEvent::Groups(view(65, &[(c, &[0, 2])], &crashed)));
+    if reassigned {
+        d.update(ViewEvent::Groups(view(68, &[(c, &[0, 1, 2])], &crashed)));
+    }
+    d
+}
+
+fn render(d: &Dashboard, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal
+        .draw(|frame| frame.render_widget(d, frame.area()))
+        .unwrap();
+    terminal
+}
+
+#[test]
+fn a_leave_then_a_crash_at_140x42() {
+    insta::assert_snapshot!(render(&a_leave_then_a_crash(true), 140, 42).backend());
+}
+
+#[test]
+fn the_crash_at_80x24() {
+    // 24 lines show the newest entry only: the crash, before its partition moves.
+    insta::assert_snapshot!(render(&a_leave_then_a_crash(false), 80, 24).backend());
+}
