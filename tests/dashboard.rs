@@ -87,13 +87,17 @@ fn analytics_summary(records: u64, rate: f64, statuses: [u64; 4]) -> Summary {
 }
 
 fn join(d: &mut Dashboard, member: &str) {
+    join_role(d, "analytics", member);
+}
+
+fn join_role(d: &mut Dashboard, name: &'static str, member: &str) {
     role(
         d,
-        "analytics",
+        name,
         0,
         Activity::Joined {
-            role: "analytics",
-            group: "analytics".into(),
+            role: name,
+            group: name.into(),
             member: member.into(),
             topic: "order-events".into(),
             brokers: "localhost:9092".into(),
@@ -104,9 +108,13 @@ fn join(d: &mut Dashboard, member: &str) {
 }
 
 fn assign(d: &mut Dashboard, secs: i64, partitions: &[i32]) {
+    assign_role(d, "analytics", secs, partitions);
+}
+
+fn assign_role(d: &mut Dashboard, name: &'static str, secs: i64, partitions: &[i32]) {
     role(
         d,
-        "analytics",
+        name,
         secs,
         Activity::Assigned {
             partitions: partitions
@@ -449,6 +457,21 @@ fn demo() -> Dashboard {
             },
         }),
     );
+    // Both roles own every partition (the demo's panels list each one's lag), and a second
+    // analytics member went away a second ago: the timeline's newest entry.
+    join_role(&mut d, "order-processor", "orderflow-order-processor-777");
+    join_role(&mut d, "analytics", "orderflow-analytics-4242");
+    assign_role(&mut d, "order-processor", 1, &[0, 1, 2]);
+    assign_role(&mut d, "analytics", 1, &[0, 1]);
+    d.update(ViewEvent::Groups(groups(
+        1,
+        &[
+            ("orderflow-analytics-4242", &[0, 1]),
+            ("orderflow-analytics-4243", &[2]),
+        ],
+        1_010,
+    )));
+    assign_role(&mut d, "analytics", 2, &[0, 1, 2]);
     d.update(ViewEvent::Groups(groups(
         2,
         &[("orderflow-analytics-4242", &[0, 1, 2])],

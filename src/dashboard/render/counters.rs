@@ -7,7 +7,7 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline, Widget, Wrap};
 
-use super::{DIM, count, panel};
+use super::{DIM, count, pack, panel};
 use crate::dashboard::state::RoleView;
 use crate::domain::event::Status;
 use crate::report::activity::RoleCounters;
@@ -157,16 +157,20 @@ pub(super) fn recent_panel(role: &RoleView, area: Rect, buf: &mut Buffer) {
         .render(area, buf);
 }
 
-/// A few short lines for a demo panel.
-pub(super) fn compact_lines(role: &RoleView) -> Vec<Line<'static>> {
+/// A few short lines for a demo panel `width` columns wide; the records and their rate
+/// share a row where they fit, and take two where not.
+pub(super) fn compact_lines(role: &RoleView, width: u16) -> Vec<Line<'static>> {
     let Some(summary) = role.summary() else {
         return vec![Line::styled("starting…", DIM)];
     };
-    let mut lines = vec![Line::from(format!(
-        "{} records · {}",
-        count(summary.records),
-        human::rate(summary.events_per_s)
-    ))];
+    let records = [
+        format!("{} records", count(summary.records)),
+        human::rate(summary.events_per_s),
+    ];
+    let mut lines: Vec<Line> = pack("", &records, "", usize::from(width))
+        .into_iter()
+        .map(Line::from)
+        .collect();
     match &summary.counters {
         RoleCounters::Analytics {
             completed,
@@ -224,6 +228,11 @@ fn bar(value: u64, max: u64, room: usize) -> String {
 }
 
 pub(super) fn throughput(role: &RoleView, area: Rect, buf: &mut Buffer) {
+    throughput_with(role, area, buf, Line::default());
+}
+
+/// The throughput panel with `bottom` on its lower edge.
+pub(super) fn throughput_with(role: &RoleView, area: Rect, buf: &mut Buffer, bottom: Line) {
     let data: Vec<u64> = role.rates().iter().map(|r| r.round() as u64).collect();
     let now = role.rates().back().copied().unwrap_or(0.0);
     let peak = data.iter().copied().max().unwrap_or(0);
@@ -236,7 +245,7 @@ pub(super) fn throughput(role: &RoleView, area: Rect, buf: &mut Buffer) {
         .data(&data)
         .max(peak.max(1))
         .style(Style::new().fg(Color::Green))
-        .block(panel(&title))
+        .block(panel(&title).title_bottom(bottom))
         .render(area, buf);
 }
 

@@ -3,11 +3,13 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Paragraph, Widget};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use super::counters::{compact_lines, counter_lines, counters_title, recent_panel, throughput};
-use super::{ACCENT, count, panel};
+use super::counters::{
+    compact_lines, counter_lines, counters_title, recent_panel, throughput, throughput_with,
+};
+use super::{ACCENT, DIM, count, panel};
 use crate::dashboard::state::Dashboard;
 use crate::report::human;
 
@@ -24,8 +26,10 @@ impl Dashboard {
         if area.height < 14 || area.width < 60 {
             // Compact: the counters and who owns what, nothing else.
             let mut lines = counter_lines(role, area.width);
-            lines.push(self.owned_line(role));
-            Paragraph::new(lines).render(area, buf);
+            lines.extend(self.owned_rows(role, area.width));
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: true })
+                .render(area, buf);
             return;
         }
         if area.width >= 110 {
@@ -40,10 +44,14 @@ impl Dashboard {
                 Constraint::Length(recent + 2),
             ])
             .areas(left);
+            let member_height = role.owned().len().max(1) as u16 + 3;
+            let spare = right
+                .height
+                .saturating_sub(member_height + self.group_rows() + 3);
             let [member_area, groups_area, timeline_area] = Layout::vertical([
-                Constraint::Length(role.owned().len().max(1) as u16 + 3),
-                Constraint::Min(self.group_rows() + 3),
-                Constraint::Length(self.timeline_rows(12, right.width) + 2),
+                Constraint::Length(member_height),
+                Constraint::Fill(1),
+                Constraint::Length(self.timeline_height(spare, 12, right.width)),
             ])
             .areas(right);
             Paragraph::new(counters)
@@ -57,14 +65,18 @@ impl Dashboard {
             return;
         }
         // Stacked. A terminal of 24 lines fits every panel only if this member's partitions
-        // take one line instead of a table.
+        // share the throughput panel (its bottom edge) instead of a table of their own.
         let counters = counter_lines(role, area.width.saturating_sub(2));
         let roomy = area.height >= 30;
+        let counter_height = counters.len() as u16 + 2;
         let member_height = if roomy {
             role.owned().len().max(1) as u16 + 3
         } else {
-            3
+            0
         };
+        let spare = area
+            .height
+            .saturating_sub(counter_height + 3 + member_height + self.group_rows() + 3);
         let [
             counter_area,
             rate_area,
@@ -72,23 +84,26 @@ impl Dashboard {
             groups_area,
             timeline_area,
         ] = Layout::vertical([
-            Constraint::Length(counters.len() as u16 + 2),
+            Constraint::Length(counter_height),
             Constraint::Length(3),
             Constraint::Length(member_height),
-            Constraint::Min(4),
-            Constraint::Length(if roomy { 6 } else { 3 }),
+            Constraint::Fill(1),
+            Constraint::Length(self.timeline_height(spare, if roomy { 6 } else { 3 }, area.width)),
         ])
         .areas(area);
         Paragraph::new(counters)
             .block(panel(counters_title(role)))
             .render(counter_area, buf);
-        throughput(role, rate_area, buf);
         if roomy {
+            throughput(role, rate_area, buf);
             self.member_panel(role, member_area, buf);
         } else {
-            Paragraph::new(self.owned_line(role))
-                .block(panel("this member's partitions"))
-                .render(member_area, buf);
+            let label = " this member: ";
+            let room = rate_area.width.saturating_sub(3 + label.len() as u16);
+            let mut owned = vec![Span::styled(label, DIM)];
+            owned.extend(self.owned_summary(role, room).spans);
+            owned.push(Span::raw(" "));
+            throughput_with(role, rate_area, buf, Line::from(owned));
         }
         self.groups_panel(groups_area, buf);
         self.timeline_panel(timeline_area, buf);
@@ -96,11 +111,35 @@ impl Dashboard {
 
     /// The demo: a panel per role, then the groups and the timeline.
     pub(super) fn demo_body(&self, area: Rect, buf: &mut Buffer) {
-        let roles_height = if area.height >= 24 { 7 } else { 6 };
+        let panels = self.roles().len() as u16 + u16::from(self.producer().is_some());
+        let cell_width = area.width / panels.max(1);
+        let role_lines: Vec<Vec<Line>> = self
+            .roles()
+            .iter()
+            .map(|role| {
+                let mut lines = compact_lines(role, cell_width.saturating_sub(2));
+                lines.extend(self.owned_rows(role, cell_width.saturating_sub(2)));
+                lines
+            })
+            .collect();
+        // Each panel's lines as wrapped, so the tallest panel is read whole.
+        let tallest = role_lines
+            .iter()
+            .map(|lines| {
+                Paragraph::new(lines.clone())
+                    .wrap(Wrap { trim: false })
+                    .line_count(cell_width.saturating_sub(2).max(1)) as u16
+            })
+            .max()
+            .unwrap_or(0);
+        let roles_height = (tallest + 2).max(if area.height >= 24 { 7 } else { 6 });
+        let spare = area
+            .height
+            .saturating_sub(roles_height + self.group_rows() + 3);
         let [roles_area, middle, timeline_area] = Layout::vertical([
             Constraint::Length(roles_height),
-            Constraint::Min(self.group_rows() + 3),
-            Constraint::Length(self.timeline_rows(10, area.width) + 2),
+            Constraint::Fill(1),
+            Constraint::Length(self.timeline_height(spare, 10, area.width)),
         ])
         .areas(area);
         let mut columns = Vec::new();
@@ -127,15 +166,17 @@ impl Dashboard {
                 .block(panel("producer"))
                 .render(cell, buf);
         }
-        for (i, role) in self.roles().iter().enumerate() {
+        for (i, (role, lines)) in self.roles().iter().zip(role_lines).enumerate() {
             let cell = *cells.next().expect("one cell per panel");
             let mut block = panel(role.name());
             if i == self.selected() {
                 block = block.border_style(ACCENT);
             }
-            let mut lines = compact_lines(role);
-            lines.push(self.owned_line(role));
-            Paragraph::new(lines).block(block).render(cell, buf);
+            // Untrimmed: a partition list's later rows keep their indent.
+            Paragraph::new(lines)
+                .wrap(Wrap { trim: false })
+                .block(block)
+                .render(cell, buf);
         }
         if middle.width >= DEMO_FEATURE_WIDTH {
             let [left, right] =

@@ -6,30 +6,79 @@ use ratatui::style::{Color, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, Widget};
 
-use super::{DIM, count, panel};
+use super::{DIM, count, pack, panel};
 use crate::dashboard::state::{Dashboard, RoleView};
 use crate::report::human;
 
+/// The line that stands for this member's partitions when it has none to list.
+fn owned_status(role: &RoleView) -> Option<Line<'static>> {
+    if role.left() {
+        Some(Line::styled("left the group", DIM))
+    } else if role.owned().is_empty() {
+        Some(Line::styled("owns no partitions (yet)", DIM))
+    } else {
+        None
+    }
+}
+
 impl Dashboard {
-    pub(super) fn owned_line(&self, role: &RoleView) -> Line<'static> {
-        if role.left() {
-            return Line::styled("left the group", DIM);
+    /// This member's partitions and their lag, in rows of at most `width` columns: one row
+    /// `p0 lag 3 · p1 lag 5 · p2 lag 0` where it fits, else `lag p0 3 · p1 5` with the rest
+    /// on the rows below, never a partition cut off.
+    pub(super) fn owned_rows(&self, role: &RoleView, width: u16) -> Vec<Line<'static>> {
+        if let Some(line) = owned_status(role) {
+            return vec![line];
         }
-        if role.owned().is_empty() {
-            return Line::styled("owns no partitions (yet)", DIM);
-        }
-        let parts: Vec<String> = role
-            .owned()
+        let lags = self.owned_lags(role);
+        let full = lags
             .iter()
-            .map(|&p| {
-                let row = role.partition(p, self.groups());
-                match row.lag {
-                    Some(lag) => format!("p{p} lag {}", count(lag as u64)),
-                    None => format!("p{p}"),
-                }
+            .map(|(p, lag)| match lag {
+                Some(lag) => format!("p{p} lag {}", count(*lag as u64)),
+                None => format!("p{p}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" · ");
+        if full.chars().count() <= usize::from(width) {
+            return vec![Line::from(full)];
+        }
+        let items: Vec<String> = lags
+            .iter()
+            .map(|(p, lag)| match lag {
+                Some(lag) => format!("p{p} {}", count(*lag as u64)),
+                None => format!("p{p} –"),
             })
             .collect();
-        Line::from(parts.join(" · "))
+        pack("lag ", &items, "    ", usize::from(width))
+            .into_iter()
+            .map(Line::from)
+            .collect()
+    }
+
+    /// This member's partitions in one line of at most `width` columns: each partition's
+    /// lag where it fits, else how many partitions and their total lag.
+    pub(super) fn owned_summary(&self, role: &RoleView, width: u16) -> Line<'static> {
+        if let Some(line) = owned_status(role) {
+            return line;
+        }
+        let rows = self.owned_rows(role, width);
+        if let [row] = rows.as_slice() {
+            return row.clone();
+        }
+        let lags = self.owned_lags(role);
+        let total: i64 = lags.iter().filter_map(|(_, lag)| *lag).sum();
+        Line::from(format!(
+            "{} partitions, lag {}",
+            lags.len(),
+            count(total as u64)
+        ))
+    }
+
+    /// Each owned partition with its lag where known.
+    fn owned_lags(&self, role: &RoleView) -> Vec<(i32, Option<i64>)> {
+        role.owned()
+            .iter()
+            .map(|&p| (p, role.partition(p, self.groups()).lag))
+            .collect()
     }
 
     pub(super) fn member_panel(&self, role: &RoleView, area: Rect, buf: &mut Buffer) {
@@ -56,7 +105,7 @@ impl Dashboard {
             }
         }
         if role.owned().is_empty() {
-            Paragraph::new(self.owned_line(role))
+            Paragraph::new(self.owned_rows(role, area.width.saturating_sub(2)))
                 .block(panel(&title))
                 .render(area, buf);
             return;

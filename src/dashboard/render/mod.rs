@@ -68,6 +68,29 @@ fn panel(title: &str) -> Block<'static> {
     ))
 }
 
+/// `items` joined by ` · ` in rows of at most `width` columns, broken only between items:
+/// the first row starts with `first`, the others with `indent`. An item wider than a row
+/// has a row of its own (the panel's wrap breaks it between words).
+fn pack(first: &str, items: &[String], indent: &str, width: usize) -> Vec<String> {
+    let mut rows = Vec::new();
+    let mut row = first.to_owned();
+    let mut row_has_item = false;
+    for item in items {
+        let needed = if row_has_item { 3 } else { 0 } + item.chars().count();
+        if row_has_item && row.chars().count() + needed > width {
+            rows.push(std::mem::replace(&mut row, indent.to_owned()));
+            row_has_item = false;
+        }
+        if row_has_item {
+            row.push_str(" · ");
+        }
+        row.push_str(item);
+        row_has_item = true;
+    }
+    rows.push(row);
+    rows
+}
+
 /// A count with thousands separators.
 fn count(n: u64) -> String {
     human::count(n)
@@ -90,43 +113,97 @@ impl Dashboard {
         self.producer().is_some() || self.roles().len() > 1
     }
 
-    /// The top line: what runs, where, and the connection.
+    /// The top line: what runs, where, and the connection. Where the terminal is too narrow
+    /// for all of it, the least needed parts shorten or go first (the demo's hint for other
+    /// terminals, the member, the group, the broker's address); the connection stays.
     fn status_line(&self, area: Rect, buf: &mut Buffer) {
-        let sep = Span::styled(" │ ", DIM);
-        let mut spans = vec![Span::styled(" orderflow ", Style::new().bold().reversed())];
+        // Each part's forms, the fullest first; `steps` says which part gives way next, to
+        // its next form (a part with one form goes).
+        let mut parts: Vec<Vec<String>> = Vec::new();
+        let mut steps = Vec::new();
+        let mut group_step = None;
         if self.is_demo() {
-            spans.push(Span::raw(" demo"));
             if let Some(broker) = self.demo_broker() {
-                spans.push(sep.clone());
-                spans.push(Span::raw(format!(
-                    "broker {broker} (other terminals: -b {broker})"
-                )));
+                steps.push(parts.len());
+                parts.push(vec![
+                    format!("broker {broker} (other terminals: -b {broker})"),
+                    format!("broker {broker}"),
+                ]);
             }
         } else if let Some(role) = self.selected_role() {
-            spans.push(Span::raw(format!(" {}", role.name())));
-            if let Some(group) = role.group() {
-                spans.push(sep.clone());
-                spans.push(Span::raw(format!("group {group}")));
-            }
-            if let Some(member) = role.member() {
-                spans.push(sep.clone());
-                spans.push(Span::raw(format!("member {}", short_member(member))));
+            group_step = Some(parts.len());
+            let member = parts.len() + 1;
+            parts.push(
+                role.group()
+                    .map(|g| format!("group {g}"))
+                    .into_iter()
+                    .collect(),
+            );
+            parts.push(
+                role.member()
+                    .map(|m| format!("member {}", short_member(m)))
+                    .into_iter()
+                    .collect(),
+            );
+            steps.push(member);
+        }
+        let topic_step = parts.len();
+        if self.demo_broker().is_some() {
+            parts.push(vec![format!("topic {}", self.topic())]);
+        } else {
+            steps.push(topic_step);
+            parts.push(vec![
+                format!("{} › {}", self.brokers(), self.topic()),
+                format!("topic {}", self.topic()),
+            ]);
+        }
+        // The group goes late: it says what this member shares its partitions with. In a
+        // very narrow terminal the topic goes, then the demo's broker.
+        steps.extend(group_step);
+        steps.push(topic_step);
+        if self.is_demo() && self.demo_broker().is_some() {
+            steps.push(0);
+        }
+        let what = if self.is_demo() {
+            " demo".to_owned()
+        } else {
+            self.selected_role()
+                .map_or(String::new(), |role| format!(" {}", role.name()))
+        };
+        let connection = connection_span(
+            self.roles()
+                .iter()
+                .map(|r| r.connection())
+                .find(|c| !c.is_ok())
+                .unwrap_or(&Connection::Ok),
+        );
+        let fixed = " orderflow ".chars().count() + what.chars().count() + 3 + connection.width();
+        let used = |parts: &[Vec<String>]| -> usize {
+            parts
+                .iter()
+                .filter_map(|forms| forms.first())
+                .map(|p| p.chars().count() + 3)
+                .sum()
+        };
+        let mut steps = steps.into_iter();
+        while fixed + used(&parts) > usize::from(area.width) {
+            let Some(step) = steps.next() else { break };
+            let forms = &mut parts[step];
+            if !forms.is_empty() {
+                forms.remove(0);
             }
         }
-        spans.push(sep.clone());
-        if self.demo_broker().is_some() {
-            spans.push(Span::raw(format!("topic {}", self.topic())));
-        } else {
-            spans.push(Span::raw(format!("{} › {}", self.brokers(), self.topic())));
+        let sep = Span::styled(" │ ", DIM);
+        let mut spans = vec![
+            Span::styled(" orderflow ", Style::new().bold().reversed()),
+            Span::raw(what),
+        ];
+        for part in parts.iter().filter_map(|forms| forms.first()) {
+            spans.push(sep.clone());
+            spans.push(Span::raw(part.clone()));
         }
         spans.push(sep);
-        let connection = self
-            .roles()
-            .iter()
-            .map(|r| r.connection())
-            .find(|c| !c.is_ok())
-            .unwrap_or(&Connection::Ok);
-        spans.push(connection_span(connection));
+        spans.push(connection);
         Paragraph::new(Line::from(spans)).render(area, buf);
     }
 
@@ -164,5 +241,29 @@ impl Dashboard {
             spans.push(Span::styled(warning, Style::new().fg(Color::Yellow).bold()));
         }
         Paragraph::new(Line::from(spans)).render(area, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pack;
+
+    fn items(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn packing_breaks_between_items_only() {
+        let lags = items(&["p0 3", "p1 5", "p2 1,234"]);
+        assert_eq!(
+            pack("lag ", &lags, "    ", 40),
+            ["lag p0 3 · p1 5 · p2 1,234"]
+        );
+        assert_eq!(
+            pack("lag ", &lags, "    ", 18),
+            ["lag p0 3 · p1 5", "    p2 1,234"]
+        );
+        assert_eq!(pack("", &items(&["a long item"]), "", 4), ["a long item"]);
+        assert_eq!(pack("", &[], "", 4), [""]);
     }
 }

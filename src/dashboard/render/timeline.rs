@@ -12,52 +12,64 @@ use crate::report::human;
 
 impl Dashboard {
     /// How many rows the timeline wants in a panel `width` columns wide: its entries as
-    /// wrapped (about: the wrap breaks between words), at least 3, at most `max`.
+    /// wrapped, at least 3, at most `max`.
     pub(super) fn timeline_rows(&self, max: usize, width: u16) -> u16 {
-        let inner = usize::from(width.saturating_sub(2)).max(1);
         let rows: usize = self
-            .timeline()
+            .timeline_lines()
+            .into_iter()
+            .map(|line| rows_of(line, width))
+            .sum();
+        rows.clamp(3, max.max(3)) as u16
+    }
+
+    /// The timeline's height (borders included) in a panel `width` columns wide, given
+    /// `spare` rows left by the panels beside it: the rows it wants (at most `max`) where
+    /// they are spare, and always the rows its newest entry takes, so that entry is read
+    /// whole at any size.
+    pub(super) fn timeline_height(&self, spare: u16, max: usize, width: u16) -> u16 {
+        let want = self.timeline_rows(max, width) + 2;
+        let newest = self
+            .timeline_lines()
+            .into_iter()
+            .next()
+            .map_or(1, |line| rows_of(line, width)) as u16;
+        want.min(spare).max(newest + 2)
+    }
+
+    /// The timeline's entries, newest first, one line each before wrapping.
+    fn timeline_lines(&self) -> Vec<Line<'static>> {
+        if self.timeline().is_empty() {
+            return vec![Line::styled(
+                "no rebalance yet: start or stop a member anywhere to see one",
+                DIM,
+            )];
+        }
+        self.timeline()
             .iter()
             .rev()
             .map(|entry| {
-                // "HH:MM:SS group text"
-                let chars = 9 + entry.group.chars().count() + 1 + entry.text.chars().count();
-                chars.div_ceil(inner)
+                Line::from(vec![
+                    Span::styled(
+                        entry
+                            .at
+                            .with_timezone(self.zone())
+                            .format("%H:%M:%S ")
+                            .to_string(),
+                        DIM,
+                    ),
+                    Span::styled(
+                        format!("{} ", human::printable(&entry.group)),
+                        Style::new().bold(),
+                    ),
+                    Span::raw(human::without_hidden(&entry.text)),
+                ])
             })
-            .sum();
-        rows.clamp(3, max) as u16
+            .collect()
     }
+
     pub(super) fn timeline_panel(&self, area: Rect, buf: &mut Buffer) {
         let visible = area.height.saturating_sub(2) as usize;
-        let lines: Vec<Line> = if self.timeline().is_empty() {
-            vec![Line::styled(
-                "no rebalance yet: start or stop a member anywhere to see one",
-                DIM,
-            )]
-        } else {
-            self.timeline()
-                .iter()
-                .rev()
-                .take(visible)
-                .map(|entry| {
-                    Line::from(vec![
-                        Span::styled(
-                            entry
-                                .at
-                                .with_timezone(self.zone())
-                                .format("%H:%M:%S ")
-                                .to_string(),
-                            DIM,
-                        ),
-                        Span::styled(
-                            format!("{} ", human::printable(&entry.group)),
-                            Style::new().bold(),
-                        ),
-                        Span::raw(human::without_hidden(&entry.text)),
-                    ])
-                })
-                .collect()
-        };
+        let lines: Vec<Line> = self.timeline_lines().into_iter().take(visible).collect();
         // Entries wrap between words rather than lose their end at the panel's edge (a
         // departure says in words what happened, and that takes room); what no longer fits
         // is the oldest, at the bottom.
@@ -66,4 +78,12 @@ impl Dashboard {
             .block(panel("rebalances, newest first"))
             .render(area, buf);
     }
+}
+
+/// The rows `line` takes wrapped in a panel `width` columns wide (borders included), as
+/// the panel's own wrap breaks it.
+fn rows_of(line: Line<'static>, width: u16) -> usize {
+    Paragraph::new(line)
+        .wrap(Wrap { trim: true })
+        .line_count(width.saturating_sub(2).max(1))
 }
