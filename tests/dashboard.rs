@@ -168,6 +168,7 @@ fn groups(secs: i64, analytics: &[(&str, &[i32])], end: i64) -> GroupView {
             assignor: Some("cooperative-sticky".into()),
             announced_members: false,
             more_members: 0,
+            rebalancing: false,
             last_heard: BTreeMap::new(),
         }
     };

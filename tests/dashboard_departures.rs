@@ -54,6 +54,7 @@ fn view(secs: i64, members: &[(&str, &[i32])], heard: &[(&str, i64, bool)]) -> G
             assignor: None,
             announced_members: false,
             more_members: 0,
+            rebalancing: false,
             last_heard: heard
                 .iter()
                 .map(|&(id, secs, left)| (id.to_owned(), LastHeard { at: at(secs), left }))
@@ -118,4 +119,78 @@ fn a_leave_then_a_crash_at_140x42() {
 fn the_crash_at_80x24() {
     // 24 lines show the newest entry only: the crash, before its partition moves.
     insta::assert_snapshot!(render(&a_leave_then_a_crash(false), 80, 24).backend());
+}
+
+/// Analytics-1 (this terminal) owns every partition; analytics-2 joins, and while the group
+/// rebalances the cluster holds analytics-1's commits: its lag climbs on the partitions it
+/// keeps reading, and the view says why.
+fn a_join_holding_commits() -> Dashboard {
+    use orderflow::report::activity::{Activity, PartitionStart};
+    use orderflow::report::group_view::GroupProtocol;
+    let (a, b) = ("orderflow-analytics-1", "orderflow-analytics-2");
+    let mut d = Dashboard::new(
+        "localhost:9092",
+        "order-events",
+        &["analytics"],
+        at(0),
+        FixedOffset::east_opt(0).unwrap(),
+    );
+    let activity = |d: &mut Dashboard, secs, activity| {
+        d.update(ViewEvent::Role {
+            role: "analytics",
+            activity,
+            at: at(secs),
+        })
+    };
+    activity(
+        &mut d,
+        0,
+        Activity::Joined {
+            role: "analytics",
+            group: "analytics".into(),
+            member: a.into(),
+            topic: "order-events".into(),
+            brokers: "localhost:9092".into(),
+            protocol: GroupProtocol::Classic,
+            assignor: Some("cooperative-sticky".into()),
+        },
+    );
+    activity(
+        &mut d,
+        1,
+        Activity::Assigned {
+            partitions: (0..3)
+                .map(|partition| PartitionStart {
+                    partition,
+                    start: 0,
+                    committed: true,
+                    low: 0,
+                    high: 990,
+                })
+                .collect(),
+            waited: std::time::Duration::ZERO,
+            took: std::time::Duration::ZERO,
+            now_owned: vec![0, 1, 2],
+        },
+    );
+    let heard = [(a, 9, false), (b, 9, false)];
+    d.update(ViewEvent::Groups(view(9, &[(a, &[0, 1, 2])], &heard)));
+    let mut joining = view(10, &[(a, &[0, 1, 2]), (b, &[])], &heard);
+    joining.groups[0].rebalancing = true;
+    for p in &mut joining.groups[0].partitions {
+        // Records keep coming; the commits stand still.
+        p.end = 1_060;
+    }
+    d.update(ViewEvent::Groups(joining));
+    d
+}
+
+#[test]
+fn a_join_holding_commits_at_140x42_and_80x24() {
+    let d = a_join_holding_commits();
+    for (width, height) in [(140, 42), (80, 24)] {
+        let frame = render(&d, width, height);
+        let name = format!("a_join_holding_commits_at_{width}x{height}");
+        insta::assert_snapshot!(name, frame.backend());
+    }
 }

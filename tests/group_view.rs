@@ -50,25 +50,35 @@ fn wait_for(
     }
 }
 
-/// A group watch on `broker`'s topic; the latest view lands in the returned cell.
-fn watch(broker: &Broker) -> (GroupWatch, Arc<Mutex<Option<GroupView>>>) {
+/// Views in which some group was rebalancing, the first 100.
+type Rebalancing = Arc<Mutex<Vec<GroupView>>>;
+
+/// A group watch on `broker`'s topic; the latest view lands in the returned cell, and each
+/// view showing a group rebalancing in the list.
+fn watch(broker: &Broker) -> (GroupWatch, Arc<Mutex<Option<GroupView>>>, Rebalancing) {
     let settings = KafkaSettings::new(&broker.address, &broker.topic, Vec::new()).unwrap();
     let latest = Arc::new(Mutex::new(None));
+    let rebalancing = Rebalancing::default();
     let watch = {
         let latest = Arc::clone(&latest);
+        let rebalancing = Arc::clone(&rebalancing);
         GroupWatch::start(&settings, default_groups(), move |view| {
+            let mut seen = rebalancing.lock().unwrap();
+            if seen.len() < 100 && view.groups.iter().any(|g| g.rebalancing) {
+                seen.push(view.clone());
+            }
             *latest.lock().unwrap() = Some(view)
         })
         .unwrap()
     };
-    (watch, latest)
+    (watch, latest, rebalancing)
 }
 
 crate::on_both_brokers!(the_group_table_follows_members_coming_and_going);
 
 fn the_group_table_follows_members_coming_and_going(broker: Broker) {
     broker.produce(300, 1);
-    let (_watch, latest) = watch(&broker);
+    let (_watch, latest, rebalancing) = watch(&broker);
     let watched = broker.group("watched");
     let watched = watched.as_str();
 
@@ -115,6 +125,31 @@ fn the_group_table_follows_members_coming_and_going(broker: Broker) {
     // The role groups show once they have committed something; this one never ran here.
     assert!(view.groups.iter().all(|g| g.group != "storage"));
     drop(first);
+
+    // The join and the leave each made the group rebalance (cooperative-sticky: twice for
+    // the join), seconds each, and the watch saw it: the cluster describes the state. While
+    // it did, the member that stayed kept its place and its partitions in the view: the
+    // table did not empty and refill, and so the timeline, which follows the same views,
+    // told no departures that did not happen.
+    let seen = rebalancing.lock().unwrap();
+    let during: Vec<Vec<(String, Vec<i32>)>> = seen
+        .iter()
+        .filter(|v| v.groups.iter().any(|g| g.group == watched && g.rebalancing))
+        .map(|v| members(v, watched))
+        .collect();
+    assert!(
+        !during.is_empty(),
+        "no view showed {watched} rebalancing through a join and a leave"
+    );
+    let first_id = &members(&view, watched)[0].0;
+    for m in &during {
+        assert!(
+            m.iter()
+                .any(|(id, owns)| id == first_id && !owns.is_empty()),
+            "while {watched} rebalanced, the member that stayed vanished or lost its \
+             partitions in the view: {during:?}"
+        );
+    }
 }
 
 /// One row of Kafka's own `kafka-consumer-groups --describe`: (partition, current offset,
@@ -189,7 +224,7 @@ fn on_real_kafka_every_client_shows_and_the_lag_is_kafkas() {
     };
     let kafka = broker.kafka.expect("real Kafka");
     broker.produce(300, 2);
-    let (_watch, latest) = watch(&broker);
+    let (_watch, latest, _) = watch(&broker);
     let group = broker.group("mixed");
 
     // Three clients in one group. kcat must use orderflow's assignor, or Kafka refuses it
@@ -263,7 +298,7 @@ fn on_real_kafka_every_client_shows_and_the_lag_is_kafkas() {
     );
     assert!(drained.status.success(), "{}", util::text(&drained.stderr));
     lagging.produce(200, 4);
-    let (_watch, latest) = watch(&lagging);
+    let (_watch, latest, _) = watch(&lagging);
     let view = wait_for(&latest, "the analytics group with its lag", |v| {
         v.groups
             .iter()

@@ -145,6 +145,7 @@ fn lag_and_offsets_are_named_as_kafka_lag_exporter_names_them() {
             assignor: None,
             announced_members: true,
             more_members: 0,
+            rebalancing: false,
             last_heard: BTreeMap::new(),
         }],
         more_groups: 0,

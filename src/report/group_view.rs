@@ -142,6 +142,11 @@ pub struct GroupState {
     /// [`LAST_HEARD_KEPT`]): how the timeline tells a member that left from one that stopped
     /// answering.
     pub last_heard: BTreeMap<String, LastHeard>,
+    /// Whether the cluster describes the group as rebalancing (PreparingRebalance or
+    /// CompletingRebalance): until its members have joined the new generation, their commits
+    /// are refused, so its lag grows on partitions that do not move. False where the cluster
+    /// does not describe groups.
+    pub rebalancing: bool,
 }
 
 /// At most this many members' [`LastHeard`] per group: anyone can announce any name.

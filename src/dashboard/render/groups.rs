@@ -8,7 +8,8 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Row, Table, Widget};
 
-use super::{DIM, count, panel};
+use super::member::COMMITS_HELD;
+use super::{DIM, HELD, count, panel};
 use crate::dashboard::state::{Dashboard, short_member};
 use crate::report::group_view::{Member, MembershipSource};
 use crate::report::human;
@@ -74,6 +75,11 @@ impl Dashboard {
                     .sum()
             };
             let total = group.total_lag(&view.low);
+            let lag_style = if group.rebalancing {
+                HELD
+            } else {
+                Style::new()
+            };
             let mut first = true;
             let group_cell = |first: &mut bool| {
                 if *first {
@@ -85,6 +91,15 @@ impl Dashboard {
             // The protocol and assignor, on the group's first row only.
             let protocol_cell = |first: &mut bool| {
                 if std::mem::take(first) {
+                    if group.rebalancing {
+                        // Why its lag climbs on partitions that do not move.
+                        let label = if COMMITS_HELD.chars().count() <= protocol_width {
+                            COMMITS_HELD
+                        } else {
+                            "commits held"
+                        };
+                        return Span::styled(label, HELD);
+                    }
                     let label = match (group.protocol_label(), group.protocol) {
                         (Some(label), _) if label.chars().count() <= protocol_width => label,
                         (_, Some(protocol)) => protocol.to_string(),
@@ -111,7 +126,7 @@ impl Dashboard {
                     group_cell(&mut first),
                     Span::raw(name),
                     Span::raw(owns),
-                    Span::raw(count(lag_of(&member.owns) as u64)),
+                    Span::styled(count(lag_of(&member.owns) as u64), lag_style),
                     protocol_cell(&mut first),
                 ]));
             }

@@ -9,7 +9,8 @@ use ratatui::widgets::{Paragraph, Widget, Wrap};
 use super::counters::{
     compact_lines, counter_lines, counters_title, recent_panel, throughput, throughput_with,
 };
-use super::{ACCENT, DIM, count, panel};
+use super::member::COMMITS_HELD;
+use super::{ACCENT, DIM, HELD, count, panel};
 use crate::dashboard::state::Dashboard;
 use crate::report::human;
 
@@ -101,8 +102,16 @@ impl Dashboard {
             let label = " this member: ";
             let room = rate_area.width.saturating_sub(3 + label.len() as u16);
             let mut owned = vec![Span::styled(label, DIM)];
-            owned.extend(self.owned_summary(role, room).spans);
+            let summary = self.owned_summary(role, room);
+            let used = label.len() + summary.width();
+            owned.extend(summary.spans);
             owned.push(Span::raw(" "));
+            let held = format!("· {COMMITS_HELD} ");
+            if self.commits_held(role)
+                && used + 1 + held.chars().count() + 3 <= usize::from(rate_area.width)
+            {
+                owned.push(Span::styled(held, HELD));
+            }
             throughput_with(role, rate_area, buf, Line::from(owned));
         }
         self.groups_panel(groups_area, buf);
@@ -119,6 +128,9 @@ impl Dashboard {
             .map(|role| {
                 let mut lines = compact_lines(role, cell_width.saturating_sub(2));
                 lines.extend(self.owned_rows(role, cell_width.saturating_sub(2)));
+                if self.commits_held(role) {
+                    lines.push(Line::styled(COMMITS_HELD, HELD));
+                }
                 lines
             })
             .collect();

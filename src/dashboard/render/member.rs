@@ -10,6 +10,9 @@ use super::{DIM, count, pack, panel};
 use crate::dashboard::state::{Dashboard, RoleView};
 use crate::report::human;
 
+/// Said where a group's lag grows because it is rebalancing.
+pub(super) const COMMITS_HELD: &str = "commits held: rebalancing";
+
 /// The line that stands for this member's partitions when it has none to list.
 fn owned_status(role: &RoleView) -> Option<Line<'static>> {
     if role.left() {
@@ -73,6 +76,16 @@ impl Dashboard {
         ))
     }
 
+    /// Whether `role`'s group is rebalancing as the cluster describes it: its commits are
+    /// held, so the lag of the partitions it keeps grows while it reads them.
+    pub(super) fn commits_held(&self, role: &RoleView) -> bool {
+        self.groups().is_some_and(|view| {
+            view.groups
+                .iter()
+                .any(|g| Some(g.group.as_str()) == role.group() && g.rebalancing)
+        })
+    }
+
     /// Each owned partition with its lag where known.
     fn owned_lags(&self, role: &RoleView) -> Vec<(i32, Option<i64>)> {
         role.owned()
@@ -86,6 +99,10 @@ impl Dashboard {
         // (lag in time); then how long the last assignment took. Each only where it fits.
         let mut title = "this member".to_owned();
         let mut extras = Vec::new();
+        let held = self.commits_held(role);
+        if held {
+            extras.push(COMMITS_HELD.to_owned());
+        }
         if let Some(latency) = role.summary().and_then(|s| s.latency) {
             extras.push(format!(
                 "latency p50 {} ms, p99 {} ms",
@@ -117,6 +134,7 @@ impl Dashboard {
                 let row = role.partition(p, self.groups());
                 let lag = row.lag.map_or("–".to_owned(), |l| count(l as u64));
                 let lag_style = match row.lag {
+                    _ if held => Style::new().fg(Color::Yellow),
                     Some(l) if l > 100 => Style::new().fg(Color::Yellow),
                     _ => Style::new(),
                 };

@@ -32,6 +32,8 @@ use crate::report::human;
 
 /// Borders, labels and anything secondary.
 const DIM: Style = Style::new().fg(Color::DarkGray);
+/// What a rebalance holds back: commits, so lag grows.
+const HELD: Style = Style::new().fg(Color::Yellow);
 /// Panel titles and the selected role's panel.
 const ACCENT: Style = Style::new().fg(Color::Cyan);
 

@@ -328,6 +328,7 @@ mod tests {
                 assignor: None,
                 announced_members: false,
                 more_members: 0,
+                rebalancing: false,
                 last_heard: BTreeMap::new(),
             }],
             more_groups: 0,

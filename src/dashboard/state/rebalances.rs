@@ -248,6 +248,7 @@ mod tests {
                 assignor: None,
                 announced_members: false,
                 more_members: 0,
+                rebalancing: false,
                 last_heard: heard
                     .iter()
                     .map(|&(id, secs, left)| (id.to_owned(), LastHeard { at: at(secs), left }))

@@ -1,7 +1,7 @@
 //! What the cluster, or the members' announcements, tell about one group, and how the
 //! protocol and assignor shown are chosen from them.
 
-use crate::report::group_view::{Announcement, GroupProtocol, Member};
+use crate::report::group_view::{Announcement, GroupProtocol, Member, decode_assignment};
 
 /// What the cluster, or the members' announcements, tell about one group.
 pub(super) struct DescribedGroup {
@@ -14,6 +14,35 @@ pub(super) struct DescribedGroup {
     pub(super) announced_members: bool,
     /// What the announcing members say: (protocol, assignor asked for), one entry each.
     pub(super) announced: Vec<(Option<GroupProtocol>, Option<String>)>,
+    /// Whether the cluster describes it as rebalancing (see [`rebalancing`]).
+    pub(super) rebalancing: bool,
+}
+
+/// Whether a group the cluster describes in `state` is rebalancing: its members are joining
+/// a new generation, and until they have synced the coordinator refuses their commits (the
+/// old generation's), so the committed offsets, and with them the lag, stand still although
+/// the members keep reading the partitions they keep.
+pub(super) fn rebalancing(state: &str) -> bool {
+    matches!(state, "PreparingRebalance" | "CompletingRebalance")
+}
+
+/// The partitions of `topic` a member the cluster described owns: its assignment, decoded.
+/// While the group rebalances, a member described without one (a member that just joined;
+/// Kafka's classic coordinator leaves assignments out of some descriptions then) owns what
+/// it owned in the last round (`before`), or nothing yet, rather than vanishing from the
+/// table and the timeline for the rebalance's seconds. None: outside a rebalance, an
+/// assignment that is not a consumer's.
+pub(super) fn owned(
+    assignment: Option<&[u8]>,
+    topic: &str,
+    rebalancing: bool,
+    before: Option<&Vec<i32>>,
+) -> Option<Vec<i32>> {
+    match assignment.and_then(|a| decode_assignment(a, topic)) {
+        Some(owns) => Some(owns),
+        None if rebalancing => Some(before.cloned().unwrap_or_default()),
+        None => None,
+    }
 }
 
 impl DescribedGroup {
@@ -25,6 +54,7 @@ impl DescribedGroup {
             assignor: None,
             announced_members: false,
             announced: Vec::new(),
+            rebalancing: false,
         }
     }
 
@@ -90,6 +120,23 @@ pub(super) mod tests {
             group_protocol: protocol,
             assignor: assignor.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn a_rebalancing_members_partitions_are_those_it_had() {
+        assert!(rebalancing("PreparingRebalance") && rebalancing("CompletingRebalance"));
+        assert!(!rebalancing("Stable") && !rebalancing("Empty") && !rebalancing("Dead"));
+        // A rebalancing member described with an empty assignment.
+        let before = vec![1, 2];
+        assert_eq!(owned(Some(&[]), "t", true, Some(&before)), Some(vec![1, 2]));
+        assert_eq!(owned(None, "t", true, None), Some(vec![]));
+        assert_eq!(owned(Some(&[]), "t", false, Some(&before)), None);
+        // One with an assignment (the built-in broker keeps the last) shows that.
+        let assignment = [0, 0, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 1, 0, 0, 0, 2];
+        assert_eq!(
+            owned(Some(&assignment), "t", true, Some(&before)),
+            Some(vec![2])
+        );
     }
 
     #[test]

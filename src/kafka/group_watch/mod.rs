@@ -15,6 +15,7 @@
 //! registry) once they have committed offsets.
 
 mod described;
+mod offsets;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use super::client::{ConnectionHealth, close_promptly};
 use crate::config::KafkaSettings;
 use crate::report::group_view::{
     Announcement, GroupProtocol, GroupState, GroupView, Member, MemberState, MembershipSource,
-    PartitionLag, announcement_topic, decode_assignment, last_heard,
+    PartitionLag, announcement_topic, last_heard,
 };
 
 /// How often the view is rebuilt.
@@ -157,6 +158,9 @@ struct Watcher {
     describes_groups: Option<bool>,
     /// When describing last failed, to try again now and then.
     describe_failed_at: Option<Instant>,
+    /// What each described member owned in the last round, by (group, member id): what it
+    /// still owns while its group rebalances and the description says nothing.
+    owned_before: HashMap<(String, String), Vec<i32>>,
 }
 
 impl Drop for Watcher {
@@ -205,6 +209,7 @@ impl Watcher {
             members: BTreeMap::new(),
             describes_groups: None,
             describe_failed_at: None,
+            owned_before: HashMap::new(),
         })
     }
 
@@ -314,6 +319,7 @@ impl Watcher {
                 MembershipSource::Cluster => DescribedGroup::listed(None),
             });
             let (protocol, assignor) = described.protocol();
+            let rebalancing = described.rebalancing;
             let announced_members =
                 described.announced_members && membership == MembershipSource::Cluster;
             let mut members = described.members;
@@ -349,6 +355,7 @@ impl Watcher {
                 announced_members,
                 more_members,
                 last_heard,
+                rebalancing,
             });
         }
         Some(GroupView {
@@ -458,6 +465,7 @@ impl Watcher {
             Ok(list) => {
                 self.describes_groups = Some(true);
                 let mut groups = BTreeMap::new();
+                let mut owned_now = HashMap::new();
                 for group in list.groups() {
                     // librdkafka lists the groups (ListGroups) and describes them with
                     // DescribeGroups v0, which Kafka answers for a consumer-protocol (KIP-848)
@@ -472,11 +480,16 @@ impl Watcher {
                     if group.protocol_type() != "consumer" {
                         continue;
                     }
+                    let rebalancing = described::rebalancing(group.state());
                     let members: Vec<Member> = group
                         .members()
                         .iter()
                         .filter_map(|m| {
-                            let owns = m.assignment().and_then(|a| decode_assignment(a, topic))?;
+                            let key = (group.name().to_owned(), m.id().to_owned());
+                            let before = self.owned_before.get(&key);
+                            let owns =
+                                described::owned(m.assignment(), topic, rebalancing, before)?;
+                            owned_now.insert(key, owns.clone());
                             Some(Member {
                                 id: m.client_id().to_owned(),
                                 host: m.client_host().trim_start_matches('/').to_owned(),
@@ -490,12 +503,14 @@ impl Watcher {
                     if reads_topic || self.always_shown.iter().any(|g| g == group.name()) {
                         let mut described = DescribedGroup::listed(Some(GroupProtocol::Classic));
                         described.members = members;
+                        described.rebalancing = rebalancing;
                         // The assignor the group chose; empty while it has no members.
                         described.assignor =
                             Some(group.protocol().to_owned()).filter(|p| !p.is_empty());
                         groups.insert(group.name().to_owned(), described);
                     }
                 }
+                self.owned_before = owned_now;
                 Some(groups)
             }
             Err(e) => {
@@ -505,57 +520,6 @@ impl Watcher {
                 None
             }
         }
-    }
-
-    /// A group's committed offset per partition (None: never committed).
-    fn committed(
-        &mut self,
-        group: &str,
-        topic: &str,
-        partitions: &[i32],
-    ) -> BTreeMap<i32, Option<i64>> {
-        if !self.offsets.contains_key(group) {
-            if self.offsets.len() >= MAX_OFFSET_CLIENTS + self.always_shown.len()
-                && let Some(unused) = self
-                    .offsets
-                    .iter()
-                    .min_by_key(|(_, (_, used))| *used)
-                    .map(|(name, _)| name.clone())
-                && let Some((client, _)) = self.offsets.remove(&unused)
-            {
-                close_promptly(&client, Duration::from_millis(500));
-            }
-            match plain_consumer(&self.settings, "offsets", group) {
-                Ok(client) => {
-                    self.offsets.insert(group.to_owned(), (client, self.rounds));
-                }
-                Err(_) => return BTreeMap::new(),
-            }
-        }
-        let Some((client, used)) = self.offsets.get_mut(group) else {
-            return BTreeMap::new();
-        };
-        *used = self.rounds;
-        let client = &*client;
-        let mut query = TopicPartitionList::new();
-        for &p in partitions {
-            query.add_partition(topic, p);
-        }
-        let Ok(answer) = client.committed_offsets(query, REQUEST_TIMEOUT) else {
-            return BTreeMap::new();
-        };
-        partitions
-            .iter()
-            .map(|&p| {
-                let offset = answer
-                    .find_partition(topic, p)
-                    .and_then(|e| match e.offset() {
-                        Offset::Offset(o) if o >= 0 => Some(o),
-                        _ => None,
-                    });
-                (p, offset)
-            })
-            .collect()
     }
 }
 
