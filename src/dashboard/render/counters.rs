@@ -135,8 +135,17 @@ pub(super) fn counter_lines(role: &RoleView, width: u16) -> Vec<Line<'static>> {
     lines
 }
 
+/// The rows the recent problems and notices take wrapped in a panel `width` columns wide
+/// (borders included): at least 1, at most `max`.
+pub(super) fn recent_rows(role: &RoleView, width: u16, max: u16) -> u16 {
+    let rows = Paragraph::new(recent_lines(role))
+        .wrap(Wrap { trim: true })
+        .line_count(width.saturating_sub(2).max(1));
+    (rows as u16).clamp(1, max)
+}
+
 /// The latest problems (malformed records, violations) and notices of a role, newest first.
-pub(super) fn recent_panel(role: &RoleView, area: Rect, buf: &mut Buffer) {
+fn recent_lines(role: &RoleView) -> Vec<Line<'static>> {
     let problems = role
         .problems()
         .iter()
@@ -151,7 +160,12 @@ pub(super) fn recent_panel(role: &RoleView, area: Rect, buf: &mut Buffer) {
     if lines.is_empty() {
         lines.push(Line::styled("no malformed records, no notices", DIM));
     }
-    Paragraph::new(lines)
+    lines
+}
+
+/// The recent problems and notices, newest first; what does not fit is the oldest.
+pub(super) fn recent_panel(role: &RoleView, area: Rect, buf: &mut Buffer) {
+    Paragraph::new(recent_lines(role))
         .wrap(Wrap { trim: true })
         .block(panel("recent problems and notices"))
         .render(area, buf);

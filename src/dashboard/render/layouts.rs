@@ -7,7 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use super::counters::{
-    compact_lines, counter_lines, counters_title, recent_panel, throughput, throughput_with,
+    compact_lines, counter_lines, counters_title, recent_panel, recent_rows, throughput,
+    throughput_with,
 };
 use super::member::COMMITS_HELD;
 use super::{ACCENT, DIM, HELD, count, panel};
@@ -38,7 +39,8 @@ impl Dashboard {
                 Layout::horizontal([Constraint::Percentage(45), Constraint::Percentage(55)])
                     .areas(area);
             let counters = counter_lines(role, left.width.saturating_sub(2));
-            let recent = (role.problems().len() + role.notices().len()).clamp(1, 8) as u16;
+            // Notices say what happened in words, and that takes rows: they wrap.
+            let recent = recent_rows(role, left.width, 12);
             let [counter_area, rate_area, recent_area] = Layout::vertical([
                 Constraint::Length(counters.len() as u16 + 2),
                 Constraint::Min(6),

@@ -116,13 +116,32 @@ pub(super) fn is_rebalancing(error: &KafkaError) -> bool {
     )
 }
 
-/// A commit error in words a learner can follow.
+/// A commit error in words a learner can follow: what happened and what it means for the
+/// records, with librdkafka's own text where the words are not its code's name alone.
 pub(super) fn rebalancing_words(error: &KafkaError) -> String {
     if is_rebalancing(error) {
         "the group is rebalancing".to_owned()
+    } else if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownMemberId) {
+        dropped_member_words(error)
     } else {
-        error.to_string()
+        let words = fault::in_words(error);
+        let raw = error.to_string();
+        if words == raw {
+            raw
+        } else {
+            format!("{words}; librdkafka: {raw}")
+        }
     }
+}
+
+/// A commit refused because the group dropped this member (UnknownMemberId), in words.
+fn dropped_member_words(error: &KafkaError) -> String {
+    format!(
+        "the commit was refused: the group had dropped this member, whose session expired \
+         while it could not reach the group's coordinator (the broker was away, or the member \
+         stalled); it rejoins, and the records it had not committed are read again by their \
+         partition's next owner, from the group's last commit (librdkafka: {error})"
+    )
 }
 
 /// A failed automatic commit: its kind (failures of one kind are told once, however many
@@ -137,12 +156,7 @@ pub(super) fn commit_trouble(error: &KafkaError) -> (String, String) {
             ),
         )
     } else if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownMemberId) {
-        (
-            "member".to_owned(),
-            "the group no longer knows this member (UnknownMemberId): it rejoins, and records \
-             it had not committed are read again by their partition's next owner"
-                .to_owned(),
-        )
+        ("member".to_owned(), dropped_member_words(error))
     } else {
         let words = format!("{error}; the offsets stay stored and the next commit retries them");
         (words.clone(), words)
@@ -216,6 +230,27 @@ mod tests {
             RDKafkaErrorCode::UnknownMemberId,
         ));
         assert_ne!(member, kind);
-        assert!(words.starts_with("the group no longer knows this member (UnknownMemberId)"));
+        assert_eq!(
+            words,
+            "the commit was refused: the group had dropped this member, whose session expired \
+             while it could not reach the group's coordinator (the broker was away, or the \
+             member stalled); it rejoins, and the records it had not committed are read again \
+             by their partition's next owner, from the group's last commit (librdkafka: \
+             Consumer commit error: UnknownMemberId (Broker: Unknown member))"
+        );
+        // The commit before a hand-over says the same, and librdkafka's text of any other.
+        assert_eq!(
+            rebalancing_words(&KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::UnknownMemberId
+            )),
+            words
+        );
+        assert_eq!(
+            rebalancing_words(&KafkaError::ConsumerCommit(
+                RDKafkaErrorCode::RequestTimedOut
+            )),
+            "the cluster did not answer in time (RequestTimedOut); librdkafka: Consumer commit \
+             error: RequestTimedOut (Broker: Request timed out)"
+        );
     }
 }
