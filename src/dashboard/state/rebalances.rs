@@ -107,10 +107,44 @@ impl Rebalances {
         &self.timeline
     }
 
+    /// A group the last view showed and this one does not (no member reads the topic any
+    /// more, or more groups than the view shows) is gone from the table now, and the
+    /// timeline says so now. What is remembered of it goes too: compared on its return
+    /// with what it was before it went, the timeline would tell of changes the table
+    /// showed long before (a leave, seconds late); back, it is new to the view.
+    fn forget_groups_gone(&mut self, view: &GroupView) {
+        let shown: BTreeSet<&str> = view.groups.iter().map(|g| g.group.as_str()).collect();
+        let gone: Vec<String> = self
+            .members
+            .keys()
+            .filter(|g| !shown.contains(g.as_str()))
+            .cloned()
+            .collect();
+        for group in gone {
+            let members = self.members.remove(&group).unwrap_or_default();
+            self.ownership.retain(|(g, _), _| *g != group);
+            if !members.is_empty() {
+                let names: Vec<&str> = members.iter().map(|m| short_member(m)).collect();
+                let entry = TimelineEntry {
+                    at: view.at,
+                    group,
+                    text: format!(
+                        "no longer in the view (it reads no partition of {} now, or more \
+                         groups read it than the view shows): {} no longer shown",
+                        view.topic,
+                        names.join(", ")
+                    ),
+                };
+                keep_last(&mut self.timeline, TIMELINE_LENGTH, entry);
+            }
+        }
+    }
+
     /// Turns the difference between the last group view and this one into timeline entries:
     /// members that joined or left, partitions that moved and how long they had no owner.
     pub(super) fn observe(&mut self, view: &GroupView) {
         let first_view = !std::mem::replace(&mut self.seen_a_view, true);
+        self.forget_groups_gone(view);
         for group in &view.groups {
             let mut notes = Vec::new();
             let members: BTreeSet<String> = group.members.iter().map(|m| m.id.clone()).collect();
@@ -301,6 +335,52 @@ mod tests {
         assert_eq!(
             after_b_goes(MembershipSource::Announcements, 6, Some((1, false))),
             "− b-2 stopped answering: no word for 5 s and no leave announced; p1 no longer b-2's"
+        );
+    }
+
+    #[test]
+    fn the_timeline_tells_a_change_in_the_view_that_shows_it_in_the_table() {
+        // Group analytics loses b while it is out of the view: a round in which its members
+        // read nothing of the topic. The table shows the group gone at 2 s and back at 12 s
+        // without b; the timeline must say so then, and not tell of b's leave at 12 s.
+        let both: &[(&str, &[i32])] = &[("orderflow-a-1", &[0]), ("orderflow-b-2", &[1])];
+        let a_alone: &[(&str, &[i32])] = &[("orderflow-a-1", &[0, 1])];
+        let heard = [("orderflow-a-1", 1, false)];
+        let mut gone = view(2, MembershipSource::Cluster, &[], &heard);
+        gone.groups.clear();
+        let mut rebalances = Rebalances::default();
+        for v in [
+            view(0, MembershipSource::Cluster, both, &heard),
+            view(1, MembershipSource::Cluster, both, &heard),
+            gone,
+            view(12, MembershipSource::Cluster, a_alone, &heard),
+            view(13, MembershipSource::Cluster, a_alone, &heard),
+            view(
+                14,
+                MembershipSource::Cluster,
+                &[("orderflow-a-1", &[0])],
+                &heard,
+            ),
+        ] {
+            rebalances.observe(&v);
+        }
+        let said: Vec<(i64, &str)> = rebalances
+            .timeline()
+            .iter()
+            .map(|e| ((e.at - at(0)).num_seconds(), e.text.as_str()))
+            .collect();
+        assert_eq!(
+            said,
+            [
+                (
+                    2,
+                    "no longer in the view (it reads no partition of order-events now, or more \
+                     groups read it than the view shows): a-1, b-2 no longer shown"
+                ),
+                // Back at 12 s: new to the view, nothing to compare; a change after it is
+                // told in the view that shows it.
+                (14, "p1 released by a-1"),
+            ]
         );
     }
 
