@@ -498,7 +498,16 @@ fn the_demo_with_help_and_on_another_role() {
     // Analytics is selected to begin with; `tab` moves on to storage, the one `p` pauses now.
     let mut on_storage = demo();
     on_storage.apply(Action::NextRole);
-    for (name, d) in [("with_help", &helped), ("on_storage", &on_storage)] {
+    // Analytics rebalancing: its commits are held, and its panel says so.
+    let mut rebalancing = demo();
+    let mut view = groups(3, &[("orderflow-analytics-4242", &[0, 1, 2])], 1_030);
+    view.groups[0].rebalancing = true;
+    rebalancing.update(ViewEvent::Groups(view));
+    for (name, d) in [
+        ("with_help", &helped),
+        ("on_storage", &on_storage),
+        ("while_analytics_rebalances", &rebalancing),
+    ] {
         for (width, height) in [(80, 24), (140, 42)] {
             let snapshot = format!("the_demo_{name}_at_{width}x{height}");
             insta::assert_snapshot!(snapshot, render(d, width, height).backend());

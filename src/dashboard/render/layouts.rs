@@ -131,7 +131,10 @@ impl Dashboard {
                 let mut lines = compact_lines(role, cell_width.saturating_sub(2));
                 lines.extend(self.owned_rows(role, cell_width.saturating_sub(2)));
                 if self.commits_held(role) {
-                    lines.push(Line::styled(COMMITS_HELD, HELD));
+                    // Its short form where the long one would wrap.
+                    let fits = COMMITS_HELD.chars().count() + 2 <= usize::from(cell_width);
+                    let words = if fits { COMMITS_HELD } else { "commits held" };
+                    lines.push(Line::styled(words, HELD));
                 }
                 lines
             })
