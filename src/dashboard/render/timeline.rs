@@ -24,15 +24,16 @@ impl Dashboard {
 
     /// The timeline's height (borders included) in a panel `width` columns wide, given
     /// `spare` rows left by the panels beside it: the rows it wants (at most `max`) where
-    /// they are spare, and always the rows its newest entry takes, so that entry is read
-    /// whole at any size.
+    /// they are spare, and always the rows its newest entry takes (up to `max`), so that
+    /// entry is read whole at any size.
     pub(super) fn timeline_height(&self, spare: u16, max: usize, width: u16) -> u16 {
         let want = self.timeline_rows(max, width) + 2;
         let newest = self
             .timeline_lines()
             .into_iter()
             .next()
-            .map_or(1, |line| rows_of(line, width)) as u16;
+            .map_or(1, |line| rows_of(line, width))
+            .min(max) as u16;
         want.min(spare).max(newest + 2)
     }
 
