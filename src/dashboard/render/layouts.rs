@@ -91,7 +91,7 @@ impl Dashboard {
             Constraint::Length(3),
             Constraint::Length(member_height),
             Constraint::Fill(1),
-            Constraint::Length(self.timeline_height(spare, if roomy { 6 } else { 3 }, area.width)),
+            Constraint::Length(self.timeline_height(spare, if roomy { 6 } else { 4 }, area.width)),
         ])
         .areas(area);
         Paragraph::new(counters)
