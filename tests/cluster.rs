@@ -173,6 +173,9 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
     assert_eq!(status["bootstrap"], bootstrap.as_str());
     assert_eq!(status["running"], 1);
     assert_eq!(node_state(&status, 1), "up");
+    assert_eq!(status["nodes"][0]["by"], "started", "{status}");
+    assert!(status["nodes"][0]["since"].is_string(), "{status}");
+    assert_eq!(status["controller"], 1, "{status}");
     let partitions = status["topic"]["partitions"]
         .as_array()
         .expect("partitions");
@@ -184,6 +187,27 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
 
     produce(&bootstrap, 50);
     assert_eq!(read_topic(&bootstrap, "order-events").len(), 50);
+    let storage = run_with_limit(
+        orderflow()
+            .args(["-b", &bootstrap, "storage", "--exit-at-end", "--file"])
+            .arg(env.dir.with_file_name("audit.jsonl")),
+        LIMIT,
+    );
+    assert!(storage.status.success(), "{}", text(&storage.stderr));
+    let status = status_json(&env);
+    assert_eq!(
+        status["groups"],
+        serde_json::json!([{"group": "storage", "state": "Empty", "coordinator": 1}]),
+        "{status}"
+    );
+    let words = text(&cluster(&env, &["status"]).stdout);
+    for expected in [
+        "active controller: node 1",
+        "storage  coordinator node 1",
+        "partition 0  leader node 1",
+    ] {
+        assert!(words.contains(expected), "{expected}\n{words}");
+    }
 
     // Bad input while it runs: another cluster on its ports, a folder that already has one,
     // a node it does not have.
@@ -223,6 +247,11 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
     let status = status_json(&env);
     assert_eq!(node_state(&status, 1), "down", "{status}");
     assert_eq!(status["running"], 0);
+    assert_eq!(status["nodes"][0]["by"], "killed", "{status}");
+    assert!(
+        text(&cluster(&env, &["status"]).stdout).contains("killed (SIGKILL)"),
+        "status says how it went down"
+    );
     let again = cluster(&env, &["kill", "1"]);
     assert!(again.status.success());
     assert!(text(&again.stdout).contains("node 1 is already down"));
@@ -245,6 +274,35 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
         60,
         "the restarted node kept the first 50"
     );
+
+    // A node that dies without a command (a crash, a kill -9 from outside): status can only
+    // say when it last saw it up.
+    let pid = status_json(&env)["nodes"][0]["pid"]
+        .as_u64()
+        .expect("a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the node");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !processes_in(&env.dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = status_json(&env);
+    assert_eq!(
+        status["nodes"][0]["by"], "ended without a command",
+        "{status}"
+    );
+    assert!(status["nodes"][0]["last_seen_up"].is_string(), "{status}");
+    let words = text(&cluster(&env, &["status"]).stdout);
+    assert!(
+        words.contains("down since it was last seen up at")
+            && words.contains("it ended without an orderflow command"),
+        "{words}"
+    );
+    let restart = cluster(&env, &["start"]);
+    assert!(restart.status.success(), "{}", text(&restart.stderr));
 
     // A clean stop leaves no JVM; stopping again says so; --wipe deletes the folder.
     assert!(

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cluster::KraftCluster;
-pub(crate) use cluster::NodeStatus;
+pub(crate) use cluster::{NodeAction, NodeStatus};
 pub use install::KafkaInstall;
 
 /// The Kafka version the project is tested with (docker/compose.yml runs the same).

@@ -99,6 +99,9 @@ pub(crate) async fn run(
             blocking(move || nodes::stop(&place, stop_args.wipe)).await
         }
         ClusterCommand::Kill(node) => blocking(move || nodes::kill(&place, node.node)).await,
+        ClusterCommand::StopNode(node) => {
+            blocking(move || nodes::stop_node(&place, node.node)).await
+        }
         ClusterCommand::Restart(node) => {
             let topic = topic.to_owned();
             blocking(move || nodes::restart(&place, node.node, &topic, &shutdown)).await

@@ -124,6 +124,38 @@ pub(super) fn kill(place: &Place, node: usize) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+pub(super) fn stop_node(place: &Place, node: usize) -> anyhow::Result<ExitCode> {
+    let mut cluster = KraftCluster::open(&place.dir)?;
+    if !cluster.is_running(node)? {
+        say!(
+            "{}",
+            ClusterError::AlreadyDown {
+                node,
+                dir_flag: place.dir_flag.clone()
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _lock = StartLock::take(&place.dir)?;
+    let address = cluster.address(node)?;
+    cluster.stop_node_observed(node, &mut |progress| {
+        print_progress(&progress);
+        true
+    })?;
+    say!("Stopped node {node} ({address}) cleanly; its data is kept.");
+    if cluster.len() > 1 {
+        say!(
+            "  Before exiting it handed the leadership of its partitions to other nodes (a              controlled shutdown): `orderflow cluster status{}`.",
+            place.dir_flag
+        );
+    }
+    say!(
+        "  `orderflow cluster restart {node}{}` brings it back.",
+        place.dir_flag
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(super) fn restart(
     place: &Place,
     node: usize,
