@@ -5,110 +5,21 @@
 //! The lifecycle test needs Kafka (tests/util/kafka.rs: skipped loudly without it, a failure
 //! under CI=true); the bad-input tests that stop before Kafka starts run everywhere.
 
+mod cluster_env;
 mod util;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
+use cluster_env::{
+    ClusterEnv, LIMIT, StopOnDrop, cluster, free_base_port, processes_in, status_json,
+};
 use util::{orderflow, read_topic, run_with_limit, text};
-
-/// A start waits for a JVM (5–15 s), a restart after a kill also for the controller to drop
-/// the dead registration (about 9 s more); a loaded machine needs several times that.
-const LIMIT: Duration = Duration::from_secs(180);
-
-/// `orderflow cluster ARGS… --dir DIR`, with Kafka and Java from the test harness's search.
-fn cluster(env: &ClusterEnv, args: &[&str]) -> Output {
-    let mut command = orderflow();
-    command.arg("cluster").args(args).arg("--dir").arg(&env.dir);
-    env.apply(&mut command);
-    run_with_limit(&mut command, LIMIT)
-}
-
-/// Where Kafka is for the binary under test: what the harness found, passed the way a user
-/// would (ORDERFLOW_KAFKA_LIBS, JAVA), so the binary's own search is what is exercised.
-struct ClusterEnv {
-    dir: PathBuf,
-    libs: Option<PathBuf>,
-    java: Option<PathBuf>,
-    _temp: tempfile::TempDir,
-}
-
-impl ClusterEnv {
-    fn new(install: Option<&orderflow::kraft::KafkaInstall>) -> ClusterEnv {
-        let temp = tempfile::Builder::new()
-            .prefix("orderflow-cluster-test-")
-            .tempdir()
-            .expect("a temporary folder");
-        ClusterEnv {
-            dir: temp.path().join("cluster"),
-            libs: install.map(|i| i.libs.clone()),
-            java: install.map(|i| i.java.clone()),
-            _temp: temp,
-        }
-    }
-
-    fn apply(&self, command: &mut Command) {
-        command.env_remove("KAFKA_HOME").env_remove("JAVA_HOME");
-        match &self.libs {
-            Some(libs) => command.env("ORDERFLOW_KAFKA_LIBS", libs),
-            None => command.env_remove("ORDERFLOW_KAFKA_LIBS"),
-        };
-        if let Some(java) = &self.java {
-            command.env("JAVA", java);
-        }
-    }
-}
-
-/// Stops the test's cluster however the test ends, so a failed assertion leaves no JVM.
-struct StopOnDrop<'a>(&'a ClusterEnv);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.0.dir.join("cluster.json").exists() {
-            let _ = cluster(self.0, &["stop", "--wipe"]);
-        }
-    }
-}
-
-/// A first client port P with P and P+100 (the controller) free, from a range of the tests'
-/// own: away from the system's ephemeral ports and from 19092, where a user's own
-/// `orderflow cluster` listens by default.
-fn free_base_port() -> u16 {
-    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let offset = (std::process::id() % 400) as u16;
-    (0..400u16)
-        .map(|i| 23000 + (offset + i) % 400)
-        .find(|&p| free(p) && free(p + 100))
-        .expect("a free port pair in 23000-23499")
-}
-
-fn status_json(env: &ClusterEnv) -> serde_json::Value {
-    let output = cluster(env, &["status", "--json"]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("status --json prints one JSON object")
-}
 
 fn node_state(status: &serde_json::Value, node: usize) -> String {
     status["nodes"][node - 1]["state"]
         .as_str()
         .expect("a state")
         .to_owned()
-}
-
-/// Every process whose command line names `dir`: the cluster's JVMs, while any runs.
-fn processes_in(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle) && c.contains("kafka.Kafka"))
-        .collect()
 }
 
 fn produce(bootstrap: &str, count: u32) {
@@ -135,7 +46,7 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
     };
     let env = ClusterEnv::new(Some(&install));
     let _stop = StopOnDrop(&env);
-    let port = free_base_port();
+    let port = free_base_port(1);
     let bootstrap = format!("127.0.0.1:{port}");
 
     let output = cluster(&env, &["start", "--port", &port.to_string()]);
