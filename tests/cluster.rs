@@ -125,10 +125,17 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
     let other = ClusterEnv::new(Some(&install));
     let taken = cluster(&other, &["start", "--port", &port.to_string()]);
     assert!(!taken.status.success());
+    // Which port, and which process holds it: here node 1 of the test's own cluster.
+    let refused = text(&taken.stderr);
     assert!(
-        text(&taken.stderr).contains(&format!("port {port} on 127.0.0.1 is taken")),
-        "{}",
-        text(&taken.stderr)
+        refused.contains(&format!(
+            "port {port} on 127.0.0.1 (node 1's client port) is taken by pid {}",
+            status["nodes"][0]["pid"]
+        )) && refused.contains(&format!(
+            "(a Kafka node: java kafka.Kafka {}/node1/server.properties)",
+            env.dir.display()
+        )),
+        "{refused}"
     );
     assert!(!other.dir.exists(), "a refused start leaves no folder");
     let second = cluster(&env, &["start", "--port", &(port + 1).to_string()]);
@@ -138,13 +145,15 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
         "{}",
         text(&second.stderr)
     );
-    let no_node = cluster(&env, &["kill", "2"]);
-    assert!(!no_node.status.success());
-    assert!(
-        text(&no_node.stderr).contains("there is no node 2: the cluster has only node 1"),
-        "{}",
-        text(&no_node.stderr)
-    );
+    for command in ["kill", "restart", "stop-node"] {
+        let no_node = cluster(&env, &[command, "2"]);
+        assert_eq!(no_node.status.code(), Some(1), "{command} 2");
+        assert!(
+            text(&no_node.stderr).contains("there is no node 2: the cluster has only node 1"),
+            "{command} 2: {}",
+            text(&no_node.stderr)
+        );
+    }
 
     // A crash: SIGKILL, then the node is down, and killing it again says so.
     let pid = status["nodes"][0]["pid"].as_u64().expect("a pid");
@@ -212,21 +221,65 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
             && words.contains("it ended without an orderflow command"),
         "{words}"
     );
-    let restart = cluster(&env, &["start"]);
-    assert!(restart.status.success(), "{}", text(&restart.stderr));
+    // `start` brings it back, saying the cluster was not stopped by orderflow.
+    let start = cluster(&env, &["start"]);
+    assert!(start.status.success(), "{}", text(&start.stderr));
+    assert!(
+        text(&start.stdout).contains(
+            "Node 1 of the cluster in {} ended without an orderflow command (a crash"
+                .replace("{}", &env.dir.display().to_string())
+                .as_str()
+        ) && text(&start.stdout).contains("cluster stop --wipe --dir"),
+        "{}",
+        text(&start.stdout)
+    );
 
-    // A clean stop leaves no JVM; stopping again says so; --wipe deletes the folder.
+    // A clean stop of the node leaves no JVM, and says so when repeated.
     assert!(
         !processes_in(&env.dir).is_empty(),
         "the node runs before the stop"
     );
-    let stop = cluster(&env, &["stop"]);
+    let stop = cluster(&env, &["stop-node", "1"]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
-    assert!(text(&stop.stdout).contains("Stopped the cluster in"));
+    assert!(
+        text(&stop.stdout).contains("Stopped node 1 (") && text(&stop.stdout).contains("cleanly"),
+        "{}",
+        text(&stop.stdout)
+    );
     assert_eq!(processes_in(&env.dir), Vec::<String>::new());
+    let status = status_json(&env);
+    assert_eq!(status["nodes"][0]["by"], "stopped", "{status}");
+    let again = cluster(&env, &["stop-node", "1"]);
+    assert!(again.status.success());
+    assert!(text(&again.stdout).contains("node 1 is already down"));
     let again = cluster(&env, &["stop"]);
     assert!(again.status.success());
     assert!(text(&again.stdout).contains("is already stopped"));
+
+    // The folder holds this cluster: another one is refused, and --wipe is offered.
+    let other = cluster(&env, &["start", "--nodes", "3"]);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        text(&other.stderr).contains("holds a stopped 1-node cluster on")
+            && text(&other.stderr).contains("cluster stop --wipe --dir"),
+        "{}",
+        text(&other.stderr)
+    );
+
+    // A node that does not come up: its last log lines, and the file they are in.
+    std::fs::remove_file(env.dir.join("node1/data/meta.properties")).expect("meta.properties");
+    let broken = cluster(&env, &["restart", "1"]);
+    assert_eq!(broken.status.code(), Some(1));
+    let said = text(&broken.stderr);
+    assert!(
+        said.contains(&format!(
+            "node 1 exited while starting; from {}/node1/",
+            env.dir.display()
+        )) && said.contains("meta.properties"),
+        "{said}"
+    );
+    assert_eq!(processes_in(&env.dir), Vec::<String>::new());
+
     let wipe = cluster(&env, &["stop", "--wipe"]);
     assert!(wipe.status.success());
     assert!(!env.dir.exists(), "--wipe removes the folder");
@@ -406,4 +459,30 @@ fn the_jars_scripts_setup_fetched_are_found_in_its_cache() {
         "{stdout}\n{stderr}"
     );
     assert!(!output.status.success(), "{stdout}\n{stderr}");
+}
+
+/// What a `cluster start` that died before writing cluster.json leaves (node folders, the
+/// log4j2 file): start says so and offers --wipe, which deletes it.
+#[test]
+fn a_folder_left_by_an_unfinished_start_is_named_and_wiped() {
+    let env = ClusterEnv::new(None);
+    std::fs::create_dir_all(env.dir.join("node1/data")).unwrap();
+    std::fs::write(env.dir.join("node1/server.properties"), "node.id=1\n").unwrap();
+    std::fs::write(env.dir.join("log4j2.properties"), "").unwrap();
+    let start = cluster(&env, &["start", "--port", "23990"]);
+    assert_eq!(start.status.code(), Some(1));
+    assert!(
+        text(&start.stderr).contains("holds what a `cluster start` that did not finish left")
+            && text(&start.stderr).contains("cluster stop --wipe --dir"),
+        "{}",
+        text(&start.stderr)
+    );
+    let wipe = cluster(&env, &["stop", "--wipe"]);
+    assert!(wipe.status.success(), "{}", text(&wipe.stderr));
+    assert!(
+        text(&wipe.stdout).contains("Wiped the files of a cluster whose start did not finish"),
+        "{}",
+        text(&wipe.stdout)
+    );
+    assert!(!env.dir.exists());
 }

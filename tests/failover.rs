@@ -159,10 +159,6 @@ fn commit_stall(lines: &[Value], from: DateTime<Utc>, to: DateTime<Utc>) -> Dura
         .unwrap_or_default()
 }
 
-fn storage_lines_for_log(storage: &Running) -> Vec<Value> {
-    storage.json()
-}
-
 fn rss_kb(pid: u64) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
@@ -183,6 +179,22 @@ fn kill_until_moved(
     told: impl Fn(&Value) -> String,
     in_sync: bool,
 ) -> (Instant, DateTime<Utc>) {
+    let before = status_json(env);
+    eprintln!(
+        "killing node {victim}: it leads partitions {:?} of order-events and coordinates {:?}",
+        partitions(&before)
+            .iter()
+            .filter(|p| p["leader"] == victim)
+            .map(|p| p["partition"].clone())
+            .collect::<Vec<_>>(),
+        before["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|g| g["coordinator"] == victim)
+            .map(|g| g["group"].clone())
+            .collect::<Vec<_>>()
+    );
     let (killed, killed_utc) = (Instant::now(), Utc::now());
     let kill = cluster(env, &["kill", &victim.to_string()]);
     assert!(kill.status.success(), "{}", text(&kill.stderr));
@@ -400,27 +412,6 @@ fn a_leader_then_the_coordinator_killed_under_load_cost_no_event_no_record_and_n
         commit_stall(&analytics_lines, coordinator_killed_utc, done_utc).as_secs_f64(),
     );
 
-    for (name, lines) in [
-        ("storage", &storage_lines_for_log(&storage)),
-        ("analytics", &analytics_lines),
-    ] {
-        for l in lines.iter().filter(|l| {
-            [
-                "broker",
-                "leaders",
-                "coordinator",
-                "revoked",
-                "assigned",
-                "commit_failed",
-                "notice",
-            ]
-            .contains(&l["type"].as_str().unwrap_or(""))
-        }) {
-            eprintln!("{name}: {l}");
-        }
-    }
-    eprintln!("produce: {said}");
-
     // Both roles say, in words, which broker went away and that partition 0's leader moved;
     // storage, that its coordinator moved. Each change once, not once per retry.
     let storage_lines = storage.json();
@@ -450,6 +441,29 @@ fn a_leader_then_the_coordinator_killed_under_load_cost_no_event_no_record_and_n
         !about(&storage_lines, "coordinator", coordinator).is_empty(),
         "storage did not say its coordinator moved from broker {coordinator}:\n{storage_lines:#?}"
     );
+
+    // What the roles said, for whoever reads the test's output.
+    for (name, lines) in [("storage", &storage_lines), ("analytics", &analytics_lines)] {
+        let told = [
+            "broker",
+            "leaders",
+            "coordinator",
+            "revoked",
+            "assigned",
+            "commit_failed",
+        ];
+        for l in lines
+            .iter()
+            .filter(|l| told.contains(&l["type"].as_str().unwrap_or("")))
+        {
+            let at = l["at"].as_str().unwrap_or("");
+            let words = l["message"].as_str().map_or_else(
+                || format!("{} {}", l["type"], l["partitions"]),
+                str::to_owned,
+            );
+            eprintln!("{at} {name}: {words}");
+        }
+    }
 
     // A clean stop leaves no JVM behind.
     let stop = cluster(&env, &["stop"]);

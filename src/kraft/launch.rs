@@ -215,6 +215,7 @@ pub(super) fn check_port_free(port: u16, what: &str) -> Result<(), KraftError> {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(KraftError::PortTaken {
             port,
             what: what.to_owned(),
+            holder: super::port_holder::holder(port),
         }),
         Err(e) => Err(io(format!("checking port {port} ({what})"))(e)),
     }
