@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, VecDeque};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::keys::Action;
-use crate::report::activity::Activity;
+use crate::report::activity::{Activity, ClusterChange};
 use crate::report::group_view::GroupView;
 use rebalances::Rebalances;
 pub(crate) use rebalances::TimelineEntry;
@@ -262,6 +262,18 @@ impl Dashboard {
                 self.roles.len() - 1
             }
         };
+        if let Activity::Cluster(change) = &activity {
+            // The timeline tells rebalances; a broker that dies causes them, so what the
+            // cluster did goes there too, in the same words as the plain output. A
+            // coordinator is the role's group's; brokers and leaders are the cluster's.
+            let group = match change {
+                ClusterChange::CoordinatorMoved { .. } => {
+                    self.roles[index].group().unwrap_or(role).to_owned()
+                }
+                _ => "cluster".to_owned(),
+            };
+            self.rebalances.note(at, &group, change.to_string());
+        }
         self.roles[index].record(activity, at);
     }
 }
@@ -381,6 +393,65 @@ mod tests {
         assert_eq!(
             d.timeline().back().unwrap().text,
             "− analytics-1 left or crashed; p0,p1 analytics-1 → analytics-2"
+        );
+    }
+
+    #[test]
+    fn what_the_cluster_did_lands_in_the_timeline_once() {
+        let mut d = Dashboard::new(
+            "localhost:9092",
+            "order-events",
+            &["analytics", "storage"],
+            at(0),
+            FixedOffset::east_opt(0).unwrap(),
+        );
+        let down = ClusterChange::BrokerLeft {
+            broker: 2,
+            address: "127.0.0.1:19093".into(),
+        };
+        let moved = ClusterChange::LeadersMoved(vec![crate::report::activity::LeaderMove {
+            partition: 0,
+            from: Some(2),
+            to: Some(3),
+        }]);
+        for (role, change, second) in [
+            ("analytics", down.clone(), 10),
+            ("storage", down, 11),
+            ("storage", moved, 11),
+            (
+                "storage",
+                ClusterChange::CoordinatorMoved { from: 2, to: 1 },
+                12,
+            ),
+        ] {
+            d.update(ViewEvent::Role {
+                role,
+                activity: Activity::Cluster(change),
+                at: at(second),
+            });
+        }
+        let entries: Vec<(&str, &str)> = d
+            .timeline()
+            .iter()
+            .map(|e| (e.group.as_str(), e.text.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (
+                    "cluster",
+                    "broker 2 (127.0.0.1:19093) left the cluster: Kafka declared it dead and \
+                     moves its partitions' leadership to the other brokers"
+                ),
+                (
+                    "cluster",
+                    "partition 0's leader moved from broker 2 to broker 3"
+                ),
+                (
+                    "storage",
+                    "the group's coordinator moved from broker 2 to broker 1"
+                ),
+            ]
         );
     }
 

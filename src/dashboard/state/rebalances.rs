@@ -101,10 +101,33 @@ pub(super) struct Rebalances {
     members: HashMap<String, BTreeSet<String>>,
 }
 
+/// How long an entry counts as news: the same words from another role of this process (the
+/// demo runs three, and each sees the same broker go) within it are not told again.
+const SAME_NEWS: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
 impl Rebalances {
     /// The changes seen, oldest first.
     pub(super) fn timeline(&self) -> &VecDeque<TimelineEntry> {
         &self.timeline
+    }
+
+    /// Something the cluster did that a group felt (a broker gone or back, leaders or a
+    /// coordinator moved), told once however many roles of this process saw it.
+    pub(super) fn note(&mut self, at: DateTime<Utc>, group: &str, text: String) {
+        let told = self
+            .timeline
+            .iter()
+            .rev()
+            .take_while(|e| at - e.at < SAME_NEWS)
+            .any(|e| e.group == group && e.text == text);
+        if !told {
+            let entry = TimelineEntry {
+                at,
+                group: group.to_owned(),
+                text,
+            };
+            keep_last(&mut self.timeline, TIMELINE_LENGTH, entry);
+        }
     }
 
     /// Turns the difference between the last group view and this one into timeline entries:
