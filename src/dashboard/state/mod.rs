@@ -397,65 +397,6 @@ mod tests {
     }
 
     #[test]
-    fn what_the_cluster_did_lands_in_the_timeline_once() {
-        let mut d = Dashboard::new(
-            "localhost:9092",
-            "order-events",
-            &["analytics", "storage"],
-            at(0),
-            FixedOffset::east_opt(0).unwrap(),
-        );
-        let down = ClusterChange::BrokerLeft {
-            broker: 2,
-            address: "127.0.0.1:19093".into(),
-        };
-        let moved = ClusterChange::LeadersMoved(vec![crate::report::activity::LeaderMove {
-            partition: 0,
-            from: Some(2),
-            to: Some(3),
-        }]);
-        for (role, change, second) in [
-            ("analytics", down.clone(), 10),
-            ("storage", down, 11),
-            ("storage", moved, 11),
-            (
-                "storage",
-                ClusterChange::CoordinatorMoved { from: 2, to: 1 },
-                12,
-            ),
-        ] {
-            d.update(ViewEvent::Role {
-                role,
-                activity: Activity::Cluster(change),
-                at: at(second),
-            });
-        }
-        let entries: Vec<(&str, &str)> = d
-            .timeline()
-            .iter()
-            .map(|e| (e.group.as_str(), e.text.as_str()))
-            .collect();
-        assert_eq!(
-            entries,
-            [
-                (
-                    "cluster",
-                    "broker 2 (127.0.0.1:19093) left the cluster: Kafka declared it dead and \
-                     moves its partitions' leadership to the other brokers"
-                ),
-                (
-                    "cluster",
-                    "partition 0's leader moved from broker 2 to broker 3"
-                ),
-                (
-                    "storage",
-                    "the group's coordinator moved from broker 2 to broker 1"
-                ),
-            ]
-        );
-    }
-
-    #[test]
     fn the_timeline_keeps_the_last_fifty_rebalances() {
         let mut d = dashboard();
         let a = "orderflow-analytics-1";
