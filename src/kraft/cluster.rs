@@ -211,6 +211,29 @@ impl KraftCluster {
                 last: None,
             });
         }
+        // Each format is a JVM start (seconds): say so every second rather than wait in
+        // silence, and give up when the observer does.
+        let formatting = Instant::now();
+        let mut last_report = Instant::now();
+        while formats
+            .iter_mut()
+            .any(|(_, format)| matches!(format.try_wait(), Ok(None)))
+        {
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                let go_on = observer(Progress::StillFormatting {
+                    elapsed: formatting.elapsed(),
+                });
+                if !go_on {
+                    for (_, format) in &mut formats {
+                        let _ = format.kill();
+                        let _ = format.wait();
+                    }
+                    return Err(KraftError::Interrupted);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         for (node, format) in formats {
             let output = format
                 .wait_with_output()

@@ -153,6 +153,8 @@ pub struct ClusterSpec {
 pub(crate) enum Progress {
     /// Kafka's storage tool is formatting the nodes' data folders.
     Formatting { nodes: usize },
+    /// Still formatting (about once a second): a JVM start per node.
+    StillFormatting { elapsed: Duration },
     /// Node `node`'s JVM runs as `pid` and is starting.
     Launched {
         node: usize,
