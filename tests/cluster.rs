@@ -5,110 +5,21 @@
 //! The lifecycle test needs Kafka (tests/util/kafka.rs: skipped loudly without it, a failure
 //! under CI=true); the bad-input tests that stop before Kafka starts run everywhere.
 
+mod cluster_env;
 mod util;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
+use cluster_env::{
+    ClusterEnv, LIMIT, StopOnDrop, cluster, free_base_port, processes_in, status_json,
+};
 use util::{orderflow, read_topic, run_with_limit, text};
-
-/// A start waits for a JVM (5–15 s), a restart after a kill also for the controller to drop
-/// the dead registration (about 9 s more); a loaded machine needs several times that.
-const LIMIT: Duration = Duration::from_secs(180);
-
-/// `orderflow cluster ARGS… --dir DIR`, with Kafka and Java from the test harness's search.
-fn cluster(env: &ClusterEnv, args: &[&str]) -> Output {
-    let mut command = orderflow();
-    command.arg("cluster").args(args).arg("--dir").arg(&env.dir);
-    env.apply(&mut command);
-    run_with_limit(&mut command, LIMIT)
-}
-
-/// Where Kafka is for the binary under test: what the harness found, passed the way a user
-/// would (ORDERFLOW_KAFKA_LIBS, JAVA), so the binary's own search is what is exercised.
-struct ClusterEnv {
-    dir: PathBuf,
-    libs: Option<PathBuf>,
-    java: Option<PathBuf>,
-    _temp: tempfile::TempDir,
-}
-
-impl ClusterEnv {
-    fn new(install: Option<&orderflow::kraft::KafkaInstall>) -> ClusterEnv {
-        let temp = tempfile::Builder::new()
-            .prefix("orderflow-cluster-test-")
-            .tempdir()
-            .expect("a temporary folder");
-        ClusterEnv {
-            dir: temp.path().join("cluster"),
-            libs: install.map(|i| i.libs.clone()),
-            java: install.map(|i| i.java.clone()),
-            _temp: temp,
-        }
-    }
-
-    fn apply(&self, command: &mut Command) {
-        command.env_remove("KAFKA_HOME").env_remove("JAVA_HOME");
-        match &self.libs {
-            Some(libs) => command.env("ORDERFLOW_KAFKA_LIBS", libs),
-            None => command.env_remove("ORDERFLOW_KAFKA_LIBS"),
-        };
-        if let Some(java) = &self.java {
-            command.env("JAVA", java);
-        }
-    }
-}
-
-/// Stops the test's cluster however the test ends, so a failed assertion leaves no JVM.
-struct StopOnDrop<'a>(&'a ClusterEnv);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        if self.0.dir.join("cluster.json").exists() {
-            let _ = cluster(self.0, &["stop", "--wipe"]);
-        }
-    }
-}
-
-/// A first client port P with P and P+100 (the controller) free, from a range of the tests'
-/// own: away from the system's ephemeral ports and from 19092, where a user's own
-/// `orderflow cluster` listens by default.
-fn free_base_port() -> u16 {
-    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let offset = (std::process::id() % 400) as u16;
-    (0..400u16)
-        .map(|i| 23000 + (offset + i) % 400)
-        .find(|&p| free(p) && free(p + 100))
-        .expect("a free port pair in 23000-23499")
-}
-
-fn status_json(env: &ClusterEnv) -> serde_json::Value {
-    let output = cluster(env, &["status", "--json"]);
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("status --json prints one JSON object")
-}
 
 fn node_state(status: &serde_json::Value, node: usize) -> String {
     status["nodes"][node - 1]["state"]
         .as_str()
         .expect("a state")
         .to_owned()
-}
-
-/// Every process whose command line names `dir`: the cluster's JVMs, while any runs.
-fn processes_in(dir: &Path) -> Vec<String> {
-    let needle = dir.display().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .filter(|c| c.contains(&needle) && c.contains("kafka.Kafka"))
-        .collect()
 }
 
 fn produce(bootstrap: &str, count: u32) {
@@ -135,7 +46,7 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
     };
     let env = ClusterEnv::new(Some(&install));
     let _stop = StopOnDrop(&env);
-    let port = free_base_port();
+    let port = free_base_port(1);
     let bootstrap = format!("127.0.0.1:{port}");
 
     let output = cluster(&env, &["start", "--port", &port.to_string()]);
@@ -173,6 +84,9 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
     assert_eq!(status["bootstrap"], bootstrap.as_str());
     assert_eq!(status["running"], 1);
     assert_eq!(node_state(&status, 1), "up");
+    assert_eq!(status["nodes"][0]["by"], "started", "{status}");
+    assert!(status["nodes"][0]["since"].is_string(), "{status}");
+    assert_eq!(status["controller"], 1, "{status}");
     let partitions = status["topic"]["partitions"]
         .as_array()
         .expect("partitions");
@@ -184,16 +98,44 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
 
     produce(&bootstrap, 50);
     assert_eq!(read_topic(&bootstrap, "order-events").len(), 50);
+    let storage = run_with_limit(
+        orderflow()
+            .args(["-b", &bootstrap, "storage", "--exit-at-end", "--file"])
+            .arg(env.dir.with_file_name("audit.jsonl")),
+        LIMIT,
+    );
+    assert!(storage.status.success(), "{}", text(&storage.stderr));
+    let status = status_json(&env);
+    assert_eq!(
+        status["groups"],
+        serde_json::json!([{"group": "storage", "state": "Empty", "coordinator": 1}]),
+        "{status}"
+    );
+    let words = text(&cluster(&env, &["status"]).stdout);
+    for expected in [
+        "active controller: node 1",
+        "storage  coordinator node 1",
+        "partition 0  leader node 1",
+    ] {
+        assert!(words.contains(expected), "{expected}\n{words}");
+    }
 
     // Bad input while it runs: another cluster on its ports, a folder that already has one,
     // a node it does not have.
     let other = ClusterEnv::new(Some(&install));
     let taken = cluster(&other, &["start", "--port", &port.to_string()]);
     assert!(!taken.status.success());
+    // Which port, and which process holds it: here node 1 of the test's own cluster.
+    let refused = text(&taken.stderr);
     assert!(
-        text(&taken.stderr).contains(&format!("port {port} on 127.0.0.1 is taken")),
-        "{}",
-        text(&taken.stderr)
+        refused.contains(&format!(
+            "port {port} on 127.0.0.1 (node 1's client port) is taken by pid {}",
+            status["nodes"][0]["pid"]
+        )) && refused.contains(&format!(
+            "(a Kafka node: java kafka.Kafka {}/node1/server.properties)",
+            env.dir.display()
+        )),
+        "{refused}"
     );
     assert!(!other.dir.exists(), "a refused start leaves no folder");
     let second = cluster(&env, &["start", "--port", &(port + 1).to_string()]);
@@ -203,13 +145,15 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
         "{}",
         text(&second.stderr)
     );
-    let no_node = cluster(&env, &["kill", "2"]);
-    assert!(!no_node.status.success());
-    assert!(
-        text(&no_node.stderr).contains("there is no node 2: the cluster has only node 1"),
-        "{}",
-        text(&no_node.stderr)
-    );
+    for command in ["kill", "restart", "stop-node"] {
+        let no_node = cluster(&env, &[command, "2"]);
+        assert_eq!(no_node.status.code(), Some(1), "{command} 2");
+        assert!(
+            text(&no_node.stderr).contains("there is no node 2: the cluster has only node 1"),
+            "{command} 2: {}",
+            text(&no_node.stderr)
+        );
+    }
 
     // A crash: SIGKILL, then the node is down, and killing it again says so.
     let pid = status["nodes"][0]["pid"].as_u64().expect("a pid");
@@ -223,6 +167,11 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
     let status = status_json(&env);
     assert_eq!(node_state(&status, 1), "down", "{status}");
     assert_eq!(status["running"], 0);
+    assert_eq!(status["nodes"][0]["by"], "killed", "{status}");
+    assert!(
+        text(&cluster(&env, &["status"]).stdout).contains("killed (SIGKILL)"),
+        "status says how it went down"
+    );
     let again = cluster(&env, &["kill", "1"]);
     assert!(again.status.success());
     assert!(text(&again.stdout).contains("node 1 is already down"));
@@ -246,18 +195,91 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
         "the restarted node kept the first 50"
     );
 
-    // A clean stop leaves no JVM; stopping again says so; --wipe deletes the folder.
+    // A node that dies without a command (a crash, a kill -9 from outside): status can only
+    // say when it last saw it up.
+    let pid = status_json(&env)["nodes"][0]["pid"]
+        .as_u64()
+        .expect("a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the node");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !processes_in(&env.dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = status_json(&env);
+    assert_eq!(
+        status["nodes"][0]["by"], "ended without a command",
+        "{status}"
+    );
+    assert!(status["nodes"][0]["last_seen_up"].is_string(), "{status}");
+    let words = text(&cluster(&env, &["status"]).stdout);
+    assert!(
+        words.contains("down since it was last seen up at")
+            && words.contains("it ended without an orderflow command"),
+        "{words}"
+    );
+    // `start` brings it back, saying the cluster was not stopped by orderflow.
+    let start = cluster(&env, &["start"]);
+    assert!(start.status.success(), "{}", text(&start.stderr));
+    assert!(
+        text(&start.stdout).contains(
+            "Node 1 of the cluster in {} ended without an orderflow command (a crash"
+                .replace("{}", &env.dir.display().to_string())
+                .as_str()
+        ) && text(&start.stdout).contains("cluster stop --wipe --dir"),
+        "{}",
+        text(&start.stdout)
+    );
+
+    // A clean stop of the node leaves no JVM, and says so when repeated.
     assert!(
         !processes_in(&env.dir).is_empty(),
         "the node runs before the stop"
     );
-    let stop = cluster(&env, &["stop"]);
+    let stop = cluster(&env, &["stop-node", "1"]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
-    assert!(text(&stop.stdout).contains("Stopped the cluster in"));
+    assert!(
+        text(&stop.stdout).contains("Stopped node 1 (") && text(&stop.stdout).contains("cleanly"),
+        "{}",
+        text(&stop.stdout)
+    );
     assert_eq!(processes_in(&env.dir), Vec::<String>::new());
+    let status = status_json(&env);
+    assert_eq!(status["nodes"][0]["by"], "stopped", "{status}");
+    let again = cluster(&env, &["stop-node", "1"]);
+    assert!(again.status.success());
+    assert!(text(&again.stdout).contains("node 1 is already down"));
     let again = cluster(&env, &["stop"]);
     assert!(again.status.success());
     assert!(text(&again.stdout).contains("is already stopped"));
+
+    // The folder holds this cluster: another one is refused, and --wipe is offered.
+    let other = cluster(&env, &["start", "--nodes", "3"]);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(
+        text(&other.stderr).contains("holds a stopped 1-node cluster on")
+            && text(&other.stderr).contains("cluster stop --wipe --dir"),
+        "{}",
+        text(&other.stderr)
+    );
+
+    // A node that does not come up: its last log lines, and the file they are in.
+    std::fs::remove_file(env.dir.join("node1/data/meta.properties")).expect("meta.properties");
+    let broken = cluster(&env, &["restart", "1"]);
+    assert_eq!(broken.status.code(), Some(1));
+    let said = text(&broken.stderr);
+    assert!(
+        said.contains(&format!(
+            "node 1 exited while starting; from {}/node1/",
+            env.dir.display()
+        )) && said.contains("meta.properties"),
+        "{said}"
+    );
+    assert_eq!(processes_in(&env.dir), Vec::<String>::new());
+
     let wipe = cluster(&env, &["stop", "--wipe"]);
     assert!(wipe.status.success());
     assert!(!env.dir.exists(), "--wipe removes the folder");
@@ -437,4 +459,30 @@ fn the_jars_scripts_setup_fetched_are_found_in_its_cache() {
         "{stdout}\n{stderr}"
     );
     assert!(!output.status.success(), "{stdout}\n{stderr}");
+}
+
+/// What a `cluster start` that died before writing cluster.json leaves (node folders, the
+/// log4j2 file): start says so and offers --wipe, which deletes it.
+#[test]
+fn a_folder_left_by_an_unfinished_start_is_named_and_wiped() {
+    let env = ClusterEnv::new(None);
+    std::fs::create_dir_all(env.dir.join("node1/data")).unwrap();
+    std::fs::write(env.dir.join("node1/server.properties"), "node.id=1\n").unwrap();
+    std::fs::write(env.dir.join("log4j2.properties"), "").unwrap();
+    let start = cluster(&env, &["start", "--port", "23990"]);
+    assert_eq!(start.status.code(), Some(1));
+    assert!(
+        text(&start.stderr).contains("holds what a `cluster start` that did not finish left")
+            && text(&start.stderr).contains("cluster stop --wipe --dir"),
+        "{}",
+        text(&start.stderr)
+    );
+    let wipe = cluster(&env, &["stop", "--wipe"]);
+    assert!(wipe.status.success(), "{}", text(&wipe.stderr));
+    assert!(
+        text(&wipe.stdout).contains("Wiped the files of a cluster whose start did not finish"),
+        "{}",
+        text(&wipe.stdout)
+    );
+    assert!(!env.dir.exists());
 }

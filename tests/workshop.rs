@@ -2,8 +2,10 @@
 //! directory against one development broker, following the convention the document states in
 //! its opening comment (```sh runs to completion; ```sh terminal=N starts a long-running
 //! command in terminal N; `<!-- check: … -->` lines stand for what the learner does by hand;
-//! ```sh docker is checked against the Compose files; ```sh manual is not run). Its relative
-//! links must point at files that exist.
+//! ```sh docker is checked against the Compose files; ```sh kafka runs against the test's real
+//! Kafka node; ```sh cluster runs against the three-node cluster the document's own `orderflow
+//! cluster start --nodes 3` starts; ```sh manual is not run). Its relative links must point at
+//! files that exist.
 //!
 //! The harness's broker listens on a free port; `ORDERFLOW_BROKERS` points orderflow at it,
 //! and a `kcat` shim rewrites the document's `-b localhost:9092` to it. `pgrep` and `pkill`
@@ -30,6 +32,12 @@ const RUN_LIMIT: Duration = Duration::from_secs(45);
 const EXPECT_LIMIT: Duration = Duration::from_secs(30);
 /// How long a terminal may take to exit after Ctrl-C.
 const STOP_LIMIT: Duration = Duration::from_secs(20);
+/// How long a ```sh cluster block may take: starting three JVMs, or one again after a kill,
+/// takes 10 to 35 s on a loaded two-core machine.
+const CLUSTER_RUN_LIMIT: Duration = Duration::from_secs(150);
+/// The bootstrap the document's ```sh cluster blocks name: `orderflow cluster start --nodes 3`
+/// on its default port.
+const DOCUMENT_CLUSTER: &str = "127.0.0.1:19092,127.0.0.1:19093,127.0.0.1:19094";
 
 /// One thing to do, in document order.
 #[derive(Debug)]
@@ -43,12 +51,18 @@ enum Step {
         expect: Option<String>,
         /// The harness's broker stands in for this command (it needs a free port).
         provided: bool,
+        /// It runs against the document's three-node `orderflow cluster` (```sh cluster).
+        cluster: bool,
     },
     /// ```sh docker: Compose commands, checked against the Compose files.
     Docker { code: String },
     /// ```sh kafka: run to completion against real Kafka (the test's own KRaft node), the
     /// document's `localhost:9092[,localhost:9093,localhost:9094]` meaning that cluster.
     Kafka { code: String },
+    /// ```sh cluster: run to completion against the three-node cluster the document starts
+    /// with `orderflow cluster start --nodes 3` (in a state folder and on ports of the test's
+    /// own); the document's `127.0.0.1:19092,…,19094` means that cluster.
+    Cluster { code: String },
     /// ```sh manual: shown, not run.
     Manual,
     /// `<!-- check: stop N -->`: Ctrl-C in terminal N; it must exit with status 0.
@@ -153,6 +167,7 @@ fn block(info: &str, code: String, line: usize) -> Option<Step> {
     let mut docker = false;
     let mut manual = false;
     let mut kafka = false;
+    let mut cluster = false;
     for word in &words[1..] {
         if let Some(n) = word.strip_prefix("terminal=") {
             terminal = Some(terminal_number(n, line));
@@ -164,6 +179,7 @@ fn block(info: &str, code: String, line: usize) -> Option<Step> {
                 "docker" => docker = true,
                 "manual" => manual = true,
                 "kafka" => kafka = true,
+                "cluster" => cluster = true,
                 other => panic!("{WORKSHOP}:{line}: unknown word `{other}` in ```{info}"),
             }
         }
@@ -175,6 +191,22 @@ fn block(info: &str, code: String, line: usize) -> Option<Step> {
         );
         return Some(Step::Kafka { code });
     }
+    if cluster {
+        assert!(
+            !docker && !manual && !provided,
+            "{WORKSHOP}:{line}: a ```sh cluster block runs, to completion or in a terminal"
+        );
+        return Some(match terminal {
+            Some(terminal) => Step::Start {
+                terminal,
+                code,
+                expect,
+                provided,
+                cluster,
+            },
+            None => Step::Cluster { code },
+        });
+    }
     Some(match (terminal, docker, manual) {
         (_, true, _) => Step::Docker { code },
         (_, _, true) => Step::Manual,
@@ -183,6 +215,7 @@ fn block(info: &str, code: String, line: usize) -> Option<Step> {
             code,
             expect,
             provided,
+            cluster,
         },
         (None, _, _) => Step::Run { code },
     })
@@ -269,6 +302,63 @@ struct Class {
     terminals: std::collections::BTreeMap<u32, Terminal>,
     /// Real Kafka for the ```sh kafka blocks, started at the first one.
     kafka: Option<Option<util::Broker>>,
+    /// Where the ```sh cluster blocks' cluster runs, decided at the first one; None inside
+    /// when there is no Kafka to run it (outside CI: those blocks are skipped, loudly).
+    cluster: Option<Option<ClusterPlace>>,
+    /// Terminals whose ```sh cluster command was skipped: their checks are skipped too.
+    skipped_terminals: std::collections::BTreeSet<u32>,
+}
+
+/// The document's `orderflow cluster`, as the test runs it: Kafka and Java from the harness's
+/// search, the default state folder inside the harness's folder, free ports.
+struct ClusterPlace {
+    libs: PathBuf,
+    java: PathBuf,
+    /// XDG_STATE_HOME for the commands: `orderflow cluster` keeps its folder under it.
+    state: PathBuf,
+    /// The first client port (the document's 19092).
+    port: u16,
+    /// Whether a block has started it, so the test stops it at the end.
+    started: bool,
+}
+
+impl ClusterPlace {
+    fn bootstrap(&self) -> String {
+        (0..3)
+            .map(|i| format!("127.0.0.1:{}", self.port + i))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The document's commands, on the test's ports.
+    fn rewrite(&self, code: &str) -> String {
+        code.replace(
+            "orderflow cluster start",
+            &format!("orderflow cluster start --port {}", self.port),
+        )
+        .replace(DOCUMENT_CLUSTER, &self.bootstrap())
+    }
+
+    fn apply(&self, command: &mut Command) {
+        command
+            .env("ORDERFLOW_KAFKA_LIBS", &self.libs)
+            .env("JAVA", &self.java)
+            .env_remove("KAFKA_HOME")
+            .env_remove("JAVA_HOME")
+            .env("XDG_STATE_HOME", &self.state)
+            .env("ORDERFLOW_BROKERS", self.bootstrap());
+    }
+}
+
+/// A first client port P with P..P+2 and P+100..P+102 free, away from the ports the other
+/// tests' clusters take (tests/cluster_env) and from 19092, where a user's own cluster runs.
+fn free_cluster_port() -> u16 {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let offset = (std::process::id() % 300) as u16;
+    (0..300u16)
+        .map(|i| 24000 + (offset + i) % 300)
+        .find(|&p| (0..3).all(|i| free(p + i) && free(p + 100 + i)))
+        .expect("free ports in 24000-24402")
 }
 
 impl Class {
@@ -316,6 +406,8 @@ impl Class {
             path: std::env::join_paths(dirs).expect("PATH"),
             terminals: Default::default(),
             kafka: None,
+            cluster: None,
+            skipped_terminals: Default::default(),
         }
     }
 
@@ -352,6 +444,14 @@ impl Class {
         match &step.step {
             Step::Run { code } => self.run_block(step, code),
             Step::Start {
+                terminal,
+                code,
+                expect,
+                cluster: true,
+                ..
+            } => self.start_on_cluster(step, *terminal, code, expect.as_deref()),
+            Step::Cluster { code } => self.run_on_cluster(step, code),
+            Step::Start {
                 provided: true,
                 code,
                 ..
@@ -368,7 +468,10 @@ impl Class {
                 code,
                 expect,
                 provided: false,
-            } => self.start(step, *terminal, code, expect.as_deref()),
+                cluster: false,
+            } => self.start(step, *terminal, code, expect.as_deref(), false),
+            Step::Stop { terminal } | Step::Wait { terminal, .. }
+                if self.skipped_terminals.contains(terminal) => {}
             Step::Docker { code } => check_docker(step, code),
             Step::Kafka { code } => self.run_on_kafka(step, code),
             Step::Manual => {}
@@ -432,11 +535,66 @@ impl Class {
         self.run_command(step, &code, shell);
     }
 
+    /// The document's cluster, once its place is decided (at the first ```sh cluster block).
+    fn cluster_place(&mut self) -> Option<&mut ClusterPlace> {
+        if self.cluster.is_none() {
+            let test = "every_command_of_the_workshop_runs_as_written (its ```sh cluster blocks)";
+            let place = util::kafka::install(test).map(|install| {
+                let state = self.harness.path().join("state");
+                std::fs::create_dir_all(&state).expect("a state folder");
+                ClusterPlace {
+                    libs: install.libs,
+                    java: install.java,
+                    state,
+                    port: free_cluster_port(),
+                    started: false,
+                }
+            });
+            self.cluster = Some(place);
+        }
+        self.cluster.as_mut().and_then(Option::as_mut)
+    }
+
+    /// A ```sh cluster block: run to completion with the cluster's environment.
+    fn run_on_cluster(&mut self, step: &Located, code: &str) {
+        let Some(place) = self.cluster_place() else {
+            return;
+        };
+        place.started |= code.contains("orderflow cluster start");
+        let code = place.rewrite(code);
+        let mut shell = self.shell(&code);
+        if let Some(Some(place)) = &self.cluster {
+            place.apply(&mut shell);
+        }
+        self.run_command_within(step, &code, shell, CLUSTER_RUN_LIMIT);
+    }
+
+    /// A ```sh cluster terminal=N block: a long-running command against the cluster.
+    fn start_on_cluster(
+        &mut self,
+        step: &Located,
+        terminal: u32,
+        code: &str,
+        expect: Option<&str>,
+    ) {
+        let Some(place) = self.cluster_place() else {
+            self.skipped_terminals.insert(terminal);
+            return;
+        };
+        let code = place.rewrite(code);
+        self.skipped_terminals.remove(&terminal);
+        self.start(step, terminal, &code, expect, true);
+    }
+
     fn run_block(&self, step: &Located, code: &str) {
         self.run_command(step, code, self.shell(code));
     }
 
-    fn run_command(&self, step: &Located, code: &str, mut shell: Command) {
+    fn run_command(&self, step: &Located, code: &str, shell: Command) {
+        self.run_command_within(step, code, shell, RUN_LIMIT);
+    }
+
+    fn run_command_within(&self, step: &Located, code: &str, mut shell: Command, limit: Duration) {
         let log = self.harness.path().join("block.log");
         let file = File::create(&log).expect("block log");
         let mut child = shell
@@ -445,7 +603,7 @@ impl Class {
             .process_group(0)
             .spawn()
             .expect("spawn bash");
-        let status = wait_until(&mut child, RUN_LIMIT);
+        let status = wait_until(&mut child, limit);
         let output = std::fs::read_to_string(&log).unwrap_or_default();
         match status {
             Some(status) if status.success() => {}
@@ -458,14 +616,21 @@ impl Class {
                 let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
                 let _ = child.wait();
                 panic!(
-                    "{}: this block did not finish within {RUN_LIMIT:?}:\n{code}--- its output:\n{output}",
+                    "{}: this block did not finish within {limit:?}:\n{code}--- its output:\n{output}",
                     step.place()
                 )
             }
         }
     }
 
-    fn start(&mut self, step: &Located, terminal: u32, code: &str, expect: Option<&str>) {
+    fn start(
+        &mut self,
+        step: &Located,
+        terminal: u32,
+        code: &str,
+        expect: Option<&str>,
+        on_cluster: bool,
+    ) {
         if let Some(previous) = self.terminals.get_mut(&terminal) {
             // A `pkill -9` returns once the signal is sent, not once the process is gone: give
             // a killed terminal a moment to end before calling it still running.
@@ -486,8 +651,11 @@ impl Class {
             .path()
             .join(format!("terminal-{terminal}-line-{}.log", step.line));
         let file = File::create(&log).expect("terminal log");
-        let child = self
-            .shell(code)
+        let mut shell = self.shell(code);
+        if on_cluster && let Some(Some(place)) = &self.cluster {
+            place.apply(&mut shell);
+        }
+        let child = shell
             .stdout(file.try_clone().expect("log"))
             .stderr(file)
             .process_group(0)
@@ -587,6 +755,16 @@ impl Drop for Class {
         for term in self.terminals.values_mut() {
             let _ = killpg(Pid::from_raw(term.child.id() as i32), Signal::SIGKILL);
             let _ = term.child.wait();
+        }
+        // The document stops its cluster; a test that failed before that must not leave
+        // three JVMs behind.
+        if let Some(Some(place)) = &self.cluster
+            && place.started
+        {
+            let mut stop = Command::new(env!("CARGO_BIN_EXE_orderflow"));
+            stop.args(["cluster", "stop", "--wipe"]);
+            place.apply(&mut stop);
+            let _ = util::run_with_limit(&mut stop, Duration::from_secs(60));
         }
     }
 }

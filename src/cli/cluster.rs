@@ -56,7 +56,19 @@ Examples:
     )]
     Kill(ClusterNodeArgs),
 
-    /// Start node N again with its data, after a kill
+    /// Stop node N cleanly (SIGTERM), as a broker taken down for maintenance
+    #[command(
+        long_about = "\
+Stop node N's JVM with SIGTERM: a clean shutdown. Kafka moves the leadership of the partitions
+it led to other nodes before it exits (a controlled shutdown), so clients see fewer errors than
+after `cluster kill N`. Its data stays on disk; `cluster restart N` brings it back.",
+        after_help = "\
+Examples:
+  orderflow cluster stop-node 2 && orderflow cluster status"
+    )]
+    StopNode(ClusterNodeArgs),
+
+    /// Start node N again with its data, after a kill or a stop-node
     #[command(
         long_about = "\
 Start node N again with its data, after `cluster kill N`. Within about 9 s of the kill it
@@ -70,13 +82,17 @@ Examples:
     )]
     Restart(ClusterNodeArgs),
 
-    /// Each node up or down, and the leader and in-sync replicas of each partition
+    /// Each node up or down and since when, the controller, each partition's leader and
+    /// in-sync replicas, each group's coordinator
     #[command(
         long_about = "\
-Each node: up or down, its pid, address and log file. When a node is up, the topic's (-t)
-partitions as the cluster reports them: the leader, the replicas and the in-sync replicas
-(ISR). Right after a kill the cluster may still name the dead node for a few seconds, until
-its controller notices (broker.session.timeout.ms, 9 s).",
+Each node: up or down and since when (what `cluster start`, `kill`, `stop-node` or `restart`
+did to it; a node that ended without such a command is 'down since it was last seen up at …'),
+its pid and address. When a node is up: the active controller (the node leading the KRaft
+quorum), the topic's (-t) partitions as the cluster reports them (the leader, the replicas and
+the in-sync replicas, ISR), and every consumer group with its coordinator (Kafka's
+FindCoordinator). Right after a kill the cluster may still name the dead node for a few
+seconds, until its controller notices (broker.session.timeout.ms, 9 s).",
         after_help = "\
 Examples:
   orderflow cluster status
@@ -118,7 +134,8 @@ pub struct ClusterNodeArgs {
 
 #[derive(Debug, Args)]
 pub struct ClusterStatusArgs {
-    /// One JSON object for scripts: dir, bootstrap, nodes, topic with its partitions
+    /// One JSON object for scripts: dir, bootstrap, nodes (state, since), controller, topic
+    /// with its partitions, groups with their coordinators
     #[arg(long)]
     pub json: bool,
 }

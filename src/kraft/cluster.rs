@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::install::KafkaInstall;
 use super::jvm::{Jvm, when_this_process_ends};
@@ -24,11 +25,59 @@ pub(super) struct Node {
     pub(super) process: Option<Jvm>,
     /// For a cluster tied to this process: kills the JVM once this process has ended.
     pub(super) watchdog: Option<(Child, ChildStdin)>,
+    /// What a command last did to it, and when.
+    pub(super) last: Option<NodeEvent>,
 }
+
+/// What an orderflow command did to a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum NodeAction {
+    /// Launched its JVM (`cluster start`, `cluster restart`).
+    Started,
+    /// SIGKILL (`cluster kill`, or a stop that waited too long).
+    Killed,
+    /// A clean shutdown (`cluster stop`, `cluster stop-node`).
+    Stopped,
+}
+
+/// The last thing a command did to a node, and when: how `cluster status` knows since when
+/// a node is up or down, and tells a node a command took down from one that died by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NodeEvent {
+    pub(crate) action: NodeAction,
+    pub(crate) at: DateTime<Utc>,
+}
+
+impl NodeEvent {
+    pub(super) fn now(action: NodeAction) -> Option<NodeEvent> {
+        Some(NodeEvent {
+            action,
+            at: Utc::now(),
+        })
+    }
+}
+
+/// The file in a node's folder holding when a command last saw its JVM running: all there is
+/// to say of a node that died without a command (a crash, a `kill -9` from outside).
+const SEEN_UP: &str = "seen-up";
 
 impl Node {
     pub(super) fn properties(&self) -> PathBuf {
         self.dir.join("server.properties")
+    }
+
+    /// Notes that its JVM runs now (best effort: only `cluster status`'s words depend on it).
+    fn seen_up(&self) {
+        let _ = std::fs::write(self.dir.join(SEEN_UP), Utc::now().to_rfc3339() + "\n");
+    }
+
+    /// When a command last saw its JVM running.
+    fn last_seen_up(&self) -> Option<DateTime<Utc>> {
+        let text = std::fs::read_to_string(self.dir.join(SEEN_UP)).ok()?;
+        DateTime::parse_from_rfc3339(text.trim())
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
     }
 
     /// Whether its JVM runs; forgets a JVM that has exited.
@@ -57,6 +106,13 @@ pub(crate) struct NodeStatus {
     pub(crate) controller_port: u16,
     /// Its log file.
     pub(crate) log: PathBuf,
+    /// What a command last did to it, and when (None: nothing recorded, a cluster of an
+    /// older orderflow).
+    pub(crate) last: Option<NodeEvent>,
+    /// When a command last saw it running.
+    pub(crate) seen_up: Option<DateTime<Utc>>,
+    /// When its log was last written.
+    pub(crate) log_written: Option<DateTime<Utc>>,
 }
 
 /// A running KRaft cluster; dropping it stops every node of a cluster tied to this process,
@@ -130,6 +186,8 @@ impl KraftCluster {
             std::fs::create_dir_all(dir.join("data"))
                 .map_err(io(format!("creating {}", dir.display())))?;
             let properties = dir.join("server.properties");
+            // A wiped folder's node may have left this behind.
+            let _ = std::fs::remove_file(dir.join(SEEN_UP));
             let config = server_properties(id, spec.nodes, client, controller, &voters, &dir);
             std::fs::write(&properties, config)
                 .map_err(io(format!("writing {}", properties.display())))?;
@@ -150,7 +208,31 @@ impl KraftCluster {
                 dir,
                 process: None,
                 watchdog: None,
+                last: None,
             });
+        }
+        // Each format is a JVM start (seconds): say so every second rather than wait in
+        // silence, and give up when the observer does.
+        let formatting = Instant::now();
+        let mut last_report = Instant::now();
+        while formats
+            .iter_mut()
+            .any(|(_, format)| matches!(format.try_wait(), Ok(None)))
+        {
+            if last_report.elapsed() >= Duration::from_secs(1) {
+                last_report = Instant::now();
+                let go_on = observer(Progress::StillFormatting {
+                    elapsed: formatting.elapsed(),
+                });
+                if !go_on {
+                    for (_, format) in &mut formats {
+                        let _ = format.kill();
+                        let _ = format.wait();
+                    }
+                    return Err(KraftError::Interrupted);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         for (node, format) in formats {
             let output = format
@@ -210,19 +292,31 @@ impl KraftCluster {
         Ok(self.nodes[index].running())
     }
 
-    /// Each node: running or not, its pid, ports and log.
+    /// Each node: running or not, its pid, ports and log, and since when. A running node is
+    /// noted as seen up now.
     pub(crate) fn status(&mut self) -> Vec<NodeStatus> {
         self.nodes
             .iter_mut()
             .map(|node| {
                 let running = node.running();
+                if running {
+                    node.seen_up();
+                }
+                let log = node.dir.join("server.log");
+                let log_written = std::fs::metadata(&log)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .map(DateTime::<Utc>::from);
                 NodeStatus {
                     id: node.id,
                     running,
                     pid: node.process.as_ref().map(Jvm::pid),
                     address: format!("127.0.0.1:{}", node.client_port),
                     controller_port: node.controller_port,
-                    log: node.dir.join("server.log"),
+                    log,
+                    last: node.last,
+                    seen_up: node.last_seen_up(),
+                    log_written,
                 }
             })
             .collect()
@@ -234,6 +328,7 @@ impl KraftCluster {
         let node = &mut self.nodes[index];
         if let Some(mut process) = node.process.take() {
             process.kill();
+            node.last = NodeEvent::now(NodeAction::Killed);
         }
         node.watchdog = None;
         self.save()
@@ -284,6 +379,17 @@ impl KraftCluster {
     pub(crate) fn stop_observed(&mut self, observer: Observer<'_>) {
         let all: Vec<usize> = (0..self.nodes.len()).collect();
         self.stop_indices(&all, observer);
+    }
+
+    /// Stops node `node` as [`KraftCluster::stop_observed`] stops them all.
+    pub(crate) fn stop_node_observed(
+        &mut self,
+        node: usize,
+        observer: Observer<'_>,
+    ) -> Result<(), KraftError> {
+        let index = self.index(node)?;
+        self.stop_indices(&[index], observer);
+        Ok(())
     }
 
     /// The process id of node `node`'s JVM, while it runs.

@@ -4,7 +4,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::cluster::KraftCluster;
+use super::cluster::{KraftCluster, NodeAction, NodeEvent};
 use super::jvm::{Jvm, when_this_process_ends};
 use super::{KraftError, Observer, Progress, START_TIMEOUT, STOP_TIMEOUT, io};
 impl KraftCluster {
@@ -40,6 +40,11 @@ impl KraftCluster {
                     still.push(index);
                 } else {
                     node.process = None;
+                    node.last = NodeEvent::now(if forced {
+                        NodeAction::Killed
+                    } else {
+                        NodeAction::Stopped
+                    });
                     observer(Progress::Stopped {
                         node: node.id,
                         elapsed: started.elapsed(),
@@ -131,6 +136,7 @@ impl KraftCluster {
         let node = &mut self.nodes[index];
         node.process = Some(Jvm::Child(process));
         node.watchdog = watchdog;
+        node.last = NodeEvent::now(NodeAction::Started);
         Ok(())
     }
 
@@ -209,6 +215,7 @@ pub(super) fn check_port_free(port: u16, what: &str) -> Result<(), KraftError> {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(KraftError::PortTaken {
             port,
             what: what.to_owned(),
+            holder: super::port_holder::holder(port),
         }),
         Err(e) => Err(io(format!("checking port {port} ({what})"))(e)),
     }

@@ -15,6 +15,7 @@ mod cluster;
 mod install;
 mod jvm;
 mod launch;
+mod port_holder;
 mod properties;
 mod state;
 
@@ -22,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use cluster::KraftCluster;
-pub(crate) use cluster::NodeStatus;
+pub(crate) use cluster::{NodeAction, NodeStatus};
 pub use install::KafkaInstall;
 
 /// The Kafka version the project is tested with (docker/compose.yml runs the same).
@@ -97,10 +98,15 @@ pub enum KraftError {
     #[error("there is no node {node}: the cluster has {}", node_range(*nodes))]
     NoSuchNode { node: usize, nodes: usize },
     #[error(
-        "port {port} on 127.0.0.1 is taken ({what}); stop what listens there, or choose other \
+        "port {port} on 127.0.0.1 ({what}) is taken by {holder}; stop it, or choose other \
          ports with --port (node i uses P+i-1 for clients and P+100+i-1 for its controller)"
     )]
-    PortTaken { port: u16, what: String },
+    PortTaken {
+        port: u16,
+        what: String,
+        /// The process holding it ("pid 123 (command)"), as far as this user can see.
+        holder: String,
+    },
     #[error(
         "--port {port} with {nodes} node(s) needs ports up to {}, past 65535",
         u32::from(*port) + 100 + *nodes as u32 - 1
@@ -147,6 +153,8 @@ pub struct ClusterSpec {
 pub(crate) enum Progress {
     /// Kafka's storage tool is formatting the nodes' data folders.
     Formatting { nodes: usize },
+    /// Still formatting (about once a second): a JVM start per node.
+    StillFormatting { elapsed: Duration },
     /// Node `node`'s JVM runs as `pid` and is starting.
     Launched {
         node: usize,

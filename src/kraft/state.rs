@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::cluster::{KraftCluster, Node};
+use super::cluster::{KraftCluster, Node, NodeEvent};
 use super::install::KafkaInstall;
 use super::jvm::{Jvm, is_node_process};
 use super::{ClusterSpec, KAFKA_VERSION, KraftError, STATE_FILE, io};
@@ -31,6 +31,9 @@ pub(super) struct SavedNode {
     controller_port: u16,
     /// The JVM's pid when it was last started; null once it was stopped or killed.
     pid: Option<u32>,
+    /// What a command last did to it, and when (missing in the files of older orderflows).
+    #[serde(default)]
+    last: Option<NodeEvent>,
 }
 
 impl KraftCluster {
@@ -75,6 +78,7 @@ impl KraftCluster {
                     })
                     .map(Jvm::Detached),
                 watchdog: None,
+                last: n.last,
             })
             .collect();
         for node in &mut nodes {
@@ -117,6 +121,7 @@ impl KraftCluster {
                     client_port: n.client_port,
                     controller_port: n.controller_port,
                     pid: n.process.as_ref().map(Jvm::pid),
+                    last: n.last,
                 })
                 .collect(),
         };

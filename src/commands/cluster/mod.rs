@@ -38,8 +38,8 @@ const PARTITIONS: i32 = 3;
 pub(crate) enum ClusterError {
     #[error(
         "{dir} already holds a running {nodes}-node cluster on {bootstrap}; a folder holds one \
-         cluster: use it, stop it first (`orderflow cluster stop{dir_flag}`), or choose another \
-         --dir"
+         cluster: use it, stop it first (`orderflow cluster stop{dir_flag}`; `stop --wipe` also \
+         deletes it, for a new one), or choose another --dir"
     )]
     Running {
         dir: String,
@@ -63,6 +63,11 @@ pub(crate) enum ClusterError {
          choose another --dir (an empty or new folder)"
     )]
     ForeignFolder { dir: String },
+    #[error(
+        "{dir} holds what a `cluster start` that did not finish left (node folders, no \
+         {STATE_FILE}): `orderflow cluster stop --wipe{dir_flag}` deletes it, then start again"
+    )]
+    Unfinished { dir: String, dir_flag: String },
     #[error(
         "another `orderflow cluster` command (pid {pid}) is starting or restarting the cluster \
          in {dir}; wait for it (or remove {lock} if no such command runs)"
@@ -99,6 +104,9 @@ pub(crate) async fn run(
             blocking(move || nodes::stop(&place, stop_args.wipe)).await
         }
         ClusterCommand::Kill(node) => blocking(move || nodes::kill(&place, node.node)).await,
+        ClusterCommand::StopNode(node) => {
+            blocking(move || nodes::stop_node(&place, node.node)).await
+        }
         ClusterCommand::Restart(node) => {
             let topic = topic.to_owned();
             blocking(move || nodes::restart(&place, node.node, &topic, &shutdown)).await

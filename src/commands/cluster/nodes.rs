@@ -14,6 +14,23 @@ use crate::shutdown::Shutdown;
 pub(super) fn stop(place: &Place, wipe: bool) -> anyhow::Result<ExitCode> {
     let mut cluster = match KraftCluster::open(&place.dir) {
         Ok(cluster) => cluster,
+        Err(KraftError::NoCluster { .. })
+            if wipe
+                && entries(&place.dir)
+                    .iter()
+                    .any(|name| is_cluster_file(name) && name != StartLock::NAME) =>
+        {
+            // What a start that did not finish left (node folders, no cluster.json yet).
+            let _lock = StartLock::take(&place.dir)?;
+            wipe_folder(&place.dir)?;
+            say!(
+                "Wiped the files of a cluster whose start did not finish in {} (it had no {STATE_FILE}, \
+                 no node ran); the next `orderflow cluster start{}` makes a new cluster.",
+                place.show(),
+                place.dir_flag
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
         Err(KraftError::NoCluster { .. }) => {
             say!(
                 "No cluster in {} (no {STATE_FILE}): nothing to stop{}.",
@@ -63,6 +80,27 @@ pub(super) fn stop(place: &Place, wipe: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether a file of a cluster's folder is one a cluster puts there.
+pub(super) fn is_cluster_file(name: &str) -> bool {
+    (name.starts_with("node") && name.len() > 4 && name[4..].chars().all(|c| c.is_ascii_digit()))
+        || name == "log4j2.properties"
+        || name == STATE_FILE
+        || name == format!("{STATE_FILE}.partial")
+        || name == StartLock::NAME
+}
+
+/// The names in `dir` (none when it does not exist).
+pub(super) fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Deletes what a cluster put in its folder (and the folder, once empty); nothing else, so a
 /// mistaken --dir never costs a user their own files.
 pub(super) fn wipe_folder(dir: &Path) -> anyhow::Result<()> {
@@ -70,12 +108,7 @@ pub(super) fn wipe_folder(dir: &Path) -> anyhow::Result<()> {
         std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
     for entry in entries.filter_map(Result::ok) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = (name.starts_with("node") && name[4..].chars().all(|c| c.is_ascii_digit()))
-            || name == "log4j2.properties"
-            || name == STATE_FILE
-            || name == format!("{STATE_FILE}.partial")
-            || name == StartLock::NAME;
-        if !ours {
+        if !is_cluster_file(&name) {
             continue;
         }
         let path = entry.path();
@@ -114,6 +147,38 @@ pub(super) fn kill(place: &Place, node: usize) -> anyhow::Result<ExitCode> {
         say!(
             "  The partitions it led get new leaders once the controller notices (a few seconds): \
              `orderflow cluster status{}`.",
+            place.dir_flag
+        );
+    }
+    say!(
+        "  `orderflow cluster restart {node}{}` brings it back.",
+        place.dir_flag
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(super) fn stop_node(place: &Place, node: usize) -> anyhow::Result<ExitCode> {
+    let mut cluster = KraftCluster::open(&place.dir)?;
+    if !cluster.is_running(node)? {
+        say!(
+            "{}",
+            ClusterError::AlreadyDown {
+                node,
+                dir_flag: place.dir_flag.clone()
+            }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let _lock = StartLock::take(&place.dir)?;
+    let address = cluster.address(node)?;
+    cluster.stop_node_observed(node, &mut |progress| {
+        print_progress(&progress);
+        true
+    })?;
+    say!("Stopped node {node} ({address}) cleanly; its data is kept.");
+    if cluster.len() > 1 {
+        say!(
+            "  Before exiting it handed the leadership of its partitions to other nodes (a              controlled shutdown): `orderflow cluster status{}`.",
             place.dir_flag
         );
     }

@@ -12,6 +12,9 @@ pub(super) fn print_progress(progress: &Progress) {
                 format!("{nodes} nodes")
             }
         ),
+        Progress::StillFormatting { elapsed } => {
+            say!("  formatting, {:.0} s …", elapsed.as_secs_f64())
+        }
         Progress::Launched { node, pid, address } => {
             say!("  node {node}: JVM started (pid {pid}), will serve clients on {address}")
         }

@@ -6,13 +6,16 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
+use super::nodes::{entries, is_cluster_file};
 use super::progress::{list, print_progress};
 use super::{ClusterError, DEFAULT_PORT, PARTITIONS, Place, StartLock, locate};
 use crate::cli::ClusterStartArgs;
 use crate::config::validate_topic;
 use crate::kafka::cluster_admin;
 use crate::kafka::dead_letter::dead_letter_topic;
-use crate::kraft::{ClusterSpec, KAFKA_VERSION, KraftCluster, KraftError, NodeStatus, Progress};
+use crate::kraft::{
+    ClusterSpec, KAFKA_VERSION, KraftCluster, KraftError, NodeAction, NodeStatus, Progress,
+};
 use crate::shutdown::Shutdown;
 
 pub(super) async fn start(
@@ -138,6 +141,28 @@ pub(super) fn start_nodes(
                 return Ok((cluster.bootstrap(), None));
             }
             let down: Vec<usize> = status.iter().filter(|n| !n.running).map(|n| n.id).collect();
+            // Nodes a command started and none stopped: the cluster was not stopped by
+            // orderflow (a crash, a reboot, a kill from outside).
+            let crashed: Vec<usize> = status
+                .iter()
+                .filter(|n| !n.running && n.last.is_some_and(|e| e.action == NodeAction::Started))
+                .map(|n| n.id)
+                .collect();
+            if !crashed.is_empty() {
+                say!(
+                    "{} of the cluster in {} ended without an orderflow command (a crash, a \
+                     reboot, or a kill from outside); {} data is kept and used. `orderflow \
+                     cluster stop --wipe{}` deletes the cluster instead, for a fresh one.",
+                    if crashed.len() == 1 {
+                        format!("Node {}", crashed[0])
+                    } else {
+                        format!("Nodes {}", list(&crashed))
+                    },
+                    place.show(),
+                    if crashed.len() == 1 { "its" } else { "their" },
+                    place.dir_flag
+                );
+            }
             say!(
                 "orderflow cluster: starting {} of the cluster in {} again, with {} data …",
                 if down.len() == 1 {
@@ -153,12 +178,19 @@ pub(super) fn start_nodes(
             Ok((cluster.bootstrap(), Some(cluster.len())))
         }
         Err(KraftError::NoCluster { .. }) => {
-            let occupied = std::fs::read_dir(&place.dir)
-                .with_context(|| format!("cannot read {}", place.show()))?
-                .filter_map(Result::ok)
-                .any(|e| e.file_name() != StartLock::NAME);
-            if occupied {
+            let names: Vec<String> = entries(&place.dir)
+                .into_iter()
+                .filter(|name| name != StartLock::NAME)
+                .collect();
+            if names.iter().any(|name| !is_cluster_file(name)) {
                 return Err(ClusterError::ForeignFolder { dir: place.show() }.into());
+            }
+            if !names.is_empty() {
+                return Err(ClusterError::Unfinished {
+                    dir: place.show(),
+                    dir_flag: place.dir_flag.clone(),
+                }
+                .into());
             }
             let install = locate(args.kafka.as_deref())?;
             let nodes = args.nodes.unwrap_or(1);

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, VecDeque};
 use chrono::{DateTime, FixedOffset, Utc};
 
 use super::keys::Action;
-use crate::report::activity::Activity;
+use crate::report::activity::{Activity, ClusterChange};
 use crate::report::group_view::GroupView;
 use rebalances::Rebalances;
 pub(crate) use rebalances::TimelineEntry;
@@ -262,6 +262,18 @@ impl Dashboard {
                 self.roles.len() - 1
             }
         };
+        if let Activity::Cluster(change) = &activity {
+            // The timeline tells rebalances; a broker that dies causes them, so what the
+            // cluster did goes there too, in the same words as the plain output. A
+            // coordinator is the role's group's; brokers and leaders are the cluster's.
+            let group = match change {
+                ClusterChange::CoordinatorMoved { .. } => {
+                    self.roles[index].group().unwrap_or(role).to_owned()
+                }
+                _ => "cluster".to_owned(),
+            };
+            self.rebalances.note(at, &group, change.to_string());
+        }
         self.roles[index].record(activity, at);
     }
 }

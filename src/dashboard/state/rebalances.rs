@@ -101,6 +101,10 @@ pub(super) struct Rebalances {
     members: HashMap<String, BTreeSet<String>>,
 }
 
+/// How long an entry counts as news: the same words from another role of this process (the
+/// demo runs three, and each sees the same broker go) within it are not told again.
+const SAME_NEWS: chrono::TimeDelta = chrono::TimeDelta::seconds(30);
+
 impl Rebalances {
     /// The changes seen, oldest first.
     pub(super) fn timeline(&self) -> &VecDeque<TimelineEntry> {
@@ -137,6 +141,25 @@ impl Rebalances {
                 };
                 keep_last(&mut self.timeline, TIMELINE_LENGTH, entry);
             }
+        }
+    }
+
+    /// Something the cluster did that a group felt (a broker gone or back, leaders or a
+    /// coordinator moved), told once however many roles of this process saw it.
+    pub(super) fn note(&mut self, at: DateTime<Utc>, group: &str, text: String) {
+        let told = self
+            .timeline
+            .iter()
+            .rev()
+            .take_while(|e| at - e.at < SAME_NEWS)
+            .any(|e| e.group == group && e.text == text);
+        if !told {
+            let entry = TimelineEntry {
+                at,
+                group: group.to_owned(),
+                text,
+            };
+            keep_last(&mut self.timeline, TIMELINE_LENGTH, entry);
         }
     }
 
@@ -395,6 +418,67 @@ mod tests {
         assert_eq!(
             after_b_goes(MembershipSource::Cluster, 10, Some((9, false))),
             "− b-2 left or crashed; p1 no longer b-2's"
+        );
+    }
+
+    #[test]
+    fn what_the_cluster_did_lands_in_the_timeline_once() {
+        let mut d = crate::dashboard::state::Dashboard::new(
+            "localhost:9092",
+            "order-events",
+            &["analytics", "storage"],
+            at(0),
+            chrono::FixedOffset::east_opt(0).unwrap(),
+        );
+        let down = crate::report::activity::ClusterChange::BrokerLeft {
+            broker: 2,
+            address: "127.0.0.1:19093".into(),
+        };
+        let moved = crate::report::activity::ClusterChange::LeadersMoved(vec![
+            crate::report::activity::LeaderMove {
+                partition: 0,
+                from: Some(2),
+                to: Some(3),
+            },
+        ]);
+        for (role, change, second) in [
+            ("analytics", down.clone(), 10),
+            ("storage", down, 11),
+            ("storage", moved, 11),
+            (
+                "storage",
+                crate::report::activity::ClusterChange::CoordinatorMoved { from: 2, to: 1 },
+                12,
+            ),
+        ] {
+            d.update(crate::dashboard::state::ViewEvent::Role {
+                role,
+                activity: crate::report::activity::Activity::Cluster(change),
+                at: at(second),
+            });
+        }
+        let entries: Vec<(&str, &str)> = d
+            .timeline()
+            .iter()
+            .map(|e| (e.group.as_str(), e.text.as_str()))
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                (
+                    "cluster",
+                    "broker 2 (127.0.0.1:19093) left the cluster: Kafka declared it dead and \
+                     moves its partitions' leadership to the other brokers"
+                ),
+                (
+                    "cluster",
+                    "partition 0's leader moved from broker 2 to broker 3"
+                ),
+                (
+                    "storage",
+                    "the group's coordinator moved from broker 2 to broker 1"
+                ),
+            ]
         );
     }
 }

@@ -1,6 +1,9 @@
 //! What `orderflow cluster` asks of the Kafka it started: that every node has registered, that
-//! the order topics exist (created with the AdminClient), and how each partition is led and
-//! replicated now. Plain values out; the command prints them.
+//! the order topics exist (created with the AdminClient), how each partition is led and
+//! replicated now, which node is the active controller and which coordinates each group.
+//! Plain values out; the command prints them.
+
+mod wire;
 
 use std::time::{Duration, Instant};
 
@@ -71,13 +74,31 @@ pub(crate) struct PartitionView {
     pub(crate) isr: Vec<i32>,
 }
 
-/// What the cluster's metadata says about the nodes and one topic.
+/// One consumer group and the broker coordinating it.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct GroupView {
+    pub(crate) group: String,
+    /// As the coordinator lists it: Stable, Empty, PreparingRebalance, …
+    pub(crate) state: String,
+    /// The coordinator FindCoordinator names, or None while there is none (its offsets
+    /// partition is electing a leader).
+    pub(crate) coordinator: Option<i32>,
+    /// Why there is none, in Kafka's words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) error: Option<String>,
+}
+
+/// What the cluster says about its nodes, one topic and the groups.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct ClusterView {
     /// The nodes registered as brokers now.
     pub(crate) brokers: Vec<i32>,
+    /// The node leading the KRaft quorum (the active controller), or why it is not known.
+    pub(crate) controller: Result<i32, String>,
     /// The topic's partitions, or None when the cluster has no such topic.
     pub(crate) partitions: Option<Vec<PartitionView>>,
+    /// Every group a running broker coordinates, by name; Err: why they could not be listed.
+    pub(crate) groups: Result<Vec<GroupView>, String>,
 }
 
 fn metadata_client(bootstrap: &str) -> Result<BaseConsumer, ClusterAdminError> {
@@ -193,8 +214,18 @@ fn wait_for_leaders(bootstrap: &str, topic: &str) -> Result<(), ClusterAdminErro
     })
 }
 
-/// The registered brokers, and `topic`'s partitions with their leaders and in-sync replicas.
-pub(crate) fn describe(bootstrap: &str, topic: &str) -> Result<ClusterView, ClusterAdminError> {
+/// The registered brokers, `topic`'s partitions with their leaders and in-sync replicas, the
+/// active controller and each group's coordinator. `brokers` are the client addresses of the
+/// nodes that run, `controllers` their controller listeners, of `nodes` in all.
+pub(crate) fn describe(
+    brokers: &[String],
+    controllers: &[String],
+    nodes: usize,
+    topic: &str,
+) -> Result<ClusterView, ClusterAdminError> {
+    let addresses = brokers;
+    let bootstrap = addresses.join(",");
+    let bootstrap = bootstrap.as_str();
     let consumer = metadata_client(bootstrap)?;
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(5))
@@ -224,6 +255,89 @@ pub(crate) fn describe(bootstrap: &str, topic: &str) -> Result<ClusterView, Clus
         });
     Ok(ClusterView {
         brokers,
+        controller: active_controller(controllers, nodes),
         partitions,
+        groups: groups(addresses),
     })
+}
+
+/// The leader of the KRaft quorum. Only the leader answers DescribeQuorum (a follower says
+/// NOT_LEADER_OR_FOLLOWER), so the running controllers are asked in turn.
+fn active_controller(controllers: &[String], total_controllers: usize) -> Result<i32, String> {
+    let mut failures = Vec::new();
+    let mut followers = 0;
+    for address in controllers {
+        match wire::Connection::open(address).and_then(|mut c| c.active_controller()) {
+            Ok(id) if id >= 0 => return Ok(id),
+            Ok(_) => failures.push(format!("{address}: no leader (an election)")),
+            Err(wire::WireError::Kafka { code: 6, .. }) => followers += 1,
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if followers == controllers.len() {
+        return Err(format!(
+            "the KRaft quorum has no leader: a majority of the {total_controllers} controllers \
+             must run to elect one, and {} {}{}",
+            controllers.len(),
+            if controllers.len() == 1 { "does" } else { "do" },
+            if controllers.len() * 2 > total_controllers {
+                " (an election is under way)"
+            } else {
+                "; until then nothing in the cluster's metadata changes"
+            }
+        ));
+    }
+    Err(failures.join("; "))
+}
+
+/// Every group: ListGroups on each broker (each lists the groups it coordinates), then one
+/// FindCoordinator for all of them, which is the cluster's own answer to "who coordinates".
+fn groups(brokers: &[String]) -> Result<Vec<GroupView>, String> {
+    let mut states = std::collections::BTreeMap::new();
+    let mut failures = Vec::new();
+    for address in brokers {
+        match wire::Connection::open(address).and_then(|mut c| c.groups()) {
+            Ok(groups) => states.extend(groups),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if states.is_empty() && !failures.is_empty() {
+        return Err(failures.join("; "));
+    }
+    let names: Vec<String> = states.keys().cloned().collect();
+    let mut last = None;
+    for address in brokers {
+        match wire::Connection::open(address).and_then(|mut c| c.coordinators(&names)) {
+            Ok(found) => {
+                let found: std::collections::BTreeMap<String, wire::Coordinator> =
+                    found.into_iter().collect();
+                return Ok(states
+                    .into_iter()
+                    .map(|(group, state)| {
+                        let coordinator = found.get(&group).copied();
+                        GroupView {
+                            coordinator: coordinator.and_then(Result::ok),
+                            error: match coordinator {
+                                Some(Ok(_)) => None,
+                                Some(Err(code)) => Some(coordinator_error(code)),
+                                None => Some("not in FindCoordinator's answer".to_owned()),
+                            },
+                            group,
+                            state,
+                        }
+                    })
+                    .collect());
+            }
+            Err(e) => last = Some(e.to_string()),
+        }
+    }
+    Err(last.unwrap_or_else(|| "no broker to ask".to_owned()))
+}
+
+fn coordinator_error(code: i16) -> String {
+    match code {
+        15 => "COORDINATOR_NOT_AVAILABLE: its offsets partition has no leader yet".to_owned(),
+        14 => "COORDINATOR_LOAD_IN_PROGRESS: the new coordinator is loading the group".to_owned(),
+        code => format!("Kafka error {code}"),
+    }
 }
