@@ -3,6 +3,8 @@
 
 #[path = "roles/commits.rs"]
 mod commits;
+#[path = "roles/poison.rs"]
+mod poison;
 mod util;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
