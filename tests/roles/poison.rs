@@ -8,7 +8,10 @@ use std::time::Duration;
 use super::util::{self, Broker, read_topic, run_with_limit, text};
 use super::{LIMIT, count, drain, final_summary};
 
-crate::on_both_brokers!(a_key_too_large_to_dead_letter_whole_is_cut_and_the_partition_goes_on);
+crate::on_both_brokers!(
+    a_key_too_large_to_dead_letter_whole_is_cut_and_the_partition_goes_on,
+    a_record_larger_than_the_consumers_settings_stops_it_naming_the_setting,
+);
 
 /// The value of header `name` of `record`, if it has one.
 fn header<'a>(record: &'a util::Record, name: &str) -> Option<&'a str> {
@@ -123,4 +126,55 @@ fn a_dead_letter_topic_that_refuses_even_a_cut_copy_stops_with_a_command_that_wo
     let dead = read_topic(&broker.address, &dlq);
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].value.as_ref().map(Vec::len), Some(5_000));
+}
+
+fn a_record_larger_than_the_consumers_settings_stops_it_naming_the_setting(broker: Broker) {
+    broker.produce(30, 4);
+    broker.send_raw(&[(Some(b"big".to_vec()), Some(vec![b'x'; 500_000]))]);
+    // Settings too small for it: librdkafka drops each answer and asks again for ever, and
+    // --exit-at-end never ended (or, where the partition looked drained, exited 0 unread).
+    let small = [
+        "-X",
+        "message.max.bytes=100000",
+        "-X",
+        "fetch.max.bytes=100000",
+        "-X",
+        "receive.message.max.bytes=200000",
+    ];
+    let mut args = vec!["analytics", "--exit-at-end", "--json"];
+    args.extend(small);
+    let output = run_with_limit(&mut broker.orderflow(&args), LIMIT);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("larger than this consumer's receive.message.max.bytes (200,000 bytes)")
+            && stderr.contains("cannot be read past it"),
+        "{stderr}"
+    );
+    // The setting it names takes the record (the 30 events before it were committed).
+    let at = stderr
+        .find("-X receive.message.max.bytes=")
+        .expect("a setting")
+        + 3;
+    let setting = stderr[at..].split_whitespace().next().unwrap();
+    let lines = drain(
+        &broker,
+        &[
+            "analytics",
+            "-X",
+            "message.max.bytes=100000",
+            "-X",
+            "fetch.max.bytes=100000",
+            "-X",
+            setting,
+        ],
+    );
+    let summary = final_summary(&lines);
+    assert_eq!(
+        count(&summary["malformed"]),
+        1,
+        "the large record: {summary}"
+    );
+    let partitions = summary["partitions"].as_array().unwrap();
+    assert!(partitions.iter().all(|p| p["lag"] == 0), "{summary}");
 }
