@@ -2,6 +2,10 @@
 
 use clap::Args;
 
+/// The longest `--work-ms`: ten seconds a record already shows lag growing; much more would
+/// look like a hang.
+const MAX_WORK_MS: u64 = 10_000;
+
 /// Options every consumer role has.
 #[derive(Debug, Args)]
 pub struct ConsumerArgs {
@@ -34,8 +38,14 @@ pub struct OrderProcessorArgs {
     #[command(flatten)]
     pub consumer: ConsumerArgs,
 
-    /// Simulated work per record, in milliseconds, to make the processor slow and its lag grow
-    #[arg(long, value_name = "MS", default_value_t = 0)]
+    /// Simulated work per record, in milliseconds (at most 10,000), to make the processor
+    /// slow and its lag grow
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_WORK_MS)
+    )]
     pub work_ms: u64,
 }
 

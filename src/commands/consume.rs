@@ -106,6 +106,7 @@ pub(super) async fn order_processor(
         built = build_order_processor(settings, &options.group, work) => built?,
         _ = interrupted.requested_async() => return Ok(ExitCode::SUCCESS),
     };
+    let role = role.stopping_on(shutdown.clone());
     run(
         settings,
         options,

@@ -47,7 +47,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 pub use self::config::ConsumerOptions;
@@ -63,7 +63,9 @@ use crate::kafka::client::{
     ConnectError, Connection, ConnectionHealth, close_promptly, process_tag,
 };
 use crate::kafka::group_protocol::{BUILT_IN_KIP848_NOTICE, GroupProtocol, MemberProtocol};
-use crate::kafka::topic::{APPEAR_WAIT, Patience, TopicUser, TopicWaitError, wait_for_topic};
+use crate::kafka::topic::{
+    APPEAR_WAIT, Patience, TopicAnswer, TopicMetadata, TopicUser, TopicWaitError, wait_for_topic,
+};
 use crate::report::activity::{Activity, PartitionProgress, Report};
 use crate::roles::Role;
 use crate::shutdown::Shutdown;
@@ -204,7 +206,7 @@ impl<R: Role> GroupConsumer<R> {
             appear: APPEAR_WAIT,
         };
         match wait_for_topic(
-            self.consumer().client(),
+            &Serving(self.consumer()),
             &self.topic,
             &self.brokers,
             TopicUser::Consumer,
@@ -384,6 +386,33 @@ impl<R: Role> GroupConsumer<R> {
                 ))
             })
             .collect()
+    }
+}
+
+/// The consumer's metadata client, serving the consumer's events around each request: a
+/// consumer's error events (a refused connection, every broker down) reach its context
+/// only through `poll`, so without it the start-up check heard nothing of them and waited
+/// out its 10 s, where the producer (whose events a thread serves) said so in 0.2 s.
+struct Serving<'a, C: ConsumerContext>(&'a BaseConsumer<C>);
+
+impl<C: ConsumerContext> Serving<'_, C> {
+    /// Not subscribed yet, so a poll returns no record, only serves events.
+    fn serve(&self) {
+        let _ = self.0.poll(Duration::ZERO);
+    }
+}
+
+impl<C: ConsumerContext> TopicMetadata for Serving<'_, C> {
+    fn describe_topic(&self, topic: &str, timeout: Duration) -> Option<TopicAnswer> {
+        self.serve();
+        let answer = self.0.client().describe_topic(topic, timeout);
+        self.serve();
+        answer
+    }
+
+    fn topic_names(&self, timeout: Duration) -> Option<Vec<String>> {
+        self.serve();
+        self.0.client().topic_names(timeout)
     }
 }
 
