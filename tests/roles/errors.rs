@@ -6,9 +6,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 // `util` by name: on_both_brokers! calls `super::util::Broker`.
-use super::util::{self, Broker, Running, orderflow, run_with_limit, text};
+use super::util::{self, Broker, Running, final_summary, orderflow, run_with_limit, text};
+use super::{count, drain};
 
-crate::on_both_brokers!(a_sasl_client_at_a_listener_without_sasl_is_told_so);
+crate::on_both_brokers!(
+    a_sasl_client_at_a_listener_without_sasl_is_told_so,
+    a_committed_offset_past_the_end_is_said_in_words,
+);
 
 fn a_sasl_client_at_a_listener_without_sasl_is_told_so(broker: Broker) {
     let sasl = [
@@ -99,4 +103,50 @@ fn work_ms_is_bounded_and_its_sleep_ends_at_the_first_sigterm() {
         "took {:?} after SIGTERM",
         signalled.elapsed()
     );
+}
+
+/// Commits `offset` for partition 0 of the broker's topic in `group`, as a script or another
+/// tool might.
+fn commit_by_hand(broker: &Broker, group: &str, offset: i64) {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &broker.address)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset(&broker.topic, 0, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    consumer
+        .commit(&offsets, CommitMode::Sync)
+        .expect("commit accepted");
+}
+
+fn a_committed_offset_past_the_end_is_said_in_words(broker: Broker) {
+    broker.produce(60, 9);
+    let group = broker.group("past-end");
+    commit_by_hand(&broker, &group, 1_000_000_000_000);
+    let lines = drain(&broker, &["analytics", "-g", "past-end"]);
+    let notices: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "notice")
+        .filter_map(|l| l["message"].as_str())
+        .collect();
+    assert!(
+        notices.iter().any(|n| n.starts_with(
+            "partition 0: the group's committed offset 1,000,000,000,000 is past the \
+             partition's end"
+        ) && n.contains("reads from the earliest offset")),
+        "{notices:#?}"
+    );
+    let assigned = lines.iter().find(|l| l["type"] == "assigned").unwrap();
+    let p0 = assigned["starts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["partition"] == 0)
+        .unwrap();
+    assert_eq!(p0["start"], 0, "it says where it really starts: {p0}");
+    assert_eq!(count(&final_summary(&lines)["records"]), 60);
 }
