@@ -18,6 +18,12 @@ pub struct ConsumerArgs {
     #[arg(long)]
     pub exit_at_end: bool,
 
+    /// Skip records that cannot be decoded (a corrupt batch, a compression codec this build
+    /// lacks): each range is named and counted as malformed "undecodable". Without it the
+    /// role stops at them, naming the offsets
+    #[arg(long)]
+    pub skip_undecodable: bool,
+
     /// JSON Lines on stdout, one object per line with a "type": joined, assigned, revoked,
     /// committed, commit_failed, connection, malformed, violation, notice, paused, summary,
     /// left (docs/consumer-output.md)

@@ -67,6 +67,20 @@ pub enum ConsumerError {
         /// The partitions not yet read to their end (one of them holds the record).
         unread: Vec<i32>,
     },
+    #[error(
+        "partition {partition} of {topic} holds records this consumer cannot decode, offsets \
+         {from} to {} ({reason}): nothing past them can be read, and they stay uncommitted. \
+         Run the role again with --skip-undecodable to skip them (counted and named), or \
+         find what wrote them (kcat -b … -t {topic} -p {partition} -o {from} -c 1)",
+        until - 1
+    )]
+    Undecodable {
+        topic: String,
+        partition: i32,
+        from: i64,
+        until: i64,
+        reason: String,
+    },
     #[error("the consumer failed: {0}")]
     Kafka(KafkaError),
     #[error("{0}")]

@@ -38,6 +38,7 @@ mod ledger;
 mod poll;
 mod shared;
 mod take_over;
+mod undecodable;
 
 #[cfg(test)]
 mod failure_tests;
