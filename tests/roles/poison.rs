@@ -11,7 +11,22 @@ use super::{LIMIT, count, drain, final_summary};
 crate::on_both_brokers!(
     a_key_too_large_to_dead_letter_whole_is_cut_and_the_partition_goes_on,
     a_record_larger_than_the_consumers_settings_stops_it_naming_the_setting,
+    every_partition_drained_by_exit_at_end_stands_at_its_end_in_the_summary,
 );
+
+fn every_partition_drained_by_exit_at_end_stands_at_its_end_in_the_summary(broker: Broker) {
+    // One record: two of the three partitions are empty, and read to their end all the same.
+    broker.send_raw(&[(Some(b"only".to_vec()), Some(b"{}".to_vec()))]);
+    let summary = final_summary(&drain(&broker, &["analytics"]));
+    let partitions = summary["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 3, "{summary}");
+    for p in partitions {
+        // It said "position": null for the empty ones, as if they had never been read.
+        assert!(p["end"].is_u64(), "{p}");
+        assert_eq!(p["position"], p["end"], "{summary}");
+        assert_eq!(p["lag"], 0, "{summary}");
+    }
+}
 
 /// The value of header `name` of `record`, if it has one.
 fn header<'a>(record: &'a util::Record, name: &str) -> Option<&'a str> {

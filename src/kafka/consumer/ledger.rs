@@ -139,6 +139,11 @@ impl Ledger {
             .collect()
     }
 
+    /// Whether `partition` is being read and has been read to its end.
+    pub(crate) fn at_end(&self, partition: i32) -> bool {
+        self.reading.get(&partition) == Some(&true)
+    }
+
     /// Whether every partition being read has been read to its end.
     pub(crate) fn all_at_end(&self) -> bool {
         self.reading.values().all(|&at_end| at_end)

@@ -364,6 +364,11 @@ impl<R: Role> GroupConsumer<R> {
             query.add_partition(&self.topic, p);
         }
         let committed = self.consumer().committed_offsets(query, QUICK).ok()?;
+        let at_end: Vec<i32> = owned
+            .iter()
+            .copied()
+            .filter(|&p| self.lock().ledger.at_end(p))
+            .collect();
         let history = &self.consumer().context().history;
         owned
             .into_iter()
@@ -375,14 +380,17 @@ impl<R: Role> GroupConsumer<R> {
                         Offset::Offset(o) => Some(o),
                         _ => None,
                     });
+                // A partition read to its end without a commit (it was empty) stands at its
+                // end: null would say it was never read.
+                let position = committed.or(at_end.contains(&partition).then_some(end));
                 Some((
                     partition,
                     PartitionProgress {
                         partition,
-                        position: committed,
+                        position,
                         committed,
                         end: Some(end),
-                        lag: committed.map(|c| end - c),
+                        lag: position.map(|p| end - p),
                     },
                 ))
             })
