@@ -95,6 +95,16 @@ pub enum ConsumerError {
 }
 
 impl ConsumerError {
+    /// Whether the member may still commit what it handled: a stop on records it cannot
+    /// fetch or decode is no failure of the role's work (a flush, a record), which stays as
+    /// durable as ever, so the next owner need not read it again.
+    pub(super) fn keeps_handled_work(&self) -> bool {
+        matches!(
+            self,
+            ConsumerError::Undecodable { .. } | ConsumerError::ResponseTooLarge { .. }
+        )
+    }
+
     /// This error, saying what the member leaves uncommitted (when it leaves anything).
     pub(super) fn leaving(self, left: &[Uncommitted]) -> ConsumerError {
         if left.is_empty() {

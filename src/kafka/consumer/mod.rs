@@ -278,7 +278,10 @@ impl<R: Role> GroupConsumer<R> {
         self.connect()?;
         let result = self.poll_loop(shutdown);
         // Whatever happened, leave cleanly: finish what is durable, commit it, leave the group.
-        let (committed, left) = self.close(result.is_ok());
+        let checkpoint = result
+            .as_ref()
+            .map_or_else(ConsumerError::keeps_handled_work, |_| true);
+        let (committed, left) = self.close(checkpoint);
         self.lock().out.report(Activity::Left);
         if !left {
             // Dropping a consumer that could not finish leaving waits for the cluster

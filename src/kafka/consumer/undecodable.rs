@@ -82,6 +82,11 @@ pub(super) struct Skipped {
     pub(super) records: u64,
     /// When the partitions were last examined.
     examined_at: Option<Instant>,
+    /// The ranges the last examination found (partition, first offset): one is acted on
+    /// only when the next finds it again, so that another reason for the same error code
+    /// (an answer too large for the settings also says BadMessage) has reached the loop
+    /// first.
+    suspects: Vec<(i32, i64)>,
 }
 
 impl<R: Role> GroupConsumer<R> {
@@ -90,6 +95,9 @@ impl<R: Role> GroupConsumer<R> {
     pub(super) fn undecodable(&self, error: &KafkaError) -> Result<(), ConsumerError> {
         {
             let mut shared = self.lock();
+            if shared.failure.is_some() {
+                return Ok(());
+            }
             let due = shared
                 .skipped
                 .examined_at
@@ -100,6 +108,8 @@ impl<R: Role> GroupConsumer<R> {
             shared.skipped.examined_at = Some(Instant::now());
         }
         let reading = self.lock().ledger.not_at_end();
+        let suspects = std::mem::take(&mut self.lock().skipped.suspects);
+        let mut found = Vec::new();
         let Ok(positions) = self.consumer().position() else {
             return Ok(());
         };
@@ -124,6 +134,10 @@ impl<R: Role> GroupConsumer<R> {
             if until == from {
                 continue;
             }
+            found.push((partition, from));
+            if !suspects.contains(&(partition, from)) {
+                continue;
+            }
             if !self.options.skip_undecodable {
                 return Err(ConsumerError::Undecodable {
                     topic: self.topic.clone(),
@@ -135,6 +149,7 @@ impl<R: Role> GroupConsumer<R> {
             }
             self.skip(partition, from, until, error)?;
         }
+        self.lock().skipped.suspects = found;
         Ok(())
     }
 
