@@ -103,6 +103,7 @@ impl ConnectionHealth {
             Connection::Ok | Connection::Fatal { .. }
         ) {
             self.state.send_replace(Connection::Ok);
+            *lock(&self.last_refusal) = None;
             self.troubled
                 .store(false, std::sync::atomic::Ordering::Relaxed);
         }
@@ -119,6 +120,8 @@ impl ConnectionHealth {
         let next = match code {
             Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => {
                 *lock(&self.last_transport_error) = Some(tidy_reason(reason));
+                // A connection that failed for another reason since: the refusal is history.
+                *lock(&self.last_refusal) = None;
                 // A single broker failing is routine (librdkafka retries); only when all are
                 // down, or a name does not resolve at all, is the cluster unreachable.
                 if code == Some(RDKafkaErrorCode::Resolve) {
@@ -303,6 +306,17 @@ mod tests {
             assert!(
                 reason.contains("this listener does not use SASL"),
                 "{reason}"
+            );
+            // Once the cluster answers again, a later outage is an outage.
+            health.mark_ok();
+            health.record(
+                &KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+                "1/1 brokers are down",
+            );
+            assert!(
+                matches!(health.current(), Connection::Unreachable { .. }),
+                "{:?}",
+                health.current()
             );
         }
     }
