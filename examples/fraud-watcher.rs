@@ -212,6 +212,7 @@ async fn main() -> anyhow::Result<()> {
         role: "fraud-watcher",
         group: args.group,
         exit_at_end: args.exit_at_end,
+        skip_undecodable: false,
     };
     let role = FraudWatcher::new(args.max_orders, TimeDelta::seconds(args.window_s));
     // Ctrl-C and SIGTERM become a stop request; the member then finishes the record in hand,

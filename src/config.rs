@@ -14,6 +14,11 @@ pub enum ConfigError {
     #[error("broker address \"{0}\" is not HOST:PORT (for example localhost:9092)")]
     BadBroker(String),
     #[error(
+        "broker address \"{address}\" has {what} in its host: a host is a name or an IP \
+         address, without spaces (separate brokers with commas: -b host1:9092,host2:9092)"
+    )]
+    BadHost { address: String, what: &'static str },
+    #[error(
         "topic name \"{0}\" is not valid: use 1 to 249 characters from a-z, A-Z, 0-9, '.', '_' and '-'"
     )]
     BadTopic(String),
@@ -218,6 +223,18 @@ fn validate_broker(broker: &str) -> Result<(), ConfigError> {
     if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
         return Err(bad());
     }
+    // librdkafka would only find out when resolving the name, ten seconds later, as "no
+    // answer".
+    if let Some(c) = host.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ConfigError::BadHost {
+            address: broker.to_owned(),
+            what: if c.is_whitespace() {
+                "a space"
+            } else {
+                "a control character"
+            },
+        });
+    }
     Ok(())
 }
 
@@ -333,5 +350,16 @@ mod tests {
             .to_string();
         assert!(err.contains("no.such.thing"), "{err}");
         assert!(KafkaSettings::new("SASL_SSL://h:9093", "t", vec![]).is_ok());
+        for (address, what) in [("local host:9092", "a space"), ("a\tb:1", "a space")] {
+            let err = KafkaSettings::new(address, "t", vec![]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::BadHost { what: w, .. } if *w == what),
+                "{err}"
+            );
+        }
+        assert!(matches!(
+            KafkaSettings::new("a\u{7}b:1", "t", vec![]),
+            Err(ConfigError::BadHost { .. })
+        ));
     }
 }

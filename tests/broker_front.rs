@@ -217,6 +217,8 @@ fn produce_codes(address: &str, topic: &str) -> Vec<(&'static str, i16)> {
     longer[8..12].copy_from_slice(&(length + 10).to_be_bytes());
     cases.push(("batchLength longer than the data", longer));
     cases.push(("7 random bytes", vec![7, 1, 9, 3, 8, 2, 6]));
+    // Over Kafka's default message.max.bytes (1,048,588 bytes a batch).
+    cases.push(("a 1,048,577-byte value", batch(&[&"x".repeat(1_048_577)])));
     cases.push(("good", good));
     cases
         .into_iter()
@@ -232,7 +234,7 @@ fn produce_codes(address: &str, topic: &str) -> Vec<(&'static str, i16)> {
         .collect()
 }
 
-const PRODUCE_CODES: [(&str, i16); 10] = [
+const PRODUCE_CODES: [(&str, i16); 11] = [
     ("CRC+1", 2),
     ("CRC 0", 2),
     ("batchLength 5", 2),
@@ -242,6 +244,7 @@ const PRODUCE_CODES: [(&str, i16); 10] = [
     ("lastOffsetDelta -100", 87),
     ("batchLength longer than the data", 87),
     ("7 random bytes", 87),
+    ("a 1,048,577-byte value", 10),
     ("good", 0),
 ];
 

@@ -2,6 +2,10 @@
 
 use clap::Args;
 
+/// The longest `--work-ms`: ten seconds a record already shows lag growing; much more would
+/// look like a hang.
+const MAX_WORK_MS: u64 = 10_000;
+
 /// Options every consumer role has.
 #[derive(Debug, Args)]
 pub struct ConsumerArgs {
@@ -13,6 +17,12 @@ pub struct ConsumerArgs {
     /// Stop once every assigned partition is read to its end (after committing), as kcat -e
     #[arg(long)]
     pub exit_at_end: bool,
+
+    /// Skip records that cannot be decoded (a corrupt batch, a compression codec this build
+    /// lacks): each range is named and counted as malformed "undecodable". Without it the
+    /// role stops at them, naming the offsets
+    #[arg(long)]
+    pub skip_undecodable: bool,
 
     /// JSON Lines on stdout, one object per line with a "type": joined, assigned, revoked,
     /// committed, commit_failed, connection, malformed, violation, notice, paused, summary,
@@ -34,8 +44,14 @@ pub struct OrderProcessorArgs {
     #[command(flatten)]
     pub consumer: ConsumerArgs,
 
-    /// Simulated work per record, in milliseconds, to make the processor slow and its lag grow
-    #[arg(long, value_name = "MS", default_value_t = 0)]
+    /// Simulated work per record, in milliseconds (at most 10,000), to make the processor
+    /// slow and its lag grow
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_WORK_MS)
+    )]
     pub work_ms: u64,
 }
 

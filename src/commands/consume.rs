@@ -28,6 +28,7 @@ fn options(role: &RoleEntry, args: &ConsumerArgs) -> ConsumerOptions {
             .clone()
             .unwrap_or_else(|| role.default_group().to_owned()),
         exit_at_end: args.exit_at_end,
+        skip_undecodable: args.skip_undecodable,
     }
 }
 
@@ -106,6 +107,7 @@ pub(super) async fn order_processor(
         built = build_order_processor(settings, &options.group, work) => built?,
         _ = interrupted.requested_async() => return Ok(ExitCode::SUCCESS),
     };
+    let role = role.stopping_on(shutdown.clone());
     run(
         settings,
         options,
@@ -189,6 +191,7 @@ mod tests {
         ConsumerArgs {
             group: group.map(str::to_owned),
             exit_at_end: true,
+            skip_undecodable: false,
             json,
             no_tui: false,
             metrics: Default::default(),

@@ -52,6 +52,7 @@ async fn start_role<R: Role>(
         role: entry.name,
         group: entry.default_group().to_owned(),
         exit_at_end: false,
+        skip_undecodable: false,
     };
     member::start(settings, options, role, out, shutdown).await
 }

@@ -63,6 +63,9 @@ pub(crate) struct ConnectionHealth {
     troubled: std::sync::atomic::AtomicBool,
     /// The last transport-level error text, kept to explain a later "all brokers down".
     last_transport_error: Mutex<Option<String>>,
+    /// The last refusal (authentication, SASL, SSL): a connection it closed counts as down
+    /// too, and the "all brokers down" that follows must not hide why.
+    last_refusal: Mutex<Option<String>>,
     /// When the last error was reported; recoveries are inferred from later successes.
     last_error_at: Mutex<Option<Instant>>,
 }
@@ -73,6 +76,7 @@ impl Default for ConnectionHealth {
             state: watch::Sender::new(Connection::Ok),
             troubled: std::sync::atomic::AtomicBool::new(false),
             last_transport_error: Mutex::new(None),
+            last_refusal: Mutex::new(None),
             last_error_at: Mutex::new(None),
         }
     }
@@ -99,6 +103,7 @@ impl ConnectionHealth {
             Connection::Ok | Connection::Fatal { .. }
         ) {
             self.state.send_replace(Connection::Ok);
+            *lock(&self.last_refusal) = None;
             self.troubled
                 .store(false, std::sync::atomic::Ordering::Relaxed);
         }
@@ -115,6 +120,8 @@ impl ConnectionHealth {
         let next = match code {
             Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::Resolve) => {
                 *lock(&self.last_transport_error) = Some(tidy_reason(reason));
+                // A connection that failed for another reason since: the refusal is history.
+                *lock(&self.last_refusal) = None;
                 // A single broker failing is routine (librdkafka retries); only when all are
                 // down, or a name does not resolve at all, is the cluster unreachable.
                 if code == Some(RDKafkaErrorCode::Resolve) {
@@ -126,18 +133,24 @@ impl ConnectionHealth {
                 }
             }
             Some(RDKafkaErrorCode::AllBrokersDown) => {
-                let reason = lock(&self.last_transport_error)
-                    .clone()
-                    .unwrap_or_else(|| tidy_reason(reason));
-                Some(Connection::Unreachable { reason })
+                if let Some(reason) = lock(&self.last_refusal).clone() {
+                    Some(Connection::Refused { reason })
+                } else {
+                    let reason = lock(&self.last_transport_error)
+                        .clone()
+                        .unwrap_or_else(|| tidy_reason(reason));
+                    Some(Connection::Unreachable { reason })
+                }
             }
             Some(
                 RDKafkaErrorCode::Authentication
                 | RDKafkaErrorCode::SaslAuthenticationFailed
                 | RDKafkaErrorCode::SSL,
-            ) => Some(Connection::Refused {
-                reason: tidy_reason(reason),
-            }),
+            ) => {
+                let reason = refusal_words(&tidy_reason(reason));
+                *lock(&self.last_refusal) = Some(reason.clone());
+                Some(Connection::Refused { reason })
+            }
             Some(RDKafkaErrorCode::Fatal) => Some(Connection::Fatal {
                 reason: tidy_reason(reason),
             }),
@@ -148,6 +161,25 @@ impl ConnectionHealth {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             self.state.send_replace(next);
         }
+    }
+}
+
+/// A refusal in words, with what it means where librdkafka's words do not say it: a SASL
+/// client at a listener without SASL hears "SASL Handshake not supported by broker" (the
+/// built-in broker) or an empty list of "broker's supported mechanisms" (Kafka).
+pub(crate) fn refusal_words(reason: &str) -> String {
+    let no_sasl = reason.contains("SASL Handshake not supported by broker")
+        || reason
+            .trim_end()
+            .ends_with("broker's supported mechanisms:");
+    if no_sasl {
+        format!(
+            "{}; this listener does not use SASL: leave out -X security.protocol=SASL_… and \
+             the sasl.* settings, or point -b at the cluster's SASL listener",
+            reason.trim_end()
+        )
+    } else {
+        reason.to_owned()
     }
 }
 
@@ -250,6 +282,43 @@ mod tests {
             "Connect to ipv4#127.0.0.1:9092 failed: Connection refused"
         );
         assert_eq!(tidy_reason("1/1 brokers are down"), "1/1 brokers are down");
+    }
+
+    #[test]
+    fn a_sasl_client_at_a_listener_without_sasl_is_told_so_past_all_brokers_down() {
+        for said in [
+            "sasl_plaintext://127.0.0.1:1/bootstrap: Failed to initialize SASL authentication: \
+             SASL Handshake not supported by broker (required by mechanism PLAIN) (after 0ms in \
+             state AUTH_LEGACY)",
+            "sasl_plaintext://127.0.0.1:1/bootstrap: SASL PLAIN mechanism handshake failed: \
+             Broker: Request not valid in current SASL state: broker's supported mechanisms:  \
+             (after 0ms in state AUTH_HANDSHAKE)",
+        ] {
+            let health = ConnectionHealth::default();
+            health.record(&KafkaError::Global(RDKafkaErrorCode::Authentication), said);
+            health.record(
+                &KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+                "1/1 brokers are down",
+            );
+            let Connection::Refused { reason } = health.current() else {
+                panic!("{:?}", health.current());
+            };
+            assert!(
+                reason.contains("this listener does not use SASL"),
+                "{reason}"
+            );
+            // Once the cluster answers again, a later outage is an outage.
+            health.mark_ok();
+            health.record(
+                &KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+                "1/1 brokers are down",
+            );
+            assert!(
+                matches!(health.current(), Connection::Unreachable { .. }),
+                "{:?}",
+                health.current()
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::types::RDKafkaErrorCode;
 
 use super::producer::{OrderProducer, ProducerError};
 use crate::config::KafkaSettings;
@@ -22,13 +23,62 @@ pub(crate) const HEADER_SOURCE_OFFSET: &str = "orderflow.source.offset";
 pub(crate) const HEADER_SOURCE_TIMESTAMP: &str = "orderflow.source.timestamp";
 /// Header: the consumer group that dead-lettered it.
 pub(crate) const HEADER_GROUP: &str = "orderflow.group";
-/// Header, only on a cut-down copy: the original value's size in bytes.
+/// Header, only on a copy whose value was cut down: the original value's size in bytes.
 pub(crate) const HEADER_TRUNCATED: &str = "orderflow.truncated";
+/// Header, only on a copy whose key was cut down: the original key's size in bytes.
+pub(crate) const HEADER_KEY_TRUNCATED: &str = "orderflow.key.truncated";
 
-/// Values larger than this are dead-lettered cut down to this size (with
-/// [`HEADER_TRUNCATED`]): Kafka's default limit is about 1 MB per record, and a dead letter
-/// that can never be delivered would stop the processor at every restart.
-pub(crate) const MAX_DEAD_LETTER_VALUE: usize = 1_000_000;
+/// A dead letter's key, value and headers together stay within this many bytes, under
+/// Kafka's default limit of 1,048,588 bytes a batch with room for the batch's own: a dead
+/// letter that can never be delivered would stop the processor at every restart (a record
+/// with a 17 MB key did).
+pub(crate) const MAX_DEAD_LETTER_BYTES: usize = 1_000_000;
+
+/// Keys longer than this are cut to it first, so that a huge key leaves the value (what
+/// someone inspecting the dead letter needs most) its room.
+pub(crate) const MAX_DEAD_LETTER_KEY: usize = 16_384;
+
+/// The `orderflow.error` header is cut to this many bytes: a problem's words may quote the
+/// record.
+const MAX_ERROR_HEADER: usize = 4_096;
+
+/// The key and value a dead letter carries: the record's, or the start of each when the
+/// record is too large to dead-letter whole, with their original sizes.
+#[derive(Debug, PartialEq, Eq)]
+struct CutDown<'a> {
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    /// The key's and the value's original sizes, for those that were cut.
+    key_was: Option<usize>,
+    value_was: Option<usize>,
+}
+
+/// Cuts `key` and `value` so that they and `headers` bytes of headers (the truncation
+/// headers included) fit in [`MAX_DEAD_LETTER_BYTES`].
+fn cut_down<'a>(key: Option<&'a [u8]>, value: Option<&'a [u8]>, headers: usize) -> CutDown<'a> {
+    let key_was = key
+        .filter(|k| k.len() > MAX_DEAD_LETTER_KEY)
+        .map(<[u8]>::len);
+    let key = key.map(|k| &k[..k.len().min(MAX_DEAD_LETTER_KEY)]);
+    let room = MAX_DEAD_LETTER_BYTES.saturating_sub(headers + key.map_or(0, <[u8]>::len));
+    let value_was = value.filter(|v| v.len() > room).map(<[u8]>::len);
+    let value = value.map(|v| &v[..v.len().min(room)]);
+    CutDown {
+        key,
+        value,
+        key_was,
+        value_was,
+    }
+}
+
+/// The start of `text`, at most `max` bytes, cut at a character boundary.
+fn cut_text(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 /// The dead-letter topic of `topic`.
 pub(crate) fn dead_letter_topic(topic: &str) -> String {
@@ -54,12 +104,33 @@ pub(crate) enum DeadLetterError {
         failed: u64,
         reason: String,
     },
+    /// A dead letter cut down to [`MAX_DEAD_LETTER_BYTES`] was still too large: the topic's
+    /// own limit is lower, and no restart gets past it until someone raises it.
+    #[error(
+        "the dead-letter topic {topic} refused {failed} dead letter(s) as too large, although \
+         each was cut to at most {max} bytes: the topic's max.message.bytes (or a -X \
+         message.max.bytes) is lower than Kafka's default. Raise it (kafka-configs.sh --bootstrap-server {brokers} --alter \
+         --entity-type topics --entity-name {topic} --add-config max.message.bytes=1048588) \
+         and start order-processor again: the records were not committed and are read again",
+        max = human_bytes(MAX_DEAD_LETTER_BYTES)
+    )]
+    TooLarge {
+        topic: String,
+        brokers: String,
+        failed: u64,
+    },
+}
+
+fn human_bytes(n: usize) -> String {
+    crate::report::human::count(n as u64)
 }
 
 /// Writes dead letters and confirms their delivery before the source offsets are committed.
 pub(crate) struct DeadLetters {
     producer: OrderProducer,
     group: String,
+    /// The cluster, for the instruction of [`DeadLetterError::TooLarge`].
+    brokers: String,
     /// Delivery failures already reported.
     failures_seen: u64,
     /// How long librdkafka tries to deliver a dead letter (message.timeout.ms).
@@ -81,6 +152,7 @@ impl DeadLetters {
         Ok(DeadLetters {
             producer,
             group: group.to_owned(),
+            brokers: settings.bootstrap(),
             failures_seen: 0,
             delivery_timeout: Duration::from_millis(timeout_ms),
         })
@@ -123,28 +195,56 @@ impl DeadLetters {
         let partition = record.partition.to_string();
         let offset = record.offset.to_string();
         let timestamp = record.timestamp_ms.map(|t| t.to_string());
-        let mut headers = OwnedHeaders::new()
-            .insert(header(HEADER_REASON, reason))
-            .insert(header(HEADER_ERROR, error))
-            .insert(header(HEADER_SOURCE_TOPIC, record.topic))
-            .insert(header(HEADER_SOURCE_PARTITION, &partition))
-            .insert(header(HEADER_SOURCE_OFFSET, &offset))
-            .insert(header(HEADER_GROUP, &self.group));
+        let error = cut_text(error, MAX_ERROR_HEADER);
+        let mut fields = vec![
+            (HEADER_REASON, reason),
+            (HEADER_ERROR, error),
+            (HEADER_SOURCE_TOPIC, record.topic),
+            (HEADER_SOURCE_PARTITION, &partition),
+            (HEADER_SOURCE_OFFSET, &offset),
+            (HEADER_GROUP, &self.group),
+        ];
         if let Some(timestamp) = &timestamp {
-            headers = headers.insert(header(HEADER_SOURCE_TIMESTAMP, timestamp));
+            fields.push((HEADER_SOURCE_TIMESTAMP, timestamp));
         }
-        let mut value = record.value;
-        let original_size;
-        if let Some(v) = value.filter(|v| v.len() > MAX_DEAD_LETTER_VALUE) {
-            original_size = v.len().to_string();
-            headers = headers.insert(header(HEADER_TRUNCATED, &original_size));
-            value = Some(&v[..MAX_DEAD_LETTER_VALUE]);
+        // Each header costs its key and value and at most 10 bytes of lengths; the two
+        // truncation headers are counted whether or not they are needed.
+        let header_bytes = fields
+            .iter()
+            .chain(&[(HEADER_TRUNCATED, "18446744073709551615"); 2])
+            .map(|(k, v)| k.len() + v.len() + 10)
+            .sum();
+        let cut = cut_down(record.key, record.value, header_bytes);
+        let key_was = cut.key_was.map(|n| n.to_string());
+        let value_was = cut.value_was.map(|n| n.to_string());
+        if let Some(size) = &value_was {
+            fields.push((HEADER_TRUNCATED, size));
         }
+        if let Some(size) = &key_was {
+            fields.push((HEADER_KEY_TRUNCATED, size));
+        }
+        let headers = fields
+            .into_iter()
+            .fold(OwnedHeaders::new(), |headers, (k, v)| {
+                headers.insert(header(k, v))
+            });
         self.producer
-            .send_record(record.key, value, headers)
-            .map_err(|reason| DeadLetterError::Producer {
-                topic: self.topic().to_owned(),
-                reason,
+            .send_record(cut.key, cut.value, headers)
+            .map_err(|reason| match reason {
+                // The client's own message.max.bytes (-X) is below the cut-down size.
+                ProducerError::Send(e)
+                    if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) =>
+                {
+                    DeadLetterError::TooLarge {
+                        topic: self.topic().to_owned(),
+                        brokers: self.brokers.clone(),
+                        failed: 1,
+                    }
+                }
+                reason => DeadLetterError::Producer {
+                    topic: self.topic().to_owned(),
+                    reason,
+                },
             })
     }
 
@@ -158,6 +258,14 @@ impl DeadLetters {
         }
         let deliveries = self.producer.deliveries();
         let failed = deliveries.failed();
+        if deliveries.too_large() > 0 {
+            // Sending it again would be refused again: stop, saying what lets it through.
+            return Err(DeadLetterError::TooLarge {
+                topic: self.topic().to_owned(),
+                brokers: self.brokers.clone(),
+                failed: deliveries.too_large(),
+            });
+        }
         if failed > self.failures_seen || self.producer.in_flight() > 0 {
             let new = failed - self.failures_seen;
             self.failures_seen = failed;
@@ -205,6 +313,55 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
 mod tests {
     use super::*;
     use crate::kafka::topic::TopicError;
+
+    #[test]
+    fn a_huge_key_and_value_are_cut_to_what_the_dead_letter_topic_takes() {
+        let key = vec![b'k'; 17_000_000];
+        let value = vec![b'v'; 17_000_000];
+        let cut = cut_down(Some(&key), Some(&value), 500);
+        assert_eq!(cut.key.map(<[u8]>::len), Some(MAX_DEAD_LETTER_KEY));
+        assert_eq!(cut.key_was, Some(17_000_000));
+        assert_eq!(cut.value_was, Some(17_000_000));
+        assert_eq!(
+            cut.key.unwrap().len() + cut.value.unwrap().len() + 500,
+            MAX_DEAD_LETTER_BYTES
+        );
+    }
+
+    #[test]
+    fn a_record_that_fits_is_dead_lettered_whole() {
+        let cut = cut_down(Some(b"order-1"), Some(b"{not json"), 500);
+        assert_eq!(
+            cut,
+            CutDown {
+                key: Some(b"order-1"),
+                value: Some(b"{not json"),
+                key_was: None,
+                value_was: None,
+            }
+        );
+        // A value exactly at the room left is not cut; one byte more is.
+        let room = MAX_DEAD_LETTER_BYTES - 500 - 7;
+        let value = vec![b'v'; room + 1];
+        assert_eq!(
+            cut_down(Some(b"order-1"), Some(&value[..room]), 500).value_was,
+            None
+        );
+        assert_eq!(
+            cut_down(Some(b"order-1"), Some(&value), 500).value_was,
+            Some(room + 1)
+        );
+        let no_key = cut_down(None, None, 500);
+        assert_eq!((no_key.key, no_key.value), (None, None));
+    }
+
+    #[test]
+    fn a_long_error_is_cut_at_a_character_boundary() {
+        let error = "é".repeat(3_000);
+        let cut = cut_text(&error, MAX_ERROR_HEADER);
+        assert!(cut.len() <= MAX_ERROR_HEADER && error.starts_with(cut));
+        assert_eq!(cut_text("short", MAX_ERROR_HEADER), "short");
+    }
 
     #[test]
     fn the_reason_is_said_once_in_the_error_chain() {

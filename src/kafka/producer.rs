@@ -58,6 +58,9 @@ pub(crate) struct Deliveries {
     not_written: Failures,
     /// Failed events that were sent and never answered: Kafka may have written them.
     unknown: Failures,
+    /// Failed events refused for their size (by the client's message.max.bytes or the
+    /// topic's max.message.bytes): sending them again cannot help.
+    too_large: AtomicU64,
 }
 
 /// A count of failed events and the first one's reason (later ones are usually the same).
@@ -94,6 +97,11 @@ impl Deliveries {
 
     pub(crate) fn failed(&self) -> u64 {
         self.failed.load(Ordering::Relaxed)
+    }
+
+    /// How many of the failed events were refused as too large.
+    pub(crate) fn too_large(&self) -> u64 {
+        self.too_large.load(Ordering::Relaxed)
     }
 
     /// The failed events in words, told apart by what Kafka may hold: "12 never reached Kafka
@@ -174,6 +182,15 @@ impl ProducerContext for ProduceContext {
             Err((error, message)) => {
                 tracing::debug!(%error, partition = message.partition(), "delivery failed");
                 let persistence = persistence(message);
+                if matches!(
+                    error.rdkafka_error_code(),
+                    Some(
+                        RDKafkaErrorCode::MessageSizeTooLarge
+                            | RDKafkaErrorCode::MessageBatchTooLarge
+                    )
+                ) {
+                    self.deliveries.too_large.fetch_add(1, Ordering::Relaxed);
+                }
                 self.deliveries
                     .fail(describe_failure(error, persistence), persistence);
             }

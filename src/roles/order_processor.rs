@@ -17,6 +17,7 @@ use crate::domain::event::OrderEvent;
 use crate::domain::lifecycle::{Lifecycles, Violation};
 use crate::report::activity::{Activity, Outcome, PartitionStart, Report, RoleCounters};
 use crate::report::human;
+use crate::shutdown::Shutdown;
 
 /// The orders of one partition.
 struct PartitionOrders {
@@ -32,6 +33,8 @@ pub(crate) struct OrderProcessor {
     dead_letters: Box<dyn DeadLetterSink>,
     /// Simulated work per record (`--work-ms`), to create lag in a workshop.
     work: Duration,
+    /// Ends the simulated work early: a stop request is not kept waiting by it.
+    stop: Option<Shutdown>,
     valid: u64,
     violations: Tally,
     malformed: Tally,
@@ -46,11 +49,31 @@ impl OrderProcessor {
             partitions: HashMap::new(),
             dead_letters,
             work,
+            stop: None,
             valid: 0,
             violations: Tally::default(),
             malformed: Tally::default(),
             dead_lettered: 0,
             flush_failure: FlushFailure::default(),
+        }
+    }
+
+    /// The simulated work ends early at a stop request (Ctrl-C, SIGTERM).
+    pub(crate) fn stopping_on(mut self, stop: Shutdown) -> OrderProcessor {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Waits out the simulated work of one record, or until a stop is requested.
+    fn work(&self) {
+        const STEP: Duration = Duration::from_millis(10);
+        let until = Instant::now() + self.work;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.stop.as_ref().is_some_and(Shutdown::requested) {
+                return;
+            }
+            std::thread::sleep(left.min(STEP));
         }
     }
 
@@ -134,7 +157,7 @@ impl Role for OrderProcessor {
         out: &mut dyn Report,
     ) -> Result<(), RoleError> {
         if !self.work.is_zero() {
-            std::thread::sleep(self.work);
+            self.work();
         }
         let (outcome, routed_to) = match OrderEvent::from_record(record.key, record.value) {
             Err(error) => {

@@ -29,6 +29,12 @@ pub(crate) enum BatchError {
     /// transactional id on the request.
     #[error("{0}")]
     TransactionalWithoutId(&'static str),
+    /// 10 MESSAGE_TOO_LARGE: a batch over Kafka's default `message.max.bytes`.
+    #[error(
+        "The record batch size in the append is {0} bytes which exceeds the maximum \
+         configured value of {MAX_MESSAGE_BYTES}."
+    )]
+    TooLarge(usize),
 }
 
 impl BatchError {
@@ -40,9 +46,16 @@ impl BatchError {
             BatchError::UnknownCodec(_) => -1,
             BatchError::UnsupportedCompression(_) => 76,
             BatchError::TransactionalWithoutId(_) => 53,
+            BatchError::TooLarge(_) => 10,
         }
     }
 }
+
+/// Kafka's default `message.max.bytes` (1 MiB + LOG_OVERHEAD), the largest batch a broker
+/// stores. The mock takes any size, then drops a partition's oldest records past 5 MB: one
+/// 17 MB record emptied its partition, itself included, and the producer was told it was
+/// stored.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1_048_588;
 
 /// baseOffset (8) + batchLength (4): the part of a batch its length does not count.
 const LOG_OVERHEAD: usize = 12;
@@ -68,6 +81,9 @@ pub(crate) struct ProduceContext {
 /// Checks one partition's records as Kafka does before appending them.
 pub(crate) fn validate(records: &[u8], context: ProduceContext) -> Result<(), BatchError> {
     let batch = first_batch(records)?;
+    if batch.len() > MAX_MESSAGE_BYTES {
+        return Err(BatchError::TooLarge(batch.len()));
+    }
     let rest = &records[batch.len()..];
     // Kafka's batch iterator stops quietly at a truncated trailing batch (the first is then
     // stored), but a second complete batch is refused: v2 requests carry exactly one.

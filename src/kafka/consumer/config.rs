@@ -16,6 +16,9 @@ pub struct ConsumerOptions {
     pub group: String,
     /// Stop once every assigned partition is drained.
     pub exit_at_end: bool,
+    /// Records that cannot be decoded are skipped (counted and named) instead of stopping
+    /// the member.
+    pub skip_undecodable: bool,
 }
 
 /// fetch.wait.max.ms with `--exit-at-end`: how long an empty fetch waits before it reports

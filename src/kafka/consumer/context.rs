@@ -14,7 +14,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::error::{commit_trouble, is_rebalancing};
+use super::error::{ConsumerError, commit_trouble, is_rebalancing, oversized_response};
 use super::history::History;
 use super::shared::Shared;
 use super::{ConsumerControl, OUTAGE_MEMORY};
@@ -52,6 +52,17 @@ impl<R: Role> ClientContext for GroupContext<R> {
     fn error(&self, error: KafkaError, reason: &str) {
         let transport =
             error.rdkafka_error_code() == Some(RDKafkaErrorCode::BrokerTransportFailure);
+        if let Some((size, limit)) = oversized_response(reason) {
+            // librdkafka drops the connection and fetches the same answer again for ever.
+            let mut shared = self.lock();
+            let unread = shared.ledger.not_at_end();
+            shared.fail(ConsumerError::ResponseTooLarge {
+                topic: self.topic.clone(),
+                size,
+                limit,
+                unread,
+            });
+        }
         self.health.error(error, reason);
         if transport {
             let mut shared = self.lock();

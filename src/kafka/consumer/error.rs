@@ -8,6 +8,7 @@ use crate::kafka::client::ConnectError;
 use crate::kafka::fault;
 use crate::kafka::group_protocol::BrokerSideProperty;
 use crate::kafka::topic::TopicError;
+use crate::report::human;
 use crate::roles::RoleError;
 
 /// Why a consumer role stopped with an error.
@@ -49,6 +50,37 @@ pub enum ConsumerError {
         group: String,
         reason: String,
     },
+    #[error(
+        "an answer of {} bytes to a fetch of {topic} is larger than this consumer's \
+         receive.message.max.bytes ({} bytes): a record there is larger than these settings \
+         take, and its partition cannot be read past it ({} not read to the end). Start the role again with -X \
+         receive.message.max.bytes={suggested} (and any -X fetch.max.bytes at least 512 below \
+         it), or without those -X: the defaults take every record Kafka accepts by default",
+        human::count(*size), human::count(*limit), unread_words(unread),
+        suggested = suggested_receive_limit(*size)
+    )]
+    ResponseTooLarge {
+        topic: String,
+        /// The answer's size and the limit it broke, as librdkafka logged them.
+        size: u64,
+        limit: u64,
+        /// The partitions not yet read to their end (one of them holds the record).
+        unread: Vec<i32>,
+    },
+    #[error(
+        "partition {partition} of {topic} holds records this consumer cannot decode, offsets \
+         {from} to {} ({reason}): nothing past them can be read, and they stay uncommitted. \
+         Run the role again with --skip-undecodable to skip them (counted and named), or \
+         find what wrote them (kcat -b … -t {topic} -p {partition} -o {from} -c 1)",
+        until - 1
+    )]
+    Undecodable {
+        topic: String,
+        partition: i32,
+        from: i64,
+        until: i64,
+        reason: String,
+    },
     #[error("the consumer failed: {0}")]
     Kafka(KafkaError),
     #[error("{0}")]
@@ -63,6 +95,16 @@ pub enum ConsumerError {
 }
 
 impl ConsumerError {
+    /// Whether the member may still commit what it handled: a stop on records it cannot
+    /// fetch or decode is no failure of the role's work (a flush, a record), which stays as
+    /// durable as ever, so the next owner need not read it again.
+    pub(super) fn keeps_handled_work(&self) -> bool {
+        matches!(
+            self,
+            ConsumerError::Undecodable { .. } | ConsumerError::ResponseTooLarge { .. }
+        )
+    }
+
     /// This error, saying what the member leaves uncommitted (when it leaves anything).
     pub(super) fn leaving(self, left: &[Uncommitted]) -> ConsumerError {
         if left.is_empty() {
@@ -91,6 +133,30 @@ pub(super) fn uncommitted_words(left: &[Uncommitted]) -> String {
         })
         .collect();
     words.join(", ")
+}
+
+/// Which partitions an oversized answer leaves unread, in words.
+fn unread_words(unread: &[i32]) -> String {
+    if unread.is_empty() {
+        "a partition".to_owned()
+    } else {
+        partition_words(unread)
+    }
+}
+
+/// A receive.message.max.bytes that takes an answer of `size` bytes: the next whole MiB.
+pub(super) fn suggested_receive_limit(size: u64) -> u64 {
+    (size + 1).next_multiple_of(1 << 20)
+}
+
+/// The size and limit in librdkafka's "Receive failed: Invalid response size 17000223
+/// (0..1001000): increase receive.message.max.bytes", the only word it gives of a record
+/// too large for the consumer's settings (it then retries the same fetch for ever).
+pub(super) fn oversized_response(reason: &str) -> Option<(u64, u64)> {
+    let rest = reason.split_once("Invalid response size ")?.1;
+    let (size, rest) = rest.split_once(" (")?;
+    let limit = rest.split_once("..")?.1.split_once(')')?.0;
+    Some((size.parse().ok()?, limit.parse().ok()?))
 }
 
 /// "partition 1", "partitions 0, 1, 2".
@@ -207,6 +273,29 @@ mod tests {
         let error = ConsumerError::Kafka(KafkaError::OffsetFetch(RDKafkaErrorCode::Fatal));
         assert!(std::error::Error::source(&error).is_none());
         assert!(error.to_string().contains("Fatal"), "{error}");
+    }
+
+    #[test]
+    fn an_oversized_answer_is_read_from_librdkafkas_words() {
+        let reason = "127.0.0.1:23934/1: Receive failed: Invalid response size 17000223 \
+                      (0..1001000): increase receive.message.max.bytes (after 110ms in state UP)";
+        assert_eq!(oversized_response(reason), Some((17_000_223, 1_001_000)));
+        assert_eq!(oversized_response("1/1 brokers are down"), None);
+        assert_eq!(suggested_receive_limit(17_000_223), 17_825_792);
+        assert_eq!(suggested_receive_limit(1 << 20), 2 << 20);
+        let text = ConsumerError::ResponseTooLarge {
+            topic: "t".into(),
+            size: 17_000_223,
+            limit: 1_001_000,
+            unread: vec![1],
+        }
+        .to_string();
+        assert!(
+            text.contains("17,000,223 bytes")
+                && text.contains("cannot be read past it (partition 1 not read to the end)")
+                && text.contains("-X receive.message.max.bytes=17825792"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -82,6 +82,7 @@ fn member(flushes: &[Result<(), &'static str>]) -> Member {
         role: "test",
         group: "g".to_owned(),
         exit_at_end: false,
+        skip_undecodable: false,
     };
     let script = Arc::new(Mutex::new(Script {
         flushes: flushes.iter().copied().collect(),

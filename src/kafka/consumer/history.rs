@@ -119,6 +119,47 @@ impl History {
     }
 }
 
+/// What reading one offset found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Probe {
+    /// A record at or after the offset was read.
+    Decodable,
+    /// The batch holding it cannot be decoded.
+    Undecodable,
+    /// No answer, or the end of the partition.
+    Unknown,
+}
+
+impl History {
+    /// Reads `offset` of `partition` (at most [`PROBE_TIMEOUT`]) to tell whether it decodes.
+    pub(super) fn probe(&self, partition: i32, offset: i64) -> Probe {
+        const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+        while self.reader.poll(Duration::ZERO).is_some() {}
+        let mut assignment = TopicPartitionList::new();
+        if assignment
+            .add_partition_offset(&self.topic, partition, Offset::Offset(offset))
+            .is_err()
+            || self.reader.assign(&assignment).is_err()
+        {
+            return Probe::Unknown;
+        }
+        let deadline = Instant::now() + PROBE_TIMEOUT;
+        let found = loop {
+            match self.reader.poll(POLL_TIMEOUT) {
+                Some(Ok(_)) => break Probe::Decodable,
+                Some(Err(e)) if super::undecodable::is_undecodable(&e) => {
+                    break Probe::Undecodable;
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => break Probe::Unknown,
+                _ if Instant::now() >= deadline => break Probe::Unknown,
+                _ => {}
+            }
+        };
+        let _ = self.reader.unassign();
+        found
+    }
+}
+
 /// Its errors are the [`KafkaError`]s themselves, boxed: the take-over tells the cluster's
 /// weather (retried) from a role's own failure by downcasting to it.
 impl Replay for History {

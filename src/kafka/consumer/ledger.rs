@@ -130,6 +130,20 @@ impl Ledger {
         self.reading.is_empty()
     }
 
+    /// The partitions being read that have not been read to their end.
+    pub(crate) fn not_at_end(&self) -> Vec<i32> {
+        self.reading
+            .iter()
+            .filter(|&(_, &at_end)| !at_end)
+            .map(|(&p, _)| p)
+            .collect()
+    }
+
+    /// Whether `partition` is being read and has been read to its end.
+    pub(crate) fn at_end(&self, partition: i32) -> bool {
+        self.reading.get(&partition) == Some(&true)
+    }
+
     /// Whether every partition being read has been read to its end.
     pub(crate) fn all_at_end(&self) -> bool {
         self.reading.values().all(|&at_end| at_end)

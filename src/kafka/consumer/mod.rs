@@ -38,6 +38,7 @@ mod ledger;
 mod poll;
 mod shared;
 mod take_over;
+mod undecodable;
 
 #[cfg(test)]
 mod failure_tests;
@@ -47,7 +48,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::FromClientConfigAndContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 
 pub use self::config::ConsumerOptions;
@@ -63,7 +64,9 @@ use crate::kafka::client::{
     ConnectError, Connection, ConnectionHealth, close_promptly, process_tag,
 };
 use crate::kafka::group_protocol::{BUILT_IN_KIP848_NOTICE, GroupProtocol, MemberProtocol};
-use crate::kafka::topic::{APPEAR_WAIT, Patience, TopicUser, TopicWaitError, wait_for_topic};
+use crate::kafka::topic::{
+    APPEAR_WAIT, Patience, TopicAnswer, TopicMetadata, TopicUser, TopicWaitError, wait_for_topic,
+};
 use crate::report::activity::{Activity, PartitionProgress, Report};
 use crate::roles::Role;
 use crate::shutdown::Shutdown;
@@ -204,7 +207,7 @@ impl<R: Role> GroupConsumer<R> {
             appear: APPEAR_WAIT,
         };
         match wait_for_topic(
-            self.consumer().client(),
+            &Serving(self.consumer()),
             &self.topic,
             &self.brokers,
             TopicUser::Consumer,
@@ -275,7 +278,10 @@ impl<R: Role> GroupConsumer<R> {
         self.connect()?;
         let result = self.poll_loop(shutdown);
         // Whatever happened, leave cleanly: finish what is durable, commit it, leave the group.
-        let (committed, left) = self.close(result.is_ok());
+        let checkpoint = result
+            .as_ref()
+            .map_or_else(ConsumerError::keeps_handled_work, |_| true);
+        let (committed, left) = self.close(checkpoint);
         self.lock().out.report(Activity::Left);
         if !left {
             // Dropping a consumer that could not finish leaving waits for the cluster
@@ -361,6 +367,11 @@ impl<R: Role> GroupConsumer<R> {
             query.add_partition(&self.topic, p);
         }
         let committed = self.consumer().committed_offsets(query, QUICK).ok()?;
+        let at_end: Vec<i32> = owned
+            .iter()
+            .copied()
+            .filter(|&p| self.lock().ledger.at_end(p))
+            .collect();
         let history = &self.consumer().context().history;
         owned
             .into_iter()
@@ -372,18 +383,48 @@ impl<R: Role> GroupConsumer<R> {
                         Offset::Offset(o) => Some(o),
                         _ => None,
                     });
+                // A partition read to its end without a commit (it was empty) stands at its
+                // end: null would say it was never read.
+                let position = committed.or(at_end.contains(&partition).then_some(end));
                 Some((
                     partition,
                     PartitionProgress {
                         partition,
-                        position: committed,
+                        position,
                         committed,
                         end: Some(end),
-                        lag: committed.map(|c| end - c),
+                        lag: position.map(|p| end - p),
                     },
                 ))
             })
             .collect()
+    }
+}
+
+/// The consumer's metadata client, serving the consumer's events around each request: a
+/// consumer's error events (a refused connection, every broker down) reach its context
+/// only through `poll`, so without it the start-up check heard nothing of them and waited
+/// out its 10 s, where the producer (whose events a thread serves) said so in 0.2 s.
+struct Serving<'a, C: ConsumerContext>(&'a BaseConsumer<C>);
+
+impl<C: ConsumerContext> Serving<'_, C> {
+    /// Not subscribed yet, so a poll returns no record, only serves events.
+    fn serve(&self) {
+        let _ = self.0.poll(Duration::ZERO);
+    }
+}
+
+impl<C: ConsumerContext> TopicMetadata for Serving<'_, C> {
+    fn describe_topic(&self, topic: &str, timeout: Duration) -> Option<TopicAnswer> {
+        self.serve();
+        let answer = self.0.client().describe_topic(topic, timeout);
+        self.serve();
+        answer
+    }
+
+    fn topic_names(&self, timeout: Duration) -> Option<Vec<String>> {
+        self.serve();
+        self.0.client().topic_names(timeout)
     }
 }
 

@@ -15,6 +15,7 @@ use rdkafka::{Message, Timestamp, TopicPartitionList};
 use super::error::ConsumerError;
 use super::shared::Shared;
 use super::take_over::{TakeOver, topic_exists};
+use super::undecodable::is_undecodable;
 use super::{
     EMPTY_ASSIGNMENT_GRACE, Ending, GroupConsumer, POLL_TIMEOUT, PROGRESS_INTERVAL,
     SUMMARY_INTERVAL, TOPIC_GONE_AFTER,
@@ -257,7 +258,6 @@ impl<R: Role> GroupConsumer<R> {
                     .map_err(ConsumerError::Role)?;
                 shared.ledger.handled(record.partition, record.offset);
                 shared.records += 1;
-                shared.consumer_trouble = None;
                 shared.topic_missing_since = None;
                 // Only the producer's clock says when an event was made; a broker's
                 // LogAppendTime would leave out the time to reach Kafka.
@@ -327,13 +327,17 @@ impl<R: Role> GroupConsumer<R> {
                 .topic_missing_since
                 .get_or_insert_with(Instant::now);
         }
-        // While a broker is down librdkafka reports the same error for every failed fetch:
-        // tell it once, until records flow again.
+        // While a broker is down, or a batch cannot be decoded, librdkafka reports the same
+        // error for every failed fetch: tell it once, then with a count every few seconds.
         let text = format!("consumer error: {error}");
-        let mut shared = self.lock();
-        if shared.consumer_trouble.as_ref() != Some(&text) {
-            shared.consumer_trouble = Some(text.clone());
-            shared.out.report(Activity::Notice(text));
+        {
+            let mut shared = self.lock();
+            if let Some(line) = shared.consumer_trouble.tell(&text, Instant::now()) {
+                shared.out.report(Activity::Notice(line));
+            }
+        }
+        if is_undecodable(&error) {
+            self.undecodable(&error)?;
         }
         Ok(())
     }
@@ -363,7 +367,12 @@ impl<R: Role> GroupConsumer<R> {
         };
         let latency_stats = latency.stats();
         latency.clear();
-        let (malformed, malformed_by_kind) = shared.role.malformed();
+        let (mut malformed, mut malformed_by_kind) = shared.role.malformed();
+        // Skipped undecodable records are malformed ones the role never saw.
+        if shared.skipped.records > 0 {
+            malformed += shared.skipped.records;
+            *malformed_by_kind.entry("undecodable").or_default() += shared.skipped.records;
+        }
         Summary {
             role: self.options.role,
             group: self.options.group.clone(),

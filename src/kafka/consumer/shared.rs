@@ -11,6 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::context::GroupContext;
 use super::error::{ConsumerError, is_rebalancing, rebalancing_words, uncommitted_words};
 use super::ledger::Ledger;
+use super::undecodable::{Repeats, Skipped};
 use crate::kafka::cluster_watch::ClusterWatch;
 use crate::report::activity::{Activity, PartitionProgress, PartitionStart, Report};
 use crate::report::latency::Latencies;
@@ -30,8 +31,11 @@ pub(super) struct Shared<R> {
     pub(super) watch: ClusterWatch,
     /// The last commit problem told, so a commit failing every second is told once.
     pub(super) commit_trouble: Option<String>,
-    /// The last consumer error told, until records flow again.
-    pub(super) consumer_trouble: Option<String>,
+    /// Consumer errors told, each once and then with a count (librdkafka repeats one for
+    /// every failed fetch, thousands a second).
+    pub(super) consumer_trouble: Repeats,
+    /// Undecodable records skipped (`--skip-undecodable`).
+    pub(super) skipped: Skipped,
     /// Since when librdkafka reports the topic (or a partition) unknown, until records flow
     /// again: long enough, and the cluster confirms, and the topic was deleted.
     pub(super) topic_missing_since: Option<Instant>,
@@ -65,7 +69,8 @@ impl<R: Role> Shared<R> {
             taken_over: Vec::new(),
             watch: ClusterWatch::default(),
             commit_trouble: None,
-            consumer_trouble: None,
+            consumer_trouble: Repeats::default(),
+            skipped: Skipped::default(),
             topic_missing_since: None,
             assigned_once: false,
             changed_at: Instant::now(),

@@ -16,6 +16,7 @@ use super::shared::Shared;
 use super::{GroupConsumer, OUTAGE_MEMORY, TOPIC_GONE_AFTER};
 use crate::kafka::fault::{self, Fault};
 use crate::report::activity::{Activity, PartitionStart};
+use crate::report::human;
 use crate::roles::{Role, RoleError};
 
 /// How long one attempt to learn where newly assigned partitions start (the group's commits,
@@ -36,6 +37,9 @@ struct StartsAnswer {
     /// Asked only when the cluster said it does not know the topic or a partition: whether
     /// the topic exists (None: the cluster did not answer).
     topic_exists: Option<bool>,
+    /// Partitions whose committed offset is past their end, with that offset and the end:
+    /// they start where auto.offset.reset says, as librdkafka would (silently) reset them.
+    past_end: Vec<(i32, i64, i64)>,
 }
 
 /// Where each newly assigned partition starts: the group's committed offset, or the earliest
@@ -66,6 +70,7 @@ fn query_starts<C: ConsumerContext>(
     for &p in partitions {
         query.add_partition(topic, p);
     }
+    let mut past_end = Vec::new();
     let starts: Vec<(i32, Result<PartitionStart, KafkaError>)> =
         match consumer.committed_offsets(query, TAKE_OVER_TIMEOUT) {
             Err(e) => partitions.iter().map(|&p| (p, Err(e.clone()))).collect(),
@@ -79,18 +84,31 @@ fn query_starts<C: ConsumerContext>(
                                 Offset::Offset(o) if o >= 0 => Some(o),
                                 _ => None,
                             });
-                    let start = bounds(partition).map(|(low, high)| PartitionStart {
-                        partition,
-                        // A committed offset below the earliest one (retention removed
-                        // records) resets to the earliest, as auto.offset.reset=earliest does.
-                        start: match committed {
-                            Some(c) => c.max(low),
-                            None if from_end => high,
-                            None => low,
-                        },
-                        committed: committed.is_some(),
-                        low,
-                        high,
+                    let start = bounds(partition).map(|(low, high)| {
+                        // A committed offset past the end points at records that do not exist
+                        // (offsets of a topic deleted and created again, or set by hand): it
+                        // counts as no commit, and the member says so.
+                        let committed = committed.filter(|&c| {
+                            let usable = c <= high;
+                            if !usable {
+                                past_end.push((partition, c, high));
+                            }
+                            usable
+                        });
+                        PartitionStart {
+                            partition,
+                            // A committed offset below the earliest one (retention removed
+                            // records) resets to the earliest, as auto.offset.reset=earliest
+                            // does.
+                            start: match committed {
+                                Some(c) => c.max(low),
+                                None if from_end => high,
+                                None => low,
+                            },
+                            committed: committed.is_some(),
+                            low,
+                            high,
+                        }
                     });
                     (partition, start)
                 })
@@ -109,6 +127,7 @@ fn query_starts<C: ConsumerContext>(
     StartsAnswer {
         starts,
         topic_exists,
+        past_end,
     }
 }
 
@@ -289,6 +308,21 @@ impl<R: Role> GroupConsumer<R> {
         let mut failed: Vec<(i32, TakeOverFailure)> = Vec::new();
         {
             let mut shared = self.lock();
+            let reset = if self.consumer().context().from_end {
+                "the end (auto.offset.reset=latest)"
+            } else {
+                "the earliest offset (auto.offset.reset=earliest)"
+            };
+            for &(partition, committed, end) in &answer.past_end {
+                shared.out.report(Activity::Notice(format!(
+                    "partition {partition}: the group's committed offset {} is past the \
+                     partition's end ({}): no record has it (a topic deleted and created again \
+                     under the same name, or offsets set by hand), so it counts as no commit \
+                     and this member reads from {reset}",
+                    human::count(committed as u64),
+                    human::count(end as u64),
+                )));
+            }
             for (partition, result) in answer.starts {
                 // Revoked while the attempt ran: no longer ours to take over.
                 if !shared.ledger.awaiting().contains(&partition) {
