@@ -4,6 +4,11 @@ use clap::Args;
 
 use crate::domain::payment::Semantics;
 
+/// The longest `--work-ms` per order: a batch holds up to 500 records and is produced whole
+/// before the stage looks at a stop request again, so a larger value would make Ctrl-C look
+/// like a hang.
+const MAX_WORK_MS: u64 = 1_000;
+
 #[derive(Debug, Args)]
 pub struct PaymentsArgs {
     /// Consumer group to join [default: payments]. A new group starts at the earliest offset
@@ -34,9 +39,15 @@ pub struct PaymentsArgs {
     #[arg(long, value_name = "NAME", default_value = "1")]
     pub instance: String,
 
-    /// Simulated time the payment provider takes per PLACED order, in milliseconds: a crash
-    /// then often finds a batch half produced, which is where the semantics differ
-    #[arg(long, value_name = "MS", default_value_t = 0)]
+    /// Simulated time the payment provider takes per PLACED order, in milliseconds (at most
+    /// 1,000): a crash then often finds a batch half produced, which is where the semantics
+    /// differ
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0,
+        value_parser = clap::value_parser!(u64).range(0..=MAX_WORK_MS)
+    )]
     pub work_ms: u64,
 
     /// Stop once every assigned partition is read to its end, after committing
