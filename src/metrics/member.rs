@@ -83,7 +83,22 @@ impl Report for MemberMetrics {
             Activity::Committed { .. } => c.commits += 1,
             Activity::CommitFailed { .. } => c.commit_failures += 1,
             Activity::Paused(paused) => c.paused = paused,
-            Activity::Progress(summary) => c.latency = summary.latency,
+            Activity::Progress(summary) => {
+                if let Some(window) = &summary.latency {
+                    c.latency_run.add(&window.buckets);
+                }
+                c.latency = summary.latency;
+            }
+            // The final summary's latency is the whole run's: the records handled since the
+            // last progress report are in it too.
+            Activity::Summary(summary) if summary.last => {
+                if let Some(run) = summary
+                    .latency
+                    .filter(|run| run.buckets.count() >= c.latency_run.count())
+                {
+                    c.latency_run = *run.buckets;
+                }
+            }
             Activity::Left => c.owned = 0,
             Activity::Summary(_)
             | Activity::Joined { .. }

@@ -15,7 +15,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet}
 use prometheus_client::metrics::MetricType;
 
 use crate::report::group_view::GroupView;
-use crate::report::latency::LatencyStats;
+use crate::report::latency::{LatencyBuckets, LatencyStats};
 
 /// What one member (a role in a group) has counted, as its sink last published it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43,10 +43,13 @@ pub(crate) struct MemberCounts {
     pub(crate) paused: bool,
     /// End-to-end latency over the last progress interval (about a second).
     pub(crate) latency: Option<LatencyStats>,
+    /// End-to-end latency of every record measured since the start, in a histogram's
+    /// buckets: the progress windows added up.
+    pub(crate) latency_run: LatencyBuckets,
 }
 
 /// The producer's delivery accounting, read at scrape time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct ProducerCounts {
     /// Events handed to the producer.
     pub(crate) sent: u64,
@@ -56,6 +59,8 @@ pub(crate) struct ProducerCounts {
     pub(crate) failed: u64,
     /// Events sent and not yet acknowledged or failed (librdkafka's queue).
     pub(crate) in_flight: u64,
+    /// Enqueue to acknowledgement of every delivered event.
+    pub(crate) delivery_latency: LatencyBuckets,
 }
 
 /// Reads the producer's counters (its atomics) when Prometheus scrapes.
@@ -107,6 +112,28 @@ fn family<L: EncodeLabelSet>(
             Value::Level(n) => sample.encode_gauge(&n)?,
             Value::Real(x) => sample.encode_gauge(&x)?,
         }
+    }
+    Ok(())
+}
+
+/// Writes one histogram family: per label set, cumulative `_bucket{le}` series, `_sum` and
+/// `_count`, as prometheus-client encodes them.
+fn histograms<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, LatencyBuckets)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, buckets) in samples {
+        metric
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(
+                buckets.sum_seconds,
+                buckets.count(),
+                &buckets.by_bound(),
+                None,
+            )?;
     }
     Ok(())
 }
@@ -241,10 +268,16 @@ fn encode_members(
     });
     family(
         encoder,
-        "orderflow_end_to_end_latency_seconds",
+        "orderflow_end_to_end_latency_recent_seconds",
         "Producer timestamp to handled, over the last second's records: statistic p50, p99 and max",
         Gauge,
         quantiles,
+    )?;
+    histograms(
+        encoder,
+        "orderflow_end_to_end_latency_seconds",
+        "Producer timestamp to handled, every record measured since the start",
+        members.iter().map(|m| (member_labels(m), m.latency_run)),
     )
 }
 
@@ -385,5 +418,13 @@ fn encode_producer(
         "Events sent and not yet acknowledged: librdkafka's queue depth",
         Gauge,
         one(|p| Value::Level(p.in_flight as i64)),
+    )?;
+    histograms(
+        encoder,
+        "orderflow_producer_delivery_latency_seconds",
+        "Event handed to the producer to its acknowledgement, every delivered event",
+        producer
+            .iter()
+            .map(|p| (Vec::<(&str, String)>::new(), p.delivery_latency)),
     )
 }

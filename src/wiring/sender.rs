@@ -5,11 +5,11 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::domain::event::{MillisTimestamps, OrderKey};
 use crate::domain::generator::{OrderGenerator, Pacer};
-use crate::kafka::producer::{OrderProducer, ProducerError};
+use crate::kafka::producer::{OrderProducer, ProducerError, Stamp, wall_clock_micros};
 use crate::report::activity::Connection;
 use crate::shutdown::Shutdown;
 
@@ -50,8 +50,9 @@ pub(crate) fn send_in_background(
 trait EventSink {
     type Error;
 
-    /// Takes one event (key, JSON); `Ok(false)` means nothing more can be sent.
-    fn emit(&mut self, key: &[u8], payload: &[u8]) -> Result<bool, Self::Error>;
+    /// Takes one event (key, JSON), stamped at `now_us` (µs since the epoch, the reading its
+    /// timestamp comes from); `Ok(false)` means nothing more can be sent.
+    fn emit(&mut self, key: &[u8], payload: &[u8], now_us: i64) -> Result<bool, Self::Error>;
 
     /// Runs before the send loop naps, so buffered output appears while paced.
     fn idle(&mut self) -> Result<(), Self::Error> {
@@ -65,7 +66,7 @@ struct StdoutSink<W: Write>(W);
 impl<W: Write> EventSink for StdoutSink<W> {
     type Error = io::Error;
 
-    fn emit(&mut self, _key: &[u8], payload: &[u8]) -> io::Result<bool> {
+    fn emit(&mut self, _key: &[u8], payload: &[u8], _now_us: i64) -> io::Result<bool> {
         self.0.write_all(payload)?;
         self.0.write_all(b"\n")?;
         Ok(true)
@@ -113,8 +114,11 @@ const SERVE_REPORTS_EVERY: u32 = 256;
 impl<S: Fn() -> bool> EventSink for KafkaSink<'_, S> {
     type Error = ProducerError;
 
-    fn emit(&mut self, key: &[u8], payload: &[u8]) -> Result<bool, ProducerError> {
-        let sent = self.producer.send(key, payload, &self.stop)?;
+    fn emit(&mut self, key: &[u8], payload: &[u8], now_us: i64) -> Result<bool, ProducerError> {
+        // Times the delivery from the moment the event was stamped (never 0: that is
+        // "unstamped").
+        let stamp = (now_us.max(1)) as Stamp;
+        let sent = self.producer.send(key, payload, stamp, &self.stop)?;
         if self.sync {
             self.wait_for_delivery();
             return Ok(sent);
@@ -186,8 +190,10 @@ fn generate<K: EventSink>(
             let step = generator.next_step();
             let key = OrderKey::new(step.order_id);
             payload.clear();
-            step.encode_into(&key, &mut clock, wall_clock_millis(), &mut payload);
-            if !sink.emit(key.as_bytes(), &payload)? {
+            // One clock reading stamps the event and starts its delivery's timing.
+            let now_us = wall_clock_micros();
+            step.encode_into(&key, &mut clock, now_us / 1000, &mut payload);
+            if !sink.emit(key.as_bytes(), &payload, now_us)? {
                 return Ok(());
             }
             n += 1;
@@ -212,14 +218,6 @@ fn generate<K: EventSink>(
     Ok(())
 }
 
-/// The wall clock in whole milliseconds since the Unix epoch, as events are stamped (a clock
-/// before 1970 stamps 1970).
-fn wall_clock_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as i64)
-}
-
 impl Connection {
     /// Whether sending can go on: an outage is waited out (events queue in memory until their
     /// timeout), refused credentials and fatal errors are not.
@@ -228,7 +226,6 @@ impl Connection {
     }
 }
 
-/// Tells the user when the cluster goes away and when it is back, once each: librdkafka
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,7 +294,7 @@ mod tests {
     impl EventSink for Collect {
         type Error = ();
 
-        fn emit(&mut self, key: &[u8], payload: &[u8]) -> Result<bool, ()> {
+        fn emit(&mut self, key: &[u8], payload: &[u8], _now_us: i64) -> Result<bool, ()> {
             if self.refuse_after == Some(self.events.len()) {
                 return Ok(false);
             }

@@ -37,7 +37,7 @@ impl Dashboard {
         // (lag in time); then how long the last assignment took. Each only where it fits.
         let mut title = "this member".to_owned();
         let mut extras = Vec::new();
-        if let Some(latency) = role.summary().and_then(|s| s.latency) {
+        if let Some(latency) = role.summary().and_then(|s| s.latency.as_ref()) {
             extras.push(format!(
                 "latency p50 {} ms, p99 {} ms",
                 human::decimal(latency.p50_ms),
