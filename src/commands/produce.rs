@@ -79,7 +79,18 @@ pub(crate) async fn run(
     if args.stdout {
         to_stdout(plan, shutdown).await
     } else {
-        let settings = delivery_settings(settings, args)?;
+        let mut settings = delivery_settings(settings, args)?;
+        if metrics.is_some() {
+            // librdkafka's statistics (round trips, queue depth) for the metrics, every
+            // second; without --metrics none are made. A -X keeps the last word.
+            settings.properties.insert(
+                0,
+                crate::config::Property {
+                    key: "statistics.interval.ms".to_owned(),
+                    value: "1000".to_owned(),
+                },
+            );
+        }
         to_kafka(&settings, plan, args.json, metrics, shutdown).await
     }
 }
@@ -181,6 +192,7 @@ pub(crate) fn export_deliveries(
     producer: &Arc<OrderProducer>,
     sent: &Arc<AtomicU64>,
 ) {
+    producer.on_statistics(Box::new(metrics.producer_statistics()));
     let (producer, sent) = (Arc::clone(producer), Arc::clone(sent));
     metrics.producer(move || {
         let deliveries = producer.deliveries();

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::series::{Latest, MemberCounts};
 use crate::report::activity::{Activity, Outcome, Report};
+use crate::report::client_stats::ClientStatistics;
 
 /// The metrics of one member of a group.
 pub(crate) struct MemberMetrics {
@@ -61,6 +62,11 @@ impl MemberMetrics {
 }
 
 impl Report for MemberMetrics {
+    fn statistics(&mut self, statistics: &ClientStatistics) {
+        self.counts.client.clone_from(statistics);
+        self.publish();
+    }
+
     fn report(&mut self, activity: Activity) {
         let c = &mut self.counts;
         match activity {

@@ -14,6 +14,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
+use crate::report::client_stats::{BrokerRtt, ClientStatistics};
 use crate::report::group_view::GroupView;
 use crate::report::latency::{LatencyBuckets, LatencyStats};
 
@@ -46,6 +47,8 @@ pub(crate) struct MemberCounts {
     /// End-to-end latency of every record measured since the start, in a histogram's
     /// buckets: the progress windows added up.
     pub(crate) latency_run: LatencyBuckets,
+    /// librdkafka's last statistics of the member's client: round trips and fetch queue.
+    pub(crate) client: ClientStatistics,
 }
 
 /// The producer's delivery accounting, read at scrape time.
@@ -73,6 +76,8 @@ pub(crate) struct Latest {
     pub(crate) members: Vec<MemberCounts>,
     pub(crate) groups: Option<GroupView>,
     pub(crate) producer: Option<ProducerSource>,
+    /// librdkafka's last statistics of the producer (with --metrics, every second).
+    pub(crate) producer_client: Option<ClientStatistics>,
     /// When /metrics was last read: the group watch runs only while someone scrapes.
     pub(crate) scraped_at: Option<std::time::Instant>,
 }
@@ -162,7 +167,8 @@ impl Collector for Exported {
         encode_members(&mut encoder, &latest.members)?;
         encode_groups(&mut encoder, latest.groups.as_ref())?;
         let producer = latest.producer.as_ref().map(|read| read());
-        encode_producer(&mut encoder, producer)
+        encode_producer(&mut encoder, producer)?;
+        encode_clients(&mut encoder, &latest)
     }
 }
 
@@ -426,5 +432,76 @@ fn encode_producer(
         producer
             .iter()
             .map(|p| (Vec::<(&str, String)>::new(), p.delivery_latency)),
+    )
+}
+
+/// librdkafka's statistics: each client's round trip per broker, the producer's queue and the
+/// consumers' fetch queues.
+fn encode_clients(encoder: &mut DescriptorEncoder, latest: &Latest) -> Result<(), std::fmt::Error> {
+    use MetricType::Gauge;
+    let rtt = |role: &str, rtt: &[BrokerRtt]| {
+        rtt.iter()
+            .flat_map(|b| {
+                [("avg", b.avg_us), ("p99", b.p99_us)].map(|(statistic, us)| {
+                    let labels = vec![
+                        ("role", role.to_owned()),
+                        ("broker", b.broker.clone()),
+                        ("statistic", statistic.to_owned()),
+                    ];
+                    (labels, Value::Real(us as f64 / 1e6))
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut rtts: Vec<_> = latest
+        .members
+        .iter()
+        .flat_map(|m| rtt(m.role, &m.client.rtt))
+        .collect();
+    if let Some(producer) = &latest.producer_client {
+        rtts.extend(rtt("produce", &producer.rtt));
+    }
+    family(
+        encoder,
+        "orderflow_broker_rtt_seconds",
+        "Round trip of the client's requests to each broker over the last statistics interval (librdkafka's rtt): statistic avg and p99",
+        Gauge,
+        rtts,
+    )?;
+    let queue = |value: fn(&ClientStatistics) -> u64| {
+        latest
+            .producer_client
+            .iter()
+            .map(move |c| (Vec::<(&str, String)>::new(), Value::Level(value(c) as i64)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        encoder,
+        "orderflow_producer_queue_messages",
+        "Messages in the producer's queues, waiting to be sent or acknowledged (librdkafka's msg_cnt)",
+        Gauge,
+        queue(|c| c.queued_messages),
+    )?;
+    family(
+        encoder,
+        "orderflow_producer_queue_bytes",
+        "Bytes of the messages in the producer's queues (librdkafka's msg_size)",
+        Gauge,
+        queue(|c| c.queued_bytes),
+    )?;
+    let fetched = latest.members.iter().flat_map(|m| {
+        m.client.fetch_queue.iter().map(move |(partition, n)| {
+            (
+                with(m, "partition", &partition.to_string()),
+                Value::Level(*n as i64),
+            )
+        })
+    });
+    family(
+        encoder,
+        "orderflow_consumer_fetch_queue_messages",
+        "Records fetched and not yet handed to the role, per partition (librdkafka's fetchq_cnt)",
+        Gauge,
+        fetched,
     )
 }

@@ -174,6 +174,28 @@ fn prometheus_agrees_with_the_roles_summaries_and_lag(broker: Broker) {
         "{}",
         producer.stderr()
     );
+    // librdkafka's statistics: the producer's queues and every role's round trip to each
+    // broker of the cluster (one on the built-in broker here, one on the harness's Kafka).
+    assert!(
+        prometheus
+            .value("max_over_time(orderflow_producer_queue_messages{job=\"produce\"}[5m])")
+            .is_some()
+    );
+    for (role, _) in &roles {
+        let rtt = prometheus.query(&format!(
+            "orderflow_broker_rtt_seconds{{job=\"{role}\",statistic=\"avg\"}}"
+        ));
+        assert!(!rtt.is_empty(), "{role}: no round trips");
+        for (labels, seconds) in &rtt {
+            assert!(labels["broker"].contains(':'), "{labels:?}");
+            assert!(*seconds > 0.0 && *seconds < 10.0, "{labels:?}: {seconds}");
+        }
+        let fetch_queue = prometheus.by(
+            &format!("orderflow_consumer_fetch_queue_messages{{job=\"{role}\"}}"),
+            "partition",
+        );
+        assert_eq!(fetch_queue.len(), 3, "{role}: {fetch_queue:?}");
+    }
     // Its delivery latency histogram counted the deliveries it had when last scraped.
     let timed = prometheus
         .value(

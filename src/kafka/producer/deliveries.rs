@@ -2,18 +2,21 @@
 //! (delivered, failed and why, told apart by what Kafka may hold) and timed (enqueue to
 //! acknowledgement, in a latency histogram).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message};
 
 use super::super::client::ConnectionHealth;
+use super::super::client_stats::client_statistics;
 use super::super::message_status::{Persistence, persistence};
 use crate::lock::lock;
+use crate::report::client_stats::ClientStatistics;
 use crate::report::human;
 use crate::report::latency::{Histogram, LatencyBuckets, LatencyPercentiles};
 
@@ -134,14 +137,29 @@ fn failure_words(not_written: (u64, &str), unknown: (u64, &str)) -> String {
     }
 }
 
+/// Where the producer's statistics go (the metrics), when someone wants them.
+pub(crate) type StatisticsHook = Box<dyn Fn(&ClientStatistics) + Send + Sync>;
+
 /// The producer's librdkafka context: connection health plus delivery accounting.
 #[derive(Default)]
 pub(crate) struct ProduceContext {
     pub(crate) health: ConnectionHealth,
     pub(crate) deliveries: Deliveries,
+    /// Set once, by [`super::OrderProducer::on_statistics`]; librdkafka reports statistics
+    /// only when `statistics.interval.ms` asks it to.
+    pub(crate) statistics: OnceLock<StatisticsHook>,
+    /// The topic whose partitions the statistics describe.
+    pub(crate) topic: OnceLock<String>,
 }
 
 impl ClientContext for ProduceContext {
+    fn stats(&self, statistics: Statistics) {
+        if let Some(hook) = self.statistics.get() {
+            let topic = self.topic.get().map_or("", String::as_str);
+            hook(&client_statistics(&statistics, topic));
+        }
+    }
+
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
         self.health.log(level, facility, message);
     }

@@ -16,7 +16,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
 
 pub(crate) use self::deliveries::{
-    Deliveries, ProduceContext, Stamp, UNSTAMPED, wall_clock_micros,
+    Deliveries, ProduceContext, Stamp, StatisticsHook, UNSTAMPED, wall_clock_micros,
 };
 use super::client::{ConnectError, Connection, ConnectionHealth, flush_promptly};
 use super::topic::{
@@ -345,6 +345,14 @@ impl OrderProducer {
         // Delivery reports for purged events are served by polling; wait for them so the
         // counts are final.
         self.flush(Duration::from_millis(500));
+    }
+
+    /// Hands librdkafka's statistics to `hook` from now on (they come only if
+    /// `statistics.interval.ms` was set); a second hook is ignored.
+    pub(crate) fn on_statistics(&self, hook: StatisticsHook) {
+        let context = self.inner.context();
+        let _ = context.topic.set(self.topic.clone());
+        let _ = context.statistics.set(hook);
     }
 
     pub(crate) fn deliveries(&self) -> &Deliveries {
