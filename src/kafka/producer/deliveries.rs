@@ -2,7 +2,7 @@
 //! (delivered, failed and why, told apart by what Kafka may hold) and timed (enqueue to
 //! acknowledgement, in a latency histogram).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,6 +32,11 @@ pub(crate) struct Deliveries {
     /// Enqueue to acknowledgement of the delivered events that were stamped when sent. A
     /// lock taken once per delivery report, by the one thread serving them.
     latency: Mutex<Histogram>,
+    /// When the reports being served now were taken from librdkafka (µs since the epoch),
+    /// set by [`Deliveries::serving`] before each poll: the reports of one poll are one
+    /// batch, acknowledged together, so one clock reading times them all (a reading per
+    /// report was most of what timing cost).
+    served_at: AtomicI64,
 }
 
 /// A count of failed events and the first one's reason (later ones are usually the same).
@@ -88,6 +93,25 @@ impl Deliveries {
     /// The delivery latencies so far in a Prometheus histogram's buckets.
     pub(crate) fn latency_buckets(&self) -> LatencyBuckets {
         lock(&self.latency).buckets()
+    }
+
+    /// Reports are about to be served: the time they are served at is now.
+    pub(crate) fn serving(&self) {
+        self.served_at.store(wall_clock_micros(), Ordering::Relaxed);
+    }
+
+    /// An event was delivered; a stamped one is timed to when its report is served.
+    fn settled(&self, stamp: Stamp) {
+        if stamp == UNSTAMPED {
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut now = self.served_at.load(Ordering::Relaxed);
+        if now < stamp as i64 {
+            // Served by a poll nobody announced (or before any): read the clock after all.
+            now = wall_clock_micros();
+        }
+        self.delivered_at(stamp, now);
     }
 
     fn delivered_at(&self, stamp: Stamp, now_us: i64) {
@@ -191,12 +215,7 @@ impl ProducerContext for ProduceContext {
     fn delivery(&self, result: &DeliveryResult<'_>, stamp: Stamp) {
         match result {
             Ok(_) => {
-                let now = if stamp == UNSTAMPED {
-                    0
-                } else {
-                    wall_clock_micros()
-                };
-                self.deliveries.delivered_at(stamp, now);
+                self.deliveries.settled(stamp);
                 self.health.mark_ok();
             }
             Err((error, message)) => {
@@ -269,6 +288,17 @@ mod tests {
         assert_eq!(latency.max_ms, 2.0);
         assert_eq!(latency.p50_ms, 0.0);
         assert_eq!(deliveries.latency_buckets().count(), 2);
+        // Timed to the serving poll's reading; a stale reading is not trusted.
+        let stamp = (wall_clock_micros() - 5_000) as Stamp;
+        deliveries.serving();
+        deliveries.settled(stamp);
+        deliveries.settled(usize::MAX >> 1);
+        let latency = deliveries.latency().unwrap();
+        assert_eq!(latency.records, 4);
+        assert!(
+            latency.max_ms >= 5.0 && latency.max_ms < 60_000.0,
+            "{latency:?}"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ mod deliveries;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::KafkaError;
@@ -18,7 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 pub(crate) use self::deliveries::{
     Deliveries, ProduceContext, Stamp, StatisticsHook, UNSTAMPED, wall_clock_micros,
 };
-use super::client::{ConnectError, Connection, ConnectionHealth, flush_promptly};
+use super::client::{ConnectError, Connection, ConnectionHealth};
 use super::topic::{
     APPEAR_WAIT, EXISTED_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError,
     existed_before, wait_for_topic,
@@ -46,6 +46,25 @@ pub enum ProducerError {
     Fatal(String),
     #[error("librdkafka refused an event: {0}")]
     Send(KafkaError),
+}
+
+/// Between rounds of serving reports while waiting for them (a full queue, a flush): short
+/// beside a round trip, long enough not to spin.
+const SERVE_NAP: Duration = Duration::from_micros(200);
+
+/// Serves the delivery reports that are ready, one zero-timeout poll (one batch of reports)
+/// at a time, each announced to the accounting first (its clock reading times the batch),
+/// as long as they settle deliveries. Not `poll(t)`: it would serve batches that arrive
+/// during `t` with a reading taken before them.
+fn serve_ready(producer: &BaseProducer<ProduceContext>) {
+    loop {
+        let before = producer.in_flight_count();
+        producer.context().deliveries.serving();
+        producer.poll(Duration::ZERO);
+        if producer.in_flight_count() >= before {
+            break;
+        }
+    }
 }
 
 /// How long one round of the background delivery-report poller lasts. rust-rdkafka's
@@ -93,13 +112,7 @@ impl Poller {
                         // producer). Sleep, then serve what arrived without waiting: one
                         // event per zero-timeout poll, as long as they settle deliveries.
                         std::thread::sleep(POLL_ROUND);
-                        loop {
-                            let before = producer.in_flight_count();
-                            producer.poll(Duration::ZERO);
-                            if producer.in_flight_count() >= before {
-                                break;
-                            }
-                        }
+                        serve_ready(&producer);
                     }
                 }
             })?;
@@ -272,8 +285,10 @@ impl OrderProducer {
                         return Ok(false);
                     }
                     record = back;
-                    // Delivery reports are what frees room: serve them while waiting.
-                    self.inner.poll(Duration::from_millis(1));
+                    // Delivery reports are what frees room: serve them while waiting (in
+                    // zero-timeout polls, each announced: see `serve_ready`).
+                    serve_ready(&self.inner);
+                    std::thread::sleep(SERVE_NAP);
                 }
                 Err((error, _)) => {
                     if let Some(RDKafkaErrorCode::Fatal) = error.rdkafka_error_code() {
@@ -316,7 +331,7 @@ impl OrderProducer {
     /// out calls this every few hundred events, as kcat does, after
     /// [`OrderProducer::serve_reports_here`].
     pub(crate) fn serve_reports(&self) {
-        self.inner.poll(Duration::ZERO);
+        serve_ready(&self.inner);
     }
 
     /// Whether the calling thread serves the delivery reports itself (true) or leaves them to
@@ -335,7 +350,16 @@ impl OrderProducer {
     /// Waits up to `timeout` for every event in flight; true when none is left. Waits in
     /// small steps so that the last acknowledgement ends the wait at once.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        flush_promptly(&self.inner, timeout)
+        // As `client::flush_promptly`, but serving in announced zero-timeout polls, so that
+        // the last reports are timed to when they are served.
+        let deadline = Instant::now() + timeout;
+        // rd_kafka_flush with no timeout sends what lingers in the queues right away.
+        let _ = self.inner.flush(Duration::ZERO);
+        while self.inner.in_flight_count() > 0 && Instant::now() < deadline {
+            serve_ready(&self.inner);
+            std::thread::sleep(SERVE_NAP);
+        }
+        self.inner.in_flight_count() <= 0
     }
 
     /// Gives up on everything in flight: each such event is reported as failed.
