@@ -213,6 +213,7 @@ fn mid_stream() -> Dashboard {
                     p99_ms: 14.6,
                     max_ms: 21.0,
                     records: 20,
+                    buckets: Default::default(),
                 }),
                 ..analytics_summary(2_400, rate, [700, 650, 560, 490])
             }),

@@ -21,7 +21,9 @@ crate::on_both_brokers!(
 
 fn produce_count_delivers_exactly_n_valid_keyed_events_in_lifecycle_order(broker: Broker) {
     let output = run_with_limit(
-        &mut broker.orderflow(&["produce", "--count", "3000", "--rate", "0", "--seed", "42"]),
+        &mut broker.orderflow(&[
+            "produce", "--count", "3000", "--rate", "0", "--seed", "42", "--json",
+        ]),
         LIMIT,
     );
     let stderr = text(&output.stderr);
@@ -29,6 +31,32 @@ fn produce_count_delivers_exactly_n_valid_keyed_events_in_lifecycle_order(broker
     assert!(
         stderr.contains("3,000 delivered, 0 failed"),
         "last line must account for every event: {stderr}"
+    );
+    // Every delivery was timed, from enqueue to its report: the exit line and --json say how
+    // long they took.
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains(" · delivery p50 "), "{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(text(&output.stdout).trim()).expect("one JSON summary on stdout");
+    assert_eq!(summary["type"], "summary");
+    assert_eq!(summary["final"], true);
+    assert_eq!(summary["sent"], 3000);
+    assert_eq!(summary["delivered"], 3000);
+    assert_eq!(summary["failed"], 0);
+    let latency = &summary["delivery_latency"];
+    assert_eq!(latency["records"], 3000, "{summary}");
+    let ms = |key: &str| {
+        latency[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {latency}"))
+    };
+    assert!(
+        0.0 < ms("p50_ms") && ms("p50_ms") <= ms("p95_ms") && ms("p95_ms") <= ms("p99_ms"),
+        "{latency}"
+    );
+    assert!(
+        ms("p99_ms") <= ms("max_ms") && ms("max_ms") < 30_000.0,
+        "{latency}"
     );
 
     let records = read_topic(&broker.address, &broker.topic);
@@ -208,6 +236,11 @@ fn bad_flags_get_clap_style_errors() {
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no.such.property"), "{stderr}");
+    // --json's summary goes to stdout, where --stdout writes the events.
+    let output = run_with_limit(orderflow().args(["produce", "--stdout", "--json"]), LIMIT);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot be used with"), "{stderr}");
 }
 
 fn sigterm_flushes_what_is_in_flight_and_accounts_for_it(broker: Broker) {

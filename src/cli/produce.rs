@@ -62,6 +62,10 @@ pub struct ProduceArgs {
     /// so events/s is one over the round trip
     #[arg(long)]
     pub sync: bool,
+    /// At the end, print the run's summary as one JSON object on stdout: sent, delivered,
+    /// failed, events/s and the delivery latency's p50, p95 and p99
+    #[arg(long, conflicts_with = "stdout")]
+    pub json: bool,
 }
 
 /// The highest rate we pace at; beyond it `--rate 0` (no pacing) is what is meant.

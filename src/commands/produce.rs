@@ -15,6 +15,7 @@ use crate::kafka::topic::{LESSON_PARTITIONS, alter_command};
 use crate::metrics::{Metrics, ProducerCounts};
 use crate::report::activity::Connection;
 use crate::report::human::{self, StatusLine};
+use crate::report::latency::LatencyPercentiles;
 use crate::report::outage::OutageReport;
 use crate::report::rate::RateMeter;
 use crate::shutdown::Shutdown;
@@ -39,6 +40,25 @@ impl ProduceOutcome {
     }
 }
 
+/// `produce --json`'s one line: what the run did, for scripts and benchmarks.
+#[derive(serde::Serialize)]
+struct ProduceSummary<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(rename = "final")]
+    last: bool,
+    topic: &'a str,
+    sent: u64,
+    delivered: u64,
+    failed: u64,
+    /// From the first event handed over to the last delivery settled.
+    seconds: f64,
+    events_per_s: f64,
+    /// Event handed to the producer to its acknowledgement, over the delivered events; null
+    /// when none was delivered.
+    delivery_latency: Option<LatencyPercentiles>,
+}
+
 /// Runs `orderflow produce`.
 pub(crate) async fn run(
     settings: &KafkaSettings,
@@ -59,7 +79,19 @@ pub(crate) async fn run(
     if args.stdout {
         to_stdout(plan, shutdown).await
     } else {
-        to_kafka(&delivery_settings(settings, args)?, plan, metrics, shutdown).await
+        let mut settings = delivery_settings(settings, args)?;
+        if metrics.is_some() {
+            // librdkafka's statistics (round trips, queue depth) for the metrics, every
+            // second; without --metrics none are made. A -X keeps the last word.
+            settings.properties.insert(
+                0,
+                crate::config::Property {
+                    key: "statistics.interval.ms".to_owned(),
+                    value: "1000".to_owned(),
+                },
+            );
+        }
+        to_kafka(&settings, plan, args.json, metrics, shutdown).await
     }
 }
 
@@ -160,6 +192,7 @@ pub(crate) fn export_deliveries(
     producer: &Arc<OrderProducer>,
     sent: &Arc<AtomicU64>,
 ) {
+    producer.on_statistics(Box::new(metrics.producer_statistics()));
     let (producer, sent) = (Arc::clone(producer), Arc::clone(sent));
     metrics.producer(move || {
         let deliveries = producer.deliveries();
@@ -168,6 +201,7 @@ pub(crate) fn export_deliveries(
             delivered: deliveries.delivered(),
             failed: deliveries.failed(),
             in_flight: producer.in_flight(),
+            delivery_latency: deliveries.latency_buckets(),
         }
     });
 }
@@ -175,6 +209,7 @@ pub(crate) fn export_deliveries(
 async fn to_kafka(
     settings: &KafkaSettings,
     plan: Plan,
+    json: bool,
     metrics: Option<Metrics>,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<ProduceOutcome> {
@@ -328,15 +363,40 @@ async fn to_kafka(
     } else {
         "done"
     };
+    let rate = outcome.delivered as f64 / elapsed.as_secs_f64().max(1e-3);
+    let latency = deliveries.latency();
     eprintln!(
-        "{how}: {} events sent to {} — {} delivered, {} failed, in {} ({})",
+        "{how}: {} events sent to {} — {} delivered, {} failed, in {} ({}){}",
         human::count(outcome.sent),
         producer.topic(),
         human::count(outcome.delivered),
         human::count(outcome.failed),
         human::duration(elapsed),
-        human::rate(outcome.delivered as f64 / elapsed.as_secs_f64().max(1e-3)),
+        human::rate(rate),
+        latency.map_or(String::new(), |l| format!(
+            " · delivery p50 {} ms, p95 {} ms, p99 {} ms",
+            human::decimal(l.p50_ms),
+            human::decimal(l.p95_ms),
+            human::decimal(l.p99_ms)
+        )),
     );
+    if json {
+        let summary = ProduceSummary {
+            kind: "summary",
+            last: true,
+            topic: producer.topic(),
+            sent: outcome.sent,
+            delivered: outcome.delivered,
+            failed: outcome.failed,
+            seconds: (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+            events_per_s: rate.round(),
+            delivery_latency: latency,
+        };
+        println!(
+            "{}",
+            serde_json::to_string(&summary).context("cannot encode the summary")?
+        );
+    }
     if abandoned {
         eprintln!("abandoned the events still in flight");
     }

@@ -2,6 +2,7 @@
 
 pub mod broker;
 pub mod client;
+pub(crate) mod client_stats;
 pub mod cluster_admin;
 pub mod cluster_watch;
 pub mod consumer;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::series::{Latest, MemberCounts};
 use crate::report::activity::{Activity, Outcome, Report};
+use crate::report::client_stats::ClientStatistics;
 
 /// The metrics of one member of a group.
 pub(crate) struct MemberMetrics {
@@ -61,6 +62,11 @@ impl MemberMetrics {
 }
 
 impl Report for MemberMetrics {
+    fn statistics(&mut self, statistics: &ClientStatistics) {
+        self.counts.client.clone_from(statistics);
+        self.publish();
+    }
+
     fn report(&mut self, activity: Activity) {
         let c = &mut self.counts;
         match activity {
@@ -83,7 +89,22 @@ impl Report for MemberMetrics {
             Activity::Committed { .. } => c.commits += 1,
             Activity::CommitFailed { .. } => c.commit_failures += 1,
             Activity::Paused(paused) => c.paused = paused,
-            Activity::Progress(summary) => c.latency = summary.latency,
+            Activity::Progress(summary) => {
+                if let Some(window) = &summary.latency {
+                    c.latency_run.add(&window.buckets);
+                }
+                c.latency = summary.latency;
+            }
+            // The final summary's latency is the whole run's: the records handled since the
+            // last progress report are in it too.
+            Activity::Summary(summary) if summary.last => {
+                if let Some(run) = summary
+                    .latency
+                    .filter(|run| run.buckets.count() >= c.latency_run.count())
+                {
+                    c.latency_run = *run.buckets;
+                }
+            }
             Activity::Left => c.owned = 0,
             Activity::Summary(_)
             | Activity::Joined { .. }

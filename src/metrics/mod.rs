@@ -28,6 +28,7 @@ use self::server::MetricsEndpoint;
 use crate::config::KafkaSettings;
 use crate::kafka::group_watch::GroupWatch;
 use crate::report::activity::Report;
+use crate::report::client_stats::ClientStatistics;
 use crate::report::group_view::GroupView;
 
 /// After this long without a scrape, the group watch stops asking the cluster (Prometheus
@@ -122,6 +123,18 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .producer = Some(Box::new(read));
+    }
+
+    /// Exports librdkafka's statistics of the producer: give the returned hook to the
+    /// producer, whose statistics it stores for the next scrape.
+    pub(crate) fn producer_statistics(&self) -> impl Fn(&ClientStatistics) + Send + Sync + 'static {
+        let latest = Arc::clone(&self.latest);
+        move |statistics: &ClientStatistics| {
+            latest
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .producer_client = Some(statistics.clone());
+        }
     }
 
     /// What a scrape returns now (the tests' view of the exposition).

@@ -14,8 +14,9 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 
+use crate::report::client_stats::{BrokerRtt, ClientStatistics};
 use crate::report::group_view::GroupView;
-use crate::report::latency::LatencyStats;
+use crate::report::latency::{LatencyBuckets, LatencyStats};
 
 /// What one member (a role in a group) has counted, as its sink last published it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -43,10 +44,15 @@ pub(crate) struct MemberCounts {
     pub(crate) paused: bool,
     /// End-to-end latency over the last progress interval (about a second).
     pub(crate) latency: Option<LatencyStats>,
+    /// End-to-end latency of every record measured since the start, in a histogram's
+    /// buckets: the progress windows added up.
+    pub(crate) latency_run: LatencyBuckets,
+    /// librdkafka's last statistics of the member's client: round trips and fetch queue.
+    pub(crate) client: ClientStatistics,
 }
 
 /// The producer's delivery accounting, read at scrape time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct ProducerCounts {
     /// Events handed to the producer.
     pub(crate) sent: u64,
@@ -56,6 +62,8 @@ pub(crate) struct ProducerCounts {
     pub(crate) failed: u64,
     /// Events sent and not yet acknowledged or failed (librdkafka's queue).
     pub(crate) in_flight: u64,
+    /// Enqueue to acknowledgement of every delivered event.
+    pub(crate) delivery_latency: LatencyBuckets,
 }
 
 /// Reads the producer's counters (its atomics) when Prometheus scrapes.
@@ -68,6 +76,8 @@ pub(crate) struct Latest {
     pub(crate) members: Vec<MemberCounts>,
     pub(crate) groups: Option<GroupView>,
     pub(crate) producer: Option<ProducerSource>,
+    /// librdkafka's last statistics of the producer (with --metrics, every second).
+    pub(crate) producer_client: Option<ClientStatistics>,
     /// When /metrics was last read: the group watch runs only while someone scrapes.
     pub(crate) scraped_at: Option<std::time::Instant>,
 }
@@ -111,6 +121,28 @@ fn family<L: EncodeLabelSet>(
     Ok(())
 }
 
+/// Writes one histogram family: per label set, cumulative `_bucket{le}` series, `_sum` and
+/// `_count`, as prometheus-client encodes them.
+fn histograms<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (L, LatencyBuckets)>,
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, buckets) in samples {
+        metric
+            .encode_family(&labels)?
+            .encode_histogram::<NoLabelSet>(
+                buckets.sum_seconds,
+                buckets.count(),
+                &buckets.by_bound(),
+                None,
+            )?;
+    }
+    Ok(())
+}
+
 /// The labels of a member's series.
 type MemberLabels = Vec<(&'static str, String)>;
 
@@ -135,7 +167,8 @@ impl Collector for Exported {
         encode_members(&mut encoder, &latest.members)?;
         encode_groups(&mut encoder, latest.groups.as_ref())?;
         let producer = latest.producer.as_ref().map(|read| read());
-        encode_producer(&mut encoder, producer)
+        encode_producer(&mut encoder, producer)?;
+        encode_clients(&mut encoder, &latest)
     }
 }
 
@@ -241,10 +274,16 @@ fn encode_members(
     });
     family(
         encoder,
-        "orderflow_end_to_end_latency_seconds",
+        "orderflow_end_to_end_latency_recent_seconds",
         "Producer timestamp to handled, over the last second's records: statistic p50, p99 and max",
         Gauge,
         quantiles,
+    )?;
+    histograms(
+        encoder,
+        "orderflow_end_to_end_latency_seconds",
+        "Producer timestamp to handled, every record measured since the start",
+        members.iter().map(|m| (member_labels(m), m.latency_run)),
     )
 }
 
@@ -385,5 +424,84 @@ fn encode_producer(
         "Events sent and not yet acknowledged: librdkafka's queue depth",
         Gauge,
         one(|p| Value::Level(p.in_flight as i64)),
+    )?;
+    histograms(
+        encoder,
+        "orderflow_producer_delivery_latency_seconds",
+        "Event handed to the producer to its acknowledgement, every delivered event",
+        producer
+            .iter()
+            .map(|p| (Vec::<(&str, String)>::new(), p.delivery_latency)),
+    )
+}
+
+/// librdkafka's statistics: each client's round trip per broker, the producer's queue and the
+/// consumers' fetch queues.
+fn encode_clients(encoder: &mut DescriptorEncoder, latest: &Latest) -> Result<(), std::fmt::Error> {
+    use MetricType::Gauge;
+    let rtt = |role: &str, rtt: &[BrokerRtt]| {
+        rtt.iter()
+            .flat_map(|b| {
+                [("avg", b.avg_us), ("p99", b.p99_us)].map(|(statistic, us)| {
+                    let labels = vec![
+                        ("role", role.to_owned()),
+                        ("broker", b.broker.clone()),
+                        ("statistic", statistic.to_owned()),
+                    ];
+                    (labels, Value::Real(us as f64 / 1e6))
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut rtts: Vec<_> = latest
+        .members
+        .iter()
+        .flat_map(|m| rtt(m.role, &m.client.rtt))
+        .collect();
+    if let Some(producer) = &latest.producer_client {
+        rtts.extend(rtt("produce", &producer.rtt));
+    }
+    family(
+        encoder,
+        "orderflow_broker_rtt_seconds",
+        "Round trip of the client's requests to each broker over the last statistics interval (librdkafka's rtt): statistic avg and p99",
+        Gauge,
+        rtts,
+    )?;
+    let queue = |value: fn(&ClientStatistics) -> u64| {
+        latest
+            .producer_client
+            .iter()
+            .map(move |c| (Vec::<(&str, String)>::new(), Value::Level(value(c) as i64)))
+            .collect::<Vec<_>>()
+    };
+    family(
+        encoder,
+        "orderflow_producer_queue_messages",
+        "Messages in the producer's queues, waiting to be sent or acknowledged (librdkafka's msg_cnt)",
+        Gauge,
+        queue(|c| c.queued_messages),
+    )?;
+    family(
+        encoder,
+        "orderflow_producer_queue_bytes",
+        "Bytes of the messages in the producer's queues (librdkafka's msg_size)",
+        Gauge,
+        queue(|c| c.queued_bytes),
+    )?;
+    let fetched = latest.members.iter().flat_map(|m| {
+        m.client.fetch_queue.iter().map(move |(partition, n)| {
+            (
+                with(m, "partition", &partition.to_string()),
+                Value::Level(*n as i64),
+            )
+        })
+    });
+    family(
+        encoder,
+        "orderflow_consumer_fetch_queue_messages",
+        "Records fetched and not yet handed to the role, per partition (librdkafka's fetchq_cnt)",
+        Gauge,
+        fetched,
     )
 }

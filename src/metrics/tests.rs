@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::event::{OrderEvent, Source, Status};
-use crate::report::activity::{Activity, Outcome, RecordNote};
+use crate::report::activity::{Activity, Outcome, RecordNote, Summary};
 use crate::report::group_view::{GroupState, Member, MembershipSource, PartitionLag};
 
 fn loopback() -> SocketAddr {
@@ -176,6 +176,7 @@ fn the_producer_is_read_at_scrape_time_and_health_answers() {
         delivered: 6,
         failed: 1,
         in_flight: 0,
+        delivery_latency: Default::default(),
     });
     let text = metrics.encoded();
     assert!(text.contains("orderflow_producer_sent_total 7"), "{text}");
@@ -207,4 +208,64 @@ fn get(address: SocketAddr, path: &str) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// A progress report with `latencies` (ms) handled in its window.
+fn progress(latencies: &[u64], last: bool) -> Summary {
+    let mut window = crate::report::latency::Histogram::default();
+    for ms in latencies {
+        window.record(Duration::from_millis(*ms));
+    }
+    Summary {
+        role: "analytics",
+        group: "g".into(),
+        last,
+        records: latencies.len() as u64,
+        malformed: 0,
+        malformed_by_kind: BTreeMap::new(),
+        events_per_s: 0.0,
+        latency: window.stats(),
+        partitions: Vec::new(),
+        counters: crate::report::activity::RoleCounters::Custom {
+            counters: Vec::new(),
+        },
+    }
+}
+
+#[test]
+fn end_to_end_latency_is_a_histogram_of_every_window_added_up() {
+    let metrics = Metrics::serve(loopback()).unwrap();
+    let mut sink = metrics.member("analytics", "g");
+    sink.report(Activity::Progress(progress(&[2, 3], false)));
+    sink.report(Activity::Progress(progress(&[], false)));
+    sink.report(Activity::Progress(progress(&[40, 7_000], false)));
+    let text = metrics.encoded();
+    let labels = "role=\"analytics\",group=\"g\"";
+    for line in [
+        "# TYPE orderflow_end_to_end_latency_seconds histogram".to_owned(),
+        format!("orderflow_end_to_end_latency_seconds_count{{{labels}}} 4"),
+        format!("orderflow_end_to_end_latency_seconds_bucket{{{labels},le=\"0.001\"}} 0"),
+        format!("orderflow_end_to_end_latency_seconds_bucket{{{labels},le=\"0.005\"}} 2"),
+        format!("orderflow_end_to_end_latency_seconds_bucket{{{labels},le=\"0.05\"}} 3"),
+        format!("orderflow_end_to_end_latency_seconds_bucket{{{labels},le=\"10\"}} 4"),
+        format!("orderflow_end_to_end_latency_seconds_bucket{{{labels},le=\"+Inf\"}} 4"),
+        // The last window's statistics stay gauges.
+        format!("orderflow_end_to_end_latency_recent_seconds{{{labels},statistic=\"max\"}} 7"),
+    ] {
+        assert!(text.contains(&line), "{line} not in\n{text}");
+    }
+    let sum = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "orderflow_end_to_end_latency_seconds_sum{{{labels}}} "
+            ))
+        })
+        .unwrap();
+    assert!((sum.parse::<f64>().unwrap() - 7.045).abs() < 1e-6, "{sum}");
+    // The final summary holds the whole run, the records since the last progress included.
+    sink.report(Activity::Summary(progress(&[2, 3, 40, 7_000, 9], true)));
+    assert!(metrics.encoded().contains(&format!(
+        "orderflow_end_to_end_latency_seconds_count{{{labels}}} 5"
+    )));
 }

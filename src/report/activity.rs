@@ -374,6 +374,10 @@ impl std::fmt::Display for ClusterChange {
 /// Where activity goes: a printer, or the live view.
 pub trait Report: Send {
     fn report(&mut self, activity: Activity);
+
+    /// librdkafka's statistics of the member's client (every second); only the metrics
+    /// want them.
+    fn statistics(&mut self, _statistics: &crate::report::client_stats::ClientStatistics) {}
 }
 
 /// Hands every activity to several sinks (a printer or the live view, and the member's
@@ -387,6 +391,12 @@ impl Report for Fanout {
                 sink.report(activity.clone());
             }
             last.report(activity);
+        }
+    }
+
+    fn statistics(&mut self, statistics: &crate::report::client_stats::ClientStatistics) {
+        for sink in &mut self.0 {
+            sink.statistics(statistics);
         }
     }
 }

@@ -13,6 +13,7 @@
 //! latency is therefore up to 1 ms too high, and between two machines it is off by the
 //! difference of their clocks (a negative one counts as 0).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -35,6 +36,8 @@ pub struct Histogram {
     total: u64,
     /// The largest latency counted, exactly, in µs.
     max_us: u64,
+    /// The sum of the latencies counted, in µs (a Prometheus histogram's `_sum`).
+    sum_us: u64,
 }
 
 impl Default for Histogram {
@@ -43,6 +46,7 @@ impl Default for Histogram {
             counts: Box::new([0; BUCKETS]),
             total: 0,
             max_us: 0,
+            sum_us: 0,
         }
     }
 }
@@ -100,6 +104,7 @@ impl Histogram {
         self.counts[index] += 1;
         self.total += 1;
         self.max_us = self.max_us.max(us);
+        self.sum_us = self.sum_us.saturating_add(us);
     }
 
     /// Counts the latency of a record stamped `create_time_ms` (ms since the epoch), handled
@@ -107,6 +112,13 @@ impl Histogram {
     /// counts as 0.
     pub fn record_since(&mut self, create_time_ms: i64, now_us: i64) {
         let us = micros_since(create_time_ms, now_us);
+        self.add(bucket(us), us);
+    }
+
+    /// Counts the time from `since_us` to `now_us` (both µs since the epoch, by the wall
+    /// clock); a clock that went back counts as 0.
+    pub(crate) fn record_since_micros(&mut self, since_us: i64, now_us: i64) {
+        let us = now_us.saturating_sub(since_us).max(0) as u64;
         self.add(bucket(us), us);
     }
 
@@ -141,13 +153,54 @@ impl Histogram {
 
     /// p50, p99 and the maximum, or None when nothing was counted.
     pub fn stats(&self) -> Option<LatencyStats> {
-        let ms = |d: Duration| (d.as_micros() as f64 / 1000.0 * 100.0).round() / 100.0;
+        let ms = rounded_ms;
         Some(LatencyStats {
             p50_ms: ms(self.quantile(0.50)?),
             p99_ms: ms(self.quantile(0.99)?),
             max_ms: ms(self.max()?),
             records: self.total,
+            buckets: Arc::new(self.coarse()),
         })
+    }
+
+    /// p50, p95, p99 and the maximum, or None when nothing was counted.
+    pub(crate) fn percentiles(&self) -> Option<LatencyPercentiles> {
+        Some(LatencyPercentiles {
+            p50_ms: rounded_ms(self.quantile(0.50)?),
+            p95_ms: rounded_ms(self.quantile(0.95)?),
+            p99_ms: rounded_ms(self.quantile(0.99)?),
+            max_ms: rounded_ms(self.max()?),
+            records: self.total,
+        })
+    }
+
+    /// What was counted, in a Prometheus histogram's buckets.
+    pub(crate) fn buckets(&self) -> LatencyBuckets {
+        self.coarse()
+    }
+
+    /// What was counted, in the few buckets a Prometheus histogram exports: each fine bucket
+    /// goes to the first bound at or above its upper edge, so a bucket's count never includes
+    /// a value above its bound (a value up to about 3 % below a bound may be counted in the
+    /// next bucket up, as [`Histogram::quantile`] rounds up too).
+    fn coarse(&self) -> LatencyBuckets {
+        let mut coarse = LatencyBuckets {
+            sum_seconds: self.sum_us as f64 / 1e6,
+            ..LatencyBuckets::default()
+        };
+        for (index, &n) in self.counts.iter().enumerate().filter(|(_, n)| **n > 0) {
+            let upper = if index == BUCKETS - 1 {
+                u64::MAX
+            } else {
+                upper_bound(index)
+            };
+            let slot = BOUNDS_US
+                .iter()
+                .position(|&bound| upper <= bound)
+                .unwrap_or(BOUNDS_US.len());
+            coarse.counts[slot] += n;
+        }
+        coarse
     }
 
     /// Forgets everything counted.
@@ -155,17 +208,97 @@ impl Histogram {
         self.counts.fill(0);
         self.total = 0;
         self.max_us = 0;
+        self.sum_us = 0;
     }
 }
 
-/// Latency percentiles of a window of records, in milliseconds (two decimals).
+/// The upper bounds, in µs, of the buckets a Prometheus histogram of latencies exports
+/// (`le`, in seconds: 0.0005 … 300, then `+Inf`): from a loopback round trip to a consumer
+/// minutes behind.
+const BOUNDS_US: [u64; 17] = [
+    500,
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    30_000_000,
+    60_000_000,
+    300_000_000,
+];
+
+/// Latencies in the buckets of a Prometheus histogram: what a window counted (not
+/// cumulative: `counts[i]` holds the values above bound i − 1 and at or below bound i; the
+/// last, those above every bound), and their sum. Windows add up into a run's.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LatencyBuckets {
+    pub counts: [u64; BOUNDS_US.len() + 1],
+    pub sum_seconds: f64,
+}
+
+impl LatencyBuckets {
+    /// Adds another window's counts.
+    pub fn add(&mut self, other: &LatencyBuckets) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts) {
+            *mine += theirs;
+        }
+        self.sum_seconds += other.sum_seconds;
+    }
+
+    /// The values counted.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// (upper bound in seconds, values in that bucket), the last bound infinite: what
+    /// prometheus-client's histogram encoding takes.
+    pub fn by_bound(&self) -> [(f64, u64); BOUNDS_US.len() + 1] {
+        std::array::from_fn(|i| {
+            let bound = BOUNDS_US
+                .get(i)
+                .map_or(f64::INFINITY, |&us| us as f64 / 1e6);
+            (bound, self.counts[i])
+        })
+    }
+}
+
+/// Milliseconds with two decimals.
+fn rounded_ms(d: Duration) -> f64 {
+    (d.as_micros() as f64 / 1000.0 * 100.0).round() / 100.0
+}
+
+/// Latency percentiles with p95, in milliseconds (two decimals): the producer's delivery
+/// latency, where the p95 is what the lesson on acknowledgements compares.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LatencyPercentiles {
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// The values measured.
+    pub records: u64,
+}
+
+/// Latency percentiles of a window of records, in milliseconds (two decimals).
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LatencyStats {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
     /// The records measured: those with a producer timestamp (`CreateTime`).
     pub records: u64,
+    /// The same records in a Prometheus histogram's buckets (for --metrics; not in --json).
+    /// Shared, not copied: a summary travels through every sink of a member.
+    #[serde(skip)]
+    pub buckets: Arc<LatencyBuckets>,
 }
 
 /// The windows a consumer reports latency over: since the last progress report (every
@@ -296,6 +429,30 @@ mod tests {
         // A producer clock ahead of ours.
         h.record_since(2_000, 1_003_500);
         assert_eq!(h.quantile(0.0), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn the_prometheus_buckets_hold_each_value_at_or_below_their_bound() {
+        let mut h = Histogram::default();
+        // 0.4 ms, exactly 1 ms, 3 ms, 7 minutes (above every bound).
+        for us in [400, 1_000, 3_000, 420_000_000] {
+            h.record(Duration::from_micros(us));
+        }
+        let b = h.stats().unwrap().buckets;
+        assert_eq!(b.count(), 4);
+        let by_bound = b.by_bound();
+        assert_eq!(by_bound[0], (0.0005, 1));
+        // 1 ms shares a fine bucket with values up to 3 % above it: counted in the next one.
+        assert_eq!(by_bound[1], (0.001, 0));
+        assert_eq!(by_bound[2], (0.0025, 1));
+        assert_eq!(by_bound[3], (0.005, 1));
+        assert_eq!(by_bound[BOUNDS_US.len()], (f64::INFINITY, 1));
+        assert!((b.sum_seconds - 420.0044).abs() < 1e-9, "{}", b.sum_seconds);
+        let mut run = LatencyBuckets::default();
+        run.add(&b);
+        run.add(&b);
+        assert_eq!(run.count(), 8);
+        assert_eq!(run.counts[2], 2);
     }
 
     #[test]

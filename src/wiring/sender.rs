@@ -5,11 +5,11 @@
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::domain::event::{MillisTimestamps, OrderKey};
 use crate::domain::generator::{OrderGenerator, Pacer};
-use crate::kafka::producer::{OrderProducer, ProducerError};
+use crate::kafka::producer::{OrderProducer, ProducerError, Stamp, wall_clock_micros};
 use crate::report::activity::Connection;
 use crate::shutdown::Shutdown;
 
@@ -50,12 +50,19 @@ pub(crate) fn send_in_background(
 trait EventSink {
     type Error;
 
-    /// Takes one event (key, JSON); `Ok(false)` means nothing more can be sent.
-    fn emit(&mut self, key: &[u8], payload: &[u8]) -> Result<bool, Self::Error>;
+    /// Takes one event (key, JSON), stamped at `now_us` (µs since the epoch, the reading its
+    /// timestamp comes from); `Ok(false)` means nothing more can be sent.
+    fn emit(&mut self, key: &[u8], payload: &[u8], now_us: i64) -> Result<bool, Self::Error>;
 
-    /// Runs before the send loop naps, so buffered output appears while paced.
+    /// Runs before the send loop naps and each time it wakes, so buffered output appears
+    /// (and delivery reports are served) while paced.
     fn idle(&mut self) -> Result<(), Self::Error> {
         Ok(())
+    }
+
+    /// The longest the send loop may nap before calling [`EventSink::idle`] again.
+    fn nap(&self) -> Duration {
+        MAX_NAP
     }
 }
 
@@ -65,7 +72,7 @@ struct StdoutSink<W: Write>(W);
 impl<W: Write> EventSink for StdoutSink<W> {
     type Error = io::Error;
 
-    fn emit(&mut self, _key: &[u8], payload: &[u8]) -> io::Result<bool> {
+    fn emit(&mut self, _key: &[u8], payload: &[u8], _now_us: i64) -> io::Result<bool> {
         self.0.write_all(payload)?;
         self.0.write_all(b"\n")?;
         Ok(true)
@@ -107,14 +114,20 @@ impl<'a, S: Fn() -> bool> KafkaSink<'a, S> {
     }
 }
 
+/// The send loop's nap while events are in flight: short beside a round trip on loopback.
+const REPORT_NAP: Duration = Duration::from_micros(200);
+
 /// How many events a flat-out sender sends between serving delivery reports.
 const SERVE_REPORTS_EVERY: u32 = 256;
 
 impl<S: Fn() -> bool> EventSink for KafkaSink<'_, S> {
     type Error = ProducerError;
 
-    fn emit(&mut self, key: &[u8], payload: &[u8]) -> Result<bool, ProducerError> {
-        let sent = self.producer.send(key, payload, &self.stop)?;
+    fn emit(&mut self, key: &[u8], payload: &[u8], now_us: i64) -> Result<bool, ProducerError> {
+        // Times the delivery from the moment the event was stamped (never 0: that is
+        // "unstamped").
+        let stamp = (now_us.max(1)) as Stamp;
+        let sent = self.producer.send(key, payload, stamp, &self.stop)?;
         if self.sync {
             self.wait_for_delivery();
             return Ok(sent);
@@ -128,10 +141,21 @@ impl<S: Fn() -> bool> EventSink for KafkaSink<'_, S> {
     }
 
     fn idle(&mut self) -> Result<(), ProducerError> {
-        // About to nap (paced sending): serve what is ready rather than leave it waiting.
+        // Napping (paced sending): serve what is ready rather than leave it waiting.
         self.producer.serve_reports();
         self.unserved = 0;
         Ok(())
+    }
+
+    fn nap(&self) -> Duration {
+        // While events wait for their acknowledgement, wake often enough to serve their
+        // reports as they come: they would otherwise wait for the next event (100 ms at
+        // 10 events/s), and so would their delivery latency. Nothing in flight: a long nap.
+        if self.producer.in_flight() > 0 {
+            REPORT_NAP
+        } else {
+            MAX_NAP
+        }
     }
 }
 
@@ -186,8 +210,10 @@ fn generate<K: EventSink>(
             let step = generator.next_step();
             let key = OrderKey::new(step.order_id);
             payload.clear();
-            step.encode_into(&key, &mut clock, wall_clock_millis(), &mut payload);
-            if !sink.emit(key.as_bytes(), &payload)? {
+            // One clock reading stamps the event and starts its delivery's timing.
+            let now_us = wall_clock_micros();
+            step.encode_into(&key, &mut clock, now_us / 1000, &mut payload);
+            if !sink.emit(key.as_bytes(), &payload, now_us)? {
                 return Ok(());
             }
             n += 1;
@@ -196,9 +222,9 @@ fn generate<K: EventSink>(
         if n >= limit {
             break;
         }
-        sink.idle()?;
         let due = pacer.due(n);
         loop {
+            sink.idle()?;
             if stop() {
                 return Ok(());
             }
@@ -206,18 +232,10 @@ fn generate<K: EventSink>(
             if now >= due {
                 break;
             }
-            std::thread::sleep((due - now).min(MAX_NAP));
+            std::thread::sleep((due - now).min(sink.nap()));
         }
     }
     Ok(())
-}
-
-/// The wall clock in whole milliseconds since the Unix epoch, as events are stamped (a clock
-/// before 1970 stamps 1970).
-fn wall_clock_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_millis() as i64)
 }
 
 impl Connection {
@@ -228,7 +246,6 @@ impl Connection {
     }
 }
 
-/// Tells the user when the cluster goes away and when it is back, once each: librdkafka
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,7 +314,7 @@ mod tests {
     impl EventSink for Collect {
         type Error = ();
 
-        fn emit(&mut self, key: &[u8], payload: &[u8]) -> Result<bool, ()> {
+        fn emit(&mut self, key: &[u8], payload: &[u8], _now_us: i64) -> Result<bool, ()> {
             if self.refuse_after == Some(self.events.len()) {
                 return Ok(false);
             }

@@ -174,6 +174,38 @@ fn prometheus_agrees_with_the_roles_summaries_and_lag(broker: Broker) {
         "{}",
         producer.stderr()
     );
+    // librdkafka's statistics: the producer's queues and every role's round trip to each
+    // broker of the cluster (one on the built-in broker here, one on the harness's Kafka).
+    assert!(
+        prometheus
+            .value("max_over_time(orderflow_producer_queue_messages{job=\"produce\"}[5m])")
+            .is_some()
+    );
+    for (role, _) in &roles {
+        let rtt = prometheus.query(&format!(
+            "orderflow_broker_rtt_seconds{{job=\"{role}\",statistic=\"avg\"}}"
+        ));
+        assert!(!rtt.is_empty(), "{role}: no round trips");
+        for (labels, seconds) in &rtt {
+            assert!(labels["broker"].contains(':'), "{labels:?}");
+            assert!(*seconds > 0.0 && *seconds < 10.0, "{labels:?}: {seconds}");
+        }
+        let fetch_queue = prometheus.by(
+            &format!("orderflow_consumer_fetch_queue_messages{{job=\"{role}\"}}"),
+            "partition",
+        );
+        assert_eq!(fetch_queue.len(), 3, "{role}: {fetch_queue:?}");
+    }
+    // Its delivery latency histogram counted the deliveries it had when last scraped.
+    let timed = prometheus
+        .value(
+            "max_over_time(orderflow_producer_delivery_latency_seconds_count{job=\"produce\"}[5m])",
+        )
+        .unwrap();
+    assert!(
+        timed > 0.0 && timed <= delivered,
+        "{timed} timed, {delivered} delivered"
+    );
 
     // Each endpoint's own output: valid for promtool, and together exactly what the docs list.
     let mut exported = BTreeSet::new();
@@ -292,7 +324,61 @@ fn prometheus_agrees_with_the_roles_summaries_and_lag(broker: Broker) {
             );
         }
         assert_eq!(offset.values().sum::<f64>(), total);
+        latency_agrees(&prometheus, role, &summary);
     }
+}
+
+/// The `le` bounds of orderflow's latency histograms, in seconds (docs/metrics.md).
+const LATENCY_BOUNDS: [f64; 17] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+];
+
+/// The bucket (lower, upper bound) holding `seconds`.
+fn latency_bucket(seconds: f64) -> (f64, f64) {
+    let at = LATENCY_BOUNDS
+        .iter()
+        .position(|&bound| seconds <= bound)
+        .unwrap_or(LATENCY_BOUNDS.len() - 1);
+    let lower = if at == 0 { 0.0 } else { LATENCY_BOUNDS[at - 1] };
+    (lower, LATENCY_BOUNDS[at])
+}
+
+/// The end-to-end latency histogram Prometheus last scraped holds every record the role
+/// measured, and its p99 (`histogram_quantile`, interpolated within a bucket) falls in the
+/// bucket of the role's own `--json` p99 of the run.
+fn latency_agrees(prometheus: &Prometheus, role: &str, summary: &Value) {
+    let latency = &summary["latency"];
+    let job = format!("job=\"{role}\"");
+    let histogram = |series: &str| {
+        prometheus.value(&last(&format!(
+            "orderflow_end_to_end_latency_seconds_{series}{{{job}}}"
+        )))
+    };
+    assert_eq!(
+        histogram("count"),
+        Some(count(&latency["records"])),
+        "{role}: {latency}"
+    );
+    assert!(histogram("sum").is_some_and(|sum| sum > 0.0), "{role}");
+    let p99 = prometheus
+        .value(&format!(
+            "histogram_quantile(0.99, {})",
+            last(&format!(
+                "orderflow_end_to_end_latency_seconds_bucket{{{job}}}"
+            ))
+        ))
+        .unwrap_or_else(|| panic!("{role}: no histogram_quantile"));
+    let json_p99 = latency["p99_ms"].as_f64().unwrap() / 1000.0;
+    let (lower, upper) = latency_bucket(p99);
+    // The JSON rounds to 0.01 ms, and a fine bucket straddling a bound is counted above it
+    // (up to about 3 %).
+    assert!(
+        json_p99 >= lower * 0.97 - 0.00001 && json_p99 <= upper + 0.00001,
+        "{role}: Prometheus's p99 {p99} s is in the bucket ({lower}, {upper}], the role's \
+         --json p99 is {json_p99} s"
+    );
+    eprintln!("{role}: histogram_quantile p99 {p99:.4} s, --json p99 {json_p99:.4} s");
 }
 
 /// A busy --metrics port is an error before anything else happens: no broker is reached

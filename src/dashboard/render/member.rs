@@ -103,7 +103,7 @@ impl Dashboard {
         if held {
             extras.push(COMMITS_HELD.to_owned());
         }
-        if let Some(latency) = role.summary().and_then(|s| s.latency) {
+        if let Some(latency) = role.summary().and_then(|s| s.latency.as_ref()) {
             extras.push(format!(
                 "latency p50 {} ms, p99 {} ms",
                 human::decimal(latency.p50_ms),

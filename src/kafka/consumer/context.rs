@@ -19,6 +19,7 @@ use super::history::History;
 use super::shared::Shared;
 use super::{ConsumerControl, OUTAGE_MEMORY};
 use crate::kafka::client::ConnectionHealth;
+use crate::kafka::client_stats::client_statistics;
 use crate::kafka::cluster_watch::Snapshot;
 use crate::report::activity::{Activity, LostCause, PartitionProgress};
 use crate::roles::Role;
@@ -75,6 +76,10 @@ impl<R: Role> ClientContext for GroupContext<R> {
     fn stats(&self, statistics: Statistics) {
         let snapshot = Snapshot::from_statistics(&statistics, &self.topic);
         let mut shared = self.lock();
+        // Round trips and queue depths, for the member's metrics (other sinks ignore them).
+        shared
+            .out
+            .statistics(&client_statistics(&statistics, &self.topic));
         for change in shared.watch.observe(&snapshot, Instant::now()) {
             shared.out.report(Activity::Cluster(change));
         }

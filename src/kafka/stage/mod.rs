@@ -38,7 +38,7 @@ use crate::config::KafkaSettings;
 use crate::domain::payment::Semantics;
 use crate::kafka::broker::is_built_in_broker;
 use crate::kafka::client::{Connection, close_promptly, flush_promptly};
-use crate::kafka::producer::ProduceContext;
+use crate::kafka::producer::{ProduceContext, UNSTAMPED};
 use crate::kafka::topic::{
     APPEAR_WAIT, Patience, TopicMetadata, TopicUser, TopicWaitError, wait_for_topic,
 };
@@ -464,7 +464,9 @@ impl<S: Stage> StageRunner<S> {
                 std::thread::sleep(self.options.work);
             }
             loop {
-                let out = BaseRecord::to(&self.options.output).key(key).payload(value);
+                let out = BaseRecord::with_opaque_to(&self.options.output, UNSTAMPED)
+                    .key(key)
+                    .payload(value);
                 match self.producer.send(out) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {

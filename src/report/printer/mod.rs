@@ -492,6 +492,7 @@ mod tests {
                 p99_ms: 6.2,
                 max_ms: 14.03,
                 records: 10,
+                buckets: Default::default(),
             }),
             partitions: Vec::new(),
             counters: RoleCounters::Custom {

@@ -2,29 +2,28 @@
 //! producer whose delivery reports feed atomic counters, a reachability check that fails fast
 //! with a message a learner can act on, and flush / abandon for shutdown.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+mod deliveries;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
-use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
-};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Message};
 
-use super::client::{ConnectError, Connection, ConnectionHealth, flush_promptly};
-use super::message_status::{Persistence, persistence};
+pub(crate) use self::deliveries::{
+    Deliveries, ProduceContext, Stamp, StatisticsHook, UNSTAMPED, wall_clock_micros,
+};
+use super::client::{ConnectError, Connection, ConnectionHealth};
 use super::topic::{
     APPEAR_WAIT, EXISTED_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError,
     existed_before, wait_for_topic,
 };
 use crate::config::{KafkaSettings, redacted};
-use crate::lock::lock;
-use crate::report::human;
 
 /// How long an event may wait for its acknowledgement before it counts as failed, unless the
 /// user sets `-X message.timeout.ms`. librdkafka's 5 minutes would make a learner who stopped
@@ -49,171 +48,22 @@ pub enum ProducerError {
     Send(KafkaError),
 }
 
-/// Delivery outcomes, updated by librdkafka's delivery reports.
-#[derive(Debug, Default)]
-pub(crate) struct Deliveries {
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    /// Failed events Kafka does not have (never sent, or refused), with the first reason.
-    not_written: Failures,
-    /// Failed events that were sent and never answered: Kafka may have written them.
-    unknown: Failures,
-    /// Failed events refused for their size (by the client's message.max.bytes or the
-    /// topic's max.message.bytes): sending them again cannot help.
-    too_large: AtomicU64,
-}
+/// Between rounds of serving reports while waiting for them (a full queue, a flush): short
+/// beside a round trip, long enough not to spin.
+const SERVE_NAP: Duration = Duration::from_micros(200);
 
-/// A count of failed events and the first one's reason (later ones are usually the same).
-#[derive(Debug, Default)]
-struct Failures {
-    count: AtomicU64,
-    first_reason: Mutex<Option<String>>,
-}
-
-impl Failures {
-    fn add(&self, reason: String) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let mut first = lock(&self.first_reason);
-        if first.is_none() {
-            *first = Some(reason);
+/// Serves the delivery reports that are ready, one zero-timeout poll (one batch of reports)
+/// at a time, each announced to the accounting first (its clock reading times the batch),
+/// as long as they settle deliveries. Not `poll(t)`: it would serve batches that arrive
+/// during `t` with a reading taken before them.
+fn serve_ready(producer: &BaseProducer<ProduceContext>) {
+    loop {
+        let before = producer.in_flight_count();
+        producer.context().deliveries.serving();
+        producer.poll(Duration::ZERO);
+        if producer.in_flight_count() >= before {
+            break;
         }
-    }
-
-    fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn first_reason(&self) -> String {
-        lock(&self.first_reason)
-            .clone()
-            .unwrap_or_else(|| "no reason given".to_owned())
-    }
-}
-
-impl Deliveries {
-    pub(crate) fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
-    }
-
-    /// How many of the failed events were refused as too large.
-    pub(crate) fn too_large(&self) -> u64 {
-        self.too_large.load(Ordering::Relaxed)
-    }
-
-    /// The failed events in words, told apart by what Kafka may hold: "12 never reached Kafka
-    /// (…); 6 were sent but never confirmed, so Kafka may have written them (…)".
-    pub(crate) fn failures_in_words(&self) -> String {
-        failure_words(
-            (self.not_written.count(), &self.not_written.first_reason()),
-            (self.unknown.count(), &self.unknown.first_reason()),
-        )
-    }
-
-    fn fail(&self, reason: String, persistence: Persistence) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-        match persistence {
-            Persistence::NotWritten => self.not_written.add(reason),
-            // A failed event librdkafka saw persisted still got no successful report: the
-            // producer cannot tell it is there, so it is not counted as delivered.
-            Persistence::Unknown | Persistence::Written => self.unknown.add(reason),
-        }
-    }
-}
-
-/// See [`Deliveries::failures_in_words`]: (count, first reason) of the events Kafka does not
-/// have, and of those it may have.
-fn failure_words(not_written: (u64, &str), unknown: (u64, &str)) -> String {
-    let never = |n: u64, reason: &str| {
-        let verb = if n == 1 { "was" } else { "were" };
-        format!(
-            "{} {verb} never written to Kafka ({reason})",
-            human::count(n)
-        )
-    };
-    let maybe = |n: u64, reason: &str| {
-        let (verb, them) = if n == 1 {
-            ("was", "it")
-        } else {
-            ("were", "them")
-        };
-        format!(
-            "{} {verb} sent but never confirmed, so Kafka may have written {them} ({reason})",
-            human::count(n)
-        )
-    };
-    match (not_written, unknown) {
-        ((0, _), (0, _)) => "none failed".to_owned(),
-        ((n, reason), (0, _)) => never(n, reason),
-        ((0, _), (n, reason)) => maybe(n, reason),
-        ((n, r), (m, q)) => format!("{}; {}", never(n, r), maybe(m, q)),
-    }
-}
-
-/// The producer's librdkafka context: connection health plus delivery accounting.
-#[derive(Default)]
-pub(crate) struct ProduceContext {
-    pub(crate) health: ConnectionHealth,
-    pub(crate) deliveries: Deliveries,
-}
-
-impl ClientContext for ProduceContext {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        self.health.log(level, facility, message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.health.error(error, reason);
-    }
-}
-
-impl ProducerContext for ProduceContext {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        match result {
-            Ok(_) => {
-                self.deliveries.delivered.fetch_add(1, Ordering::Relaxed);
-                self.health.mark_ok();
-            }
-            Err((error, message)) => {
-                tracing::debug!(%error, partition = message.partition(), "delivery failed");
-                let persistence = persistence(message);
-                if matches!(
-                    error.rdkafka_error_code(),
-                    Some(
-                        RDKafkaErrorCode::MessageSizeTooLarge
-                            | RDKafkaErrorCode::MessageBatchTooLarge
-                    )
-                ) {
-                    self.deliveries.too_large.fetch_add(1, Ordering::Relaxed);
-                }
-                self.deliveries
-                    .fail(describe_failure(error, persistence), persistence);
-            }
-        }
-    }
-}
-
-fn describe_failure(error: &KafkaError, persistence: Persistence) -> String {
-    match error.rdkafka_error_code() {
-        Some(RDKafkaErrorCode::MessageTimedOut) => {
-            "not acknowledged within message.timeout.ms".to_owned()
-        }
-        // Queued also holds events that were sent, failed with a broker, and wait to be sent
-        // again: only librdkafka's status tells them apart.
-        Some(RDKafkaErrorCode::PurgeQueue) if persistence == Persistence::NotWritten => {
-            "abandoned before it was sent".to_owned()
-        }
-        Some(RDKafkaErrorCode::PurgeQueue) => "abandoned while waiting to be sent again".to_owned(),
-        Some(RDKafkaErrorCode::PurgeInflight) => {
-            "abandoned while waiting for the broker's answer".to_owned()
-        }
-        Some(code) => code.to_string(),
-        None => error.to_string(),
     }
 }
 
@@ -262,13 +112,7 @@ impl Poller {
                         // producer). Sleep, then serve what arrived without waiting: one
                         // event per zero-timeout poll, as long as they settle deliveries.
                         std::thread::sleep(POLL_ROUND);
-                        loop {
-                            let before = producer.in_flight_count();
-                            producer.poll(Duration::ZERO);
-                            if producer.in_flight_count() >= before {
-                                break;
-                            }
-                        }
+                        serve_ready(&producer);
                     }
                 }
             })?;
@@ -420,15 +264,19 @@ impl OrderProducer {
         }
     }
 
-    /// Hands one event to librdkafka. When its queue is full, waits for room, checking
-    /// `give_up` between attempts; returns `Ok(false)` if it gave up and the event was not sent.
+    /// Hands one event to librdkafka, `stamp` saying when (see [`Stamp`]: its delivery is
+    /// timed from then). When the queue is full, waits for room, checking `give_up` between
+    /// attempts; returns `Ok(false)` if it gave up and the event was not sent.
     pub(crate) fn send(
         &self,
         key: &[u8],
         payload: &[u8],
+        stamp: Stamp,
         give_up: impl Fn() -> bool,
     ) -> Result<bool, ProducerError> {
-        let mut record = BaseRecord::to(&self.topic).key(key).payload(payload);
+        let mut record = BaseRecord::with_opaque_to(&self.topic, stamp)
+            .key(key)
+            .payload(payload);
         loop {
             match self.inner.send(record) {
                 Ok(()) => return Ok(true),
@@ -437,8 +285,10 @@ impl OrderProducer {
                         return Ok(false);
                     }
                     record = back;
-                    // Delivery reports are what frees room: serve them while waiting.
-                    self.inner.poll(Duration::from_millis(1));
+                    // Delivery reports are what frees room: serve them while waiting (in
+                    // zero-timeout polls, each announced: see `serve_ready`).
+                    serve_ready(&self.inner);
+                    std::thread::sleep(SERVE_NAP);
                 }
                 Err((error, _)) => {
                     if let Some(RDKafkaErrorCode::Fatal) = error.rdkafka_error_code() {
@@ -457,7 +307,8 @@ impl OrderProducer {
         value: Option<&[u8]>,
         headers: OwnedHeaders,
     ) -> Result<(), ProducerError> {
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&self.topic).headers(headers);
+        let mut record: BaseRecord<'_, [u8], [u8], Stamp> =
+            BaseRecord::with_opaque_to(&self.topic, UNSTAMPED).headers(headers);
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -480,7 +331,7 @@ impl OrderProducer {
     /// out calls this every few hundred events, as kcat does, after
     /// [`OrderProducer::serve_reports_here`].
     pub(crate) fn serve_reports(&self) {
-        self.inner.poll(Duration::ZERO);
+        serve_ready(&self.inner);
     }
 
     /// Whether the calling thread serves the delivery reports itself (true) or leaves them to
@@ -499,7 +350,16 @@ impl OrderProducer {
     /// Waits up to `timeout` for every event in flight; true when none is left. Waits in
     /// small steps so that the last acknowledgement ends the wait at once.
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
-        flush_promptly(&self.inner, timeout)
+        // As `client::flush_promptly`, but serving in announced zero-timeout polls, so that
+        // the last reports are timed to when they are served.
+        let deadline = Instant::now() + timeout;
+        // rd_kafka_flush with no timeout sends what lingers in the queues right away.
+        let _ = self.inner.flush(Duration::ZERO);
+        while self.inner.in_flight_count() > 0 && Instant::now() < deadline {
+            serve_ready(&self.inner);
+            std::thread::sleep(SERVE_NAP);
+        }
+        self.inner.in_flight_count() <= 0
     }
 
     /// Gives up on everything in flight: each such event is reported as failed.
@@ -509,6 +369,14 @@ impl OrderProducer {
         // Delivery reports for purged events are served by polling; wait for them so the
         // counts are final.
         self.flush(Duration::from_millis(500));
+    }
+
+    /// Hands librdkafka's statistics to `hook` from now on (they come only if
+    /// `statistics.interval.ms` was set); a second hook is ignored.
+    pub(crate) fn on_statistics(&self, hook: StatisticsHook) {
+        let context = self.inner.context();
+        let _ = context.topic.set(self.topic.clone());
+        let _ = context.statistics.set(hook);
     }
 
     pub(crate) fn deliveries(&self) -> &Deliveries {
@@ -521,46 +389,5 @@ impl OrderProducer {
 
     pub(crate) fn topic(&self) -> &str {
         &self.topic
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_say_what_kafka_may_hold() {
-        assert_eq!(
-            failure_words((14, "abandoned before it was sent"), (0, "")),
-            "14 were never written to Kafka (abandoned before it was sent)"
-        );
-        // MEASURED.md: 14 reported "abandoned before it was sent", 6 of them in the topic.
-        assert_eq!(
-            failure_words(
-                (8, "abandoned before it was sent"),
-                (6, "abandoned while waiting to be sent again")
-            ),
-            "8 were never written to Kafka (abandoned before it was sent); 6 were sent but \
-             never confirmed, so Kafka may have written them (abandoned while waiting to be \
-             sent again)"
-        );
-        assert_eq!(
-            failure_words((0, ""), (1, "not acknowledged within message.timeout.ms")),
-            "1 was sent but never confirmed, so Kafka may have written it (not acknowledged \
-             within message.timeout.ms)"
-        );
-    }
-
-    #[test]
-    fn a_requeued_event_is_not_called_unsent() {
-        let purged = KafkaError::MessageProduction(RDKafkaErrorCode::PurgeQueue);
-        assert_eq!(
-            describe_failure(&purged, Persistence::NotWritten),
-            "abandoned before it was sent"
-        );
-        assert_eq!(
-            describe_failure(&purged, Persistence::Unknown),
-            "abandoned while waiting to be sent again"
-        );
     }
 }
