@@ -34,8 +34,10 @@ pub struct AuditLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_base64: Option<String>,
     /// The record's Kafka timestamp (producer create time or broker append time).
+    #[serde(serialize_with = "crate::domain::event::serialize_utc_opt")]
     pub kafka_timestamp: Option<DateTime<Utc>>,
     /// When the storage role wrote the line.
+    #[serde(serialize_with = "crate::domain::event::serialize_utc")]
     pub stored_at: DateTime<Utc>,
     /// The order event, for a well-formed record.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -305,40 +305,100 @@ fn write_json_string(out: &mut Vec<u8>, value: &str) {
 /// Writes `2026-11-21T18:30:05.123Z`: milliseconds when the time has no finer part (every
 /// generated event), otherwise as many digits as it needs, so that parse → encode is lossless.
 fn write_timestamp(out: &mut Vec<u8>, t: &DateTime<Utc>) {
-    fn digits(out: &mut Vec<u8>, value: u32, width: usize) {
-        let mut buf = [b'0'; 9];
+    let mut buf = TimeText::default();
+    buf.write(t, true);
+    out.extend_from_slice(buf.as_bytes());
+}
+
+/// A timestamp's text on the stack: long enough for `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+#[derive(Default)]
+struct TimeText {
+    bytes: [u8; 30],
+    len: usize,
+}
+
+impl TimeText {
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
+    }
+
+    fn digits(&mut self, value: u32, width: usize) {
         let mut v = value;
-        for slot in buf[..width].iter_mut().rev() {
+        for slot in self.bytes[self.len..self.len + width].iter_mut().rev() {
             *slot = b'0' + (v % 10) as u8;
             v /= 10;
         }
-        out.extend_from_slice(&buf[..width]);
+        self.len += width;
     }
-    // Parsing refuses years outside 0000-9999 in UTC and the generator uses the current
-    // year, so the clamp never changes a time that reached here.
-    let year = t.year().clamp(0, 9999) as u32;
-    digits(out, year, 4);
-    out.push(b'-');
-    digits(out, t.month(), 2);
-    out.push(b'-');
-    digits(out, t.day(), 2);
-    out.push(b'T');
-    digits(out, t.hour(), 2);
-    out.push(b':');
-    digits(out, t.minute(), 2);
-    out.push(b':');
-    digits(out, t.second(), 2);
-    out.push(b'.');
-    // chrono encodes a leap second as nanos >= 1e9; keep it inside the field.
-    let nanos = t.nanosecond().min(999_999_999);
-    if nanos.is_multiple_of(1_000_000) {
-        digits(out, nanos / 1_000_000, 3);
-    } else if nanos.is_multiple_of(1_000) {
-        digits(out, nanos / 1_000, 6);
-    } else {
-        digits(out, nanos, 9);
+
+    /// The date and time in UTC; the fraction as 3, 6 or 9 digits, whichever keeps every
+    /// non-zero one, and none for a whole second unless `always_fraction`.
+    fn write(&mut self, t: &DateTime<Utc>, always_fraction: bool) {
+        self.digits(t.year().clamp(0, 9999) as u32, 4);
+        self.push(b'-');
+        self.digits(t.month(), 2);
+        self.push(b'-');
+        self.digits(t.day(), 2);
+        self.push(b'T');
+        self.digits(t.hour(), 2);
+        self.push(b':');
+        self.digits(t.minute(), 2);
+        self.push(b':');
+        self.digits(t.second(), 2);
+        let nanos = t.nanosecond().min(999_999_999);
+        if nanos != 0 || always_fraction {
+            self.push(b'.');
+            if nanos.is_multiple_of(1_000_000) {
+                self.digits(nanos / 1_000_000, 3);
+            } else if nanos.is_multiple_of(1_000) {
+                self.digits(nanos / 1_000, 6);
+            } else {
+                self.digits(nanos, 9);
+            }
+        }
+        self.push(b'Z');
     }
-    out.push(b'Z');
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("digits and punctuation are ASCII")
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// A time serialized exactly as chrono's own `Serialize` writes it (`2026-12-01T16:20:28Z`,
+/// `…28.123Z`, `…28.123456Z`, `…28.123456789Z`), for serde's `serialize_with`. chrono's goes
+/// through `collect_str` and `fmt`, one character at a time through serde_json's escaping
+/// writer: storage writes two of these per line, and they cost it as much as the rest of the
+/// line. Years outside 0000–9999 and leap seconds, which chrono spells differently, are left
+/// to chrono.
+pub(crate) fn serialize_utc<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    if !(0..=9999).contains(&t.year()) || t.nanosecond() >= 1_000_000_000 {
+        return t.serialize(s);
+    }
+    let mut text = TimeText::default();
+    text.write(t, false);
+    s.serialize_str(text.as_str())
+}
+
+/// [`serialize_utc`] for an optional time (`null` for none, as chrono's).
+pub(crate) fn serialize_utc_opt<S: Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    struct Time<'a>(&'a DateTime<Utc>);
+    impl Serialize for Time<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            serialize_utc(self.0, s)
+        }
+    }
+    match t {
+        Some(t) => s.serialize_some(&Time(t)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Formats a timestamp the way events carry it.
@@ -356,7 +416,9 @@ impl Serialize for OrderEvent {
         s.serialize_field("order_id", self.key().as_str())?;
         s.serialize_field("user_id", &self.user_id)?;
         s.serialize_field("status", self.status.as_str())?;
-        s.serialize_field("timestamp", &format_timestamp(&self.timestamp))?;
+        let mut timestamp = TimeText::default();
+        timestamp.write(&self.timestamp, true);
+        s.serialize_field("timestamp", timestamp.as_str())?;
         s.serialize_field("source", self.source.as_str())?;
         s.end()
     }
@@ -365,6 +427,52 @@ impl Serialize for OrderEvent {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+
+    #[test]
+    fn serialize_utc_writes_what_chrono_writes() {
+        #[derive(Serialize)]
+        struct Ours {
+            #[serde(serialize_with = "serialize_utc")]
+            t: DateTime<Utc>,
+            #[serde(serialize_with = "serialize_utc_opt")]
+            o: Option<DateTime<Utc>>,
+        }
+        #[derive(Serialize)]
+        struct Chrono {
+            t: DateTime<Utc>,
+            o: Option<DateTime<Utc>>,
+        }
+        let mut times = Vec::new();
+        for secs in [
+            0,
+            1_764_606_028,
+            -62_167_219_200, // 0000-01-01
+            253_402_300_799, // 9999-12-31T23:59:59
+            253_402_300_800, // 10000-01-01: chrono's own spelling
+            -62_167_219_201, // the year -1
+            951_782_400,     // 2000-02-29
+        ] {
+            for nanos in [
+                0,
+                1,
+                1_000,
+                7_000_000,
+                123_456_789,
+                999_999_999,
+                1_500_000_000,
+            ] {
+                times.extend(DateTime::from_timestamp(secs, nanos));
+            }
+        }
+        assert!(times.len() > 40);
+        for t in times {
+            for o in [None, Some(t)] {
+                let ours = serde_json::to_string(&Ours { t, o }).unwrap();
+                let chrono = serde_json::to_string(&Chrono { t, o }).unwrap();
+                assert_eq!(ours, chrono, "{t:?}");
+            }
+        }
+    }
 
     pub(in crate::domain) const GOOD: &str = r#"{"event_type":"ORDER_EVENT","order_id":"6f1c0a52-3d7e-4e55-9a43-2b7a1d9c8e10","user_id":"user_123","status":"PLACED","timestamp":"2026-11-21T18:30:05.123Z","source":"WEB"}"#;
 

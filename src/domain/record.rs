@@ -66,6 +66,13 @@ struct WireFields<'a> {
 }
 
 impl WireFields<'_> {
+    /// Whether the wire's order_id is already the record key's form (lowercase, hyphenated:
+    /// `validate` accepts only the 36-character form), so the key can be compared with these
+    /// bytes instead of a freshly formatted id.
+    fn order_id_is_key_form(&self) -> bool {
+        !self.order_id.bytes().any(|b| b.is_ascii_uppercase())
+    }
+
     /// Checks every value; the first problem, in wire order, is the one reported.
     fn validate(self) -> Result<OrderEvent, EventError> {
         if self.event_type != EVENT_TYPE {
@@ -126,11 +133,9 @@ fn parse_timestamp(value: &str) -> Result<DateTime<Utc>, EventError> {
 impl OrderEvent {
     /// Parses one record value. Never panics, whatever the bytes.
     pub fn parse(bytes: &[u8]) -> Result<OrderEvent, EventError> {
-        // Fast path: a well-formed event deserializes straight into borrowed fields. Only when
-        // that fails do we pay for a second, diagnostic pass that names the problem.
-        match serde_json::from_slice::<WireFields<'_>>(bytes) {
-            Ok(fields) => fields.validate(),
-            Err(_) => Err(diagnose(bytes)),
+        match fast_path(bytes) {
+            Some(fields) => fields.validate(),
+            None => Err(diagnose(bytes)),
         }
     }
 
@@ -138,10 +143,24 @@ impl OrderEvent {
     /// wire format's promise that keeps an order in one partition. A record without a value
     /// (a tombstone) is empty.
     pub fn from_record(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<OrderEvent, EventError> {
-        let event = OrderEvent::parse(value.unwrap_or_default())?;
+        let bytes = value.unwrap_or_default();
+        let Some(fields) = fast_path(bytes) else {
+            return Err(diagnose(bytes));
+        };
+        // The bytes to compare the key with: the wire's own order_id when it is already in
+        // the key's form (what every producer of this format writes), so that a well-formed
+        // record costs no formatting of its id.
+        let wire_key = fields
+            .order_id_is_key_form()
+            .then(|| fields.order_id.clone());
+        let event = fields.validate()?;
+        let matches = |key: &[u8]| match &wire_key {
+            Some(wire) => key == wire.as_bytes(),
+            None => key == event.key().as_bytes(),
+        };
         match key {
             None => Err(EventError::MissingKey),
-            Some(key) if key == event.key().as_bytes() => Ok(event),
+            Some(key) if matches(key) => Ok(event),
             // An upper-case key is the same order, but the bytes differ, and the producer's
             // partitioner hashes bytes: it may have put the order in another partition.
             Some(key) => Err(EventError::KeyMismatch {
@@ -150,6 +169,16 @@ impl OrderEvent {
             }),
         }
     }
+}
+
+/// The fast path of [`OrderEvent::parse`]: a well-formed event deserializes straight into
+/// borrowed fields, in one pass. The bytes are checked as UTF-8 once, as a whole (serde_json's
+/// `from_slice` would check every string on its own, which cost more than the rest of the
+/// parse). `None` when anything is wrong: only then do we pay for a second, diagnostic pass
+/// that names the problem.
+fn fast_path(bytes: &[u8]) -> Option<WireFields<'_>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    serde_json::from_str::<WireFields<'_>>(text).ok()
 }
 
 /// The slow path of [`OrderEvent::parse`]: finds the first thing wrong with `bytes`.

@@ -32,8 +32,10 @@ pub struct AuditWriter {
     file: File,
     /// Encoded lines not yet written to the file.
     pending: Vec<u8>,
-    /// Per (topic, partition), the last record in the file; `None`: the file has none.
-    last: HashMap<(String, i32), Option<RecordId>>,
+    /// Per topic and partition, the last record in the file; `None`: the file has none.
+    /// Nested rather than keyed by `(String, i32)`, so that the per-record lookup and update
+    /// borrow the record's topic instead of allocating a copy of it.
+    last: HashMap<String, HashMap<i32, Option<RecordId>>>,
     /// Bytes were written since the last fsync.
     unsynced: bool,
     /// Device and inode of the file opened: the path must keep naming this file.
@@ -145,8 +147,16 @@ impl AuditWriter {
     pub(crate) fn append(&mut self, line: &AuditLine) {
         line.encode_into(&mut self.pending);
         self.queued_lines += 1;
-        self.last
-            .insert((line.topic.clone(), line.partition), Some(line.record_id()));
+        let partitions = match self.last.get_mut(line.topic.as_str()) {
+            Some(partitions) => partitions,
+            None => self.last.entry(line.topic.clone()).or_default(),
+        };
+        match partitions.get_mut(&line.partition) {
+            Some(Some(last)) => update_record_id(last, line),
+            _ => {
+                partitions.insert(line.partition, Some(line.record_id()));
+            }
+        }
     }
 
     /// Bytes queued and not yet written.
@@ -214,6 +224,20 @@ impl AuditWriter {
         }
         self.synced_lines += std::mem::take(&mut self.queued_lines);
         Ok(())
+    }
+}
+
+/// Makes `last` the record id of `line`, as [`AuditLine::record_id`] would, reusing the key's
+/// buffer: the writer updates one per stored record.
+fn update_record_id(last: &mut RecordId, line: &AuditLine) {
+    match (&line.key, &mut last.key) {
+        (Some(key), Some(buffer)) => {
+            buffer.clear();
+            buffer.extend_from_slice(key.as_bytes());
+            last.offset = line.offset;
+            last.timestamp_ms = line.kafka_timestamp.map(|t| t.timestamp_millis());
+        }
+        _ => *last = line.record_id(),
     }
 }
 

@@ -69,31 +69,35 @@ impl AuditWriter {
         let mut wanted: HashSet<i32> = partitions
             .iter()
             .copied()
-            .filter(|p| !self.last.contains_key(&(topic.to_owned(), *p)))
+            .filter(|p| self.known(topic, *p).is_none())
             .collect();
         if !wanted.is_empty() {
             self.flush_pending()?;
             let found = self.scan_backwards(topic, &mut wanted)?;
+            let known = self.last.entry(topic.to_owned()).or_default();
             for (partition, offset) in found {
-                self.last
-                    .insert((topic.to_owned(), partition), Some(offset));
+                known.insert(partition, Some(offset));
             }
             for partition in wanted {
-                self.last.insert((topic.to_owned(), partition), None);
+                known.insert(partition, None);
             }
         }
         Ok(partitions
             .iter()
-            .map(|&p| (p, self.last[&(topic.to_owned(), p)].clone()))
+            .map(|&p| (p, self.known(topic, p).cloned().flatten()))
             .collect())
     }
 
     /// The last stored offset of one partition, from the cache [`AuditWriter::last_stored`]
     /// fills (and appends keep current).
     pub(crate) fn known_last(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.last
-            .get(&(topic.to_owned(), partition))
+        self.known(topic, partition)
             .and_then(|id| id.as_ref().map(|id| id.offset))
+    }
+
+    /// What the cache holds for a partition: `None` if it was never looked up.
+    fn known(&self, topic: &str, partition: i32) -> Option<&Option<RecordId>> {
+        self.last.get(topic)?.get(&partition)
     }
 
     /// Reads lines from the end towards the start until every partition in `wanted` has been

@@ -88,8 +88,12 @@ pub(super) fn member_config(
         // 200,000 events took a second longer than 100,000 because of it. A smaller
         // queue (librdkafka aims at 100,000 messages per partition, up to 64 MB) keeps a
         // role that drains a backlog within its memory budget (65 MB peak RSS draining
-        // 200,000 events from 10 partitions, 21 MB with these) at the same speed.
-        ("fetch.queue.backoff.ms", "20"),
+        // 200,000 events from 10 partitions, 21 MB with these) at the same speed. But a role
+        // empties this queue in milliseconds, and at 20 ms the fetcher idled most of a drain:
+        // 500,000 events took 1.0-1.3 s to drain at 20 ms, 0.52-0.65 s at 5 (1 ms is no
+        // faster, and a slow role's full queue is re-checked every backoff: 1.1 % CPU at 20,
+        // 3 % at 1). docs/performance.md, "Why the drain was behind kcat on large runs".
+        ("fetch.queue.backoff.ms", "5"),
         ("queued.min.messages", "10000"),
         ("queued.max.messages.kbytes", "16384"),
         ("statistics.interval.ms", "1000"),

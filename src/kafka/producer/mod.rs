@@ -148,10 +148,16 @@ impl OrderProducer {
         // to them all as soon as the metadata names them. Sparse connections (librdkafka's
         // default) open the connection to the partitions' broker only once the bootstrap
         // connection's metadata has been handled, 10 ms of every run on the built-in broker.
+        // `--rate 0` keeps librdkafka's queue full: at its default of 100,000 messages that
+        // is 50-67 MiB of RSS (scripts/bench-scale); 20,000 is 21-25 MiB, with the same
+        // throughput (batches are at most 10,000 messages and leave every 5 ms).
         OrderProducer::build(
             settings,
             &settings.topic,
-            &[("enable.sparse.connections", "false")],
+            &[
+                ("enable.sparse.connections", "false"),
+                ("queue.buffering.max.messages", "20000"),
+            ],
         )
     }
 
