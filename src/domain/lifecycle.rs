@@ -1,7 +1,7 @@
 //! The order lifecycle PLACED → CONFIRMED → SHIPPED → DELIVERED: the one place that says which
 //! step may follow which. The generator obeys it; order-processor and `audit verify` check it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use uuid::Uuid;
@@ -81,47 +81,95 @@ pub(crate) fn check(previous: Option<Status>, next: Status) -> Result<(), Violat
 }
 
 /// The furthest step seen of every order: the state order-processor keeps per partition and
-/// `audit verify` keeps per file.
+/// `audit summary` keeps per topic.
+///
+/// Open orders are all kept (the generator keeps a bounded number open). Delivered orders are
+/// kept so that a late duplicate is reported as a duplicate and not as an order that never
+/// started — all of them by default, or only the most recent ones with
+/// [`Lifecycles::keeping_delivered`]: a long-running consumer cannot hold every order it ever
+/// saw (10,000,000 events are 2,500,000 orders, about 100 MB), and duplicates come from
+/// retries and re-reads, seconds after the original.
 #[derive(Debug, Default)]
 pub struct Lifecycles {
-    /// Furthest status seen per order. Delivered orders stay, so that a late duplicate is
-    /// reported as a duplicate and not as an order that never started.
-    furthest: HashMap<Uuid, Status>,
+    /// Furthest status of every order seen and not delivered yet.
+    open: HashMap<Uuid, Status>,
+    /// Delivered orders still remembered.
+    delivered: HashSet<Uuid>,
+    /// The same orders in the order they were delivered, oldest first, when only the most
+    /// recent are kept (empty otherwise).
+    delivered_in_order: VecDeque<Uuid>,
+    /// How many delivered orders are remembered at most; `None`: all of them.
+    keep_delivered: Option<usize>,
 }
 
 impl Lifecycles {
+    /// Remembers every order it sees.
     pub fn new() -> Lifecycles {
         Lifecycles::default()
+    }
+
+    /// Remembers every open order and the `keep` most recently delivered ones. An event of a
+    /// delivered order forgotten since is judged as the first event of an unknown order:
+    /// still a violation unless it is a PLACED, which then starts the order again.
+    pub(crate) fn keeping_delivered(keep: usize) -> Lifecycles {
+        Lifecycles {
+            keep_delivered: Some(keep),
+            ..Lifecycles::default()
+        }
     }
 
     /// Records `status` for `order_id` and says whether that step was allowed. After a
     /// violation the order keeps its furthest step, so one bad event is reported once instead
     /// of making every later event of the order look wrong too.
     pub fn observe(&mut self, order_id: Uuid, status: Status) -> Result<(), Violation> {
-        let slot = self.furthest.entry(order_id);
-        let previous = match &slot {
-            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
-            std::collections::hash_map::Entry::Vacant(_) => None,
-        };
+        let previous = self.status(&order_id);
         let verdict = check(previous, status);
         let furthest = previous.map_or(status, |p| p.max(status));
-        slot.insert_entry(furthest);
+        if furthest.is_final() {
+            self.open.remove(&order_id);
+            if self.delivered.insert(order_id) {
+                self.remember_delivered(order_id);
+            }
+        } else {
+            self.open.insert(order_id, furthest);
+        }
         verdict
     }
 
-    /// The furthest step seen for one order.
+    /// Keeps the delivery order of `order_id`, forgetting the oldest delivered order past the
+    /// bound.
+    fn remember_delivered(&mut self, order_id: Uuid) {
+        let Some(keep) = self.keep_delivered else {
+            return;
+        };
+        self.delivered_in_order.push_back(order_id);
+        while self.delivered_in_order.len() > keep {
+            if let Some(oldest) = self.delivered_in_order.pop_front() {
+                self.delivered.remove(&oldest);
+            }
+        }
+    }
+
+    /// The furthest step seen for one order (`None` for an order never seen, or delivered
+    /// and forgotten).
     pub(crate) fn status(&self, order_id: &Uuid) -> Option<Status> {
-        self.furthest.get(order_id).copied()
+        match self.open.get(order_id) {
+            Some(status) => Some(*status),
+            None => self
+                .delivered
+                .contains(order_id)
+                .then_some(Status::Delivered),
+        }
     }
 
     /// Orders seen that are not delivered yet.
     pub(crate) fn in_flight(&self) -> usize {
-        self.furthest.values().filter(|s| !s.is_final()).count()
+        self.open.len()
     }
 
-    /// Orders seen at all.
+    /// Orders remembered: the open ones and the delivered ones still kept.
     pub(crate) fn len(&self) -> usize {
-        self.furthest.len()
+        self.open.len() + self.delivered.len()
     }
 }
 
@@ -199,5 +247,52 @@ mod tests {
         );
         assert_eq!(orders.status(&id), Some(Delivered));
         assert_eq!(orders.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_bounded_state_forgets_the_oldest_delivered_orders_only() {
+        let mut orders = Lifecycles::keeping_delivered(2);
+        let deliver = |orders: &mut Lifecycles, id: u128| {
+            for status in Status::ALL {
+                assert!(orders.observe(Uuid::from_u128(id), status).is_ok());
+            }
+        };
+        assert!(orders.observe(Uuid::from_u128(99), Placed).is_ok());
+        for id in 1..=3 {
+            deliver(&mut orders, id);
+        }
+        assert_eq!(
+            orders.len(),
+            3,
+            "order 99 open, 2 and 3 delivered: 1 forgotten"
+        );
+        assert_eq!(orders.in_flight(), 1);
+        assert_eq!(orders.status(&Uuid::from_u128(1)), None);
+        // A late duplicate of a remembered order is a duplicate; of a forgotten one, an
+        // order that never started — a violation either way.
+        assert_eq!(
+            orders.observe(Uuid::from_u128(3), Delivered),
+            Err(Violation::Duplicate { status: Delivered })
+        );
+        assert_eq!(
+            orders.observe(Uuid::from_u128(1), Delivered),
+            Err(Violation::FirstNotPlaced { first: Delivered })
+        );
+        assert_eq!(orders.status(&Uuid::from_u128(99)), Some(Placed));
+    }
+
+    #[test]
+    fn an_unbounded_state_keeps_every_delivered_order() {
+        let mut orders = Lifecycles::new();
+        for id in 0..1000u128 {
+            for status in Status::ALL {
+                assert!(orders.observe(Uuid::from_u128(id), status).is_ok());
+            }
+        }
+        assert_eq!(orders.len(), 1000);
+        assert_eq!(
+            orders.observe(Uuid::from_u128(0), Delivered),
+            Err(Violation::Duplicate { status: Delivered })
+        );
     }
 }

@@ -19,6 +19,12 @@ use crate::report::activity::{Activity, Outcome, PartitionStart, Report, RoleCou
 use crate::report::human;
 use crate::shutdown::Shutdown;
 
+/// Delivered orders remembered per partition, to tell a late duplicate from an order that
+/// never started. Duplicates come from retries and re-reads, seconds after the original;
+/// 50,000 deliveries are minutes of a class's stream, and keep the role's memory bounded
+/// (about 2 MB a partition) however long it runs.
+const DELIVERED_KEPT: usize = 50_000;
+
 /// The orders of one partition.
 struct PartitionOrders {
     orders: Lifecycles,
@@ -83,7 +89,7 @@ impl OrderProcessor {
             .partitions
             .entry(partition)
             .or_insert_with(|| PartitionOrders {
-                orders: Lifecycles::new(),
+                orders: Lifecycles::keeping_delivered(DELIVERED_KEPT),
                 truncated: false,
             });
         match state.orders.observe(event.order_id, event.status) {
@@ -115,7 +121,7 @@ impl Role for OrderProcessor {
     ) -> Result<(), RoleError> {
         for start in partitions {
             let began = Instant::now();
-            let mut orders = Lifecycles::new();
+            let mut orders = Lifecycles::keeping_delivered(DELIVERED_KEPT);
             let replayed =
                 history.replay(start.partition, start.low, start.start, &mut |record| {
                     // Only the state matters here: problems in the history were reported (and
