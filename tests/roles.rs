@@ -658,10 +658,11 @@ fn members_that_join_and_drain_hand_over_without_loss(broker: Broker) {
     assert!(first.wait(LIMIT).success(), "{}", first.stderr());
     assert!(second.wait(LIMIT).success(), "{}", second.stderr());
     let (a, b) = (final_summary(&first.json()), final_summary(&second.json()));
-    assert!(
-        count(&b["records"]) > 0,
-        "the second member got partitions: {b}"
-    );
+    // The second member must have been given partitions. Whether any records were left on
+    // them depends on how long its join took: on a starved machine the first member can read
+    // a partition to its end before handing it over (seen once: p0 handed over at its end).
+    let handed_over = b["partitions"].as_array().is_some_and(|p| !p.is_empty());
+    assert!(handed_over, "the second member got partitions: {b}");
     // None skipped. Twice is allowed (at-least-once) but must stay rare: each member commits
     // before it hands partitions over, so only a commit the coordinator refused throughout
     // its retries (a machine starved of CPU) leaves a few records for the next owner to

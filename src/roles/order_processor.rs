@@ -19,11 +19,20 @@ use crate::report::activity::{Activity, Outcome, PartitionStart, Report, RoleCou
 use crate::report::human;
 use crate::shutdown::Shutdown;
 
-/// Delivered orders remembered per partition, to tell a late duplicate from an order that
-/// never started. Duplicates come from retries and re-reads, seconds after the original;
-/// 50,000 deliveries are minutes of a class's stream, and keep the role's memory bounded
-/// (about 2 MB a partition) however long it runs.
-const DELIVERED_KEPT: usize = 50_000;
+/// Delivered orders remembered over all owned partitions, to tell a late duplicate from an
+/// order that never started. Duplicates come from retries and re-reads, seconds after the
+/// original; 150,000 deliveries are minutes of a class's stream, and keep the role's memory
+/// bounded (about 7 MB) however long it runs.
+const DELIVERED_KEPT: usize = 150_000;
+
+/// The fewest delivered orders a partition remembers, however many partitions are owned (the
+/// development broker can give a topic hundreds).
+const DELIVERED_KEPT_PER_PARTITION_AT_LEAST: usize = 500;
+
+/// A partition's share of [`DELIVERED_KEPT`] when `owned` partitions are owned.
+fn delivered_kept(owned: usize) -> usize {
+    (DELIVERED_KEPT / owned.max(1)).max(DELIVERED_KEPT_PER_PARTITION_AT_LEAST)
+}
 
 /// The orders of one partition.
 struct PartitionOrders {
@@ -85,11 +94,12 @@ impl OrderProcessor {
 
     /// Checks one event against its order's state.
     fn check(&mut self, partition: i32, event: &OrderEvent) -> Result<(), Violation> {
+        let keep = delivered_kept(self.partitions.len() + 1);
         let state = self
             .partitions
             .entry(partition)
             .or_insert_with(|| PartitionOrders {
-                orders: Lifecycles::keeping_delivered(DELIVERED_KEPT),
+                orders: Lifecycles::keeping_delivered(keep),
                 truncated: false,
             });
         match state.orders.observe(event.order_id, event.status) {
@@ -119,9 +129,10 @@ impl Role for OrderProcessor {
         history: &dyn Replay,
         out: &mut dyn Report,
     ) -> Result<(), RoleError> {
+        let keep = delivered_kept(self.partitions.len() + partitions.len());
         for start in partitions {
             let began = Instant::now();
-            let mut orders = Lifecycles::keeping_delivered(DELIVERED_KEPT);
+            let mut orders = Lifecycles::keeping_delivered(keep);
             let replayed =
                 history.replay(start.partition, start.low, start.start, &mut |record| {
                     // Only the state matters here: problems in the history were reported (and
@@ -231,6 +242,13 @@ mod tests {
         DEAD_LETTER_TOPIC, FakeDeadLetters, FakeHistory, assign, committed, event, fresh, garbage,
         handle, try_handle,
     };
+
+    #[test]
+    fn the_delivered_orders_kept_are_shared_by_the_owned_partitions() {
+        assert_eq!(delivered_kept(0), DELIVERED_KEPT);
+        assert_eq!(delivered_kept(3), DELIVERED_KEPT / 3);
+        assert_eq!(delivered_kept(480), DELIVERED_KEPT_PER_PARTITION_AT_LEAST);
+    }
 
     fn processor() -> (OrderProcessor, FakeDeadLetters) {
         let sink = FakeDeadLetters::default();
