@@ -136,17 +136,37 @@ impl Lifecycles {
         verdict
     }
 
+    /// Changes how many delivered orders are remembered (a role that owns more partitions
+    /// gives each a smaller share), forgetting the oldest past the new bound now.
+    pub(crate) fn keep_delivered(&mut self, keep: usize) {
+        if self.keep_delivered.is_some() {
+            self.keep_delivered = Some(keep);
+            self.forget_past_the_bound();
+        }
+    }
+
     /// Keeps the delivery order of `order_id`, forgetting the oldest delivered order past the
     /// bound.
     fn remember_delivered(&mut self, order_id: Uuid) {
+        if self.keep_delivered.is_some() {
+            self.delivered_in_order.push_back(order_id);
+            self.forget_past_the_bound();
+        }
+    }
+
+    fn forget_past_the_bound(&mut self) {
         let Some(keep) = self.keep_delivered else {
             return;
         };
-        self.delivered_in_order.push_back(order_id);
         while self.delivered_in_order.len() > keep {
             if let Some(oldest) = self.delivered_in_order.pop_front() {
                 self.delivered.remove(&oldest);
             }
+        }
+        // A bound that shrank leaves the collections' room behind; give most of it back.
+        if self.delivered.capacity() > 4 * keep.max(64) {
+            self.delivered.shrink_to(2 * keep);
+            self.delivered_in_order.shrink_to(2 * keep);
         }
     }
 
@@ -278,6 +298,11 @@ mod tests {
             orders.observe(Uuid::from_u128(1), Delivered),
             Err(Violation::FirstNotPlaced { first: Delivered })
         );
+        assert_eq!(orders.status(&Uuid::from_u128(99)), Some(Placed));
+        // A smaller share forgets the oldest now; the open order stays.
+        orders.keep_delivered(1);
+        assert_eq!(orders.len(), 2);
+        assert_eq!(orders.status(&Uuid::from_u128(2)), None);
         assert_eq!(orders.status(&Uuid::from_u128(99)), Some(Placed));
     }
 

@@ -159,6 +159,11 @@ impl Role for OrderProcessor {
                 },
             );
         }
+        // The partitions owned before share the bound with the new ones.
+        let keep = delivered_kept(self.partitions.len());
+        for owned in self.partitions.values_mut() {
+            owned.orders.keep_delivered(keep);
+        }
         Ok(())
     }
 
