@@ -69,12 +69,14 @@ impl TextPrinter {
         }
     }
 
+    /// Every text line goes out here, made terminal-safe: names from outside reach it in
+    /// joins, notices, errors and summaries.
     fn line(&self, text: &str) {
-        emit(&format!(
+        emit(&human::plain_text(&format!(
             "{} {}{text}",
             Local::now().format("%H:%M:%S"),
             self.prefix
-        ));
+        )));
     }
 
     /// Whether one more per-record line fits in the budget.
@@ -105,7 +107,10 @@ impl crate::report::activity::Report for TextPrinter {
                 protocol,
                 assignor,
             } => self.line(&format!(
-                "{role}: joining group {group} as {member} ({}), reading {topic} on {brokers}; waiting for partitions…",
+                "{role}: joining group {} as {} ({}), reading {topic} on {brokers}; waiting for partitions…",
+                // Without line breaks either: a name must not start a line of its own.
+                human::without_hidden(&group),
+                human::without_hidden(&member),
                 protocol_words(protocol, assignor.as_deref())
             )),
             Activity::Assigned {
@@ -368,13 +373,14 @@ pub(crate) fn summary_line(summary: &Summary) -> String {
             )
         }
     };
-    format!(
+    // Printed as it is when a live view closes, so made safe here (the storage file's name).
+    human::without_hidden(&format!(
         "{head}: {} records ({}) · {counts} · {}{}",
         human::count(summary.records),
         human::rate(summary.events_per_s),
         lag_text(&summary.partitions),
         latency_text(summary.latency.as_ref())
-    )
+    ))
 }
 
 /// ` · latency p50 1.8 ms, p99 6.2 ms, max 14 ms`, or nothing when no record had a producer
