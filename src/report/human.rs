@@ -273,4 +273,13 @@ mod tests {
             "y".repeat(MAX_NAME_CHARS)
         );
     }
+
+    #[test]
+    fn plain_text_keeps_its_own_line_breaks_and_nothing_hidden() {
+        assert_eq!(
+            plain_text("group \x1b[2Jg\u{200B}\u{202E}x\r\n  the next line\t"),
+            "group [2Jgx\n  the next line"
+        );
+        assert_eq!(plain_text("plain"), "plain");
+    }
 }
