@@ -93,9 +93,10 @@ librdkafka-based client (orderflow, kcat, confluent-kafka) can use it. The topic
 created at start with --partitions partitions.
 
 It is for learning and tests, not for keeping data: everything is lost when it stops, and it
-drops the oldest messages of a partition past 5 MB or 100,000 messages. It does not implement
-ListGroups, DescribeGroups or CreateTopics, so admin tools such as kafka-consumer-groups do not
-work against it. It refuses -b (that names brokers to connect to; the address it listens on is
+drops the oldest messages of a partition past 5 MB or 100,000 messages. The mock lacks
+ListGroups, DescribeGroups and CreateTopics; the front before it answers them as Kafka 4.1 does,
+so kafka-consumer-groups and kafka-topics --create work (kafka-topics --describe does not: no
+DescribeConfigs). It refuses -b (that names brokers to connect to; the address it listens on is
 --listen) and ignores -X.
 
 Outages on demand: type `down` in its terminal (or `down 5` for five seconds) and it closes
