@@ -24,6 +24,8 @@ pub enum ConfigError {
     BadTopic(String),
     #[error("-X {key}=…: {reason}")]
     BadProperty { key: String, reason: String },
+    #[error("{0}")]
+    BadGroup(&'static str),
 }
 
 /// A librdkafka property given with `-X`.
@@ -252,9 +254,58 @@ pub(crate) fn validate_topic(topic: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// The longest group id the Kafka protocol carries: a STRING, whose length is an int16.
+const MAX_GROUP_BYTES: usize = i16::MAX as usize;
+
+/// Checks a consumer group id (`-g`) as Kafka would, before any connection: Kafka accepts
+/// almost any string, but an empty one is refused (INVALID_GROUP_ID; librdkafka fails
+/// further down with "consumer queue not available"), the KIP-848 protocol also refuses one
+/// of only whitespace, and the protocol cannot carry more than 32,767 bytes. Names with
+/// control characters are allowed, as in Kafka; plain output strips them when it prints.
+pub(crate) fn parse_group(group: &str) -> Result<String, ConfigError> {
+    if group.is_empty() {
+        Err(ConfigError::BadGroup(
+            "a group id cannot be empty (Kafka refuses it): give a name, e.g. -g analytics-2",
+        ))
+    } else if group.trim().is_empty() {
+        Err(ConfigError::BadGroup(
+            "a group id cannot be only whitespace (Kafka's consumer protocol refuses it): give \
+             a name, e.g. -g analytics-2",
+        ))
+    } else if group.len() > MAX_GROUP_BYTES {
+        Err(ConfigError::BadGroup(
+            "a group id can be at most 32,767 bytes long (the Kafka protocol cannot carry more)",
+        ))
+    } else {
+        Ok(group.to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_ids_are_checked_as_kafka_checks_them() {
+        for good in [
+            "analytics",
+            "a",
+            " padded ",
+            "evil\u{1b}[2J",
+            "ünïcode/with:colons",
+        ] {
+            assert_eq!(parse_group(good).unwrap(), good);
+        }
+        assert!(parse_group(&"g".repeat(MAX_GROUP_BYTES)).is_ok());
+        for bad in [
+            String::new(),
+            " ".into(),
+            "\t \n".into(),
+            "g".repeat(MAX_GROUP_BYTES + 1),
+        ] {
+            assert!(parse_group(&bad).is_err(), "{bad:?}");
+        }
+    }
 
     fn props(pairs: &[&str]) -> Vec<Property> {
         pairs.iter().map(|p| parse_property(p).unwrap()).collect()

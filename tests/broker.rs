@@ -99,3 +99,23 @@ fn ctrl_c_stops_the_broker_cleanly() {
     let status = broker.wait(Duration::from_secs(10));
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn the_broker_refuses_b_and_points_to_listen() {
+    let port = util::closed_port();
+    let address = format!("127.0.0.1:{port}");
+    for args in [
+        vec!["broker", "-b", address.as_str()],
+        vec!["-b", address.as_str(), "broker"],
+    ] {
+        let output = run_with_limit(orderflow().args(&args), Duration::from_secs(20));
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("run `orderflow broker --listen {address}`")),
+            "{args:?}: {stderr}"
+        );
+        // It refused before listening anywhere, so it says nothing about an address.
+        assert!(!text(&output.stdout).contains("listening"), "{args:?}");
+    }
+}

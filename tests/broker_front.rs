@@ -879,3 +879,74 @@ fn requests_that_tripped_the_mocks_assertions_get_kafkas_errors() {
     assert_eq!(response.error_code, 42);
     assert_serves(&broker);
 }
+
+/// The codes of three OffsetCommits to a group nobody ever joined: a member's (generation 3)
+/// at v8 and at v9, and a simple one (generation -1, as admin tools send) at v8.
+fn commit_codes_for_a_group_never_joined(address: &str, topic: &str) -> (i16, i16, i16) {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::{
+        FindCoordinatorRequest, FindCoordinatorResponse, OffsetCommitRequest, OffsetCommitResponse,
+    };
+    let group = unique("never-joined");
+    let mut raw = Raw::connect(address);
+    // A fresh Kafka creates its offsets topic on the first FindCoordinator: ask until ready.
+    let started = Instant::now();
+    loop {
+        let found: FindCoordinatorResponse = raw.call(
+            ApiKey::FindCoordinator,
+            3,
+            &FindCoordinatorRequest::default().with_key(s(&group)),
+        );
+        if found.error_code == 0 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{found:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut commit = |version: i16, generation: i32| {
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(&group)))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(s(if generation < 0 {
+                ""
+            } else {
+                "rdkafka-old-member"
+            }))
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(468),
+                    ]),
+            ]);
+        let response: OffsetCommitResponse = raw.call(ApiKey::OffsetCommit, version, &request);
+        response.topics[0].partitions[0].error_code
+    };
+    (commit(8, 3), commit(9, 3), commit(8, -1))
+}
+
+#[test]
+fn a_members_commit_to_a_group_never_joined_is_refused_as_kafka_refuses_it() {
+    let broker = Broker::start();
+    assert_eq!(
+        commit_codes_for_a_group_never_joined(&broker.address, &broker.topic),
+        (22, 69, 0),
+        "ILLEGAL_GENERATION, GROUP_ID_NOT_FOUND, accepted"
+    );
+    assert_serves(&broker);
+}
+
+#[test]
+fn a_members_commit_to_a_group_never_joined_gets_the_same_codes_on_real_kafka() {
+    let Some(kafka) = Broker::kafka("commit_to_a_group_never_joined") else {
+        return;
+    };
+    assert_eq!(
+        commit_codes_for_a_group_never_joined(&kafka.address, &kafka.topic),
+        (22, 69, 0)
+    );
+}

@@ -5,6 +5,8 @@
 mod commits;
 #[path = "roles/errors.rs"]
 mod errors;
+#[path = "roles/names.rs"]
+mod names;
 #[path = "roles/poison.rs"]
 mod poison;
 mod util;

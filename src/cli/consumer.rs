@@ -11,7 +11,7 @@ const MAX_WORK_MS: u64 = 10_000;
 pub struct ConsumerArgs {
     /// Consumer group to join [default: the role's name]. A new group starts at the
     /// earliest offset
-    #[arg(short = 'g', long, value_name = "ID")]
+    #[arg(short = 'g', long, value_name = "ID", value_parser = crate::config::parse_group)]
     pub group: Option<String>,
 
     /// Stop once every assigned partition is read to its end (after committing), as kcat -e

@@ -93,9 +93,11 @@ librdkafka-based client (orderflow, kcat, confluent-kafka) can use it. The topic
 created at start with --partitions partitions.
 
 It is for learning and tests, not for keeping data: everything is lost when it stops, and it
-drops the oldest messages of a partition past 5 MB or 100,000 messages. It does not implement
-ListGroups, DescribeGroups or CreateTopics, so admin tools such as kafka-consumer-groups do not
-work against it. -b and -X do not apply to it.
+drops the oldest messages of a partition past 5 MB or 100,000 messages. The mock lacks
+ListGroups, DescribeGroups and CreateTopics; the front before it answers them as Kafka 4.1 does,
+so kafka-consumer-groups and kafka-topics --create work (kafka-topics --describe does not: no
+DescribeConfigs). It refuses -b (that names brokers to connect to; the address it listens on is
+--listen) and ignores -X.
 
 Outages on demand: type `down` in its terminal (or `down 5` for five seconds) and it closes
 every connection and refuses new ones, as a crashed broker would, keeping its data; `up` ends
@@ -346,6 +348,10 @@ pub struct CompletionsArgs {
 pub fn parse() -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let parsed = Cli::command().try_get_matches().and_then(|matches| {
+        if let Some(message) = brokers_given_to_the_broker(&matches) {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.connection.brokers_given = brokers_given(&matches);
         Ok(cli)
@@ -372,6 +378,30 @@ fn brokers_given(matches: &clap::ArgMatches) -> bool {
         )
     };
     given(matches) || matches.subcommand().is_some_and(|(_, sub)| given(sub))
+}
+
+/// The message for `orderflow broker -b ADDRESS`: -b names brokers to connect to, and the
+/// broker would otherwise listen on its default 127.0.0.1:9092 while the user believes it is
+/// on ADDRESS (two brokers of a class then collide on 9092). ORDERFLOW_BROKERS is not
+/// refused: it is set for the clients of a shell, which may also start a broker.
+fn brokers_given_to_the_broker(matches: &clap::ArgMatches) -> Option<String> {
+    use clap::parser::ValueSource;
+    let typed = |m: &clap::ArgMatches| {
+        (m.value_source("brokers") == Some(ValueSource::CommandLine))
+            .then(|| m.get_one::<String>("brokers").cloned())
+            .flatten()
+    };
+    let (name, sub) = matches.subcommand()?;
+    if name != "broker" {
+        return None;
+    }
+    let address = typed(sub).or_else(|| typed(matches))?;
+    let listen = crate::report::human::shell_word(&address);
+    Some(format!(
+        "error: `orderflow broker` takes no -b: -b names the brokers a client connects to. \
+         To listen on {}, run `orderflow broker --listen {listen}`; clients then use -b {listen}.",
+        crate::report::human::without_hidden(&address)
+    ))
 }
 
 /// The message for a usage error whose unknown subcommand is one of Kafka's own tools.
@@ -446,6 +476,34 @@ mod tests {
         if std::env::var_os("ORDERFLOW_BROKERS").is_none() {
             assert!(!given(&["orderflow", "demo"]));
         }
+    }
+
+    #[test]
+    fn the_broker_refuses_b_and_points_to_listen() {
+        let refused = |args: &[&str]| {
+            let matches = <Cli as clap::CommandFactory>::command()
+                .try_get_matches_from(args)
+                .unwrap();
+            brokers_given_to_the_broker(&matches)
+        };
+        for args in [
+            &["orderflow", "broker", "-b", "127.0.0.1:22092"][..],
+            &["orderflow", "-b", "127.0.0.1:22092", "broker"][..],
+        ] {
+            let message = refused(args).expect("refused");
+            assert!(
+                message.contains("run `orderflow broker --listen 127.0.0.1:22092`"),
+                "{message}"
+            );
+        }
+        assert_eq!(
+            refused(&["orderflow", "broker", "--listen", "127.0.0.1:0"]),
+            None
+        );
+        assert_eq!(
+            refused(&["orderflow", "produce", "-b", "127.0.0.1:22092"]),
+            None
+        );
     }
 
     #[test]

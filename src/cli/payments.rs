@@ -12,7 +12,7 @@ const MAX_WORK_MS: u64 = 1_000;
 #[derive(Debug, Args)]
 pub struct PaymentsArgs {
     /// Consumer group to join [default: payments]. A new group starts at the earliest offset
-    #[arg(short = 'g', long, value_name = "ID")]
+    #[arg(short = 'g', long, value_name = "ID", value_parser = crate::config::parse_group)]
     pub group: Option<String>,
 
     /// When the input offsets are committed: at-most-once (commit, then produce),

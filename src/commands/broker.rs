@@ -48,8 +48,8 @@ pub async fn run(
         "  groups      real group coordination; a rebalance waits for the members' session timeout"
     );
     println!(
-        "  front       answers as Kafka 4.1 would: refuses a joiner without the group's protocol, corrupt \
-         batches and invalid topic names; serves DescribeGroups, ListGroups and CreateTopics"
+        "  front       answers as Kafka 4.1 would: refuses a joiner without the group's protocol, a member's \
+         commit to a group nobody joined here (a client of an earlier broker), corrupt batches and invalid topic names; serves DescribeGroups, ListGroups and CreateTopics"
     );
     println!(
         "  unlike      Kafka: a group keeps its first member's protocol (Kafka may switch to another common one); \

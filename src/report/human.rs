@@ -52,6 +52,18 @@ pub(crate) fn without_hidden(text: &str) -> String {
     text.chars().filter(|&c| !hidden(c)).collect()
 }
 
+/// Text for a plain-output line (the consumers' `--no-tui` lines, exit summaries, error
+/// messages) made safe for a terminal: every line of it as [`without_hidden`] makes it, the
+/// line breaks of a multi-line message kept. A name from outside (group, member, client id,
+/// key, header, a broker's message) thus cannot clear or recolour the terminal through any
+/// line that prints it; JSON output is not passed through it, as JSON escapes.
+pub(crate) fn plain_text(text: &str) -> String {
+    text.split('\n')
+        .map(without_hidden)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// A word for a shell command line: as it is when it is plain, in single quotes otherwise.
 pub(crate) fn shell_word(word: &str) -> String {
     let plain = !word.is_empty()
@@ -67,8 +79,14 @@ pub(crate) fn shell_word(word: &str) -> String {
 
 /// An error and its causes on one line, as anyhow's `{:#}` writes them, but with each cause
 /// only once: many errors already name their cause in their own text (rdkafka's `KafkaError`
-/// shows its code and also returns it as its source), and `{:#}` would print it again.
+/// shows its code and also returns it as its source), and `{:#}` would print it again. Made
+/// terminal-safe: an error may quote a group, a key or a broker's message.
 pub fn error_chain(error: &anyhow::Error) -> String {
+    plain_text(&raw_error_chain(error))
+}
+
+/// The chain as the errors write it.
+fn raw_error_chain(error: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in error.chain() {
         let cause = cause.to_string();
@@ -172,7 +190,7 @@ impl StatusLine {
     /// Prints a whole line above the status line.
     pub(crate) fn println(&mut self, text: &str) {
         self.clear();
-        eprintln!("{text}");
+        eprintln!("{}", plain_text(text));
     }
 }
 
@@ -254,5 +272,14 @@ mod tests {
             printable(&"y".repeat(MAX_NAME_CHARS)),
             "y".repeat(MAX_NAME_CHARS)
         );
+    }
+
+    #[test]
+    fn plain_text_keeps_its_own_line_breaks_and_nothing_hidden() {
+        assert_eq!(
+            plain_text("group \x1b[2Jg\u{200B}\u{202E}x\r\n  the next line\t"),
+            "group [2Jgx\n  the next line"
+        );
+        assert_eq!(plain_text("plain"), "plain");
     }
 }

@@ -122,7 +122,7 @@ impl StageReport for StagePrinter {
         let line = if self.json {
             json_line(&activity)
         } else {
-            text_line(&activity)
+            crate::report::human::plain_text(&text_line(&activity))
         };
         let mut out = std::io::stdout().lock();
         // A closed pipe (`| head`) is not the stage's problem: it keeps its offsets honest.

@@ -14,6 +14,7 @@ use crate::dashboard::{Dashboard, ViewEvent, ViewReport};
 use crate::kafka::consumer::ConsumerOptions;
 use crate::kafka::group_watch::GroupWatch;
 use crate::report::activity::Report;
+use crate::report::human;
 use crate::report::printer::summary_line;
 use crate::roles::{Role, registry};
 use crate::shutdown::Shutdown;
@@ -149,7 +150,8 @@ pub(super) async fn run<R: Role>(
     };
     if !finished() {
         println!(
-            "{role_name}: committing and leaving group {group}… (Ctrl-C to stop without committing)"
+            "{role_name}: committing and leaving group {}… (Ctrl-C to stop without committing)",
+            human::without_hidden(&group)
         );
     }
     // `q` in the view, or a signal: either way the member now finishes and leaves.
@@ -158,11 +160,11 @@ pub(super) async fn run<R: Role>(
     drop(watch);
     let dashboard = closed.state()?.settle();
     for notice in notices {
-        println!("{notice}");
+        println!("{}", human::plain_text(&notice));
     }
     for role in dashboard.roles() {
         for notice in role.notices() {
-            println!("{notice}");
+            println!("{}", human::plain_text(notice));
         }
         if let Some(summary) = role.summary() {
             println!("{}", summary_line(summary));

@@ -69,12 +69,14 @@ impl TextPrinter {
         }
     }
 
+    /// Every text line goes out here, made terminal-safe: names from outside reach it in
+    /// joins, notices, errors and summaries.
     fn line(&self, text: &str) {
-        emit(&format!(
+        emit(&human::plain_text(&format!(
             "{} {}{text}",
             Local::now().format("%H:%M:%S"),
             self.prefix
-        ));
+        )));
     }
 
     /// Whether one more per-record line fits in the budget.
@@ -105,7 +107,10 @@ impl crate::report::activity::Report for TextPrinter {
                 protocol,
                 assignor,
             } => self.line(&format!(
-                "{role}: joining group {group} as {member} ({}), reading {topic} on {brokers}; waiting for partitions…",
+                "{role}: joining group {} as {} ({}), reading {topic} on {brokers}; waiting for partitions…",
+                // Without line breaks either: a name must not start a line of its own.
+                human::without_hidden(&group),
+                human::without_hidden(&member),
                 protocol_words(protocol, assignor.as_deref())
             )),
             Activity::Assigned {
@@ -291,9 +296,17 @@ fn lag_text(partitions: &[PartitionProgress]) -> String {
     }
     let parts: Vec<String> = partitions
         .iter()
-        .map(|p| match p.lag {
-            Some(lag) => format!("p{} {}", p.partition, human::count(lag.max(0) as u64)),
-            None => format!("p{} –", p.partition),
+        .map(|p| match (p.committed, p.end, p.lag) {
+            // Not a lag of 0: the records up to the commit are not there (a new broker on the
+            // old one's address, a topic made again), so the group skips what arrives below it.
+            (Some(committed), Some(end), _) if committed > end => format!(
+                "p{} committed {} past its end {}",
+                p.partition,
+                human::count(committed as u64),
+                human::count(end as u64)
+            ),
+            (_, _, Some(lag)) => format!("p{} {}", p.partition, human::count(lag.max(0) as u64)),
+            (_, _, None) => format!("p{} –", p.partition),
         })
         .collect();
     format!("lag {}", parts.join(", "))
@@ -368,13 +381,14 @@ pub(crate) fn summary_line(summary: &Summary) -> String {
             )
         }
     };
-    format!(
+    // Printed as it is when a live view closes, so made safe here (the storage file's name).
+    human::without_hidden(&format!(
         "{head}: {} records ({}) · {counts} · {}{}",
         human::count(summary.records),
         human::rate(summary.events_per_s),
         lag_text(&summary.partitions),
         latency_text(summary.latency.as_ref())
-    )
+    ))
 }
 
 /// ` · latency p50 1.8 ms, p99 6.2 ms, max 14 ms`, or nothing when no record had a producer
@@ -508,6 +522,25 @@ mod tests {
         assert_eq!(
             json["latency"],
             serde_json::json!({"p50_ms": 1.84, "p99_ms": 6.2, "max_ms": 14.03, "records": 10})
+        );
+    }
+
+    #[test]
+    fn a_commit_past_the_partitions_end_is_not_shown_as_lag_0() {
+        let progress = |partition, committed, end, lag| PartitionProgress {
+            partition,
+            position: committed,
+            committed,
+            end: Some(end),
+            lag,
+        };
+        assert_eq!(
+            lag_text(&[
+                progress(0, Some(10), 12, Some(2)),
+                progress(1, Some(468), 219, Some(0)),
+                progress(2, None, 5, None),
+            ]),
+            "lag p0 2, p1 committed 468 past its end 219, p2 –"
         );
     }
 

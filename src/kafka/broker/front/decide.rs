@@ -9,8 +9,9 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, BrokerId, ConsumerGroupHeartbeatRequest,
     ConsumerGroupHeartbeatResponse, CreateTopicsRequest, DescribeGroupsRequest, FetchRequest,
     FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest, JoinGroupRequest,
-    JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest, MetadataRequest, OffsetFetchRequest,
-    ProduceRequest, ProduceResponse, RequestHeader, SyncGroupRequest,
+    JoinGroupResponse, LeaveGroupRequest, ListGroupsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetCommitResponse, OffsetFetchRequest, ProduceRequest, ProduceResponse, RequestHeader,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -256,6 +257,13 @@ pub(super) async fn decide(
         ApiKey::GetTelemetrySubscriptions | ApiKey::PushTelemetry => {
             return Err(FrontError::UnsupportedVersion { api, version });
         }
+        ApiKey::OffsetCommit => {
+            let (_, request) = decode::<OffsetCommitRequest>(api, version, &frame)?;
+            match commit_from_another_broker(front, version, correlation, &request)? {
+                Some(refusal) => Decision::Answer(refusal),
+                None => relay(frame, Watch::Nothing),
+            }
+        }
         ApiKey::OffsetFetch => {
             let (header, request) = decode::<OffsetFetchRequest>(api, version, &frame)?;
             // Null topics (v2+) means "every topic the group committed"; the mock answers that
@@ -303,6 +311,64 @@ pub(super) async fn decide(
         }
         _ => relay(frame, Watch::Nothing),
     })
+}
+
+/// A member's OffsetCommit (generation 0 or more) to a group no member ever joined on this
+/// broker: the mock stores it, but the member got its generation, and read its positions,
+/// from another broker (one that stopped, and this one started on its address). Its offsets
+/// would then sit past the ends of this broker's partitions, hiding their records from the
+/// group. Kafka answers a commit with a generation it never gave ILLEGAL_GENERATION (before
+/// v9) or GROUP_ID_NOT_FOUND (v9 on), for every partition; the member then rejoins and reads
+/// from this broker's offsets. Commits outside a group (generation -1, admin tools) pass.
+fn commit_from_another_broker(
+    front: &Front,
+    version: i16,
+    correlation: i32,
+    request: &OffsetCommitRequest,
+) -> Result<Option<Bytes>, FrontError> {
+    use kafka_protocol::messages::offset_commit_response::{
+        OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+    };
+    let group = request.group_id.0.as_str();
+    if request.generation_id_or_member_epoch < 0 || front.groups().ever_joined(group) {
+        return Ok(None);
+    }
+    tracing::warn!(
+        "refused an offset commit to group {} (member {}, generation {}): this broker knows no \
+         such group, no member joined it here; a client of an earlier broker on this address? \
+         It rejoins and reads from this broker's offsets",
+        crate::report::human::without_hidden(group),
+        crate::report::human::without_hidden(&request.member_id),
+        request.generation_id_or_member_epoch
+    );
+    let code = if version >= 9 { 69 } else { 22 };
+    let response = OffsetCommitResponse::default().with_topics(
+        request
+            .topics
+            .iter()
+            .map(|t| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                OffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(code)
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    );
+    Ok(Some(encode_response(
+        ApiKey::OffsetCommit,
+        version,
+        correlation,
+        &response,
+    )?))
 }
 
 /// Produce: every partition's records checked as Kafka's LogValidator does, and topic names as

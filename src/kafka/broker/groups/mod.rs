@@ -13,7 +13,7 @@
 
 mod view;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -113,6 +113,10 @@ struct Group {
 pub(crate) struct GroupBook {
     groups: HashMap<String, Group>,
     next_ticket: u64,
+    /// Every group a member has joined since the broker started, kept after its members
+    /// expire: the mock keeps such a group, and it accepts a member's commit to any other
+    /// (a group it never saw) without a question.
+    ever_joined: HashSet<String>,
 }
 
 impl GroupBook {
@@ -238,6 +242,14 @@ impl GroupBook {
             m.ticket = None;
         }
         g.generation = g.generation.max(generation);
+        self.ever_joined.insert(group.to_owned());
+    }
+
+    /// Whether a member ever joined `group` on this broker: a commit from a member of a group
+    /// that never had one here comes from a client of another broker (an earlier one on this
+    /// address), with positions read there.
+    pub(crate) fn ever_joined(&self, group: &str) -> bool {
+        self.ever_joined.contains(group)
     }
 
     /// The connection that carried a join closed before its answer: the mock keeps the member
@@ -327,6 +339,7 @@ impl GroupBook {
     /// The member id the mock gave a KIP-848 member on its first heartbeat.
     pub(crate) fn consumer_joined(&mut self, group: &str, member_id: &str, now: Instant) {
         if !member_id.is_empty() {
+            self.ever_joined.insert(group.to_owned());
             self.groups
                 .entry(group.to_owned())
                 .or_default()
