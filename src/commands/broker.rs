@@ -81,9 +81,24 @@ pub async fn run(
 /// Reads `down [SECONDS]` and `up` from stdin: the built-in broker's fault injection, for a
 /// class (what do producers and consumers do when the broker goes away?) and for the tests.
 async fn outage_commands(faults: Faults) {
-    use tokio::io::AsyncBufReadExt;
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+    loop {
+        let line = match next_command(&mut stdin).await {
+            Command::Line(line) => line,
+            Command::TooLong(length) => {
+                println!("ignored a line of {length} bytes: type `down`, `down SECONDS` or `up`");
+                continue;
+            }
+            Command::NotCommands => {
+                println!(
+                    "stdin is not a stream of commands (over {} KiB without a line break): \
+                     the broker no longer reads it, and serves on",
+                    NOT_COMMANDS / 1024
+                );
+                return;
+            }
+            Command::End => return,
+        };
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             [] => {}
@@ -105,6 +120,62 @@ async fn outage_commands(faults: Faults) {
                 line.trim()
             ),
         }
+    }
+}
+
+/// The longest command line kept: `down 3600` is nine bytes. A longer line is counted and
+/// dropped as it is read, never held whole: stdin may be anything (`< /dev/zero` once took a
+/// broker to 22 GB, reading one endless line).
+const LONGEST_COMMAND: usize = 256;
+
+/// Bytes without a line break after which stdin is taken for something other than commands
+/// and no longer read (reading it on would spin a core for nothing).
+const NOT_COMMANDS: usize = 64 * 1024;
+
+/// What one read of stdin gave.
+#[derive(Debug, PartialEq)]
+enum Command {
+    Line(String),
+    TooLong(usize),
+    NotCommands,
+    End,
+}
+
+/// Reads up to the next line break, keeping at most [`LONGEST_COMMAND`] bytes.
+async fn next_command(reader: &mut (impl tokio::io::AsyncBufRead + Unpin)) -> Command {
+    use tokio::io::AsyncBufReadExt;
+    let mut line = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let chunk = match reader.fill_buf().await {
+            Ok(chunk) => chunk,
+            Err(_) => return Command::End,
+        };
+        if chunk.is_empty() {
+            if length == 0 {
+                return Command::End;
+            }
+            break;
+        }
+        let (part, used, ends) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(at) => (&chunk[..at], at + 1, true),
+            None => (chunk, chunk.len(), false),
+        };
+        let room = LONGEST_COMMAND.saturating_sub(line.len());
+        line.extend_from_slice(&part[..part.len().min(room)]);
+        length += part.len();
+        reader.consume(used);
+        if ends {
+            break;
+        }
+        if length > NOT_COMMANDS {
+            return Command::NotCommands;
+        }
+    }
+    if length > LONGEST_COMMAND {
+        Command::TooLong(length)
+    } else {
+        Command::Line(String::from_utf8_lossy(&line).into_owned())
     }
 }
 
@@ -146,6 +217,46 @@ fn bring_up(faults: &Faults) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn commands(input: &[u8]) -> Vec<Command> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut reader = tokio::io::BufReader::with_capacity(16, input);
+            let mut read = Vec::new();
+            loop {
+                // As outage_commands does: no more reading after the end or NotCommands.
+                match next_command(&mut reader).await {
+                    Command::End => return read,
+                    Command::NotCommands => {
+                        read.push(Command::NotCommands);
+                        return read;
+                    }
+                    command => read.push(command),
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn commands_are_read_a_line_at_a_time_and_long_lines_are_never_held() {
+        let long = format!("down {}\nup", "9".repeat(1000));
+        assert_eq!(
+            commands(long.as_bytes()),
+            vec![Command::TooLong(1005), Command::Line("up".to_owned())]
+        );
+        assert_eq!(
+            commands(b"down 5\n\nup\n"),
+            vec![
+                Command::Line("down 5".to_owned()),
+                Command::Line(String::new()),
+                Command::Line("up".to_owned())
+            ]
+        );
+        let zeros = vec![0u8; NOT_COMMANDS + 100];
+        assert_eq!(commands(&zeros), vec![Command::NotCommands]);
+    }
 
     #[test]
     fn an_outage_length_is_checked_before_the_broker_goes_down() {
