@@ -21,13 +21,13 @@ use crate::shutdown::Shutdown;
 
 /// Delivered orders remembered over all owned partitions, to tell a late duplicate from an
 /// order that never started. Duplicates come from retries and re-reads, seconds after the
-/// original; 150,000 deliveries are minutes of a class's stream, and keep the role's memory
-/// bounded (about 7 MB) however long it runs.
-const DELIVERED_KEPT: usize = 150_000;
+/// original; 100,000 deliveries are minutes of a class's stream, and keep the role's memory
+/// bounded (about 5 MB) however long it runs.
+const DELIVERED_KEPT: usize = 100_000;
 
 /// The fewest delivered orders a partition remembers, however many partitions are owned (the
 /// development broker can give a topic hundreds).
-const DELIVERED_KEPT_PER_PARTITION_AT_LEAST: usize = 500;
+const DELIVERED_KEPT_PER_PARTITION_AT_LEAST: usize = 100;
 
 /// A partition's share of [`DELIVERED_KEPT`] when `owned` partitions are owned.
 fn delivered_kept(owned: usize) -> usize {
@@ -252,7 +252,8 @@ mod tests {
     fn the_delivered_orders_kept_are_shared_by_the_owned_partitions() {
         assert_eq!(delivered_kept(0), DELIVERED_KEPT);
         assert_eq!(delivered_kept(3), DELIVERED_KEPT / 3);
-        assert_eq!(delivered_kept(480), DELIVERED_KEPT_PER_PARTITION_AT_LEAST);
+        assert_eq!(delivered_kept(480), DELIVERED_KEPT / 480);
+        assert_eq!(delivered_kept(5_000), DELIVERED_KEPT_PER_PARTITION_AT_LEAST);
     }
 
     fn processor() -> (OrderProcessor, FakeDeadLetters) {
