@@ -178,7 +178,8 @@ pub(super) fn stop_node(place: &Place, node: usize) -> anyhow::Result<ExitCode> 
     say!("Stopped node {node} ({address}) cleanly; its data is kept.");
     if cluster.len() > 1 {
         say!(
-            "  Before exiting it handed the leadership of its partitions to other nodes (a              controlled shutdown): `orderflow cluster status{}`.",
+            "  Before exiting it handed the leadership of its partitions to other nodes (a \
+             controlled shutdown): `orderflow cluster status{}`.",
             place.dir_flag
         );
     }
