@@ -486,3 +486,123 @@ fn a_folder_left_by_an_unfinished_start_is_named_and_wiped() {
     );
     assert!(!env.dir.exists());
 }
+
+/// A file the user put in a node's folder is not orderflow's: `stop --wipe` deletes the
+/// cluster's files around it and names it.
+#[test]
+fn wipe_leaves_and_names_a_users_file_in_a_node_folder() {
+    let env = ClusterEnv::new(None);
+    std::fs::create_dir_all(env.dir.join("node1/data")).unwrap();
+    std::fs::write(env.dir.join("node1/server.properties"), "node.id=1\n").unwrap();
+    std::fs::write(env.dir.join("node1/junk"), "x").unwrap();
+    let wipe = cluster(&env, &["stop", "--wipe"]);
+    assert!(wipe.status.success(), "{}", text(&wipe.stderr));
+    let junk = env.dir.join("node1/junk");
+    assert!(junk.exists(), "the user's file is kept");
+    assert!(!env.dir.join("node1/data").exists());
+    assert!(!env.dir.join("node1/server.properties").exists());
+    assert!(
+        text(&wipe.stdout).contains(&format!(
+            "Left in place, not created by orderflow: {}",
+            junk.display()
+        )),
+        "{}",
+        text(&wipe.stdout)
+    );
+}
+
+/// A cluster.json that is not orderflow's (torn, edited): every command names the remedy,
+/// and `stop --wipe` still deletes it once no node runs from the folder.
+#[test]
+fn a_corrupt_state_file_is_named_with_the_remedy_and_wiped() {
+    let env = ClusterEnv::new(None);
+    std::fs::create_dir_all(env.dir.join("node1/data")).unwrap();
+    std::fs::write(env.dir.join("cluster.json"), "{bad\n").unwrap();
+    for args in [
+        &["status"][..],
+        &["start", "--port", "23990"],
+        &["kill", "1"],
+    ] {
+        let output = cluster(&env, args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let said = text(&output.stderr);
+        assert!(
+            said.contains("is not a cluster state file orderflow wrote")
+                && said.contains(&format!(
+                    "`orderflow cluster stop --wipe --dir {}`",
+                    env.dir.display()
+                )),
+            "{args:?}: {said}"
+        );
+    }
+    let wipe = cluster(&env, &["stop", "--wipe"]);
+    assert!(wipe.status.success(), "{}", text(&wipe.stderr));
+    assert!(
+        text(&wipe.stdout).contains("its cluster.json was unreadable; no Kafka node ran"),
+        "{}",
+        text(&wipe.stdout)
+    );
+    assert!(!env.dir.exists(), "{}", text(&wipe.stdout));
+}
+
+/// --dir naming a file (or a path under one) says so instead of the system's "File exists".
+#[test]
+fn a_dir_that_is_a_file_is_named() {
+    let env = ClusterEnv::new(None);
+    std::fs::create_dir_all(env.dir.parent().unwrap()).unwrap();
+    std::fs::write(&env.dir, "mine").unwrap();
+    for args in [
+        &["start", "--port", "23990"][..],
+        &["status"],
+        &["stop", "--wipe"],
+    ] {
+        let output = cluster(&env, args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&output.stderr)
+                .contains(&format!("{} is a file, not a folder", env.dir.display())),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&env.dir).unwrap(), "mine");
+    let mut command = orderflow();
+    command
+        .args(["cluster", "status", "--dir"])
+        .arg(env.dir.join("sub"));
+    let under = run_with_limit(&mut command, LIMIT);
+    assert!(
+        text(&under.stderr).contains(&format!("{} is a file, not a folder", env.dir.display())),
+        "{}",
+        text(&under.stderr)
+    );
+}
+
+/// `cluster --help` lists every subcommand (clap lists them from the subcommands) and each
+/// one's help opens.
+#[test]
+fn cluster_help_names_every_subcommand() {
+    let help = run_with_limit(orderflow().args(["cluster", "--help"]), LIMIT);
+    assert!(help.status.success());
+    let words = text(&help.stdout);
+    let commands: Vec<&str> = words
+        .split("Commands:\n")
+        .nth(1)
+        .expect("a Commands: section")
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|&c| c != "help")
+        .collect();
+    for expected in ["start", "stop", "kill", "stop-node", "restart", "status"] {
+        assert!(commands.contains(&expected), "{expected}: {commands:?}");
+    }
+    for command in commands {
+        let one = run_with_limit(orderflow().args(["cluster", command, "--help"]), LIMIT);
+        assert!(one.status.success(), "{command}");
+    }
+    // The long text above the list names no subcommand list of its own to fall behind.
+    let about = words.split("Usage:").next().unwrap();
+    assert!(!about.contains("\n  kill N"), "{about}");
+}

@@ -78,6 +78,15 @@ pub(crate) enum ClusterError {
     )]
     NoHome,
     #[error(
+        "Kafka nodes run from {dir} (pid {pids}) but no readable {STATE_FILE} names them; nothing \
+         was deleted: stop them first (`kill PID` is a clean shutdown), then wipe again"
+    )]
+    NodesRunning { dir: String, pids: String },
+    #[error(
+        "{path} is a file, not a folder: --dir takes the cluster's folder (new or empty, or one a `cluster start` made)"
+    )]
+    NotAFolder { path: String },
+    #[error(
         "node {node} is already down (killed or stopped); `orderflow cluster restart {node}{dir_flag}` starts it"
     )]
     AlreadyDown { node: usize, dir_flag: String },
@@ -95,6 +104,7 @@ pub(crate) async fn run(
         }
         None => (default_dir()?, String::new()),
     };
+    not_a_file(&dir)?;
     let place = Place { dir, dir_flag };
     match args.command {
         ClusterCommand::Start(start_args) => {
@@ -139,6 +149,25 @@ async fn blocking(
     tokio::task::spawn_blocking(work)
         .await
         .context("the cluster command's thread failed")?
+}
+
+/// A --dir (or one of the folders above it) that is a file is named before a command
+/// creates or reads anything: the system's words ("File exists", "Not a directory") do not
+/// say which path is wrong.
+fn not_a_file(dir: &Path) -> Result<(), ClusterError> {
+    for path in dir.ancestors() {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(ClusterError::NotAFolder {
+                    path: path.display().to_string(),
+                });
+            }
+            // Missing: `cluster start` creates it; look further up.
+            Err(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// $XDG_STATE_HOME/orderflow/cluster, or ~/.local/state/orderflow/cluster: state that outlives
