@@ -71,6 +71,47 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
         "{stdout}"
     );
 
+    // A node that dies without a command (a crash, a kill -9 from outside) right after the
+    // start that saw it up: status can only say when it was last seen up, never "never seen
+    // up".
+    // The pid from cluster.json, as a user would find it: no other command has seen the node.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.dir.join("cluster.json")).unwrap()).unwrap();
+    let pid = saved["nodes"][0]["pid"].as_u64().expect("a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the node");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !processes_in(&env.dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = status_json(&env);
+    assert_eq!(
+        status["nodes"][0]["by"], "ended without a command",
+        "{status}"
+    );
+    assert!(status["nodes"][0]["last_seen_up"].is_string(), "{status}");
+    let words = text(&cluster(&env, &["status"]).stdout);
+    assert!(
+        words.contains("down since it was last seen up at")
+            && words.contains("it ended without an orderflow command"),
+        "{words}"
+    );
+    // `start` brings it back, saying the cluster was not stopped by orderflow.
+    let start = cluster(&env, &["start"]);
+    assert!(start.status.success(), "{}", text(&start.stderr));
+    assert!(
+        text(&start.stdout).contains(
+            "Node 1 of the cluster in {} ended without an orderflow command (a crash"
+                .replace("{}", &env.dir.display().to_string())
+                .as_str()
+        ) && text(&start.stdout).contains("cluster stop --wipe --dir"),
+        "{}",
+        text(&start.stdout)
+    );
+
     // The command has exited; the node runs on, and a second start changes nothing.
     let again = cluster(&env, &["start"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
@@ -193,45 +234,6 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
         read_topic(&bootstrap, "order-events").len(),
         60,
         "the restarted node kept the first 50"
-    );
-
-    // A node that dies without a command (a crash, a kill -9 from outside): status can only
-    // say when it last saw it up.
-    let pid = status_json(&env)["nodes"][0]["pid"]
-        .as_u64()
-        .expect("a pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9 the node");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !processes_in(&env.dir).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = status_json(&env);
-    assert_eq!(
-        status["nodes"][0]["by"], "ended without a command",
-        "{status}"
-    );
-    assert!(status["nodes"][0]["last_seen_up"].is_string(), "{status}");
-    let words = text(&cluster(&env, &["status"]).stdout);
-    assert!(
-        words.contains("down since it was last seen up at")
-            && words.contains("it ended without an orderflow command"),
-        "{words}"
-    );
-    // `start` brings it back, saying the cluster was not stopped by orderflow.
-    let start = cluster(&env, &["start"]);
-    assert!(start.status.success(), "{}", text(&start.stderr));
-    assert!(
-        text(&start.stdout).contains(
-            "Node 1 of the cluster in {} ended without an orderflow command (a crash"
-                .replace("{}", &env.dir.display().to_string())
-                .as_str()
-        ) && text(&start.stdout).contains("cluster stop --wipe --dir"),
-        "{}",
-        text(&start.stdout)
     );
 
     // A clean stop of the node leaves no JVM, and says so when repeated.
