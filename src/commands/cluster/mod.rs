@@ -271,6 +271,64 @@ impl StartLock {
     }
 }
 
+/// The command that holds a folder's lock while it runs (`cluster start`, `restart 2`,
+/// `stop`…): what `cluster status` says of the nodes it is starting or stopping.
+pub(super) struct LockHolder {
+    pub(super) pid: u32,
+    /// "cluster start", "cluster restart 2": from its command line.
+    pub(super) command: String,
+    /// When it took the lock.
+    pub(super) since: chrono::DateTime<chrono::Utc>,
+}
+
+impl LockHolder {
+    pub(super) fn find(dir: &Path) -> Option<LockHolder> {
+        let path = dir.join(StartLock::NAME);
+        let pid = std::fs::read_to_string(&path)
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        if pid == std::process::id() || !process_exists(pid) {
+            return None;
+        }
+        let since = std::fs::metadata(&path).ok()?.modified().ok()?.into();
+        let args: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .split('\0')
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The subcommand after "cluster", and its node number if it has one.
+        let command = args
+            .iter()
+            .position(|a| a == "cluster")
+            .map(|at| {
+                let mut words = vec!["cluster".to_owned()];
+                if let Some(sub) = args.get(at + 1).filter(|a| !a.starts_with('-')) {
+                    words.push(sub.clone());
+                    if let Some(node) = args.get(at + 2).filter(|a| a.parse::<usize>().is_ok()) {
+                        words.push(node.clone());
+                    }
+                }
+                words.join(" ")
+            })
+            .unwrap_or_else(|| "an orderflow cluster command".to_owned());
+        Some(LockHolder {
+            pid,
+            command,
+            since,
+        })
+    }
+
+    /// Whether it starts nodes (start, restart) rather than stopping them.
+    pub(super) fn starts(&self) -> bool {
+        self.command.starts_with("cluster start") || self.command.starts_with("cluster restart")
+    }
+}
+
 impl Drop for StartLock {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
