@@ -3,6 +3,7 @@
 //! with a message a learner can act on, and flush / abandon for shutdown.
 
 mod deliveries;
+mod watch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -189,6 +190,7 @@ impl OrderProducer {
             BaseProducer::from_config_and_context(&config, ProduceContext::default())
                 .map_err(ProducerError::Create)?,
         );
+        let _ = inner.context().topic.set(topic.to_owned());
         let poller = Poller::start(Arc::clone(&inner))
             .map_err(|e| ProducerError::Fatal(format!("cannot start a thread: {e}")))?;
         Ok(OrderProducer {
@@ -381,6 +383,12 @@ impl OrderProducer {
 
     pub(crate) fn deliveries(&self) -> &Deliveries {
         &self.inner.context().deliveries
+    }
+
+    /// The brokers and leaders as this producer sees them (from librdkafka's statistics,
+    /// when `statistics.interval.ms` is set, and its error callback).
+    pub(crate) fn watch(&self) -> &watch::ProducerWatch {
+        &self.inner.context().watch
     }
 
     pub(crate) fn health(&self) -> &ConnectionHealth {
