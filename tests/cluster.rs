@@ -608,3 +608,150 @@ fn cluster_help_names_every_subcommand() {
     let about = words.split("Usage:").next().unwrap();
     assert!(!about.contains("\n  kill N"), "{about}");
 }
+
+/// Three nodes, one cluster start for every check: `status` while `start` runs names the
+/// nodes as starting (not "up" with metadata errors); the producer tells which broker went
+/// away and, once no delivery succeeds, why; `status` with the quorum lost does not promise
+/// an election; the producer's exit words say what its failures cost the orders.
+#[test]
+fn three_nodes_starting_then_losing_their_quorum_are_told_as_they_are() {
+    let test = "three_nodes_starting_then_losing_their_quorum_are_told_as_they_are";
+    let Some(install) = util::kafka::install(test) else {
+        return;
+    };
+    let env = ClusterEnv::new(Some(&install));
+    let _stop = StopOnDrop(&env);
+    let port = free_base_port(3);
+    let bootstrap = format!("127.0.0.1:{port}");
+
+    let mut start = orderflow();
+    start
+        .args([
+            "cluster",
+            "start",
+            "--nodes",
+            "3",
+            "--port",
+            &port.to_string(),
+        ])
+        .arg("--dir")
+        .arg(&env.dir);
+    env.apply(&mut start);
+    let mut start = util::Running::spawn(&mut start);
+    let mut while_starting = Vec::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while start.exited().is_none() && std::time::Instant::now() < deadline {
+        let output = cluster(&env, &["status"]);
+        let words = text(&output.stdout);
+        if words.contains("not ready yet") {
+            while_starting.push(words);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let started = start.wait(LIMIT);
+    assert!(
+        started.success(),
+        "{}\n{}",
+        start.lines().join("\n"),
+        start.stderr()
+    );
+    assert!(
+        !while_starting.is_empty(),
+        "no status while starting said so"
+    );
+    for words in &while_starting {
+        assert!(
+            words.contains("starting: `orderflow cluster start` (pid")
+                && !words.contains("BrokerTransportFailure")
+                && !words.contains("could not be listed"),
+            "{words}"
+        );
+    }
+
+    let mut producer = util::Running::spawn(orderflow().args([
+        "-b",
+        &bootstrap,
+        "-X",
+        "message.timeout.ms=15000",
+        "produce",
+        "--rate",
+        "20",
+        "--seed",
+        "7",
+    ]));
+    std::thread::sleep(Duration::from_secs(3));
+
+    // A clean stop of node 3: its sentence reads as one.
+    let stop = cluster(&env, &["stop-node", "3"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    assert!(
+        text(&stop.stdout).contains("to other nodes (a controlled shutdown)"),
+        "{}",
+        text(&stop.stdout)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    // Then a crash of node 2: the quorum (3 voters) has one left.
+    let kill = cluster(&env, &["kill", "2"]);
+    assert!(kill.status.success(), "{}", text(&kill.stderr));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let words = loop {
+        let words = text(&cluster(&env, &["status"]).stdout);
+        if words.contains("active controller: not known") {
+            break words;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the controller stayed known:\n{words}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(!words.contains("broker.session.timeout.ms"), "{words}");
+    assert!(!words.contains("the controller's view"), "{words}");
+    assert!(
+        words.contains("(the last list node 1 had from a controller"),
+        "{words}"
+    );
+
+    // The producer: which broker is unreachable, then that nothing is delivered, and why.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !producer
+        .stderr()
+        .contains("warning: no event delivered for")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let said = producer.stderr();
+    assert!(
+        said.contains("(127.0.0.1:") && said.contains("is unreachable"),
+        "{said}"
+    );
+    assert!(said.contains("warning: no event delivered for"), "{said}");
+    assert!(
+        said.contains("unreachable") && said.contains("of 3"),
+        "{said}"
+    );
+    // Node 3's clean stop is not told as a crash.
+    assert!(
+        said.contains("broker 3 (127.0.0.1:")
+            && said.contains("left the cluster after handing the leadership")
+            && !said.contains("Kafka declared it dead"),
+        "{said}"
+    );
+    // Ctrl-C twice abandons what waits (librdkafka may hold a request to the live leader
+    // past message.timeout.ms): the exit says what the failed events cost the orders.
+    producer.signal(nix::sys::signal::Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(500));
+    producer.signal(nix::sys::signal::Signal::SIGINT);
+    let status = producer.wait(Duration::from_secs(60));
+    assert!(!status.success());
+    let said = producer.stderr();
+    assert!(
+        said.contains("events were not delivered") && said.contains("lifecycle violation"),
+        "{said}"
+    );
+    // A clean stop of the last node would wait for a controller that cannot be elected.
+    let kill = cluster(&env, &["kill", "1"]);
+    assert!(kill.status.success(), "{}", text(&kill.stderr));
+}
