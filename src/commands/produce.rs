@@ -79,17 +79,9 @@ pub(crate) async fn run(
     if args.stdout {
         to_stdout(plan, shutdown).await
     } else {
-        let mut settings = delivery_settings(settings, args)?;
-        // librdkafka's statistics every second: each broker's connection and each partition's
-        // leader, which the producer tells of (and says why deliveries stall), and the round
-        // trips and queue depth for --metrics. A -X keeps the last word.
-        settings.properties.insert(
-            0,
-            crate::config::Property {
-                key: "statistics.interval.ms".to_owned(),
-                value: "1000".to_owned(),
-            },
-        );
+        // librdkafka's statistics come every second (OrderProducer::new): --metrics exports
+        // them.
+        let settings = delivery_settings(settings, args)?;
         to_kafka(&settings, plan, args.json, metrics, shutdown).await
     }
 }

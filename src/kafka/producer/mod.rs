@@ -149,10 +149,16 @@ impl OrderProducer {
         // to them all as soon as the metadata names them. Sparse connections (librdkafka's
         // default) open the connection to the partitions' broker only once the bootstrap
         // connection's metadata has been handled, 10 ms of every run on the built-in broker.
+        // Statistics every second: each broker's connection and each partition's leader,
+        // which the producer tells of (and says why deliveries stall), and the round trips
+        // and queue depth --metrics exports.
         OrderProducer::build(
             settings,
             &settings.topic,
-            &[("enable.sparse.connections", "false")],
+            &[
+                ("enable.sparse.connections", "false"),
+                ("statistics.interval.ms", "1000"),
+            ],
         )
     }
 

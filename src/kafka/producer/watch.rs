@@ -13,6 +13,9 @@ use super::super::cluster_watch::{ClusterWatch, Snapshot};
 use crate::lock::lock;
 use crate::report::activity::ClusterChange;
 
+/// Lines kept for the reader.
+const NEWS_KEPT: usize = 100;
+
 /// The producer's view of the cluster, fed by librdkafka's callbacks.
 #[derive(Debug, Default)]
 pub(crate) struct ProducerWatch {
@@ -31,8 +34,16 @@ impl ProducerWatch {
     pub(super) fn connection_failed(&self, reason: &str) {
         let change = lock(&self.watch).connection_failed(reason, Instant::now());
         if let Some(change) = change {
-            lock(&self.news).push(change.to_string());
+            self.tell([change.to_string()]);
         }
+    }
+
+    /// Keeps at most [`NEWS_KEPT`] lines for a reader that never takes them (the demo).
+    fn tell(&self, lines: impl IntoIterator<Item = String>) {
+        let mut news = lock(&self.news);
+        news.extend(lines);
+        let excess = news.len().saturating_sub(NEWS_KEPT);
+        news.drain(..excess);
     }
 
     /// A statistics report (every second).
@@ -55,7 +66,7 @@ impl ProducerWatch {
             }
             gone.retain(|id| !snapshot.brokers.iter().any(|b| b.id == *id));
         }
-        lock(&self.news).extend(changes.iter().map(ToString::to_string));
+        self.tell(changes.iter().map(ToString::to_string));
         *lock(&self.last) = Some(snapshot);
     }
 
