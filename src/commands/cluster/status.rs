@@ -112,7 +112,14 @@ pub(super) fn status(place: &Place, topic: &str, json: bool) -> anyhow::Result<E
             _ => String::new(),
         };
         let (state, since) = match &doing {
-            Some((word, running)) if busy(n) => (*word, format!("not ready yet: {running}")),
+            Some((word, running)) if busy(n) => (
+                *word,
+                if *word == "starting" {
+                    format!("not ready yet: {running}")
+                } else {
+                    running.clone()
+                },
+            ),
             _ => (if n.running { "up" } else { "down" }, since(n, now)),
         };
         say!(
