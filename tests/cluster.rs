@@ -71,6 +71,47 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
         "{stdout}"
     );
 
+    // A node that dies without a command (a crash, a kill -9 from outside) right after the
+    // start that saw it up: status can only say when it was last seen up, never "never seen
+    // up".
+    // The pid from cluster.json, as a user would find it: no other command has seen the node.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.dir.join("cluster.json")).unwrap()).unwrap();
+    let pid = saved["nodes"][0]["pid"].as_u64().expect("a pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill -9 the node");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !processes_in(&env.dir).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = status_json(&env);
+    assert_eq!(
+        status["nodes"][0]["by"], "ended without a command",
+        "{status}"
+    );
+    assert!(status["nodes"][0]["last_seen_up"].is_string(), "{status}");
+    let words = text(&cluster(&env, &["status"]).stdout);
+    assert!(
+        words.contains("down since it was last seen up at")
+            && words.contains("it ended without an orderflow command"),
+        "{words}"
+    );
+    // `start` brings it back, saying the cluster was not stopped by orderflow.
+    let start = cluster(&env, &["start"]);
+    assert!(start.status.success(), "{}", text(&start.stderr));
+    assert!(
+        text(&start.stdout).contains(
+            "Node 1 of the cluster in {} ended without an orderflow command (a crash"
+                .replace("{}", &env.dir.display().to_string())
+                .as_str()
+        ) && text(&start.stdout).contains("cluster stop --wipe --dir"),
+        "{}",
+        text(&start.stdout)
+    );
+
     // The command has exited; the node runs on, and a second start changes nothing.
     let again = cluster(&env, &["start"]);
     assert!(again.status.success(), "{}", text(&again.stderr));
@@ -193,45 +234,6 @@ fn one_node_starts_serves_crashes_restarts_and_stops_without_leaving_a_jvm() {
         read_topic(&bootstrap, "order-events").len(),
         60,
         "the restarted node kept the first 50"
-    );
-
-    // A node that dies without a command (a crash, a kill -9 from outside): status can only
-    // say when it last saw it up.
-    let pid = status_json(&env)["nodes"][0]["pid"]
-        .as_u64()
-        .expect("a pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill -9 the node");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !processes_in(&env.dir).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = status_json(&env);
-    assert_eq!(
-        status["nodes"][0]["by"], "ended without a command",
-        "{status}"
-    );
-    assert!(status["nodes"][0]["last_seen_up"].is_string(), "{status}");
-    let words = text(&cluster(&env, &["status"]).stdout);
-    assert!(
-        words.contains("down since it was last seen up at")
-            && words.contains("it ended without an orderflow command"),
-        "{words}"
-    );
-    // `start` brings it back, saying the cluster was not stopped by orderflow.
-    let start = cluster(&env, &["start"]);
-    assert!(start.status.success(), "{}", text(&start.stderr));
-    assert!(
-        text(&start.stdout).contains(
-            "Node 1 of the cluster in {} ended without an orderflow command (a crash"
-                .replace("{}", &env.dir.display().to_string())
-                .as_str()
-        ) && text(&start.stdout).contains("cluster stop --wipe --dir"),
-        "{}",
-        text(&start.stdout)
     );
 
     // A clean stop of the node leaves no JVM, and says so when repeated.
@@ -485,4 +487,271 @@ fn a_folder_left_by_an_unfinished_start_is_named_and_wiped() {
         text(&wipe.stdout)
     );
     assert!(!env.dir.exists());
+}
+
+/// A file the user put in a node's folder is not orderflow's: `stop --wipe` deletes the
+/// cluster's files around it and names it.
+#[test]
+fn wipe_leaves_and_names_a_users_file_in_a_node_folder() {
+    let env = ClusterEnv::new(None);
+    std::fs::create_dir_all(env.dir.join("node1/data")).unwrap();
+    std::fs::write(env.dir.join("node1/server.properties"), "node.id=1\n").unwrap();
+    std::fs::write(env.dir.join("node1/junk"), "x").unwrap();
+    let wipe = cluster(&env, &["stop", "--wipe"]);
+    assert!(wipe.status.success(), "{}", text(&wipe.stderr));
+    let junk = env.dir.join("node1/junk");
+    assert!(junk.exists(), "the user's file is kept");
+    assert!(!env.dir.join("node1/data").exists());
+    assert!(!env.dir.join("node1/server.properties").exists());
+    assert!(
+        text(&wipe.stdout).contains(&format!(
+            "Left in place, not created by orderflow: {}",
+            junk.display()
+        )),
+        "{}",
+        text(&wipe.stdout)
+    );
+}
+
+/// A cluster.json that is not orderflow's (torn, edited): every command names the remedy,
+/// and `stop --wipe` still deletes it once no node runs from the folder.
+#[test]
+fn a_corrupt_state_file_is_named_with_the_remedy_and_wiped() {
+    let env = ClusterEnv::new(None);
+    std::fs::create_dir_all(env.dir.join("node1/data")).unwrap();
+    std::fs::write(env.dir.join("cluster.json"), "{bad\n").unwrap();
+    for args in [
+        &["status"][..],
+        &["start", "--port", "23990"],
+        &["kill", "1"],
+    ] {
+        let output = cluster(&env, args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        let said = text(&output.stderr);
+        assert!(
+            said.contains("is not a cluster state file orderflow wrote")
+                && said.contains(&format!(
+                    "`orderflow cluster stop --wipe --dir {}`",
+                    env.dir.display()
+                )),
+            "{args:?}: {said}"
+        );
+    }
+    let wipe = cluster(&env, &["stop", "--wipe"]);
+    assert!(wipe.status.success(), "{}", text(&wipe.stderr));
+    assert!(
+        text(&wipe.stdout).contains("its cluster.json was unreadable; no Kafka node ran"),
+        "{}",
+        text(&wipe.stdout)
+    );
+    assert!(!env.dir.exists(), "{}", text(&wipe.stdout));
+}
+
+/// --dir naming a file (or a path under one) says so instead of the system's "File exists".
+#[test]
+fn a_dir_that_is_a_file_is_named() {
+    let env = ClusterEnv::new(None);
+    std::fs::create_dir_all(env.dir.parent().unwrap()).unwrap();
+    std::fs::write(&env.dir, "mine").unwrap();
+    for args in [
+        &["start", "--port", "23990"][..],
+        &["status"],
+        &["stop", "--wipe"],
+    ] {
+        let output = cluster(&env, args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&output.stderr)
+                .contains(&format!("{} is a file, not a folder", env.dir.display())),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&env.dir).unwrap(), "mine");
+    let mut command = orderflow();
+    command
+        .args(["cluster", "status", "--dir"])
+        .arg(env.dir.join("sub"));
+    let under = run_with_limit(&mut command, LIMIT);
+    assert!(
+        text(&under.stderr).contains(&format!("{} is a file, not a folder", env.dir.display())),
+        "{}",
+        text(&under.stderr)
+    );
+}
+
+/// `cluster --help` lists every subcommand (clap lists them from the subcommands) and each
+/// one's help opens.
+#[test]
+fn cluster_help_names_every_subcommand() {
+    let help = run_with_limit(orderflow().args(["cluster", "--help"]), LIMIT);
+    assert!(help.status.success());
+    let words = text(&help.stdout);
+    let commands: Vec<&str> = words
+        .split("Commands:\n")
+        .nth(1)
+        .expect("a Commands: section")
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|&c| c != "help")
+        .collect();
+    for expected in ["start", "stop", "kill", "stop-node", "restart", "status"] {
+        assert!(commands.contains(&expected), "{expected}: {commands:?}");
+    }
+    for command in commands {
+        let one = run_with_limit(orderflow().args(["cluster", command, "--help"]), LIMIT);
+        assert!(one.status.success(), "{command}");
+    }
+    // The long text above the list names no subcommand list of its own to fall behind.
+    let about = words.split("Usage:").next().unwrap();
+    assert!(!about.contains("\n  kill N"), "{about}");
+}
+
+/// Three nodes, one cluster start for every check: `status` while `start` runs names the
+/// nodes as starting (not "up" with metadata errors); the producer tells which broker went
+/// away and, once no delivery succeeds, why; `status` with the quorum lost does not promise
+/// an election; the producer's exit words say what its failures cost the orders.
+#[test]
+fn three_nodes_starting_then_losing_their_quorum_are_told_as_they_are() {
+    let test = "three_nodes_starting_then_losing_their_quorum_are_told_as_they_are";
+    let Some(install) = util::kafka::install(test) else {
+        return;
+    };
+    let env = ClusterEnv::new(Some(&install));
+    let _stop = StopOnDrop(&env);
+    let port = free_base_port(3);
+    let bootstrap = format!("127.0.0.1:{port}");
+
+    let mut start = orderflow();
+    start
+        .args([
+            "cluster",
+            "start",
+            "--nodes",
+            "3",
+            "--port",
+            &port.to_string(),
+        ])
+        .arg("--dir")
+        .arg(&env.dir);
+    env.apply(&mut start);
+    let mut start = util::Running::spawn(&mut start);
+    let mut while_starting = Vec::new();
+    let deadline = std::time::Instant::now() + LIMIT;
+    while start.exited().is_none() && std::time::Instant::now() < deadline {
+        let output = cluster(&env, &["status"]);
+        let words = text(&output.stdout);
+        if words.contains("not ready yet") {
+            while_starting.push(words);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let started = start.wait(LIMIT);
+    assert!(
+        started.success(),
+        "{}\n{}",
+        start.lines().join("\n"),
+        start.stderr()
+    );
+    assert!(
+        !while_starting.is_empty(),
+        "no status while starting said so"
+    );
+    for words in &while_starting {
+        assert!(
+            words.contains("starting: `orderflow cluster start` (pid")
+                && !words.contains("BrokerTransportFailure")
+                && !words.contains("could not be listed"),
+            "{words}"
+        );
+    }
+
+    let mut producer = util::Running::spawn(orderflow().args([
+        "-b",
+        &bootstrap,
+        "-X",
+        "message.timeout.ms=15000",
+        "produce",
+        "--rate",
+        "20",
+        "--seed",
+        "7",
+    ]));
+    std::thread::sleep(Duration::from_secs(3));
+
+    // A clean stop of node 3: its sentence reads as one.
+    let stop = cluster(&env, &["stop-node", "3"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    assert!(
+        text(&stop.stdout).contains("to other nodes (a controlled shutdown)"),
+        "{}",
+        text(&stop.stdout)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    // Then a crash of node 2: the quorum (3 voters) has one left.
+    let kill = cluster(&env, &["kill", "2"]);
+    assert!(kill.status.success(), "{}", text(&kill.stderr));
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let words = loop {
+        let words = text(&cluster(&env, &["status"]).stdout);
+        if words.contains("active controller: not known") {
+            break words;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the controller stayed known:\n{words}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(!words.contains("broker.session.timeout.ms"), "{words}");
+    assert!(!words.contains("the controller's view"), "{words}");
+    assert!(
+        words.contains("(the last list node 1 had from a controller"),
+        "{words}"
+    );
+
+    // The producer: which broker is unreachable, then that nothing is delivered, and why.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !producer
+        .stderr()
+        .contains("warning: no event delivered for")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let said = producer.stderr();
+    assert!(
+        said.contains("(127.0.0.1:") && said.contains("is unreachable"),
+        "{said}"
+    );
+    assert!(said.contains("warning: no event delivered for"), "{said}");
+    assert!(
+        said.contains("unreachable") && said.contains("of 3"),
+        "{said}"
+    );
+    // Node 3's clean stop is not told as a crash.
+    assert!(
+        said.contains("broker 3 (127.0.0.1:")
+            && said.contains("left the cluster after handing the leadership")
+            && !said.contains("Kafka declared it dead"),
+        "{said}"
+    );
+    // Ctrl-C twice abandons what waits (librdkafka may hold a request to the live leader
+    // past message.timeout.ms): the exit says what the failed events cost the orders.
+    producer.signal(nix::sys::signal::Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(500));
+    producer.signal(nix::sys::signal::Signal::SIGINT);
+    let status = producer.wait(Duration::from_secs(60));
+    assert!(!status.success());
+    let said = producer.stderr();
+    assert!(
+        said.contains("events were not delivered") && said.contains("lifecycle violation"),
+        "{said}"
+    );
+    // A clean stop of the last node would wait for a controller that cannot be elected.
+    let kill = cluster(&env, &["kill", "1"]);
+    assert!(kill.status.success(), "{}", text(&kill.stderr));
 }

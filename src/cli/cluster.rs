@@ -15,7 +15,8 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
-    /// Start the cluster (or start it again with its data) and create the topics
+    /// Format and start the nodes (or start them again with their data), create the topic
+    /// (-t, order-events) and <topic>.dlq, print the bootstrap address for -b
     #[command(
         long_about = "\
 Format the storage of --nodes nodes in --dir, start them, wait until each has started and
@@ -43,7 +44,7 @@ Examples:
   orderflow cluster stop --wipe     # a fresh cluster next time")]
     Stop(ClusterStopArgs),
 
-    /// Kill node N with SIGKILL, as a crash (its data is kept)
+    /// Kill node N with SIGKILL: a broker crash, its data kept
     #[command(
         long_about = "\
 Kill node N's JVM with SIGKILL: a broker crash, no clean shutdown. Its data stays on disk.

@@ -250,14 +250,8 @@ Run real Apache Kafka (KRaft mode: no ZooKeeper) on this machine from Apache's j
 replicated three times, a write accepted once two replicas have it, so one broker may die
 without losing anything). The nodes listen on 127.0.0.1 only and keep running in the background
 after `cluster start` returns; later `cluster` commands find them again through the cluster's
-folder (--dir), where their data, logs (nodeN/server.log) and cluster.json live.
-
-  start       format and start the nodes, create the topic (-t, order-events) with 3 partitions
-              and its dead-letter topic <topic>.dlq; prints the bootstrap address for -b
-  status      each node up or down; the leader and in-sync replicas of every partition
-  kill N      kill node N with SIGKILL: a broker crash, data kept
-  restart N   start node N again with its data
-  stop        stop every node cleanly (--wipe also deletes the folder's data and logs)
+folder (--dir), where their data, logs (nodeN/server.log) and cluster.json live. The commands
+below are listed from the subcommands themselves; `orderflow cluster help COMMAND` says more.
 
 Node N serves clients on port P+N-1 and its controller on P+100+N-1 (P: --port, 19092).
 

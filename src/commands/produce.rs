@@ -79,18 +79,9 @@ pub(crate) async fn run(
     if args.stdout {
         to_stdout(plan, shutdown).await
     } else {
-        let mut settings = delivery_settings(settings, args)?;
-        if metrics.is_some() {
-            // librdkafka's statistics (round trips, queue depth) for the metrics, every
-            // second; without --metrics none are made. A -X keeps the last word.
-            settings.properties.insert(
-                0,
-                crate::config::Property {
-                    key: "statistics.interval.ms".to_owned(),
-                    value: "1000".to_owned(),
-                },
-            );
-        }
+        // librdkafka's statistics come every second (OrderProducer::new): --metrics exports
+        // them.
+        let settings = delivery_settings(settings, args)?;
         to_kafka(&settings, plan, args.json, metrics, shutdown).await
     }
 }
@@ -290,11 +281,26 @@ async fn to_kafka(
         )
     };
 
+    let mut stall = Stall::new(outage_timeout_s(settings));
+    let mut tell = |status: &mut StatusLine| {
+        for line in producer.watch().take_news() {
+            status.println(&line);
+        }
+        let deliveries = producer.deliveries();
+        let settled = deliveries.delivered() + deliveries.failed();
+        if let Some(line) = stall.tick(settled, producer.in_flight(), Instant::now(), || {
+            producer.watch().stall_reason()
+        }) {
+            status.println(&line);
+        }
+    };
+
     // Phase 1: generate and send, until the count is reached, Ctrl-C, or a fatal error.
     let send_result: Result<(), ProducerError> = loop {
         tokio::select! {
             finished = &mut sender => break finished.context("the sender thread failed")?,
             _ = redraw.tick() => {
+                tell(&mut status);
                 let line = progress(sent.load(Ordering::Relaxed), &mut meter);
                 if status.is_live() {
                     status.draw(&line);
@@ -338,6 +344,7 @@ async fn to_kafka(
             progress(sent.load(Ordering::Relaxed), &mut meter),
             human::count(producer.in_flight())
         ));
+        tell(&mut status);
         tokio::select! {
             _ = flushed => {}
             _ = shutdown.wait_for(2) => {}
@@ -403,11 +410,116 @@ async fn to_kafka(
     send_result?;
     if outcome.failed > 0 {
         anyhow::bail!(
-            "{} of {} events were not delivered: {}",
+            "{} of {} events were not delivered: {}. The orders of those events are now \
+             incomplete in Kafka: where a later event of the same order was delivered, \
+             `orderflow audit verify` on storage's log reports a lifecycle violation (an \
+             event whose earlier status is missing); the events without a later one leave \
+             orders that `audit summary` counts as in flight",
             human::count(outcome.failed),
             human::count(outcome.sent),
             deliveries.failures_in_words()
         );
     }
     Ok(outcome)
+}
+
+/// The effective message.timeout.ms, in seconds.
+fn outage_timeout_s(settings: &KafkaSettings) -> u64 {
+    settings
+        .properties
+        .iter()
+        .rev()
+        .find(|p| p.key == "message.timeout.ms")
+        .and_then(|p| p.value.parse::<u64>().ok())
+        .unwrap_or(DEFAULT_MESSAGE_TIMEOUT_MS)
+        / 1000
+}
+
+/// How long events may wait with none delivered before the producer says so: a leader
+/// election takes a second or two, a broker's session timeout 9 s.
+const STALL: Duration = Duration::from_secs(5);
+
+/// Tells once when events are waiting and none has been delivered (or failed) for
+/// [`STALL`], with the reason, and once when deliveries resume: librdkafka retries in
+/// silence until message.timeout.ms, which would otherwise show as "0/s" and nothing else.
+struct Stall {
+    settled: u64,
+    since: Instant,
+    warned: bool,
+    timeout_s: u64,
+}
+
+impl Stall {
+    fn new(timeout_s: u64) -> Stall {
+        Stall {
+            settled: 0,
+            since: Instant::now(),
+            warned: false,
+            timeout_s,
+        }
+    }
+
+    fn tick(
+        &mut self,
+        settled: u64,
+        in_flight: u64,
+        now: Instant,
+        reason: impl FnOnce() -> String,
+    ) -> Option<String> {
+        if settled != self.settled || in_flight == 0 {
+            let waited = now.duration_since(self.since);
+            self.settled = settled;
+            self.since = now;
+            if std::mem::take(&mut self.warned) {
+                return Some(format!(
+                    "deliveries resumed after {} without one",
+                    human::duration(waited)
+                ));
+            }
+            return None;
+        }
+        if self.warned || now.duration_since(self.since) < STALL {
+            return None;
+        }
+        self.warned = true;
+        Some(format!(
+            "warning: no event delivered for {} s, {} waiting (each fails if not delivered \
+             within message.timeout.ms, {} s): {}",
+            now.duration_since(self.since).as_secs(),
+            human::count(in_flight),
+            self.timeout_s,
+            reason()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+
+    #[test]
+    fn a_stall_is_told_once_with_its_reason_and_its_end_once() {
+        let start = Instant::now();
+        let mut stall = Stall::new(30);
+        stall.since = start;
+        let at = |s: u64| start + Duration::from_secs(s);
+        assert_eq!(stall.tick(10, 5, at(1), || "r".into()), None);
+        assert_eq!(stall.tick(10, 5, at(4), || "r".into()), None);
+        let warning = stall.tick(10, 5, at(7), || "brokers 2, 3 of 3 unreachable".into());
+        assert_eq!(
+            warning.as_deref(),
+            Some(
+                "warning: no event delivered for 6 s, 5 waiting (each fails if not delivered \
+                 within message.timeout.ms, 30 s): brokers 2, 3 of 3 unreachable"
+            )
+        );
+        assert_eq!(stall.tick(10, 9, at(9), || "r".into()), None);
+        assert!(
+            stall
+                .tick(11, 9, at(10), || "r".into())
+                .is_some_and(|l| l.starts_with("deliveries resumed after"))
+        );
+        // Nothing waiting is no stall.
+        assert_eq!(stall.tick(11, 0, at(30), || "r".into()), None);
+    }
 }

@@ -83,6 +83,21 @@ struct Seen {
     /// Whether the last statistics listed it. librdkafka forgets brokers the cluster's
     /// metadata no longer lists, which Kafka does once its controller declares one dead.
     listed: bool,
+    /// Whether it gave up the leadership of a partition while it still answered: what a
+    /// controlled shutdown does before the broker leaves (a crashed one leads until the
+    /// controller moves its partitions away as it drops it).
+    handed_over: bool,
+}
+
+impl Seen {
+    fn new(address: &str) -> Seen {
+        Seen {
+            address: address.to_owned(),
+            down_since: None,
+            listed: true,
+            handed_over: false,
+        }
+    }
 }
 
 /// The state behind the reports: what was last seen, so only changes are told.
@@ -95,6 +110,8 @@ pub(crate) struct ClusterWatch {
     coordinator: Option<i32>,
     /// When some broker was last reported unreachable.
     last_trouble: Option<Instant>,
+    /// Whether every known broker is unreachable (told once).
+    all_down: bool,
 }
 
 impl ClusterWatch {
@@ -111,15 +128,18 @@ impl ClusterWatch {
         // "host:port/bootstrap": a bootstrap address, not a broker of the cluster yet.
         let id: i32 = id.parse().ok()?;
         self.last_trouble = Some(now);
-        let entry = self.brokers.entry(id).or_insert_with(|| Seen {
-            address: address.to_owned(),
-            down_since: None,
-            listed: true,
-        });
+        let entry = self.brokers.entry(id).or_insert_with(|| Seen::new(address));
         if entry.down_since.is_some() {
             return None;
         }
         entry.down_since = Some(now);
+        if self.brokers.len() > 1 && self.brokers.values().all(|s| s.down_since.is_some()) {
+            // The last one that answered: not one broker down but all of them.
+            self.all_down = true;
+            return Some(ClusterChange::ClusterUnreachable {
+                brokers: self.brokers.len(),
+            });
+        }
         Some(ClusterChange::BrokerUnreachable {
             broker: id,
             address: address.to_owned(),
@@ -131,11 +151,10 @@ impl ClusterWatch {
     pub(crate) fn observe(&mut self, snapshot: &Snapshot, now: Instant) -> Vec<ClusterChange> {
         let mut changes = Vec::new();
         for broker in &snapshot.brokers {
-            let entry = self.brokers.entry(broker.id).or_insert_with(|| Seen {
-                address: broker.address.clone(),
-                down_since: None,
-                listed: true,
-            });
+            let entry = self
+                .brokers
+                .entry(broker.id)
+                .or_insert_with(|| Seen::new(&broker.address));
             entry.address.clone_from(&broker.address);
             let rejoined = !entry.listed;
             entry.listed = true;
@@ -145,6 +164,8 @@ impl ClusterWatch {
             if (broker.up || rejoined)
                 && let Some(since) = entry.down_since.take()
             {
+                entry.handed_over = false;
+                self.all_down = false;
                 changes.push(ClusterChange::BrokerBack {
                     broker: broker.id,
                     address: broker.address.clone(),
@@ -155,24 +176,50 @@ impl ClusterWatch {
         }
         // The first report only primes: a broker missing from it was never seen.
         if !snapshot.brokers.is_empty() {
+            let leaders = &self.leaders;
             for (&id, seen) in &mut self.brokers {
                 if seen.listed && !snapshot.brokers.iter().any(|b| b.id == id) {
                     seen.listed = false;
                     seen.down_since.get_or_insert(now);
-                    changes.push(ClusterChange::BrokerLeft {
-                        broker: id,
-                        address: seen.address.clone(),
+                    let address = seen.address.clone();
+                    let leads = leaders.values().any(|&l| l == id);
+                    changes.push(if seen.handed_over && !leads {
+                        ClusterChange::BrokerShutDown {
+                            broker: id,
+                            address,
+                        }
+                    } else {
+                        ClusterChange::BrokerLeft {
+                            broker: id,
+                            address,
+                        }
                     });
                 }
             }
         }
+        let brokers = &mut self.brokers;
+        let all_down = self.all_down;
         let moves: Vec<LeaderMove> = snapshot
             .leaders
             .iter()
             .filter_map(|(&partition, &leader)| {
                 let before = self.leaders.insert(partition, leader)?;
                 let known = |id: i32| (id >= 0).then_some(id);
-                (before != leader).then_some(LeaderMove {
+                if before == leader {
+                    return None;
+                }
+                if let Some(from) = brokers.get_mut(&before)
+                    && from.listed
+                    && from.down_since.is_none()
+                {
+                    from.handed_over = true;
+                }
+                // With no broker answering, a leader librdkafka forgot is no election:
+                // nothing is elected until a broker answers again.
+                if all_down && leader < 0 {
+                    return None;
+                }
+                Some(LeaderMove {
                     partition,
                     from: known(before),
                     to: known(leader),
@@ -350,5 +397,51 @@ mod tests {
             None
         );
         assert_eq!(watch.connection_failed("3/3 brokers are down", now), None);
+    }
+
+    #[test]
+    fn a_clean_shutdown_and_a_cluster_that_stopped_are_not_told_as_crashes() {
+        let now = Instant::now();
+        let mut watch = ClusterWatch::default();
+        let three = [(1, true), (2, true), (3, true)];
+        watch.observe(&snapshot(&three, &[(0, 3), (1, 1), (2, 2)], 1), now);
+        // A controlled shutdown: broker 3 hands partition 0 over while it still answers,
+        // then stops answering, then the cluster stops listing it.
+        let changes = watch.observe(&snapshot(&three, &[(0, 1), (1, 1), (2, 2)], 1), now);
+        assert_eq!(
+            changes[0].to_string(),
+            "partition 0's leader moved from broker 3 to broker 1"
+        );
+        let refused = |port: u16, id: i32| {
+            format!(
+                "127.0.0.1:{port}/{id}: Connect to ipv4#127.0.0.1:{port} failed: Connection \
+                 refused"
+            )
+        };
+        assert!(watch.connection_failed(&refused(21094, 3), now).is_some());
+        let changes = watch.observe(
+            &snapshot(&[(1, true), (2, true)], &[(0, 1), (1, 1), (2, 2)], 1),
+            now,
+        );
+        assert_eq!(
+            changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "broker 3 (127.0.0.1:21094) left the cluster after handing the leadership of its \
+              partitions to other brokers: a clean (controlled) shutdown"
+            ]
+        );
+        // Then every broker stops: one line for the cluster, no election claimed.
+        assert!(watch.connection_failed(&refused(21093, 2), now).is_some());
+        let last = watch.connection_failed(&refused(21092, 1), now).unwrap();
+        assert_eq!(
+            last.to_string(),
+            "the cluster is unreachable: none of its 3 brokers answers (stopped, or cut off \
+             from this machine); the client keeps trying"
+        );
+        let changes = watch.observe(
+            &snapshot(&[(1, false), (2, false)], &[(0, -1), (1, -1), (2, -1)], 1),
+            now,
+        );
+        assert!(changes.is_empty(), "{changes:?}");
     }
 }

@@ -68,7 +68,9 @@ impl Node {
     }
 
     /// Notes that its JVM runs now (best effort: only `cluster status`'s words depend on it).
-    fn seen_up(&self) {
+    /// Every command that sees it running calls this, so a node that dies by itself later
+    /// is never "never seen up".
+    pub(super) fn seen_up(&self) {
         let _ = std::fs::write(self.dir.join(SEEN_UP), Utc::now().to_rfc3339() + "\n");
     }
 

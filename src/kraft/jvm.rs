@@ -123,3 +123,38 @@ pub(super) fn when_this_process_ends(
     stdin.flush()?;
     Ok((child, stdin))
 }
+
+/// The pids of every Kafka JVM started from a node folder of `dir` (`DIR/nodeN/`), found by
+/// their command lines: what may still run when the state file that names them is lost.
+pub(crate) fn node_processes_in(dir: &Path) -> Vec<u32> {
+    let needle = format!("{}/node", dir.display());
+    let runs_from_dir = |command_line: &str| {
+        command_line.contains("kafka.Kafka")
+            && command_line.contains(&needle)
+            && command_line.contains("server.properties")
+    };
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        return entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+            .filter(|&pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|b| runs_from_dir(&String::from_utf8_lossy(&b).replace('\0', " ")))
+            })
+            .collect();
+    }
+    // No /proc (macOS): ps lists every process with its command line.
+    let Ok(output) = Command::new("ps")
+        .args(["-axo", "pid=,args="])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| runs_from_dir(line))
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect()
+}

@@ -153,6 +153,7 @@ impl KraftCluster {
         loop {
             let id = self.nodes[index].id;
             if log_says_started(&log, from) {
+                self.nodes[index].seen_up();
                 observer(Progress::Started {
                     node: id,
                     elapsed: started.elapsed(),

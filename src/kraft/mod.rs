@@ -25,6 +25,7 @@ use std::time::Duration;
 pub use cluster::KraftCluster;
 pub(crate) use cluster::{NodeAction, NodeStatus};
 pub use install::KafkaInstall;
+pub(crate) use jvm::node_processes_in;
 
 /// The Kafka version the project is tested with (docker/compose.yml runs the same).
 pub const KAFKA_VERSION: &str = "4.1.0";
@@ -114,8 +115,17 @@ pub enum KraftError {
     PortRange { port: u16, nodes: usize },
     #[error("no cluster in {dir} (no {STATE_FILE}); start one with `orderflow cluster start`")]
     NoCluster { dir: String },
-    #[error("{path} is not a cluster state file orderflow wrote: {reason}")]
-    BadState { path: String, reason: String },
+    #[error(
+        "{path} is not a cluster state file orderflow wrote ({reason}), so the nodes of this \
+         folder cannot be found from it; `orderflow cluster stop --wipe --dir {dir}` deletes the \
+         folder's cluster files (once no Kafka node runs from it), then `cluster start` makes a \
+         new cluster"
+    )]
+    BadState {
+        path: String,
+        dir: String,
+        reason: String,
+    },
     #[error("stopped waiting for the nodes to start (interrupted); the nodes were stopped")]
     Interrupted,
 }

@@ -53,11 +53,13 @@ impl KraftCluster {
         let saved: SavedCluster =
             serde_json::from_str(&text).map_err(|e| KraftError::BadState {
                 path: path.display().to_string(),
+                dir: dir.display().to_string(),
                 reason: e.to_string(),
             })?;
         if saved.nodes.is_empty() {
             return Err(KraftError::BadState {
                 path: path.display().to_string(),
+                dir: dir.display().to_string(),
                 reason: "it lists no nodes".into(),
             });
         }
@@ -82,7 +84,9 @@ impl KraftCluster {
             })
             .collect();
         for node in &mut nodes {
-            node.running();
+            if node.running() {
+                node.seen_up();
+            }
         }
         Ok(KraftCluster {
             install: KafkaInstall {

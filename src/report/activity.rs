@@ -299,6 +299,12 @@ pub enum ClusterChange {
     /// Kafka no longer lists a broker among the live ones: the controller declared it dead,
     /// and its partitions get new leaders.
     BrokerLeft { broker: i32, address: String },
+    /// Kafka no longer lists a broker that had handed the leadership of its partitions to
+    /// other brokers while it still answered: a clean (controlled) shutdown, not a crash.
+    BrokerShutDown { broker: i32, address: String },
+    /// Every broker this member knows stopped answering at once: the cluster is down or cut
+    /// off; nothing is elected while none answers.
+    ClusterUnreachable { brokers: usize },
     /// A broker reported unreachable (or gone from the cluster) is back, `after` that long:
     /// this member reconnected to it, or (`rejoined`) Kafka lists it as live again.
     BrokerBack {
@@ -328,6 +334,16 @@ impl std::fmt::Display for ClusterChange {
                 f,
                 "broker {broker} ({address}) left the cluster: Kafka declared it dead and moves \
                  its partitions' leadership to the other brokers"
+            ),
+            ClusterChange::BrokerShutDown { broker, address } => write!(
+                f,
+                "broker {broker} ({address}) left the cluster after handing the leadership of its \
+                 partitions to other brokers: a clean (controlled) shutdown"
+            ),
+            ClusterChange::ClusterUnreachable { brokers } => write!(
+                f,
+                "the cluster is unreachable: none of its {brokers} brokers answers (stopped, or \
+                 cut off from this machine); the client keeps trying"
             ),
             ClusterChange::BrokerBack {
                 broker,

@@ -69,13 +69,24 @@ impl Drop for StopOnDrop<'_> {
 /// A first client port P for `nodes` nodes with P..P+nodes-1 and their controllers'
 /// P+100.. free, from a range of the tests' own: away from the system's ephemeral ports and
 /// from 19092, where a user's own `orderflow cluster` listens by default.
+/// Ports handed out to this test binary's tests are never handed out again: two tests
+/// running at once would otherwise both find the same ports free before either binds them
+/// (and a node would join the other test's quorum).
 pub fn free_base_port(nodes: u16) -> u16 {
-    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    static HANDED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut handed = HANDED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let free = |port: u16| {
+        !handed.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+    };
     let offset = (std::process::id() % 400) as u16;
-    (0..400u16)
+    let base = (0..400u16)
         .map(|i| 23000 + (offset + i) % 400)
         .find(|&p| (0..nodes).all(|i| free(p + i) && free(p + 100 + i)))
-        .expect("free ports in 23000-23502")
+        .expect("free ports in 23000-23502");
+    handed.extend((0..nodes).flat_map(|i| [base + i, base + 100 + i]));
+    base
 }
 
 pub fn status_json(env: &ClusterEnv) -> serde_json::Value {

@@ -78,6 +78,15 @@ pub(crate) enum ClusterError {
     )]
     NoHome,
     #[error(
+        "Kafka nodes run from {dir} (pid {pids}) but no readable {STATE_FILE} names them; nothing \
+         was deleted: stop them first (`kill PID` is a clean shutdown), then wipe again"
+    )]
+    NodesRunning { dir: String, pids: String },
+    #[error(
+        "{path} is a file, not a folder: --dir takes the cluster's folder (new or empty, or one a `cluster start` made)"
+    )]
+    NotAFolder { path: String },
+    #[error(
         "node {node} is already down (killed or stopped); `orderflow cluster restart {node}{dir_flag}` starts it"
     )]
     AlreadyDown { node: usize, dir_flag: String },
@@ -95,6 +104,7 @@ pub(crate) async fn run(
         }
         None => (default_dir()?, String::new()),
     };
+    not_a_file(&dir)?;
     let place = Place { dir, dir_flag };
     match args.command {
         ClusterCommand::Start(start_args) => {
@@ -139,6 +149,25 @@ async fn blocking(
     tokio::task::spawn_blocking(work)
         .await
         .context("the cluster command's thread failed")?
+}
+
+/// A --dir (or one of the folders above it) that is a file is named before a command
+/// creates or reads anything: the system's words ("File exists", "Not a directory") do not
+/// say which path is wrong.
+fn not_a_file(dir: &Path) -> Result<(), ClusterError> {
+    for path in dir.ancestors() {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) => {
+                return Err(ClusterError::NotAFolder {
+                    path: path.display().to_string(),
+                });
+            }
+            // Missing: `cluster start` creates it; look further up.
+            Err(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// $XDG_STATE_HOME/orderflow/cluster, or ~/.local/state/orderflow/cluster: state that outlives
@@ -239,6 +268,64 @@ impl StartLock {
             }
         }
         Err(anyhow::anyhow!("cannot take the lock {}", path.display()))
+    }
+}
+
+/// The command that holds a folder's lock while it runs (`cluster start`, `restart 2`,
+/// `stop`…): what `cluster status` says of the nodes it is starting or stopping.
+pub(super) struct LockHolder {
+    pub(super) pid: u32,
+    /// "cluster start", "cluster restart 2": from its command line.
+    pub(super) command: String,
+    /// When it took the lock.
+    pub(super) since: chrono::DateTime<chrono::Utc>,
+}
+
+impl LockHolder {
+    pub(super) fn find(dir: &Path) -> Option<LockHolder> {
+        let path = dir.join(StartLock::NAME);
+        let pid = std::fs::read_to_string(&path)
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()?;
+        if pid == std::process::id() || !process_exists(pid) {
+            return None;
+        }
+        let since = std::fs::metadata(&path).ok()?.modified().ok()?.into();
+        let args: Vec<String> = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|b| {
+                String::from_utf8_lossy(&b)
+                    .split('\0')
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        // The subcommand after "cluster", and its node number if it has one.
+        let command = args
+            .iter()
+            .position(|a| a == "cluster")
+            .map(|at| {
+                let mut words = vec!["cluster".to_owned()];
+                if let Some(sub) = args.get(at + 1).filter(|a| !a.starts_with('-')) {
+                    words.push(sub.clone());
+                    if let Some(node) = args.get(at + 2).filter(|a| a.parse::<usize>().is_ok()) {
+                        words.push(node.clone());
+                    }
+                }
+                words.join(" ")
+            })
+            .unwrap_or_else(|| "an orderflow cluster command".to_owned());
+        Some(LockHolder {
+            pid,
+            command,
+            since,
+        })
+    }
+
+    /// Whether it starts nodes (start, restart) rather than stopping them.
+    pub(super) fn starts(&self) -> bool {
+        self.command.starts_with("cluster start") || self.command.starts_with("cluster restart")
     }
 }
 

@@ -22,13 +22,29 @@ pub(super) fn stop(place: &Place, wipe: bool) -> anyhow::Result<ExitCode> {
         {
             // What a start that did not finish left (node folders, no cluster.json yet).
             let _lock = StartLock::take(&place.dir)?;
-            wipe_folder(&place.dir)?;
+            refuse_while_nodes_run(place)?;
+            let left = wipe_folder(&place.dir)?;
             say!(
                 "Wiped the files of a cluster whose start did not finish in {} (it had no {STATE_FILE}, \
                  no node ran); the next `orderflow cluster start{}` makes a new cluster.",
                 place.show(),
                 place.dir_flag
             );
+            say_left(&left);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(KraftError::BadState { .. }) if wipe => {
+            // The state file cannot say which JVMs are the cluster's: their command lines can.
+            let _lock = StartLock::take(&place.dir)?;
+            refuse_while_nodes_run(place)?;
+            let left = wipe_folder(&place.dir)?;
+            say!(
+                "Wiped the cluster files in {} (its {STATE_FILE} was unreadable; no Kafka node ran \
+                 from the folder); the next `orderflow cluster start{}` makes a new cluster.",
+                place.show(),
+                place.dir_flag
+            );
+            say_left(&left);
             return Ok(ExitCode::SUCCESS);
         }
         Err(KraftError::NoCluster { .. }) => {
@@ -64,11 +80,12 @@ pub(super) fn stop(place: &Place, wipe: bool) -> anyhow::Result<ExitCode> {
     }
     if wipe {
         drop(cluster);
-        wipe_folder(&place.dir)?;
+        let left = wipe_folder(&place.dir)?;
         say!(
             "Wiped it: its data and logs are deleted; the next `orderflow cluster start{}` makes a new cluster.",
             place.dir_flag
         );
+        say_left(&left);
     } else {
         say!(
             "Its data is kept: `orderflow cluster start{}` starts it again with its topics and \
@@ -101,27 +118,89 @@ pub(super) fn entries(dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// What a node puts in its folder `nodeN/` (server.properties, its data, its logs, when it
+/// was last seen up).
+const NODE_FILES: [&str; 5] = [
+    "server.properties",
+    "data",
+    "server.log",
+    "stdout.log",
+    "seen-up",
+];
+
 /// Deletes what a cluster put in its folder (and the folder, once empty); nothing else, so a
-/// mistaken --dir never costs a user their own files.
-pub(super) fn wipe_folder(dir: &Path) -> anyhow::Result<()> {
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
-    for entry in entries.filter_map(Result::ok) {
-        let name = entry.file_name().to_string_lossy().into_owned();
+/// mistaken --dir never costs a user their own files, not even one put in a node's folder.
+/// Returns the files it left, which are not orderflow's.
+pub(super) fn wipe_folder(dir: &Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut left = Vec::new();
+    for (name, path) in named_entries(dir)? {
         if !is_cluster_file(&name) {
+            left.push(path);
             continue;
         }
-        let path = entry.path();
-        let removed = if path.is_dir() {
-            std::fs::remove_dir_all(&path)
+        if name.starts_with("node") && path.is_dir() {
+            for (inner, inner_path) in named_entries(&path)? {
+                if NODE_FILES.contains(&inner.as_str()) {
+                    remove(&inner_path)?;
+                } else {
+                    left.push(inner_path);
+                }
+            }
+            // Left in place when it holds anything else.
+            let _ = std::fs::remove_dir(&path);
         } else {
-            std::fs::remove_file(&path)
-        };
-        removed.with_context(|| format!("cannot delete {}", path.display()))?;
+            remove(&path)?;
+        }
     }
-    // Left in place when it holds anything else.
     let _ = std::fs::remove_dir(dir);
-    Ok(())
+    left.sort();
+    Ok(left)
+}
+
+fn named_entries(dir: &Path) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?;
+    Ok(entries
+        .filter_map(Result::ok)
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect())
+}
+
+fn remove(path: &Path) -> anyhow::Result<()> {
+    let removed = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    removed.with_context(|| format!("cannot delete {}", path.display()))
+}
+
+/// Names the files a wipe left because orderflow did not create them.
+fn say_left(left: &[std::path::PathBuf]) {
+    if left.is_empty() {
+        return;
+    }
+    let names: Vec<String> = left.iter().map(|p| p.display().to_string()).collect();
+    say!(
+        "  Left in place, not created by orderflow: {} (delete {} yourself if you no longer \
+         need {}).",
+        names.join(", "),
+        if left.len() == 1 { "it" } else { "them" },
+        if left.len() == 1 { "it" } else { "them" }
+    );
+}
+
+/// A wipe without a readable state file checks the processes themselves: a node still
+/// running from the folder keeps its files open, and deleting them would break it.
+fn refuse_while_nodes_run(place: &Place) -> Result<(), ClusterError> {
+    let pids = crate::kraft::node_processes_in(&place.dir);
+    if pids.is_empty() {
+        return Ok(());
+    }
+    Err(ClusterError::NodesRunning {
+        dir: place.show(),
+        pids: list(&pids.iter().map(|&p| p as usize).collect::<Vec<_>>()),
+    })
 }
 
 pub(super) fn kill(place: &Place, node: usize) -> anyhow::Result<ExitCode> {
@@ -178,7 +257,8 @@ pub(super) fn stop_node(place: &Place, node: usize) -> anyhow::Result<ExitCode> 
     say!("Stopped node {node} ({address}) cleanly; its data is kept.");
     if cluster.len() > 1 {
         say!(
-            "  Before exiting it handed the leadership of its partitions to other nodes (a              controlled shutdown): `orderflow cluster status{}`.",
+            "  Before exiting it handed the leadership of its partitions to other nodes (a \
+             controlled shutdown): `orderflow cluster status{}`.",
             place.dir_flag
         );
     }

@@ -6,55 +6,126 @@ use std::process::ExitCode;
 use chrono::{DateTime, Local, Utc};
 use serde_json::{Value, json};
 
-use super::Place;
+use super::{LockHolder, Place};
 use crate::kafka::cluster_admin::{self, ClusterView, GroupView};
-use crate::kraft::{KAFKA_VERSION, KraftCluster, NodeAction, NodeStatus};
+use crate::kraft::{KAFKA_VERSION, KraftCluster, KraftError, NodeAction, NodeStatus};
 
 pub(super) fn status(place: &Place, topic: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let mut cluster = KraftCluster::open(&place.dir)?;
+    let holder = LockHolder::find(&place.dir);
+    let mut cluster = match KraftCluster::open(&place.dir) {
+        Err(KraftError::NoCluster { .. }) if holder.as_ref().is_some_and(LockHolder::starts) => {
+            let holder = holder.as_ref().expect("checked");
+            // Before its first JVM is launched, a new cluster has no cluster.json yet.
+            say!(
+                "The cluster in {} is being created: `orderflow {}` (pid {}) is running; \
+                 `orderflow cluster status{}` once it has finished.",
+                place.show(),
+                holder.command,
+                holder.pid,
+                place.dir_flag
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        opened => opened?,
+    };
     let nodes = cluster.status();
     let bootstrap = cluster.bootstrap();
-    let up = nodes.iter().filter(|n| n.running).count();
-    // Only the running nodes are asked: librdkafka would otherwise spend its timeout on a
-    // dead one first.
+    // A node the lock's command launched (or is about to launch, or is stopping) is not
+    // ready: asking it for metadata costs seconds of timeouts and reports errors that only
+    // mean "not started yet".
+    let busy = |n: &NodeStatus| {
+        holder.as_ref().is_some_and(|h| {
+            n.last
+                .is_some_and(|e| e.at + chrono::Duration::seconds(2) >= h.since)
+                || (h.starts() && n.last.is_none())
+        })
+    };
+    let ready = |n: &NodeStatus| n.running && !busy(n);
+    let up = nodes.iter().filter(|n| ready(n)).count();
+    let in_hand = nodes.iter().filter(|n| busy(n)).count();
+    // Only the ready nodes are asked: librdkafka would otherwise spend its timeout on a dead
+    // one first.
     let live: Vec<String> = nodes
         .iter()
-        .filter(|n| n.running)
+        .filter(|n| ready(n))
         .map(|n| n.address.clone())
         .collect();
     let controllers: Vec<String> = nodes
         .iter()
-        .filter(|n| n.running)
+        .filter(|n| ready(n))
         .map(|n| format!("127.0.0.1:{}", n.controller_port))
+        .collect();
+    let live_ids: Vec<i32> = nodes
+        .iter()
+        .filter(|n| ready(n))
+        .map(|n| n.id as i32)
         .collect();
     let view: Option<Result<ClusterView, String>> = (up > 0).then(|| {
         cluster_admin::describe(&live, &controllers, nodes.len(), topic).map_err(|e| e.to_string())
     });
     let now = Utc::now();
     if json {
-        say!(
-            "{}",
-            as_json(place, topic, &bootstrap, &nodes, view.as_ref(), now)
-        );
+        let busy: Vec<bool> = nodes.iter().map(busy).collect();
+        let mut value = as_json(place, topic, &bootstrap, &nodes, view.as_ref(), now);
+        if let Some(holder) = &holder {
+            for (node, _) in value["nodes"]
+                .as_array_mut()
+                .expect("nodes")
+                .iter_mut()
+                .zip(busy)
+                .filter(|(_, busy)| *busy)
+            {
+                node["state"] = json!(if holder.starts() {
+                    "starting"
+                } else {
+                    "stopping"
+                });
+                node["by"] = json!(format!(
+                    "{} (pid {}) is running",
+                    holder.command, holder.pid
+                ));
+            }
+            value["running"] = json!(up);
+        }
+        say!("{value}");
         return Ok(ExitCode::SUCCESS);
     }
+    let doing = holder.as_ref().map(|h| {
+        (
+            if h.starts() { "starting" } else { "stopping" },
+            format!("`orderflow {}` (pid {}) is running", h.command, h.pid),
+        )
+    });
     say!(
-        "Cluster in {}: {up} of {} node{} up, bootstrap {bootstrap}",
+        "Cluster in {}: {up} of {} node{} up{}, bootstrap {bootstrap}",
         place.show(),
         nodes.len(),
-        if nodes.len() == 1 { "" } else { "s" }
+        if nodes.len() == 1 { "" } else { "s" },
+        match &doing {
+            Some((word, running)) if in_hand > 0 => format!(", {in_hand} {word}: {running}"),
+            _ => String::new(),
+        }
     );
     for n in &nodes {
         let pid = match (n.running, n.pid) {
             (true, Some(pid)) => format!("pid {pid}"),
             _ => String::new(),
         };
+        let (state, since) = match &doing {
+            Some((word, running)) if busy(n) => (
+                *word,
+                if *word == "starting" {
+                    format!("not ready yet: {running}")
+                } else {
+                    running.clone()
+                },
+            ),
+            _ => (if n.running { "up" } else { "down" }, since(n, now)),
+        };
         say!(
-            "  node {}  {:<4}  {}  {pid:<10}  {}",
+            "  node {}  {state:<4}  {}  {pid:<10}  {since}",
             n.id,
-            if n.running { "up" } else { "down" },
             n.address,
-            since(n, now)
         );
     }
     say!("  logs: {}", place.dir.join("node<N>/server.log").display());
@@ -71,6 +142,11 @@ pub(super) fn status(place: &Place, topic: &str, json: bool) -> anyhow::Result<E
         }
     };
     match view {
+        None if in_hand > 0 => say!(
+            "No node is ready yet: run `orderflow cluster status{}` again once the command \
+             starting or stopping them has finished.",
+            place.dir_flag
+        ),
         None => say!(
             "No node is up: `orderflow cluster start{}` starts the cluster again with its data.",
             place.dir_flag
@@ -85,10 +161,22 @@ pub(super) fn status(place: &Place, topic: &str, json: bool) -> anyhow::Result<E
                 ),
                 Err(e) => say!("  active controller: not known ({e})"),
             }
-            say!(
-                "  registered brokers (the controller's view): {}",
-                ids(&view.brokers)
-            );
+            if view.controller.is_ok() {
+                say!(
+                    "  registered brokers (the controller's view): {}",
+                    ids(&view.brokers)
+                );
+            } else {
+                // Without an active controller nothing updates a broker's metadata: the list
+                // is the last one the running nodes had, and may name nodes that are down.
+                say!(
+                    "  registered brokers: {} (the last list node{} {} had from a controller; \
+                     not updated while there is none)",
+                    ids(&view.brokers),
+                    if live_ids.len() == 1 { "" } else { "s" },
+                    ids(&live_ids)
+                );
+            }
             let mut stale = false;
             match &view.partitions {
                 None => say!("Topic {topic}: not on the cluster."),
@@ -144,10 +232,15 @@ pub(super) fn status(place: &Place, topic: &str, json: bool) -> anyhow::Result<E
                     }
                 }
             }
-            if stale {
+            if stale && view.controller.is_ok() {
                 say!(
                     "  (a node that is down is still named: the controller notices within \
                      broker.session.timeout.ms, 9 s, then elects new leaders)"
+                );
+            } else if stale {
+                say!(
+                    "  (a node that is down is still named: with no active controller no new \
+                     leader is elected, until a majority of the controllers runs again)"
                 );
             }
         }

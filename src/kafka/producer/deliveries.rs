@@ -182,12 +182,15 @@ pub(crate) struct ProduceContext {
     pub(crate) statistics: OnceLock<StatisticsHook>,
     /// The topic whose partitions the statistics describe.
     pub(crate) topic: OnceLock<String>,
+    /// The brokers and leaders as the producer sees them.
+    pub(crate) watch: super::watch::ProducerWatch,
 }
 
 impl ClientContext for ProduceContext {
     fn stats(&self, statistics: Statistics) {
+        let topic = self.topic.get().map_or("", String::as_str);
+        self.watch.statistics(&statistics, topic);
         if let Some(hook) = self.statistics.get() {
-            let topic = self.topic.get().map_or("", String::as_str);
             hook(&client_statistics(&statistics, topic));
         }
     }
@@ -197,6 +200,9 @@ impl ClientContext for ProduceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::BrokerTransportFailure) {
+            self.watch.connection_failed(reason);
+        }
         self.health.error(error, reason);
     }
 }

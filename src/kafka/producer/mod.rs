@@ -3,6 +3,7 @@
 //! with a message a learner can act on, and flush / abandon for shutdown.
 
 mod deliveries;
+mod watch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -151,12 +152,16 @@ impl OrderProducer {
         // `--rate 0` keeps librdkafka's queue full: at its default of 100,000 messages that
         // is 50-67 MiB of RSS (scripts/bench-scale); 20,000 is 21-25 MiB, with the same
         // throughput (batches are at most 10,000 messages and leave every 5 ms).
+        // Statistics every second: each broker's connection and each partition's leader,
+        // which the producer tells of (and says why deliveries stall), and the round trips
+        // and queue depth --metrics exports.
         OrderProducer::build(
             settings,
             &settings.topic,
             &[
                 ("enable.sparse.connections", "false"),
                 ("queue.buffering.max.messages", "20000"),
+                ("statistics.interval.ms", "1000"),
             ],
         )
     }
@@ -195,6 +200,7 @@ impl OrderProducer {
             BaseProducer::from_config_and_context(&config, ProduceContext::default())
                 .map_err(ProducerError::Create)?,
         );
+        let _ = inner.context().topic.set(topic.to_owned());
         let poller = Poller::start(Arc::clone(&inner))
             .map_err(|e| ProducerError::Fatal(format!("cannot start a thread: {e}")))?;
         Ok(OrderProducer {
@@ -387,6 +393,12 @@ impl OrderProducer {
 
     pub(crate) fn deliveries(&self) -> &Deliveries {
         &self.inner.context().deliveries
+    }
+
+    /// The brokers and leaders as this producer sees them (from librdkafka's statistics,
+    /// when `statistics.interval.ms` is set, and its error callback).
+    pub(crate) fn watch(&self) -> &watch::ProducerWatch {
+        &self.inner.context().watch
     }
 
     pub(crate) fn health(&self) -> &ConnectionHealth {

@@ -128,6 +128,14 @@ fn cluster_json(change: &ClusterChange) -> Value {
             "type": "broker", "at": now(), "broker": broker, "address": address,
             "state": "left", "message": message,
         }),
+        ClusterChange::BrokerShutDown { broker, address } => json!({
+            "type": "broker", "at": now(), "broker": broker, "address": address,
+            "state": "shut down", "message": message,
+        }),
+        ClusterChange::ClusterUnreachable { brokers } => json!({
+            "type": "cluster", "at": now(), "brokers": brokers, "state": "unreachable",
+            "message": message,
+        }),
         ClusterChange::BrokerBack {
             broker,
             address,
