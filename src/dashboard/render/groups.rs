@@ -10,9 +10,9 @@ use ratatui::widgets::{Paragraph, Row, Table, Widget};
 
 use super::member::COMMITS_HELD;
 use super::{DIM, HELD, count, panel};
-use crate::dashboard::state::{Dashboard, short_member};
+use crate::dashboard::names;
+use crate::dashboard::state::Dashboard;
 use crate::report::group_view::{Member, MembershipSource};
-use crate::report::human;
 
 impl Dashboard {
     /// How many rows the groups table needs (without header and borders).
@@ -42,7 +42,7 @@ impl Dashboard {
         let here = self.local_members();
         // Every name here comes from the cluster or from announcements anyone may write.
         let member_name = |member: &Member| {
-            let mut name = human::printable(short_member(&member.id));
+            let mut name = names::member(&member.id);
             if here.contains(member.id.as_str()) {
                 name.push_str(" (here)");
             }
@@ -57,7 +57,7 @@ impl Dashboard {
             .groups
             .iter()
             .flat_map(|g| &g.members)
-            .map(|m| member_name(m).chars().count())
+            .map(|m| names::width(&member_name(m)))
             .max()
             .unwrap_or(0)
             .max(14) as u16;
@@ -83,7 +83,10 @@ impl Dashboard {
             let mut first = true;
             let group_cell = |first: &mut bool| {
                 if *first {
-                    Span::styled(human::printable(&group.group), Style::new().bold())
+                    Span::styled(
+                        names::fitted(&group.group, usize::from(widths[0])),
+                        Style::new().bold(),
+                    )
                 } else {
                     Span::raw("")
                 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{keep_last, short_member};
+use super::keep_last;
+use crate::dashboard::names;
 use crate::report::group_view::{GroupView, LastHeard, MembershipSource};
 
 /// Rebalance timeline entries kept.
@@ -128,7 +129,7 @@ impl Rebalances {
             let members = self.members.remove(&group).unwrap_or_default();
             self.ownership.retain(|(g, _), _| *g != group);
             if !members.is_empty() {
-                let names: Vec<&str> = members.iter().map(|m| short_member(m)).collect();
+                let shown: Vec<String> = members.iter().map(|m| names::member(m)).collect();
                 let entry = TimelineEntry {
                     at: view.at,
                     group,
@@ -136,7 +137,7 @@ impl Rebalances {
                         "no longer in the view (it reads no partition of {} now, or more \
                          groups read it than the view shows): {} no longer shown",
                         view.topic,
-                        names.join(", ")
+                        shown.join(", ")
                     ),
                 };
                 keep_last(&mut self.timeline, TIMELINE_LENGTH, entry);
@@ -175,11 +176,11 @@ impl Rebalances {
             let mut departures = HashMap::new();
             if let Some(before) = before {
                 for joined in members.difference(&before) {
-                    notes.push(format!("+ {} joined", short_member(joined)));
+                    notes.push(format!("+ {} joined", names::member(joined)));
                 }
                 for gone in before.difference(&members) {
                     let departure = Departure::of(group.last_heard.get(gone), view.at);
-                    notes.push(departure.note(short_member(gone), view.membership));
+                    notes.push(departure.note(&names::member(gone), view.membership));
                     departures.insert(gone.clone(), departure);
                 }
             }
@@ -219,14 +220,16 @@ impl Rebalances {
                     .collect::<Vec<_>>()
                     .join(",");
                 let departure = from.as_ref().and_then(|f| departures.get(f)).copied();
-                let from = from.as_deref().map_or("nobody", short_member);
+                let from = from
+                    .as_deref()
+                    .map_or_else(|| "nobody".to_owned(), names::member);
                 let note = match to.as_deref() {
                     Some(to) if unowned_for > Duration::ZERO => format!(
                         "{list} → {} after {:.1} s unowned",
-                        short_member(to),
+                        names::member(to),
                         unowned_for.as_secs_f64()
                     ),
-                    Some(to) => format!("{list} {from} → {}", short_member(to)),
+                    Some(to) => format!("{list} {from} → {}", names::member(to)),
                     None => match (departure, view.membership) {
                         (None | Some(Departure::Left), _) => format!("{list} released by {from}"),
                         (Some(Departure::StoppedAnswering(_)), MembershipSource::Cluster) => {
