@@ -27,6 +27,28 @@ pub(crate) fn harmless(text: &str) -> String {
         .collect()
 }
 
+/// `text` with each number bound to its unit (`29.0 s`, `150 ms`, `3 min`) by a no-break
+/// space, so that a wrapped line never shows the number at the end of one row and its unit
+/// at the start of the next.
+pub(crate) fn units_kept(text: &str) -> String {
+    const UNITS: [&str; 5] = ["s", "ms", "min", "h", "%"];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(' ') {
+        let (before, after) = (&rest[..at], &rest[at + 1..]);
+        let unit_len = after
+            .find(|c: char| !(c.is_alphabetic() || c == '%'))
+            .unwrap_or(after.len());
+        let bound =
+            before.ends_with(|c: char| c.is_ascii_digit()) && UNITS.contains(&&after[..unit_len]);
+        out.push_str(before);
+        out.push(if bound { '\u{00A0}' } else { ' ' });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// `name` made [`harmless`] and cut to at most `columns` terminal columns, the last of them
 /// `…` when it is cut.
 pub(crate) fn fitted(name: &str, columns: usize) -> String {
@@ -85,6 +107,36 @@ mod tests {
         let wide = fitted("分析分析分析", 7);
         assert_eq!(wide, "分析分…");
         assert!(width(&wide) <= 7);
+    }
+
+    #[test]
+    fn numbers_keep_their_units() {
+        assert_eq!(
+            units_kept("back after 29.0 s, 150 ms; 3 sources, 2 min. 5 s"),
+            "back after 29.0\u{a0}s, 150\u{a0}ms; 3 sources, 2\u{a0}min. 5\u{a0}s"
+        );
+        assert_eq!(units_kept("p0 seen"), "p0 seen");
+    }
+
+    #[test]
+    fn a_wrapped_line_keeps_a_number_with_its_unit() {
+        use ratatui::buffer::Buffer;
+        use ratatui::layout::Rect;
+        use ratatui::widgets::{Paragraph, Widget, Wrap};
+        // 20 columns: "back in the cluster, after 29.0" ends at column 15 of the 2nd row.
+        let text = "broker 2 back in the cluster, after 29.0 s";
+        let area = Rect::new(0, 0, 20, 4);
+        let mut buf = Buffer::empty(area);
+        Paragraph::new(units_kept(text))
+            .wrap(Wrap { trim: true })
+            .render(area, &mut buf);
+        let rows: Vec<String> = (0..4)
+            .map(|y| (0..20).map(|x| buf[(x, y)].symbol()).collect::<String>())
+            .collect();
+        assert!(
+            rows.iter().any(|row| row.contains("29.0\u{a0}s")),
+            "{rows:#?}"
+        );
     }
 
     #[test]

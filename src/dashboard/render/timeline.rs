@@ -62,7 +62,7 @@ impl Dashboard {
                         format!("{} ", names::fitted(&entry.group, names::GROUP_COLUMNS)),
                         Style::new().bold(),
                     ),
-                    Span::raw(names::harmless(&entry.text)),
+                    Span::raw(names::units_kept(&names::harmless(&entry.text))),
                 ])
             })
             .collect()
