@@ -622,3 +622,40 @@ fn hostile_names_and_capped_groups() {
     }
     insta::assert_snapshot!(terminal.backend());
 }
+
+/// Until the cluster has answered a description, the groups panel says it waits for one,
+/// not that the broker cannot describe groups (Kafka 4.1 times out its first ones while it
+/// starts); once described, it says so; a description that went unanswered is told as that.
+#[test]
+fn the_groups_footer_claims_no_refusal_before_one() {
+    for (membership, says) in [
+        (
+            MembershipSource::Waiting,
+            "waiting for the first description",
+        ),
+        (MembershipSource::Cluster, "as the cluster describes them"),
+        (
+            MembershipSource::Unanswered,
+            "the last description went unanswered",
+        ),
+        (
+            MembershipSource::Announcements,
+            "this broker cannot describe groups",
+        ),
+    ] {
+        let mut d = mid_stream();
+        let mut view = groups(62, &[("orderflow-analytics-4242", &[0, 1, 2])], 1_030);
+        view.membership = membership;
+        d.update(ViewEvent::Groups(view));
+        for (width, height) in [(80, 24), (140, 42)] {
+            let text = screen(&render(&d, width, height));
+            assert!(
+                text.contains(says),
+                "{membership:?} at {width}×{height}:\n{text}"
+            );
+            if membership != MembershipSource::Announcements {
+                assert!(!text.contains("cannot"), "{membership:?}:\n{text}");
+            }
+        }
+    }
+}

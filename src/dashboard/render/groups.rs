@@ -195,6 +195,13 @@ impl Dashboard {
             MembershipSource::Announcements => {
                 "members as they announce themselves (this broker cannot describe groups)"
             }
+            // Not "cannot": no answer is not a refusal.
+            MembershipSource::Waiting => {
+                "members as they announce themselves (waiting for the first description)"
+            }
+            MembershipSource::Unanswered => {
+                "members as they announce themselves (the last description went unanswered)"
+            }
         };
         let table = Table::new(
             rows,

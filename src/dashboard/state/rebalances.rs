@@ -57,7 +57,7 @@ impl Departure {
             ),
             // Membership from announcements: the view only knows it fell silent; the group
             // takes its partitions when its session expires.
-            (Departure::StoppedAnswering(silent), MembershipSource::Announcements) => format!(
+            (Departure::StoppedAnswering(silent), _) => format!(
                 "− {member} stopped answering: no word for {} s and no leave announced",
                 silent.as_secs()
             ),
