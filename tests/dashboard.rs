@@ -659,3 +659,58 @@ fn the_groups_footer_claims_no_refusal_before_one() {
         }
     }
 }
+
+/// At 80×24 the timeline grows (a member killed and restarted, a member with a 150-character
+/// client id) and the groups table has fewer rows than lines: it keeps this terminal's own
+/// "(here)" row and each group it can, and says in a row what it leaves out; the timeline
+/// yields rows before the table loses them.
+#[test]
+fn the_groups_table_keeps_its_own_row_and_says_what_it_leaves_out() {
+    let long = format!("orderflow-analytics-{}", "y".repeat(130));
+    for second in [None, Some(long.as_str())] {
+        let mut d = mid_stream();
+        let other = second.unwrap_or("orderflow-analytics-5151");
+        let here = "orderflow-analytics-4242";
+        d.update(ViewEvent::Groups(groups(
+            63,
+            &[(here, &[0, 1]), (other, &[2])],
+            1_030,
+        )));
+        d.update(ViewEvent::Groups(groups(70, &[(here, &[0, 1, 2])], 1_040)));
+        d.update(ViewEvent::Groups(groups(
+            75,
+            &[(here, &[0, 1]), ("orderflow-analytics-6161", &[2])],
+            1_050,
+        )));
+        d.update(ViewEvent::Groups(groups(
+            80,
+            &[
+                (here, &[0]),
+                ("orderflow-analytics-6161", &[2]),
+                (other, &[1]),
+            ],
+            1_060,
+        )));
+        let terminal = render(&d, 80, 24);
+        let text = screen(&terminal);
+        assert!(text.contains("analytics-4242 (here)"), "{text}");
+        let all_shown = ["order-processor", "storage"]
+            .iter()
+            .all(|g| text.contains(&format!("│{g} ")));
+        assert!(
+            all_shown || text.contains("more groups"),
+            "a group left the table unsaid:\n{text}"
+        );
+        assert!(
+            text.contains("more rows") || text.contains("more groups"),
+            "rows left out unsaid:\n{text}"
+        );
+        assert!(text.contains("rebalances, newest first"), "{text}");
+        let name = if second.is_some() {
+            "long_member"
+        } else {
+            "restart"
+        };
+        insta::assert_snapshot!(format!("table_budget_80x24_{name}"), terminal.backend());
+    }
+}
