@@ -714,3 +714,31 @@ fn the_groups_table_keeps_its_own_row_and_says_what_it_leaves_out() {
         insta::assert_snapshot!(format!("table_budget_80x24_{name}"), terminal.backend());
     }
 }
+
+/// The watch cannot refresh the groups (a cluster outage): the table it last built stays,
+/// marked as of when it is; a fresh view removes the mark.
+#[test]
+fn a_groups_table_not_refreshed_says_as_of_when() {
+    let mut d = mid_stream();
+    d.update(ViewEvent::Tick(at(64)));
+    let text = screen(&render(&d, 80, 24));
+    assert!(
+        !text.contains("last known"),
+        "two seconds old is current:\n{text}"
+    );
+    d.update(ViewEvent::Tick(at(90)));
+    for (width, height) in [(80, 24), (140, 42)] {
+        let text = screen(&render(&d, width, height));
+        assert!(
+            text.contains("last known at 18:31:02"),
+            "{width}×{height}:\n{text}"
+        );
+    }
+    d.update(ViewEvent::Groups(groups(
+        91,
+        &[("orderflow-analytics-4242", &[0, 1, 2])],
+        1_010,
+    )));
+    let text = screen(&render(&d, 80, 24));
+    assert!(!text.contains("last known"), "{text}");
+}

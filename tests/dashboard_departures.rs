@@ -95,6 +95,13 @@ fn a_leave_then_a_crash(reassigned: bool) -> Dashboard {
         &left,
     )));
     let crashed = [(a, 10, true), (b, 20, false), (c, 64, false)];
+    // The watch's views come every second: the last one with analytics-2 still in the group
+    // (its session not yet expired) is from 64 s.
+    d.update(ViewEvent::Groups(view(
+        64,
+        &[(b, &[0, 1]), (c, &[2])],
+        &crashed,
+    )));
     d.update(ViewEvent::Groups(view(65, &[(c, &[0, 2])], &crashed)));
     if reassigned {
         d.update(ViewEvent::Groups(view(68, &[(c, &[0, 1, 2])], &crashed)));

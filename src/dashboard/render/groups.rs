@@ -14,7 +14,11 @@ use super::member::COMMITS_HELD;
 use super::{DIM, HELD, count, panel};
 use crate::dashboard::names;
 use crate::dashboard::state::Dashboard;
-use crate::report::group_view::{GroupState, Member, MembershipSource};
+use crate::report::group_view::{GroupState, GroupView, Member, MembershipSource};
+
+/// A group view older than this is not the cluster now: the watch rebuilds it every second,
+/// and a round takes a few seconds at most while the cluster answers.
+const STALE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the groups table keeps first when it has fewer rows than lines: the lower, the later
 /// it goes.
@@ -93,6 +97,18 @@ impl Dashboard {
             .filter(|m| here.contains(m.id.as_str()))
             .count();
         (own as u16 + 1).min(self.group_rows()).max(1)
+    }
+
+    /// The table's title, and when the watch has not refreshed it for a while (it cannot
+    /// reach the cluster), as of when it is: members, owners and lag may all have changed.
+    fn groups_title(&self, view: &GroupView) -> String {
+        let title = format!("groups reading {}", self.topic());
+        let age = (self.now() - view.at).to_std().unwrap_or_default();
+        if age < STALE {
+            return title;
+        }
+        let when = view.at.with_timezone(self.zone()).format("%H:%M:%S");
+        format!("{title} · last known at {when}")
     }
 
     pub(super) fn groups_panel(&self, area: Rect, buf: &mut Buffer) {
@@ -321,8 +337,7 @@ impl Dashboard {
         )
         .header(Row::new(vec!["group", "member", "partitions", "lag", "protocol"]).style(DIM))
         .block(
-            panel(&format!("groups reading {}", self.topic()))
-                .title_bottom(Line::styled(format!(" {source} "), DIM)),
+            panel(&self.groups_title(view)).title_bottom(Line::styled(format!(" {source} "), DIM)),
         );
         Widget::render(table, area, buf);
         if let Some(text) = left_out

@@ -228,6 +228,11 @@ impl Dashboard {
     }
 
     /// The time zone times are shown in.
+    /// The latest time an event brought.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
     pub(crate) fn zone(&self) -> &FixedOffset {
         &self.zone
     }

@@ -87,7 +87,17 @@ struct Ownership {
     owner: Option<String>,
     /// Since the group view that first showed this owner (or no owner).
     since: DateTime<Utc>,
+    /// The latest group view that showed this.
+    seen: DateTime<Utc>,
+    /// For no owner: the last view that still showed an owner. Views may not come for a
+    /// while (the watch cannot reach the cluster), and the partition may have had no owner
+    /// from any moment after that one.
+    owned_until: Option<DateTime<Utc>>,
 }
+
+/// A gap between two group views longer than this is the watch not seeing (a round takes a
+/// second or two): an unowned time across it is told as an upper bound.
+const VIEW_GAP: Duration = Duration::from_secs(3);
 
 /// The timeline, and what it remembers of the last group view to tell what changed.
 #[derive(Clone, Debug, Default)]
@@ -184,36 +194,56 @@ impl Rebalances {
                     departures.insert(gone.clone(), departure);
                 }
             }
-            let mut moved: BTreeMap<Move, (Vec<i32>, Duration)> = BTreeMap::new();
+            // The partitions of each move, how long they had no owner, and whether that is
+            // only an upper bound.
+            let mut moved: BTreeMap<Move, (Vec<i32>, Duration, bool)> = BTreeMap::new();
             for partition in &group.partitions {
                 let key = (group.group.clone(), partition.partition);
                 let owner = partition.owner.clone();
-                match self.ownership.get(&key) {
-                    Some(known) if known.owner == owner => {}
+                match self.ownership.get_mut(&key) {
+                    Some(known) if known.owner == owner => known.seen = view.at,
                     known => {
+                        let known = known.map(|k| &*k);
                         let from = known.and_then(|k| k.owner.clone());
-                        let unowned_for = match known {
+                        let age =
+                            |from: DateTime<Utc>| (view.at - from).to_std().unwrap_or_default();
+                        let (unowned_for, up_to) = match known {
                             Some(k) if k.owner.is_none() && owner.is_some() => {
-                                (view.at - k.since).to_std().unwrap_or_default()
+                                match k.owned_until {
+                                    Some(until)
+                                        if (k.since - until).to_std().unwrap_or_default()
+                                            > VIEW_GAP =>
+                                    {
+                                        (age(until), true)
+                                    }
+                                    _ => (age(k.since), false),
+                                }
                             }
-                            _ => Duration::ZERO,
+                            _ => (Duration::ZERO, false),
                         };
                         if known.is_some() {
                             let entry = moved.entry((from, owner.clone())).or_default();
                             entry.0.push(partition.partition);
                             entry.1 = entry.1.max(unowned_for);
+                            entry.2 |= up_to;
                         }
+                        let owned_until = match known {
+                            Some(k) if owner.is_none() && k.owner.is_some() => Some(k.seen),
+                            _ => None,
+                        };
                         self.ownership.insert(
                             key,
                             Ownership {
                                 owner,
                                 since: view.at,
+                                seen: view.at,
+                                owned_until,
                             },
                         );
                     }
                 }
             }
-            for ((from, to), (partitions, unowned_for)) in moved {
+            for ((from, to), (partitions, unowned_for, up_to)) in moved {
                 let list = partitions
                     .iter()
                     .map(|p| format!("p{p}"))
@@ -225,8 +255,11 @@ impl Rebalances {
                     .map_or_else(|| "nobody".to_owned(), names::member);
                 let note = match to.as_deref() {
                     Some(to) if unowned_for > Duration::ZERO => format!(
-                        "{list} → {} after {:.1} s unowned",
+                        "{list} → {} after {}{:.1} s unowned",
                         names::member(to),
+                        // The view saw no group for a while: since the last view that
+                        // showed an owner, which is as long as it can have been.
+                        if up_to { "up to " } else { "" },
                         unowned_for.as_secs_f64()
                     ),
                     Some(to) => format!("{list} {from} → {}", names::member(to)),
@@ -482,6 +515,43 @@ mod tests {
                     "the group's coordinator moved from broker 2 to broker 1"
                 ),
             ]
+        );
+    }
+
+    /// A cluster outage: the watch saw the group last at 2 s, then nothing until 30 s, when
+    /// the member was gone; a new one takes the partitions at 32 s. They were unowned for up
+    /// to 30 s (since the view at 2 s), not the 2 s since the view saw them unowned.
+    #[test]
+    fn an_unowned_time_across_views_missed_counts_from_the_last_owner_seen() {
+        let c = MembershipSource::Cluster;
+        let heard = [("orderflow-a-1", 2, false), ("orderflow-a-2", 31, false)];
+        let mut rebalances = Rebalances::default();
+        for v in [
+            view(1, c, &[("orderflow-a-1", &[0, 1])], &heard),
+            view(2, c, &[("orderflow-a-1", &[0, 1])], &heard),
+            view(30, c, &[], &heard),
+            view(32, c, &[("orderflow-a-2", &[0, 1])], &heard),
+        ] {
+            rebalances.observe(&v);
+        }
+        let last = rebalances.timeline().back().map(|e| e.text.clone());
+        assert_eq!(
+            last.as_deref(),
+            Some("+ a-2 joined; p0,p1 → a-2 after up to 30.0 s unowned")
+        );
+        // Views a second apart tell the time since the view first saw no owner, as before.
+        let mut rebalances = Rebalances::default();
+        for v in [
+            view(1, c, &[("orderflow-a-1", &[0, 1])], &heard),
+            view(2, c, &[], &heard),
+            view(4, c, &[("orderflow-a-2", &[0, 1])], &heard),
+        ] {
+            rebalances.observe(&v);
+        }
+        let last = rebalances.timeline().back().map(|e| e.text.clone());
+        assert_eq!(
+            last.as_deref(),
+            Some("+ a-2 joined; p0,p1 → a-2 after 2.0 s unowned")
         );
     }
 }
