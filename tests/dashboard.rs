@@ -742,3 +742,30 @@ fn a_groups_table_not_refreshed_says_as_of_when() {
     let text = screen(&render(&d, 80, 24));
     assert!(!text.contains("last known"), "{text}");
 }
+
+/// An outage the view lived through is told among the notices, during it and after it: the
+/// status line alone forgets it once the brokers answer again.
+#[test]
+fn an_outage_lived_through_stays_told() {
+    let mut d = mid_stream();
+    role(
+        &mut d,
+        "analytics",
+        70,
+        Activity::Connection(Connection::Unreachable {
+            reason: "Connection refused".into(),
+        }),
+    );
+    let during = screen(&render(&d, 140, 42));
+    assert!(
+        during.contains("no broker could be reached: Connection refused"),
+        "{during}"
+    );
+    role(&mut d, "analytics", 99, Activity::Connection(Connection::Ok));
+    let after = screen(&render(&d, 140, 42));
+    assert!(
+        after.contains("the brokers answer again, after 29.0\u{a0}s out of reach"),
+        "{after}"
+    );
+    assert!(!after.contains("no notices"), "{after}");
+}
