@@ -761,11 +761,55 @@ fn an_outage_lived_through_stays_told() {
         during.contains("no broker could be reached: Connection refused"),
         "{during}"
     );
-    role(&mut d, "analytics", 99, Activity::Connection(Connection::Ok));
+    role(
+        &mut d,
+        "analytics",
+        99,
+        Activity::Connection(Connection::Ok),
+    );
     let after = screen(&render(&d, 140, 42));
     assert!(
         after.contains("the brokers answer again, after 29.0\u{a0}s out of reach"),
         "{after}"
     );
     assert!(!after.contains("no notices"), "{after}");
+}
+
+/// A member of this terminal loses its partitions (its group's coordinator was killed) and
+/// gets the same ones back ten seconds later: every group picture looks the same, and the
+/// timeline tells it from the member's own account.
+#[test]
+fn a_member_that_gets_its_own_partitions_back_is_told() {
+    use orderflow::report::activity::LostCause;
+    let mut d = mid_stream();
+    let same = || groups(70, &[("orderflow-analytics-4242", &[0, 1, 2])], 1_010);
+    d.update(ViewEvent::Groups(same()));
+    role(
+        &mut d,
+        "analytics",
+        64,
+        Activity::Revoked {
+            partitions: vec![0, 1, 2],
+            lost: Some(LostCause::SessionExpiredWhileUnreachable),
+            uncommitted: Vec::new(),
+            now_owned: Vec::new(),
+        },
+    );
+    assign(&mut d, 74, &[0, 1, 2]);
+    d.update(ViewEvent::Groups(groups(
+        75,
+        &[("orderflow-analytics-4242", &[0, 1, 2])],
+        1_010,
+    )));
+    for (width, height) in [(80, 24), (140, 42)] {
+        let text = screen(&render(&d, width, height));
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("p0,p1,p2 → analytics-4242 again (here), 10.0"),
+            "{width}×{height}:\n{text}"
+        );
+        if height == 42 {
+            assert!(flat.contains("− analytics-4242 lost p0,p1,p2"), "{text}");
+        }
+    }
 }

@@ -76,6 +76,15 @@ pub(crate) fn member(id: &str) -> String {
     fitted(super::state::short_member(id), MEMBER_COLUMNS)
 }
 
+/// Partitions as the timeline lists them: `p0,p1,p2`.
+pub(crate) fn partition_list(partitions: &[i32]) -> String {
+    partitions
+        .iter()
+        .map(|p| format!("p{p}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Box drawing (U+2500–U+257F) and block elements (U+2580–U+259F): what panel borders and
 /// bars are drawn with.
 fn forges_frame(c: char) -> bool {

@@ -102,6 +102,10 @@ const VIEW_GAP: Duration = Duration::from_secs(3);
 /// The timeline, and what it remembers of the last group view to tell what changed.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Rebalances {
+    /// When each member of this process (by group and member id) lost its partitions, until
+    /// it is given partitions again: a member that gets the same partitions back leaves the
+    /// group pictures unchanged, so its own account is the one that tells it.
+    lost: HashMap<(String, String), DateTime<Utc>>,
     /// The changes seen, oldest first.
     timeline: VecDeque<TimelineEntry>,
     /// Whether a group view came already (the first one is no change).
@@ -153,6 +157,44 @@ impl Rebalances {
                 keep_last(&mut self.timeline, TIMELINE_LENGTH, entry);
             }
         }
+    }
+
+    /// A member of this process lost `partitions` (not handed over: the group dropped it).
+    pub(super) fn member_lost(
+        &mut self,
+        at: DateTime<Utc>,
+        group: &str,
+        member: &str,
+        partitions: &[i32],
+    ) {
+        self.lost.insert((group.to_owned(), member.to_owned()), at);
+        let text = format!(
+            "− {} lost {}: the group dropped it (here)",
+            names::member(member),
+            names::partition_list(partitions)
+        );
+        self.note(at, group, text);
+    }
+
+    /// A member of this process was given `partitions`; after a loss, that is told, with how
+    /// long they had been lost.
+    pub(super) fn member_assigned(
+        &mut self,
+        at: DateTime<Utc>,
+        group: &str,
+        member: &str,
+        partitions: &[i32],
+    ) {
+        let Some(lost_at) = self.lost.remove(&(group.to_owned(), member.to_owned())) else {
+            return;
+        };
+        let secs = (at - lost_at).num_milliseconds().max(0) as f64 / 1000.0;
+        let text = format!(
+            "+ {} → {} again (here), {secs:.1} s after it lost them",
+            names::partition_list(partitions),
+            names::member(member)
+        );
+        self.note(at, group, text);
     }
 
     /// Something the cluster did that a group felt (a broker gone or back, leaders or a
@@ -244,11 +286,7 @@ impl Rebalances {
                 }
             }
             for ((from, to), (partitions, unowned_for, up_to)) in moved {
-                let list = partitions
-                    .iter()
-                    .map(|p| format!("p{p}"))
-                    .collect::<Vec<_>>()
-                    .join(",");
+                let list = names::partition_list(&partitions);
                 let departure = from.as_ref().and_then(|f| departures.get(f)).copied();
                 let from = from
                     .as_deref()
