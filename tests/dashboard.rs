@@ -622,3 +622,194 @@ fn hostile_names_and_capped_groups() {
     }
     insta::assert_snapshot!(terminal.backend());
 }
+
+/// Until the cluster has answered a description, the groups panel says it waits for one,
+/// not that the broker cannot describe groups (Kafka 4.1 times out its first ones while it
+/// starts); once described, it says so; a description that went unanswered is told as that.
+#[test]
+fn the_groups_footer_claims_no_refusal_before_one() {
+    for (membership, says) in [
+        (
+            MembershipSource::Waiting,
+            "waiting for the first description",
+        ),
+        (MembershipSource::Cluster, "as the cluster describes them"),
+        (
+            MembershipSource::Unanswered,
+            "the last description went unanswered",
+        ),
+        (
+            MembershipSource::Announcements,
+            "this broker cannot describe groups",
+        ),
+    ] {
+        let mut d = mid_stream();
+        let mut view = groups(62, &[("orderflow-analytics-4242", &[0, 1, 2])], 1_030);
+        view.membership = membership;
+        d.update(ViewEvent::Groups(view));
+        for (width, height) in [(80, 24), (140, 42)] {
+            let text = screen(&render(&d, width, height));
+            assert!(
+                text.contains(says),
+                "{membership:?} at {width}×{height}:\n{text}"
+            );
+            if membership != MembershipSource::Announcements {
+                assert!(!text.contains("cannot"), "{membership:?}:\n{text}");
+            }
+        }
+    }
+}
+
+/// At 80×24 the timeline grows (a member killed and restarted, a member with a 150-character
+/// client id) and the groups table has fewer rows than lines: it keeps this terminal's own
+/// "(here)" row and each group it can, and says in a row what it leaves out; the timeline
+/// yields rows before the table loses them.
+#[test]
+fn the_groups_table_keeps_its_own_row_and_says_what_it_leaves_out() {
+    let long = format!("orderflow-analytics-{}", "y".repeat(130));
+    for second in [None, Some(long.as_str())] {
+        let mut d = mid_stream();
+        let other = second.unwrap_or("orderflow-analytics-5151");
+        let here = "orderflow-analytics-4242";
+        d.update(ViewEvent::Groups(groups(
+            63,
+            &[(here, &[0, 1]), (other, &[2])],
+            1_030,
+        )));
+        d.update(ViewEvent::Groups(groups(70, &[(here, &[0, 1, 2])], 1_040)));
+        d.update(ViewEvent::Groups(groups(
+            75,
+            &[(here, &[0, 1]), ("orderflow-analytics-6161", &[2])],
+            1_050,
+        )));
+        d.update(ViewEvent::Groups(groups(
+            80,
+            &[
+                (here, &[0]),
+                ("orderflow-analytics-6161", &[2]),
+                (other, &[1]),
+            ],
+            1_060,
+        )));
+        let terminal = render(&d, 80, 24);
+        let text = screen(&terminal);
+        assert!(text.contains("analytics-4242 (here)"), "{text}");
+        let all_shown = ["order-processor", "storage"]
+            .iter()
+            .all(|g| text.contains(&format!("│{g} ")));
+        assert!(
+            all_shown || text.contains("more groups"),
+            "a group left the table unsaid:\n{text}"
+        );
+        assert!(
+            text.contains("more rows") || text.contains("more groups"),
+            "rows left out unsaid:\n{text}"
+        );
+        assert!(text.contains("rebalances, newest first"), "{text}");
+        let name = if second.is_some() {
+            "long_member"
+        } else {
+            "restart"
+        };
+        insta::assert_snapshot!(format!("table_budget_80x24_{name}"), terminal.backend());
+    }
+}
+
+/// The watch cannot refresh the groups (a cluster outage): the table it last built stays,
+/// marked as of when it is; a fresh view removes the mark.
+#[test]
+fn a_groups_table_not_refreshed_says_as_of_when() {
+    let mut d = mid_stream();
+    d.update(ViewEvent::Tick(at(64)));
+    let text = screen(&render(&d, 80, 24));
+    assert!(
+        !text.contains("last known"),
+        "two seconds old is current:\n{text}"
+    );
+    d.update(ViewEvent::Tick(at(90)));
+    for (width, height) in [(80, 24), (140, 42)] {
+        let text = screen(&render(&d, width, height));
+        assert!(
+            text.contains("last known at 18:31:02"),
+            "{width}×{height}:\n{text}"
+        );
+    }
+    d.update(ViewEvent::Groups(groups(
+        91,
+        &[("orderflow-analytics-4242", &[0, 1, 2])],
+        1_010,
+    )));
+    let text = screen(&render(&d, 80, 24));
+    assert!(!text.contains("last known"), "{text}");
+}
+
+/// An outage the view lived through is told among the notices, during it and after it: the
+/// status line alone forgets it once the brokers answer again.
+#[test]
+fn an_outage_lived_through_stays_told() {
+    let mut d = mid_stream();
+    role(
+        &mut d,
+        "analytics",
+        70,
+        Activity::Connection(Connection::Unreachable {
+            reason: "Connection refused".into(),
+        }),
+    );
+    let during = screen(&render(&d, 140, 42));
+    assert!(
+        during.contains("no broker could be reached: Connection refused"),
+        "{during}"
+    );
+    role(
+        &mut d,
+        "analytics",
+        99,
+        Activity::Connection(Connection::Ok),
+    );
+    let after = screen(&render(&d, 140, 42));
+    assert!(
+        after.contains("the brokers answer again, after 29.0\u{a0}s out of reach"),
+        "{after}"
+    );
+    assert!(!after.contains("no notices"), "{after}");
+}
+
+/// A member of this terminal loses its partitions (its group's coordinator was killed) and
+/// gets the same ones back ten seconds later: every group picture looks the same, and the
+/// timeline tells it from the member's own account.
+#[test]
+fn a_member_that_gets_its_own_partitions_back_is_told() {
+    use orderflow::report::activity::LostCause;
+    let mut d = mid_stream();
+    let same = || groups(70, &[("orderflow-analytics-4242", &[0, 1, 2])], 1_010);
+    d.update(ViewEvent::Groups(same()));
+    role(
+        &mut d,
+        "analytics",
+        64,
+        Activity::Revoked {
+            partitions: vec![0, 1, 2],
+            lost: Some(LostCause::SessionExpiredWhileUnreachable),
+            uncommitted: Vec::new(),
+            now_owned: Vec::new(),
+        },
+    );
+    assign(&mut d, 74, &[0, 1, 2]);
+    d.update(ViewEvent::Groups(groups(
+        75,
+        &[("orderflow-analytics-4242", &[0, 1, 2])],
+        1_010,
+    )));
+    for (width, height) in [(80, 24), (140, 42)] {
+        let text = screen(&render(&d, width, height));
+        let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("p0,p1,p2 → analytics-4242 again (here), 10.0"),
+            "{width}×{height}:\n{text}"
+        );
+        if height == 42 {
+            assert!(flat.contains("− analytics-4242 lost p0,p1,p2"), "{text}");
+        }
+    }
+}

@@ -95,6 +95,13 @@ fn a_leave_then_a_crash(reassigned: bool) -> Dashboard {
         &left,
     )));
     let crashed = [(a, 10, true), (b, 20, false), (c, 64, false)];
+    // The watch's views come every second: the last one with analytics-2 still in the group
+    // (its session not yet expired) is from 64 s.
+    d.update(ViewEvent::Groups(view(
+        64,
+        &[(b, &[0, 1]), (c, &[2])],
+        &crashed,
+    )));
     d.update(ViewEvent::Groups(view(65, &[(c, &[0, 2])], &crashed)));
     if reassigned {
         d.update(ViewEvent::Groups(view(68, &[(c, &[0, 1, 2])], &crashed)));
@@ -192,5 +199,77 @@ fn a_join_holding_commits_at_140x42_and_80x24() {
         let frame = render(&d, width, height);
         let name = format!("a_join_holding_commits_at_{width}x{height}");
         insta::assert_snapshot!(name, frame.backend());
+    }
+}
+
+/// The rows of the screen, as text.
+fn rows(terminal: &Terminal<TestBackend>) -> Vec<String> {
+    let buffer = terminal.backend().buffer();
+    let width = usize::from(buffer.area.width);
+    buffer
+        .content()
+        .chunks(width)
+        .map(|row| row.iter().map(|cell| cell.symbol()).collect())
+        .collect()
+}
+
+/// A member with a 150-character client id (`-X client.id=…`) crashes and a partition
+/// moves to another with a hostile name, in a group whose name is 200 characters and forges
+/// panel edges: every cut name ends in `…`, no name's `│` or `┌` reaches the screen, and the
+/// outcome of each timeline entry (who got the partition) stays readable at 80×24 and 140×42.
+#[test]
+fn long_and_hostile_names_are_cut_with_an_ellipsis() {
+    let long = format!("analytics-{}", "y".repeat(140));
+    let evil = "analytics-\u{1b}[2Jevil-member-name-that-is-long";
+    let group = format!("grp with spaces│and ┌box┐ {}", "x".repeat(200));
+    let renamed = |mut v: GroupView| {
+        v.groups[0].group = group.clone();
+        v
+    };
+    let mut d = Dashboard::new(
+        "localhost:9092",
+        "order-events",
+        &["analytics"],
+        at(0),
+        FixedOffset::east_opt(0).unwrap(),
+    );
+    let heard = [(long.as_str(), 9, false), (evil, 9, false)];
+    d.update(ViewEvent::Groups(renamed(view(
+        9,
+        &[(long.as_str(), &[0, 1]), (evil, &[2])],
+        &heard,
+    ))));
+    let heard = [(long.as_str(), 10, true), (evil, 11, false)];
+    d.update(ViewEvent::Groups(renamed(view(
+        12,
+        &[(evil, &[0, 1, 2])],
+        &heard,
+    ))));
+    for (width, height) in [(80, 24), (140, 42)] {
+        let terminal = render(&d, width, height);
+        let screen = rows(&terminal).join("\n");
+        for forged in ["spaces│", "┌box", "box┐", "\u{1b}"] {
+            assert!(
+                !screen.contains(forged),
+                "{forged:?} from a name at {width}×{height}:\n{screen}"
+            );
+        }
+        assert!(screen.contains("grp with spaces\u{FFFD}and"), "{screen}");
+        assert!(
+            screen.contains("yyyyyyy…"),
+            "the long member is cut with … at {width}×{height}:\n{screen}"
+        );
+        // The outcome of the move: the partitions, the arrow and who got them.
+        let outcome = "p0,p1 analytics-yyyyyyyyyyyyy… → analytics-[2Jevil-membe…";
+        assert!(
+            screen
+                .replace('\n', " ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains(&outcome.split_whitespace().collect::<Vec<_>>().join(" ")),
+            "the move's outcome is read whole at {width}×{height}:\n{screen}"
+        );
+        insta::assert_snapshot!(format!("long_names_{width}x{height}"), terminal.backend());
     }
 }

@@ -422,3 +422,38 @@ fn on_real_kafka_a_member_refused_by_the_group_says_why_once_and_joins_later() {
         util::owned(l) == Some(vec![0, 1, 2])
     });
 }
+
+/// A member started with `-X client.id=…` is known to the cluster by that id; its
+/// announcements carry the same one, so the view matches what it last heard from the member
+/// to the member the cluster describes (and tells a crash as "stopped answering", not "left
+/// or crashed"). Before, announcements carried orderflow's own id and never matched.
+#[test]
+fn a_member_with_its_own_client_id_is_heard_under_that_id() {
+    let broker = Broker::start();
+    broker.produce(30, 1);
+    let (_watch, latest, _) = watch(&broker);
+    let custom = "classroom-analytics-custom-id";
+    let mut member = Running::spawn(&mut broker.orderflow(&[
+        "analytics",
+        "-g",
+        "watched",
+        "--no-tui",
+        "-X",
+        &format!("client.id={custom}"),
+    ]));
+    let view = wait_for(&latest, "the member described and heard by its id", |v| {
+        v.groups.iter().any(|g| {
+            g.group == "watched"
+                && g.members.iter().any(|m| m.id == custom)
+                && g.last_heard.contains_key(custom)
+        })
+    });
+    let group = view.groups.iter().find(|g| g.group == "watched").unwrap();
+    assert!(
+        group.last_heard.keys().all(|id| id == custom),
+        "announcements under another id: {:?}",
+        group.last_heard.keys().collect::<Vec<_>>()
+    );
+    member.signal(Signal::SIGTERM);
+    assert!(member.wait(LIMIT).success());
+}

@@ -3,11 +3,13 @@
 //!
 //! - `state`: the dashboard's state, how each event changes it and what each action does;
 //! - `keys`: which key means which action;
+//! - `names`: names from the cluster and announcements, made harmless and cut to fit;
 //! - `render`: the frame, drawn from the state alone;
 //! - `terminal`: taking over the terminal, keys, redraw pacing, and giving it back;
 //! - `stage`: the smaller view of a read-process-write stage (`orderflow payments`).
 
 mod keys;
+mod names;
 mod render;
 pub(crate) mod stage;
 mod state;

@@ -82,9 +82,22 @@ pub(crate) enum MemberState {
 pub enum MembershipSource {
     /// The cluster described the groups (DescribeGroups): every member, orderflow or not.
     Cluster,
-    /// The cluster cannot describe groups (the built-in broker): orderflow members'
-    /// announcements.
+    /// The cluster answered that it cannot describe groups (an error of its own, not a
+    /// timeout): orderflow members' announcements.
     Announcements,
+    /// No description has come back yet (the first requests timed out or found no
+    /// coordinator, as while a cluster starts): orderflow members' announcements meanwhile.
+    Waiting,
+    /// The cluster described the groups before but did not answer this time (a broker down,
+    /// a coordinator moving): orderflow members' announcements meanwhile.
+    Unanswered,
+}
+
+impl MembershipSource {
+    /// Whether the members shown are those the cluster described (not announcements).
+    pub fn described(self) -> bool {
+        self == MembershipSource::Cluster
+    }
 }
 
 /// One member of a group.

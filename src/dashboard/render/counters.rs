@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline, Widget, Wrap};
 
 use super::{DIM, count, pack, panel};
+use crate::dashboard::names;
 use crate::dashboard::state::RoleView;
 use crate::domain::event::Status;
 use crate::report::activity::RoleCounters;
@@ -150,12 +151,12 @@ fn recent_lines(role: &RoleView) -> Vec<Line<'static>> {
         .problems()
         .iter()
         .rev()
-        .map(|p| Line::styled(p.clone(), Style::new().fg(Color::Red)));
+        .map(|p| Line::styled(names::units_kept(p), Style::new().fg(Color::Red)));
     let notices = role
         .notices()
         .iter()
         .rev()
-        .map(|n| Line::styled(n.clone(), DIM));
+        .map(|n| Line::styled(names::units_kept(n), DIM));
     let mut lines: Vec<Line> = problems.chain(notices).collect();
     if lines.is_empty() {
         lines.push(Line::styled("no malformed records, no notices", DIM));

@@ -2,6 +2,8 @@
 //! and protocol. Every name in it comes from the cluster or from announcements anyone may
 //! write, so each is printed harmless.
 
+use std::collections::BTreeSet;
+
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
@@ -10,9 +12,57 @@ use ratatui::widgets::{Paragraph, Row, Table, Widget};
 
 use super::member::COMMITS_HELD;
 use super::{DIM, HELD, count, panel};
-use crate::dashboard::state::{Dashboard, short_member};
-use crate::report::group_view::{Member, MembershipSource};
-use crate::report::human;
+use crate::dashboard::names;
+use crate::dashboard::state::Dashboard;
+use crate::report::group_view::{GroupState, GroupView, Member, MembershipSource};
+
+/// A group view older than this is not the cluster now: the watch rebuilds it every second,
+/// and a round takes a few seconds at most while the cluster answers.
+const STALE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What the groups table keeps first when it has fewer rows than lines: the lower, the later
+/// it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    /// A member of this process: the row the viewer looks for.
+    Here,
+    /// A group's first line, so that every group shown keeps its name.
+    First,
+    /// Partitions without an owner.
+    Unowned,
+    /// Another member, or a group's "… N more members".
+    Member,
+    /// A group's total lag.
+    Total,
+}
+
+/// One line of the groups table, before the table's group and protocol columns.
+struct TableLine {
+    /// Which group of the view it belongs to.
+    group: usize,
+    rank: Rank,
+    /// Member, partitions, lag.
+    cells: [Span<'static>; 3],
+}
+
+/// The protocol and assignor of `group` in `width` columns, on its first row; while it
+/// rebalances, why its lag climbs on partitions that do not move.
+fn protocol_cell(group: &GroupState, width: usize) -> Span<'static> {
+    if group.rebalancing {
+        let label = if COMMITS_HELD.chars().count() <= width {
+            COMMITS_HELD
+        } else {
+            "commits held"
+        };
+        return Span::styled(label, HELD);
+    }
+    let label = match (group.protocol_label(), group.protocol) {
+        (Some(label), _) if label.chars().count() <= width => label,
+        (_, Some(protocol)) => protocol.to_string(),
+        (_, None) => String::new(),
+    };
+    Span::styled(label, DIM)
+}
 
 impl Dashboard {
     /// How many rows the groups table needs (without header and borders).
@@ -32,6 +82,35 @@ impl Dashboard {
         rows.max(1) as u16
     }
 
+    /// The fewest rows the groups table may be given (without header and borders): this
+    /// process's own members and the line saying what is left out. The timeline yields rows
+    /// before the table goes below this.
+    pub(super) fn group_rows_essential(&self) -> u16 {
+        let Some(view) = self.groups() else {
+            return 1;
+        };
+        let here = self.local_members();
+        let own = view
+            .groups
+            .iter()
+            .flat_map(|g| &g.members)
+            .filter(|m| here.contains(m.id.as_str()))
+            .count();
+        (own as u16 + 1).min(self.group_rows()).max(1)
+    }
+
+    /// The table's title, and when the watch has not refreshed it for a while (it cannot
+    /// reach the cluster), as of when it is: members, owners and lag may all have changed.
+    fn groups_title(&self, view: &GroupView) -> String {
+        let title = format!("groups reading {}", self.topic());
+        let age = (self.now() - view.at).to_std().unwrap_or_default();
+        if age < STALE {
+            return title;
+        }
+        let when = view.at.with_timezone(self.zone()).format("%H:%M:%S");
+        format!("{title} · last known at {when}")
+    }
+
     pub(super) fn groups_panel(&self, area: Rect, buf: &mut Buffer) {
         let Some(view) = self.groups() else {
             Paragraph::new(Line::styled("asking the cluster about its groups…", DIM))
@@ -42,7 +121,7 @@ impl Dashboard {
         let here = self.local_members();
         // Every name here comes from the cluster or from announcements anyone may write.
         let member_name = |member: &Member| {
-            let mut name = human::printable(short_member(&member.id));
+            let mut name = names::member(&member.id);
             if here.contains(member.id.as_str()) {
                 name.push_str(" (here)");
             }
@@ -57,15 +136,18 @@ impl Dashboard {
             .groups
             .iter()
             .flat_map(|g| &g.members)
-            .map(|m| member_name(m).chars().count())
+            .map(|m| names::width(&member_name(m)))
             .max()
             .unwrap_or(0)
             .max(14) as u16;
         let widths = [16, member_width, 10, 7];
         let used: u16 = widths.iter().sum::<u16>() + widths.len() as u16 + 2;
         let protocol_width = usize::from(area.width.saturating_sub(used));
-        let mut rows = Vec::new();
-        for group in &view.groups {
+        // Each group's lines (member, partitions, lag), ranked by what the table keeps when
+        // it has fewer rows than lines: this process's own members, then each group's first
+        // line, unowned partitions, the other members, and totals last.
+        let mut lines: Vec<TableLine> = Vec::new();
+        for (index, group) in view.groups.iter().enumerate() {
             let lag_of = |partitions: &[i32]| -> i64 {
                 group
                     .partitions
@@ -80,38 +162,8 @@ impl Dashboard {
             } else {
                 Style::new()
             };
-            let mut first = true;
-            let group_cell = |first: &mut bool| {
-                if *first {
-                    Span::styled(human::printable(&group.group), Style::new().bold())
-                } else {
-                    Span::raw("")
-                }
-            };
-            // The protocol and assignor, on the group's first row only.
-            let protocol_cell = |first: &mut bool| {
-                if std::mem::take(first) {
-                    if group.rebalancing {
-                        // Why its lag climbs on partitions that do not move.
-                        let label = if COMMITS_HELD.chars().count() <= protocol_width {
-                            COMMITS_HELD
-                        } else {
-                            "commits held"
-                        };
-                        return Span::styled(label, HELD);
-                    }
-                    let label = match (group.protocol_label(), group.protocol) {
-                        (Some(label), _) if label.chars().count() <= protocol_width => label,
-                        (_, Some(protocol)) => protocol.to_string(),
-                        (_, None) => String::new(),
-                    };
-                    Span::styled(label, DIM)
-                } else {
-                    Span::raw("")
-                }
-            };
+            let first = lines.len();
             for member in &group.members {
-                let name = member_name(member);
                 let owns = if member.owns.is_empty() {
                     "–".to_owned()
                 } else {
@@ -122,13 +174,20 @@ impl Dashboard {
                         .collect::<Vec<_>>()
                         .join(" ")
                 };
-                rows.push(Row::new(vec![
-                    group_cell(&mut first),
-                    Span::raw(name),
-                    Span::raw(owns),
-                    Span::styled(count(lag_of(&member.owns) as u64), lag_style),
-                    protocol_cell(&mut first),
-                ]));
+                let rank = if here.contains(member.id.as_str()) {
+                    Rank::Here
+                } else {
+                    Rank::Member
+                };
+                lines.push(TableLine {
+                    group: index,
+                    rank,
+                    cells: [
+                        Span::raw(member_name(member)),
+                        Span::raw(owns),
+                        Span::styled(count(lag_of(&member.owns) as u64), lag_style),
+                    ],
+                });
             }
             let unowned: Vec<i32> = group
                 .partitions
@@ -142,42 +201,108 @@ impl Dashboard {
                 } else {
                     "no owner"
                 };
-                rows.push(Row::new(vec![
-                    group_cell(&mut first),
-                    Span::styled(label, DIM),
-                    Span::raw(
-                        unowned
-                            .iter()
-                            .map(|p| format!("p{p}"))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    ),
-                    Span::raw(count(lag_of(&unowned) as u64)),
-                    protocol_cell(&mut first),
-                ]));
+                lines.push(TableLine {
+                    group: index,
+                    rank: Rank::Unowned,
+                    cells: [
+                        Span::styled(label, DIM),
+                        Span::raw(
+                            unowned
+                                .iter()
+                                .map(|p| format!("p{p}"))
+                                .collect::<Vec<_>>()
+                                .join(" "),
+                        ),
+                        Span::raw(count(lag_of(&unowned) as u64)),
+                    ],
+                });
             }
             if group.more_members > 0 {
-                rows.push(Row::new(vec![
-                    group_cell(&mut first),
-                    Span::styled(
-                        format!("… {} more members", count(group.more_members as u64)),
-                        DIM,
-                    ),
-                    Span::raw(""),
-                    Span::raw(""),
-                    protocol_cell(&mut first),
-                ]));
+                lines.push(TableLine {
+                    group: index,
+                    rank: Rank::Member,
+                    cells: [
+                        Span::styled(
+                            format!("… {} more members", count(group.more_members as u64)),
+                            DIM,
+                        ),
+                        Span::raw(""),
+                        Span::raw(""),
+                    ],
+                });
             }
             if group.members.len() + usize::from(!unowned.is_empty()) > 1 {
-                rows.push(Row::new(vec![
-                    Span::raw(""),
-                    Span::styled("total", DIM),
-                    Span::raw(""),
-                    Span::styled(count(total as u64), DIM),
-                ]));
+                lines.push(TableLine {
+                    group: index,
+                    rank: Rank::Total,
+                    cells: [
+                        Span::styled("total", DIM),
+                        Span::raw(""),
+                        Span::styled(count(total as u64), DIM),
+                    ],
+                });
+            }
+            if let Some(line) = lines.get_mut(first) {
+                line.rank = line.rank.min(Rank::First);
             }
         }
-        if view.more_groups > 0 {
+        // Rows for lines: the panel's height less its borders and header.
+        let room = usize::from(area.height.saturating_sub(3));
+        let wanted = lines.len() + usize::from(view.more_groups > 0);
+        let kept = if wanted <= room {
+            vec![true; lines.len()]
+        } else {
+            // One row says what is left out.
+            let mut order: Vec<usize> = (0..lines.len()).collect();
+            order.sort_by_key(|&i| (lines[i].rank, i));
+            let mut kept = vec![false; lines.len()];
+            for &i in order.iter().take(room.saturating_sub(1)) {
+                kept[i] = true;
+            }
+            kept
+        };
+        let mut rows = Vec::new();
+        let mut named = BTreeSet::new();
+        for (line, _) in lines.iter().zip(&kept).filter(|(_, k)| **k) {
+            let group = &view.groups[line.group];
+            let [member, owns, lag] = line.cells.clone();
+            // The group's name and protocol go on its first row shown.
+            let (group_cell, protocol) = if named.insert(line.group) {
+                (
+                    Span::styled(
+                        names::fitted(&group.group, usize::from(widths[0])),
+                        Style::new().bold(),
+                    ),
+                    protocol_cell(group, protocol_width),
+                )
+            } else {
+                (Span::raw(""), Span::raw(""))
+            };
+            rows.push(Row::new(vec![group_cell, member, owns, lag, protocol]));
+        }
+        let hidden_rows = kept.iter().filter(|k| !**k).count();
+        let hidden_groups = view.groups.len() - named.len() + view.more_groups;
+        // What is left out, on the table's last row, across its columns.
+        let mut left_out = None;
+        if hidden_rows > 0 {
+            let mut parts = Vec::new();
+            if hidden_groups > 0 {
+                parts.push(format!("{} more groups", count(hidden_groups as u64)));
+            }
+            let member_rows = hidden_rows
+                - lines
+                    .iter()
+                    .zip(&kept)
+                    .filter(|(l, k)| !**k && !named.contains(&l.group))
+                    .count();
+            if member_rows > 0 {
+                parts.push(format!("{} more rows", count(member_rows as u64)));
+            }
+            left_out = Some(format!(
+                "… {} not shown (a taller terminal shows them)",
+                parts.join(", ")
+            ));
+        } else if view.more_groups > 0 {
             rows.push(Row::new(vec![
                 Span::styled(format!("… {} more", count(view.more_groups as u64)), DIM),
                 Span::styled("groups not shown", DIM),
@@ -192,6 +317,13 @@ impl Dashboard {
             MembershipSource::Announcements => {
                 "members as they announce themselves (this broker cannot describe groups)"
             }
+            // Not "cannot": no answer is not a refusal.
+            MembershipSource::Waiting => {
+                "members as they announce themselves (waiting for the first description)"
+            }
+            MembershipSource::Unanswered => {
+                "members as they announce themselves (the last description went unanswered)"
+            }
         };
         let table = Table::new(
             rows,
@@ -205,9 +337,16 @@ impl Dashboard {
         )
         .header(Row::new(vec!["group", "member", "partitions", "lag", "protocol"]).style(DIM))
         .block(
-            panel(&format!("groups reading {}", self.topic()))
-                .title_bottom(Line::styled(format!(" {source} "), DIM)),
+            panel(&self.groups_title(view)).title_bottom(Line::styled(format!(" {source} "), DIM)),
         );
         Widget::render(table, area, buf);
+        if let Some(text) = left_out
+            && area.height > 3
+            && area.width > 2
+        {
+            let row = Rect::new(area.x + 1, area.y + area.height - 2, area.width - 2, 1);
+            let text = names::fitted(&text, usize::from(row.width));
+            Line::styled(text, DIM).render(row, buf);
+        }
     }
 }

@@ -54,7 +54,13 @@ impl Dashboard {
             let [member_area, groups_area, timeline_area] = Layout::vertical([
                 Constraint::Length(member_height),
                 Constraint::Fill(1),
-                Constraint::Length(self.timeline_height(spare, 12, right.width)),
+                Constraint::Length(
+                    self.timeline_height(spare, 12, right.width).min(
+                        right
+                            .height
+                            .saturating_sub(member_height + self.group_rows_essential() + 3),
+                    ),
+                ),
             ])
             .areas(right);
             Paragraph::new(counters)
@@ -91,7 +97,12 @@ impl Dashboard {
             Constraint::Length(3),
             Constraint::Length(member_height),
             Constraint::Fill(1),
-            Constraint::Length(self.timeline_height(spare, if roomy { 6 } else { 4 }, area.width)),
+            Constraint::Length(
+                self.timeline_height(spare, if roomy { 6 } else { 4 }, area.width)
+                    .min(area.height.saturating_sub(
+                        counter_height + 3 + member_height + self.group_rows_essential() + 3,
+                    )),
+            ),
         ])
         .areas(area);
         Paragraph::new(counters)
@@ -156,7 +167,12 @@ impl Dashboard {
         let [roles_area, middle, timeline_area] = Layout::vertical([
             Constraint::Length(roles_height),
             Constraint::Fill(1),
-            Constraint::Length(self.timeline_height(spare, 10, area.width)),
+            Constraint::Length(
+                self.timeline_height(spare, 10, area.width).min(
+                    area.height
+                        .saturating_sub(roles_height + self.group_rows_essential() + 3),
+                ),
+            ),
         ])
         .areas(area);
         let mut columns = Vec::new();

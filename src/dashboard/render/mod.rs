@@ -26,7 +26,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Widget};
 
 use super::keys::{self, Action};
-use super::state::{Dashboard, short_member};
+use super::names;
+use super::state::Dashboard;
 use crate::report::activity::Connection;
 use crate::report::human;
 
@@ -137,13 +138,13 @@ impl Dashboard {
             let member = parts.len() + 1;
             parts.push(
                 role.group()
-                    .map(|g| format!("group {g}"))
+                    .map(|g| format!("group {}", names::harmless(&human::printable(g))))
                     .into_iter()
                     .collect(),
             );
             parts.push(
                 role.member()
-                    .map(|m| format!("member {}", short_member(m)))
+                    .map(|m| format!("member {}", names::member(m)))
                     .into_iter()
                     .collect(),
             );

@@ -7,8 +7,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use super::{DIM, panel};
+use crate::dashboard::names;
 use crate::dashboard::state::Dashboard;
-use crate::report::human;
 
 impl Dashboard {
     /// How many rows the timeline wants in a panel `width` columns wide: its entries as
@@ -59,10 +59,10 @@ impl Dashboard {
                         DIM,
                     ),
                     Span::styled(
-                        format!("{} ", human::printable(&entry.group)),
+                        format!("{} ", names::fitted(&entry.group, names::GROUP_COLUMNS)),
                         Style::new().bold(),
                     ),
-                    Span::raw(human::without_hidden(&entry.text)),
+                    Span::raw(names::units_kept(&names::harmless(&entry.text))),
                 ])
             })
             .collect()

@@ -228,6 +228,11 @@ impl Dashboard {
     }
 
     /// The time zone times are shown in.
+    /// The latest time an event brought.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
     pub(crate) fn zone(&self) -> &FixedOffset {
         &self.zone
     }
@@ -273,6 +278,26 @@ impl Dashboard {
                 _ => "cluster".to_owned(),
             };
             self.rebalances.note(at, &group, change.to_string());
+        }
+        // This process's own members tell their losses and regains: the group pictures
+        // look the same when a member gets the same partitions back.
+        let own = self.roles[index].group().zip(self.roles[index].member());
+        if let Some((group, member)) = own {
+            let (group, member) = (group.to_owned(), member.to_owned());
+            match &activity {
+                Activity::Revoked {
+                    partitions,
+                    lost: Some(_),
+                    ..
+                } if !partitions.is_empty() => {
+                    self.rebalances.member_lost(at, &group, &member, partitions);
+                }
+                Activity::Assigned { partitions, .. } if !partitions.is_empty() => {
+                    let list: Vec<i32> = partitions.iter().map(|p| p.partition).collect();
+                    self.rebalances.member_assigned(at, &group, &member, &list);
+                }
+                _ => {}
+            }
         }
         self.roles[index].record(activity, at);
     }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::{keep_last, short_member};
+use super::keep_last;
+use crate::dashboard::names;
 use crate::report::group_view::{GroupView, LastHeard, MembershipSource};
 
 /// Rebalance timeline entries kept.
@@ -56,7 +57,7 @@ impl Departure {
             ),
             // Membership from announcements: the view only knows it fell silent; the group
             // takes its partitions when its session expires.
-            (Departure::StoppedAnswering(silent), MembershipSource::Announcements) => format!(
+            (Departure::StoppedAnswering(silent), _) => format!(
                 "− {member} stopped answering: no word for {} s and no leave announced",
                 silent.as_secs()
             ),
@@ -86,11 +87,27 @@ struct Ownership {
     owner: Option<String>,
     /// Since the group view that first showed this owner (or no owner).
     since: DateTime<Utc>,
+    /// The latest group view that showed this.
+    seen: DateTime<Utc>,
+    /// For no owner: the last view that still showed an owner. Views may not come for a
+    /// while (the watch cannot reach the cluster), and the partition may have had no owner
+    /// from any moment after that one.
+    owned_until: Option<DateTime<Utc>>,
 }
+
+/// A gap between two group views longer than this is the watch not seeing (a round takes a
+/// second or two): an unowned time across it is told as an upper bound.
+const VIEW_GAP: Duration = Duration::from_secs(3);
 
 /// The timeline, and what it remembers of the last group view to tell what changed.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Rebalances {
+    /// When each member of this process (by group and member id) lost its partitions, until
+    /// it is given partitions again: a member that gets the same partitions back leaves the
+    /// group pictures unchanged, so its own account is the one that tells it.
+    lost: HashMap<(String, String), DateTime<Utc>>,
+    /// Since when each group has been rebalancing, as the cluster describes it.
+    rebalancing: HashMap<String, DateTime<Utc>>,
     /// The changes seen, oldest first.
     timeline: VecDeque<TimelineEntry>,
     /// Whether a group view came already (the first one is no change).
@@ -127,8 +144,9 @@ impl Rebalances {
         for group in gone {
             let members = self.members.remove(&group).unwrap_or_default();
             self.ownership.retain(|(g, _), _| *g != group);
+            self.rebalancing.remove(&group);
             if !members.is_empty() {
-                let names: Vec<&str> = members.iter().map(|m| short_member(m)).collect();
+                let shown: Vec<String> = members.iter().map(|m| names::member(m)).collect();
                 let entry = TimelineEntry {
                     at: view.at,
                     group,
@@ -136,12 +154,50 @@ impl Rebalances {
                         "no longer in the view (it reads no partition of {} now, or more \
                          groups read it than the view shows): {} no longer shown",
                         view.topic,
-                        names.join(", ")
+                        shown.join(", ")
                     ),
                 };
                 keep_last(&mut self.timeline, TIMELINE_LENGTH, entry);
             }
         }
+    }
+
+    /// A member of this process lost `partitions` (not handed over: the group dropped it).
+    pub(super) fn member_lost(
+        &mut self,
+        at: DateTime<Utc>,
+        group: &str,
+        member: &str,
+        partitions: &[i32],
+    ) {
+        self.lost.insert((group.to_owned(), member.to_owned()), at);
+        let text = format!(
+            "− {} lost {}: the group dropped it (here)",
+            names::member(member),
+            names::partition_list(partitions)
+        );
+        self.note(at, group, text);
+    }
+
+    /// A member of this process was given `partitions`; after a loss, that is told, with how
+    /// long they had been lost.
+    pub(super) fn member_assigned(
+        &mut self,
+        at: DateTime<Utc>,
+        group: &str,
+        member: &str,
+        partitions: &[i32],
+    ) {
+        let Some(lost_at) = self.lost.remove(&(group.to_owned(), member.to_owned())) else {
+            return;
+        };
+        let secs = (at - lost_at).num_milliseconds().max(0) as f64 / 1000.0;
+        let text = format!(
+            "+ {} → {} again (here), {secs:.1} s after it lost them",
+            names::partition_list(partitions),
+            names::member(member)
+        );
+        self.note(at, group, text);
     }
 
     /// Something the cluster did that a group felt (a broker gone or back, leaders or a
@@ -175,58 +231,79 @@ impl Rebalances {
             let mut departures = HashMap::new();
             if let Some(before) = before {
                 for joined in members.difference(&before) {
-                    notes.push(format!("+ {} joined", short_member(joined)));
+                    notes.push(format!("+ {} joined", names::member(joined)));
                 }
                 for gone in before.difference(&members) {
                     let departure = Departure::of(group.last_heard.get(gone), view.at);
-                    notes.push(departure.note(short_member(gone), view.membership));
+                    notes.push(departure.note(&names::member(gone), view.membership));
                     departures.insert(gone.clone(), departure);
                 }
             }
-            let mut moved: BTreeMap<Move, (Vec<i32>, Duration)> = BTreeMap::new();
+            // The partitions of each move, how long they had no owner, and whether that is
+            // only an upper bound.
+            let mut moved: BTreeMap<Move, (Vec<i32>, Duration, bool)> = BTreeMap::new();
             for partition in &group.partitions {
                 let key = (group.group.clone(), partition.partition);
                 let owner = partition.owner.clone();
-                match self.ownership.get(&key) {
-                    Some(known) if known.owner == owner => {}
+                match self.ownership.get_mut(&key) {
+                    Some(known) if known.owner == owner => known.seen = view.at,
                     known => {
+                        let known = known.map(|k| &*k);
                         let from = known.and_then(|k| k.owner.clone());
-                        let unowned_for = match known {
+                        let age =
+                            |from: DateTime<Utc>| (view.at - from).to_std().unwrap_or_default();
+                        let (unowned_for, up_to) = match known {
                             Some(k) if k.owner.is_none() && owner.is_some() => {
-                                (view.at - k.since).to_std().unwrap_or_default()
+                                match k.owned_until {
+                                    Some(until)
+                                        if (k.since - until).to_std().unwrap_or_default()
+                                            > VIEW_GAP =>
+                                    {
+                                        (age(until), true)
+                                    }
+                                    _ => (age(k.since), false),
+                                }
                             }
-                            _ => Duration::ZERO,
+                            _ => (Duration::ZERO, false),
                         };
                         if known.is_some() {
                             let entry = moved.entry((from, owner.clone())).or_default();
                             entry.0.push(partition.partition);
                             entry.1 = entry.1.max(unowned_for);
+                            entry.2 |= up_to;
                         }
+                        let owned_until = match known {
+                            Some(k) if owner.is_none() && k.owner.is_some() => Some(k.seen),
+                            _ => None,
+                        };
                         self.ownership.insert(
                             key,
                             Ownership {
                                 owner,
                                 since: view.at,
+                                seen: view.at,
+                                owned_until,
                             },
                         );
                     }
                 }
             }
-            for ((from, to), (partitions, unowned_for)) in moved {
-                let list = partitions
-                    .iter()
-                    .map(|p| format!("p{p}"))
-                    .collect::<Vec<_>>()
-                    .join(",");
+            for ((from, to), (partitions, unowned_for, up_to)) in moved {
+                let list = names::partition_list(&partitions);
                 let departure = from.as_ref().and_then(|f| departures.get(f)).copied();
-                let from = from.as_deref().map_or("nobody", short_member);
+                let from = from
+                    .as_deref()
+                    .map_or_else(|| "nobody".to_owned(), names::member);
                 let note = match to.as_deref() {
                     Some(to) if unowned_for > Duration::ZERO => format!(
-                        "{list} → {} after {:.1} s unowned",
-                        short_member(to),
+                        "{list} → {} after {}{:.1} s unowned",
+                        names::member(to),
+                        // The view saw no group for a while: since the last view that
+                        // showed an owner, which is as long as it can have been.
+                        if up_to { "up to " } else { "" },
                         unowned_for.as_secs_f64()
                     ),
-                    Some(to) => format!("{list} {from} → {}", short_member(to)),
+                    Some(to) => format!("{list} {from} → {}", names::member(to)),
                     None => match (departure, view.membership) {
                         (None | Some(Departure::Left), _) => format!("{list} released by {from}"),
                         (Some(Departure::StoppedAnswering(_)), MembershipSource::Cluster) => {
@@ -236,6 +313,25 @@ impl Rebalances {
                     },
                 };
                 notes.push(note);
+            }
+            // A rebalance after which every member kept its partitions (the group dropped
+            // them all and they rejoined, as when its coordinator moves) changes nothing the
+            // pictures compare: the described state is what tells it.
+            if group.rebalancing {
+                self.rebalancing
+                    .entry(group.group.clone())
+                    .or_insert(view.at);
+            } else if let Some(since) = self.rebalancing.remove(&group.group) {
+                let told = self
+                    .timeline
+                    .iter()
+                    .any(|e| e.group == group.group && e.at >= since);
+                if notes.is_empty() && !told && !first_view {
+                    let secs = (view.at - since).num_milliseconds().max(0) as f64 / 1000.0;
+                    notes.push(format!(
+                        "rebalanced for {secs:.1} s; every member kept its partitions"
+                    ));
+                }
             }
             if !first_view && !notes.is_empty() {
                 let entry = TimelineEntry {
@@ -250,235 +346,5 @@ impl Rebalances {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use chrono::TimeZone;
-
-    use super::*;
-    use crate::report::group_view::{GroupState, Member, PartitionLag};
-
-    fn at(secs: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 21, 18, 30, 0).unwrap() + chrono::TimeDelta::seconds(secs)
-    }
-
-    /// Group analytics at `secs` with `members` (id, partitions) and what the watch last
-    /// heard from each member ever seen: (id, seconds, left).
-    fn view(
-        secs: i64,
-        membership: MembershipSource,
-        members: &[(&str, &[i32])],
-        heard: &[(&str, i64, bool)],
-    ) -> GroupView {
-        let owner = |p: i32| {
-            members
-                .iter()
-                .find(|(_, owns)| owns.contains(&p))
-                .map(|(m, _)| m.to_string())
-        };
-        GroupView {
-            topic: "order-events".into(),
-            membership,
-            low: BTreeMap::new(),
-            end: BTreeMap::new(),
-            groups: vec![GroupState {
-                group: "analytics".into(),
-                members: members
-                    .iter()
-                    .map(|(id, owns)| Member {
-                        id: id.to_string(),
-                        host: "h".into(),
-                        role: Some("analytics".into()),
-                        owns: owns.to_vec(),
-                        paused: false,
-                    })
-                    .collect(),
-                partitions: (0..2)
-                    .map(|p| PartitionLag {
-                        partition: p,
-                        owner: owner(p),
-                        committed: Some(0),
-                        end: 0,
-                    })
-                    .collect(),
-                protocol: None,
-                assignor: None,
-                announced_members: false,
-                more_members: 0,
-                rebalancing: false,
-                last_heard: heard
-                    .iter()
-                    .map(|&(id, secs, left)| (id.to_owned(), LastHeard { at: at(secs), left }))
-                    .collect(),
-            }],
-            more_groups: 0,
-            at: at(secs),
-        }
-    }
-
-    /// The timeline's last line after a group of two (a owns p0, b p1) loses b.
-    fn after_b_goes(
-        membership: MembershipSource,
-        secs: i64,
-        b_heard: Option<(i64, bool)>,
-    ) -> String {
-        let both: &[(&str, &[i32])] = &[("orderflow-a-1", &[0]), ("orderflow-b-2", &[1])];
-        let mut heard = vec![("orderflow-a-1", secs, false)];
-        heard.extend(b_heard.map(|(at, left)| ("orderflow-b-2", at, left)));
-        let mut rebalances = Rebalances::default();
-        rebalances.observe(&view(0, membership, both, &heard));
-        rebalances.observe(&view(1, membership, both, &heard));
-        rebalances.observe(&view(secs, membership, &[("orderflow-a-1", &[0])], &heard));
-        rebalances.timeline().back().expect("a change").text.clone()
-    }
-
-    #[test]
-    fn a_member_that_announced_its_leave_left_the_group() {
-        assert_eq!(
-            after_b_goes(MembershipSource::Cluster, 3, Some((2, true))),
-            "− b-2 left the group; p1 released by b-2"
-        );
-        assert_eq!(
-            after_b_goes(MembershipSource::Announcements, 3, Some((2, true))),
-            "− b-2 left the group; p1 released by b-2"
-        );
-    }
-
-    #[test]
-    fn a_member_dropped_by_the_cluster_after_silence_had_its_session_expire() {
-        assert_eq!(
-            after_b_goes(MembershipSource::Cluster, 46, Some((1, false))),
-            "− b-2 stopped answering: silent for 45 s, its session expired and its \
-             partitions were taken from it; p1 taken from b-2"
-        );
-    }
-
-    #[test]
-    fn a_member_gone_silent_on_announcements_alone_is_not_said_to_have_expired() {
-        assert_eq!(
-            after_b_goes(MembershipSource::Announcements, 6, Some((1, false))),
-            "− b-2 stopped answering: no word for 5 s and no leave announced; p1 no longer b-2's"
-        );
-    }
-
-    #[test]
-    fn the_timeline_tells_a_change_in_the_view_that_shows_it_in_the_table() {
-        // Group analytics loses b while it is out of the view: a round in which its members
-        // read nothing of the topic. The table shows the group gone at 2 s and back at 12 s
-        // without b; the timeline must say so then, and not tell of b's leave at 12 s.
-        let both: &[(&str, &[i32])] = &[("orderflow-a-1", &[0]), ("orderflow-b-2", &[1])];
-        let a_alone: &[(&str, &[i32])] = &[("orderflow-a-1", &[0, 1])];
-        let heard = [("orderflow-a-1", 1, false)];
-        let mut gone = view(2, MembershipSource::Cluster, &[], &heard);
-        gone.groups.clear();
-        let mut rebalances = Rebalances::default();
-        for v in [
-            view(0, MembershipSource::Cluster, both, &heard),
-            view(1, MembershipSource::Cluster, both, &heard),
-            gone,
-            view(12, MembershipSource::Cluster, a_alone, &heard),
-            view(13, MembershipSource::Cluster, a_alone, &heard),
-            view(
-                14,
-                MembershipSource::Cluster,
-                &[("orderflow-a-1", &[0])],
-                &heard,
-            ),
-        ] {
-            rebalances.observe(&v);
-        }
-        let said: Vec<(i64, &str)> = rebalances
-            .timeline()
-            .iter()
-            .map(|e| ((e.at - at(0)).num_seconds(), e.text.as_str()))
-            .collect();
-        assert_eq!(
-            said,
-            [
-                (
-                    2,
-                    "no longer in the view (it reads no partition of order-events now, or more \
-                     groups read it than the view shows): a-1, b-2 no longer shown"
-                ),
-                // Back at 12 s: new to the view, nothing to compare; a change after it is
-                // told in the view that shows it.
-                (14, "p1 released by a-1"),
-            ]
-        );
-    }
-
-    #[test]
-    fn without_a_word_from_it_or_too_soon_the_view_does_not_guess() {
-        // Not an orderflow member (kcat): nothing announced.
-        assert_eq!(
-            after_b_goes(MembershipSource::Cluster, 10, None),
-            "− b-2 left or crashed; p1 no longer b-2's"
-        );
-        // Heard a second ago: its leave may still be on its way.
-        assert_eq!(
-            after_b_goes(MembershipSource::Cluster, 10, Some((9, false))),
-            "− b-2 left or crashed; p1 no longer b-2's"
-        );
-    }
-
-    #[test]
-    fn what_the_cluster_did_lands_in_the_timeline_once() {
-        let mut d = crate::dashboard::state::Dashboard::new(
-            "localhost:9092",
-            "order-events",
-            &["analytics", "storage"],
-            at(0),
-            chrono::FixedOffset::east_opt(0).unwrap(),
-        );
-        let down = crate::report::activity::ClusterChange::BrokerLeft {
-            broker: 2,
-            address: "127.0.0.1:19093".into(),
-        };
-        let moved = crate::report::activity::ClusterChange::LeadersMoved(vec![
-            crate::report::activity::LeaderMove {
-                partition: 0,
-                from: Some(2),
-                to: Some(3),
-            },
-        ]);
-        for (role, change, second) in [
-            ("analytics", down.clone(), 10),
-            ("storage", down, 11),
-            ("storage", moved, 11),
-            (
-                "storage",
-                crate::report::activity::ClusterChange::CoordinatorMoved { from: 2, to: 1 },
-                12,
-            ),
-        ] {
-            d.update(crate::dashboard::state::ViewEvent::Role {
-                role,
-                activity: crate::report::activity::Activity::Cluster(change),
-                at: at(second),
-            });
-        }
-        let entries: Vec<(&str, &str)> = d
-            .timeline()
-            .iter()
-            .map(|e| (e.group.as_str(), e.text.as_str()))
-            .collect();
-        assert_eq!(
-            entries,
-            [
-                (
-                    "cluster",
-                    "broker 2 (127.0.0.1:19093) left the cluster: Kafka declared it dead and \
-                     moves its partitions' leadership to the other brokers"
-                ),
-                (
-                    "cluster",
-                    "partition 0's leader moved from broker 2 to broker 3"
-                ),
-                (
-                    "storage",
-                    "the group's coordinator moved from broker 2 to broker 1"
-                ),
-            ]
-        );
-    }
-}
+#[path = "rebalances_tests.rs"]
+mod tests;

@@ -43,6 +43,8 @@ pub(crate) struct RoleView {
     paused: bool,
     /// How its connection to the cluster is.
     connection: Connection,
+    /// Since when it has been unreachable, while it is.
+    unreachable_since: Option<DateTime<Utc>>,
     /// The latest malformed records and violations, newest last.
     problems: VecDeque<String>,
     /// Set once the member has left its group.
@@ -66,6 +68,7 @@ impl RoleView {
             rates: VecDeque::with_capacity(RATE_HISTORY),
             paused: false,
             connection: Connection::Ok,
+            unreachable_since: None,
             problems: VecDeque::new(),
             left: false,
             last_assignment: None,
@@ -212,7 +215,32 @@ impl RoleView {
                 keep_last(&mut self.rates, RATE_HISTORY, summary.events_per_s);
                 self.summary = Some(summary);
             }
-            Activity::Connection(state) => self.connection = state,
+            Activity::Connection(state) => {
+                // An outage the view lived through stays told among the notices: once the
+                // brokers answer again, the status line no longer shows it.
+                match (&self.connection, &state) {
+                    (Connection::Ok, Connection::Unreachable { reason }) => {
+                        self.unreachable_since = Some(at);
+                        keep_last(
+                            &mut self.notices,
+                            NOTICES_KEPT,
+                            format!("no broker could be reached: {reason}"),
+                        );
+                    }
+                    (Connection::Unreachable { .. }, Connection::Ok) => {
+                        if let Some(since) = self.unreachable_since.take() {
+                            let secs = (at - since).num_milliseconds().max(0) as f64 / 1000.0;
+                            keep_last(
+                                &mut self.notices,
+                                NOTICES_KEPT,
+                                format!("the brokers answer again, after {secs:.1} s out of reach"),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+                self.connection = state;
+            }
             Activity::Record(note) => {
                 let text = match &note.outcome {
                     Outcome::Malformed(error) => {

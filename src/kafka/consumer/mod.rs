@@ -155,6 +155,9 @@ impl<R: Role> GroupConsumer<R> {
         let protocol = GroupProtocol::of(settings);
         protocol.check(settings)?;
         let config = config::member_config(settings, &options, &client_id, protocol);
+        // The id the cluster will know the member by: a `-X client.id` replaces ours, and the
+        // member's announcements must carry the same one for group views to match them.
+        let client_id = config.get("client.id").map_or(client_id, str::to_owned);
         let shared = Arc::new(Mutex::new(Shared::new(role, out)));
         let context = GroupContext {
             health: ConnectionHealth::default(),

@@ -1,6 +1,8 @@
 //! What the cluster, or the members' announcements, tell about one group, and how the
 //! protocol and assignor shown are chosen from them.
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
 use crate::report::group_view::{Announcement, GroupProtocol, Member, decode_assignment};
 
 /// What the cluster, or the members' announcements, tell about one group.
@@ -96,8 +98,44 @@ fn agreed<T: Clone + PartialEq>(values: Vec<T>) -> Option<T> {
     values.iter().all(|v| *v == first).then_some(first)
 }
 
+/// Whether a failed description is the cluster not answering (yet), rather than refusing:
+/// a timeout, a broker out of reach, a coordinator not there or still loading.
+pub(super) fn no_answer(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        None | Some(
+            RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::TimedOutQueue
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::NotCoordinator
+        )
+    )
+}
+
 #[cfg(test)]
 pub(super) mod tests {
+    #[test]
+    fn a_timeout_is_no_answer_and_an_error_of_the_cluster_is_a_refusal() {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        let failed = |code| KafkaError::GroupListFetch(code);
+        assert!(super::no_answer(&failed(
+            RDKafkaErrorCode::OperationTimedOut
+        )));
+        assert!(super::no_answer(&failed(
+            RDKafkaErrorCode::CoordinatorLoadInProgress
+        )));
+        assert!(!super::no_answer(&failed(
+            RDKafkaErrorCode::GroupAuthorizationFailed
+        )));
+        assert!(!super::no_answer(&failed(
+            RDKafkaErrorCode::UnsupportedVersion
+        )));
+    }
+
     use super::*;
     use crate::report::group_view::MemberState;
     use chrono::Utc;

@@ -28,7 +28,7 @@ use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use self::described::DescribedGroup;
+use self::described::{DescribedGroup, no_answer};
 use super::client::{ConnectionHealth, close_promptly};
 use crate::config::KafkaSettings;
 use crate::report::group_view::{
@@ -154,8 +154,11 @@ struct Watcher {
     rounds: u64,
     /// The latest announcement of each member, with its Kafka timestamp.
     members: BTreeMap<String, (Announcement, DateTime<Utc>)>,
-    /// Whether the cluster describes groups; None until tried.
+    /// Whether the cluster describes groups: None until it answered, Some(false) once it
+    /// answered a description with an error of its own.
     describes_groups: Option<bool>,
+    /// Whether a description ever came back.
+    described_ever: bool,
     /// When describing last failed, to try again now and then.
     describe_failed_at: Option<Instant>,
     /// What each described member owned in the last round, by (group, member id): what it
@@ -208,6 +211,7 @@ impl Watcher {
             rounds: 0,
             members: BTreeMap::new(),
             describes_groups: None,
+            described_ever: false,
             describe_failed_at: None,
             owned_before: HashMap::new(),
         })
@@ -254,20 +258,21 @@ impl Watcher {
             .collect();
 
         let (membership, mut by_group) = match described {
-            Some(groups) => (MembershipSource::Cluster, groups),
-            None => (MembershipSource::Announcements, BTreeMap::new()),
+            Ok(groups) => (MembershipSource::Cluster, groups),
+            Err(source) => (source, BTreeMap::new()),
         };
         // Announcements: the whole membership on the built-in broker, and of the
         // consumer-protocol groups the cluster does not describe; elsewhere they add the role
         // and pause state to members the cluster described.
         for a in &announced {
-            let group = by_group
-                .entry(a.group.clone())
-                .or_insert_with(|| match membership {
-                    MembershipSource::Announcements => DescribedGroup::announced(None),
+            let group = by_group.entry(a.group.clone()).or_insert_with(|| {
+                if membership.described() {
                     // A group the last description did not list yet (it just formed).
-                    MembershipSource::Cluster => DescribedGroup::listed(None),
-                });
+                    DescribedGroup::listed(None)
+                } else {
+                    DescribedGroup::announced(None)
+                }
+            });
             match group.members.iter_mut().find(|m| m.id == a.member) {
                 Some(member) => {
                     member.role = Some(a.role.clone());
@@ -314,9 +319,12 @@ impl Watcher {
         let mut groups = Vec::new();
         for name in names {
             let committed = self.committed(&name, &topic, &partitions);
-            let described = by_group.remove(&name).unwrap_or_else(|| match membership {
-                MembershipSource::Announcements => DescribedGroup::announced(None),
-                MembershipSource::Cluster => DescribedGroup::listed(None),
+            let described = by_group.remove(&name).unwrap_or_else(|| {
+                if membership.described() {
+                    DescribedGroup::listed(None)
+                } else {
+                    DescribedGroup::announced(None)
+                }
             });
             let (protocol, assignor) = described.protocol();
             let rebalancing = described.rebalancing;
@@ -452,18 +460,24 @@ impl Watcher {
 
     /// The cluster's own description of its consumer groups, when it gives one: the
     /// members and assignor of every classic group reading `topic` (or a role group), and,
-    /// without members, every consumer-protocol group.
-    fn describe_groups(&mut self, topic: &str) -> Option<BTreeMap<String, DescribedGroup>> {
+    /// without members, every consumer-protocol group. Without one, where the members shown
+    /// come from instead and why: the cluster refused (asked again every 30 s), has not
+    /// answered yet, or answered before but not now (asked again next round).
+    fn describe_groups(
+        &mut self,
+        topic: &str,
+    ) -> Result<BTreeMap<String, DescribedGroup>, MembershipSource> {
         if self.describes_groups == Some(false)
             && self
                 .describe_failed_at
                 .is_some_and(|at| at.elapsed() < Duration::from_secs(30))
         {
-            return None;
+            return Err(MembershipSource::Announcements);
         }
         match self.cluster.fetch_group_list(None, REQUEST_TIMEOUT) {
             Ok(list) => {
                 self.describes_groups = Some(true);
+                self.described_ever = true;
                 let mut groups = BTreeMap::new();
                 let mut owned_now = HashMap::new();
                 for group in list.groups() {
@@ -511,13 +525,21 @@ impl Watcher {
                     }
                 }
                 self.owned_before = owned_now;
-                Some(groups)
+                Ok(groups)
+            }
+            Err(e) if no_answer(&e) => {
+                tracing::debug!(error = %e, "no description of the groups this round");
+                Err(if self.described_ever {
+                    MembershipSource::Unanswered
+                } else {
+                    MembershipSource::Waiting
+                })
             }
             Err(e) => {
                 tracing::debug!(error = %e, "the cluster does not describe groups");
                 self.describes_groups = Some(false);
                 self.describe_failed_at = Some(Instant::now());
-                None
+                Err(MembershipSource::Announcements)
             }
         }
     }
