@@ -6,12 +6,16 @@
 use std::sync::{Arc, Mutex};
 
 use super::series::{Latest, MemberCounts};
+use crate::domain::event::Status;
 use crate::report::activity::{Activity, Outcome, Report};
 use crate::report::client_stats::ClientStatistics;
 
 /// The metrics of one member of a group.
 pub(crate) struct MemberMetrics {
     counts: MemberCounts,
+    /// Valid events by status, indexed by `Status::index`: the one count every record
+    /// makes, kept out of `counts.by_status` (a map) until it is published.
+    statuses: [u64; Status::ALL.len()],
     /// Where scrapes read it; `slot` is this member's entry.
     latest: Arc<Mutex<Latest>>,
     slot: usize,
@@ -31,12 +35,19 @@ impl MemberMetrics {
         };
         MemberMetrics {
             counts,
+            statuses: [0; Status::ALL.len()],
             latest,
             slot,
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
+        for status in Status::ALL {
+            let count = self.statuses[status.index()];
+            if count > 0 {
+                self.counts.by_status.insert(status.as_str(), count);
+            }
+        }
         let mut shared = self.latest.lock().unwrap_or_else(|p| p.into_inner());
         shared.members[self.slot].clone_from(&self.counts);
     }
@@ -45,11 +56,11 @@ impl MemberMetrics {
         let c = &mut self.counts;
         c.records += 1;
         match outcome {
-            Outcome::Order { status, .. } => *c.by_status.entry(status.as_str()).or_default() += 1,
+            Outcome::Order { status, .. } => self.statuses[status.index()] += 1,
             Outcome::Violation {
                 status, violation, ..
             } => {
-                *c.by_status.entry(status.as_str()).or_default() += 1;
+                self.statuses[status.index()] += 1;
                 *c.violations.entry(violation.kind()).or_default() += 1;
             }
             Outcome::Malformed(error) => *c.malformed.entry(error.kind()).or_default() += 1,
