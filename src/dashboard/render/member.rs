@@ -24,6 +24,16 @@ fn owned_status(role: &RoleView) -> Option<Line<'static>> {
     }
 }
 
+/// A partition's lag in words: a count, or "past end" when the group's commit is past the
+/// partition's end (the offsets below it name no record the group read).
+fn lag_text(lag: i64) -> String {
+    if lag < 0 {
+        "past end".to_owned()
+    } else {
+        count(lag as u64)
+    }
+}
+
 impl Dashboard {
     /// This member's partitions and their lag, in rows of at most `width` columns: one row
     /// `p0 lag 3 · p1 lag 5 · p2 lag 0` where it fits, else `lag p0 3 · p1 5` with the rest
@@ -36,7 +46,7 @@ impl Dashboard {
         let full = lags
             .iter()
             .map(|(p, lag)| match lag {
-                Some(lag) => format!("p{p} lag {}", count(*lag as u64)),
+                Some(lag) => format!("p{p} lag {}", lag_text(*lag)),
                 None => format!("p{p}"),
             })
             .collect::<Vec<_>>()
@@ -47,7 +57,7 @@ impl Dashboard {
         let items: Vec<String> = lags
             .iter()
             .map(|(p, lag)| match lag {
-                Some(lag) => format!("p{p} {}", count(*lag as u64)),
+                Some(lag) => format!("p{p} {}", lag_text(*lag)),
                 None => format!("p{p} –"),
             })
             .collect();
@@ -68,7 +78,11 @@ impl Dashboard {
             return row.clone();
         }
         let lags = self.owned_lags(role);
-        let total: i64 = lags.iter().filter_map(|(_, lag)| *lag).sum();
+        let total: i64 = lags
+            .iter()
+            .filter_map(|(_, lag)| *lag)
+            .map(|l| l.max(0))
+            .sum();
         Line::from(format!(
             "{} partitions, lag {}",
             lags.len(),
@@ -132,8 +146,9 @@ impl Dashboard {
             .iter()
             .map(|&p| {
                 let row = role.partition(p, self.groups());
-                let lag = row.lag.map_or("–".to_owned(), |l| count(l as u64));
+                let lag = row.lag.map_or("–".to_owned(), lag_text);
                 let lag_style = match row.lag {
+                    Some(l) if l < 0 => Style::new().fg(Color::Red),
                     _ if held => Style::new().fg(Color::Yellow),
                     Some(l) if l > 100 => Style::new().fg(Color::Yellow),
                     _ => Style::new(),
@@ -158,5 +173,17 @@ impl Dashboard {
         .header(Row::new(vec!["partition", "committed", "end", "lag"]).style(DIM))
         .block(panel(&title));
         Widget::render(table, area, buf);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lag_text;
+
+    #[test]
+    fn a_commit_past_the_end_is_said_not_shown_as_lag_0() {
+        assert_eq!(lag_text(1_234), "1,234");
+        assert_eq!(lag_text(0), "0");
+        assert_eq!(lag_text(-249), "past end");
     }
 }

@@ -151,7 +151,7 @@ impl RoleView {
                 partition,
                 committed: Some(committed),
                 end: Some(end),
-                lag: Some((end - committed).max(0)),
+                lag: Some(end - committed),
             };
         }
         let progress = self
@@ -177,7 +177,7 @@ impl RoleView {
             committed,
             end,
             lag: match (committed, end) {
-                (Some(c), Some(e)) => Some((e - c).max(0)),
+                (Some(c), Some(e)) => Some(e - c),
                 _ => None,
             },
         }
@@ -274,5 +274,8 @@ pub(crate) struct PartitionRow {
     pub(crate) partition: i32,
     pub(crate) committed: Option<i64>,
     pub(crate) end: Option<i64>,
+    /// `end - committed`: below 0 when the group committed past the partition's end (a
+    /// client of an earlier broker on the same address, a topic recreated): not "lag 0", the
+    /// next owner's position is out of range.
     pub(crate) lag: Option<i64>,
 }
