@@ -340,7 +340,12 @@ mod tests {
             orders.delivered.capacity(),
             orders.delivered_in_order.capacity(),
         );
-        assert_eq!(after, room, "the tables were sized for the bound at once");
+        // The set's capacity counts its free slots, which removals can use up (it then
+        // cleans up in place); it must not have grown.
+        assert!(
+            after.0 <= room.0 && after.1 == room.1,
+            "the tables were sized for the bound at once: {room:?}, then {after:?}"
+        );
         // A larger share makes room for it at once too.
         orders.keep_delivered(3000);
         assert!(orders.delivered.capacity() > 3000);
