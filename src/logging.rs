@@ -12,8 +12,8 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::lock::lock;
 
-/// The file logs go to while the live view runs; `None`: stderr.
-static LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
+/// The file logs go to while the live view runs, and its path; `None`: stderr.
+static LOG_FILE: Mutex<Option<(File, PathBuf)>> = Mutex::new(None);
 
 /// Installs the subscriber. What librdkafka and rust-rdkafka log is hidden unless asked for:
 /// ConnectionHealth already turns it into words.
@@ -31,13 +31,26 @@ pub fn init() {
 pub fn to_file() -> io::Result<PathBuf> {
     let path = std::env::temp_dir().join(format!("orderflow-{}.log", std::process::id()));
     let file = File::options().create(true).append(true).open(&path)?;
-    *lock(&LOG_FILE) = Some(file);
+    *lock(&LOG_FILE) = Some((file, path.clone()));
     Ok(path)
 }
 
-/// Sends logs to stderr again.
+/// Sends logs to stderr again. The file goes if nothing was logged (every view would leave
+/// an empty file in the temporary directory); otherwise stderr says where it is.
 pub fn to_stderr() {
-    *lock(&LOG_FILE) = None;
+    let Some((file, path)) = lock(&LOG_FILE).take() else {
+        return;
+    };
+    let logged = file.metadata().map_or(true, |m| m.len() > 0);
+    drop(file);
+    if logged {
+        eprintln!(
+            "what was logged while the live view was open: {}",
+            path.display()
+        );
+    } else {
+        let _ = std::fs::remove_file(&path);
+    }
 }
 
 /// A writer that picks stderr or the file at each write.
@@ -54,14 +67,14 @@ impl<'a> MakeWriter<'a> for Switch {
 impl Write for Switch {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match lock(&LOG_FILE).as_mut() {
-            Some(file) => file.write(buf),
+            Some((file, _)) => file.write(buf),
             None => io::stderr().write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match lock(&LOG_FILE).as_mut() {
-            Some(file) => file.flush(),
+            Some((file, _)) => file.flush(),
             None => io::stderr().flush(),
         }
     }
