@@ -604,6 +604,17 @@ mod tests {
     }
 
     #[test]
+    fn what_orderflow_writes_is_read_by_the_canonical_reader() {
+        // Otherwise every record would quietly take serde_json's slower path (issue 20).
+        let mut generator = crate::domain::generator::OrderGenerator::new(7);
+        for _ in 0..500 {
+            let json = generator.next_event(chrono::Utc::now()).to_json();
+            let fields = canonical::read(&json).expect("the encoder's form is canonical");
+            assert!(canonical_timestamp(fields.timestamp).is_some(), "{json}");
+        }
+    }
+
+    #[test]
     fn the_canonical_time_reader_answers_what_chrono_answers() {
         let times = [
             "2026-11-21T18:30:05.123Z",
