@@ -80,8 +80,6 @@ pub struct OrderProducer {
     poller: Option<Poller>,
     topic: String,
     brokers: String,
-    /// A client that asks about the topic without creating it (see `check_reachable`).
-    asker: rdkafka::ClientConfig,
 }
 
 /// A thread that polls the producer in short rounds until stopped (rust-rdkafka's
@@ -209,10 +207,6 @@ impl OrderProducer {
             poller: Some(poller),
             topic: topic.to_owned(),
             brokers: settings.bootstrap(),
-            asker: settings.outsider_config(&[
-                ("allow.auto.create.topics", "false"),
-                ("log.connection.close", "false"),
-            ]),
         })
     }
 
@@ -225,12 +219,10 @@ impl OrderProducer {
         let client = Arc::clone(&self.inner);
         let topic = self.topic.clone();
         let brokers = self.brokers.clone();
-        let asker = self.asker.clone();
         let answer = tokio::task::spawn_blocking(move || {
-            // The producer's own first answer cannot tell whether the cluster created the
-            // topic just now: librdkafka asks for the topic as soon as it is named, and under
-            // load that request, which creates it, can reach the cluster before ours.
-            let existed = existed_before(&asker, &topic, EXISTED_WAIT);
+            // Asked before the topic is named (see `existed_before`): the first answer about
+            // the named topic cannot tell whether the cluster created it just now.
+            let existed = existed_before(client.client(), &topic, &health, EXISTED_WAIT);
             let patience = Patience {
                 reach: CONNECT_TIMEOUT,
                 appear: APPEAR_WAIT,

@@ -20,11 +20,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::ClientContext;
 use rdkafka::client::Client;
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 
-use crate::kafka::client::close_promptly;
 use crate::report::activity::Connection;
 pub(crate) use bounds::partition_bounds;
 
@@ -163,29 +161,45 @@ impl<C: ClientContext> TopicMetadata for Client<C> {
 /// not answer that soon is found out by the producer's own wait.
 pub(crate) const EXISTED_WAIT: Duration = Duration::from_secs(1);
 
-/// Whether `topic` exists, asked by a client of `config` (a consumer's, with
-/// allow.auto.create.topics=false) so that asking cannot create it. None when the cluster did
-/// not answer within `timeout`, or answered something else.
+/// Whether `topic` exists, asked with a request that cannot create it: the list of every
+/// topic (a metadata request that names no topic, which no cluster answers by creating one).
+/// The producer asks it itself, before it names its topic: its request for a named topic
+/// would ask the cluster to create it, and could reach the cluster (under load) before any
+/// other client's question, hiding that the topic was created just now. None when the cluster
+/// did not answer within `timeout`, or `health` says it cannot be reached (the producer's
+/// own wait then says why).
+///
+/// A topic these credentials may not describe is not listed, so it counts as missing here;
+/// the producer's own request then answers "not authorized", which is what is reported.
 pub(crate) fn existed_before(
-    config: &rdkafka::ClientConfig,
+    cluster: &dyn TopicMetadata,
     topic: &str,
+    health: &watch::Receiver<Connection>,
     timeout: Duration,
 ) -> Option<bool> {
-    let asker: BaseConsumer<DefaultConsumerContext> = config.create().ok()?;
-    let answer = asker
-        .fetch_metadata(Some(topic), timeout)
-        .ok()
-        .and_then(|metadata| {
-            let found = metadata.topics().iter().find(|t| t.name() == topic)?;
-            match found.error().map(RDKafkaErrorCode::from) {
-                None => Some(true),
-                Some(RDKafkaErrorCode::UnknownTopicOrPartition) => Some(false),
-                Some(_) => None,
-            }
-        });
-    close_promptly(&asker, Duration::from_millis(200));
-    answer
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !health.borrow().is_ok() {
+            return None;
+        }
+        let asked = Instant::now();
+        if let Some(names) = cluster.topic_names(left.min(EXISTED_SLICE)) {
+            return Some(names.iter().any(|name| name == topic));
+        }
+        // A request that fails at once (no broker up yet) must not make this a busy loop.
+        if asked.elapsed() < EXISTED_PAUSE {
+            std::thread::sleep(EXISTED_PAUSE.min(left));
+        }
+    }
 }
+
+/// One try of [`existed_before`]: short, so that a cluster found unreachable meanwhile (a
+/// refused connection is reported within a few hundred milliseconds) ends the question.
+const EXISTED_SLICE: Duration = Duration::from_millis(100);
+
+/// The least time between two tries of [`existed_before`].
+const EXISTED_PAUSE: Duration = Duration::from_millis(20);
 
 /// A topic ready to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -245,3 +245,65 @@ fn messages_give_the_exact_command() {
     );
     assert!(consumer.contains("--create --topic t"), "{consumer}");
 }
+
+/// A cluster that lists its topics, or (None) never answers.
+struct Listing(Option<Vec<String>>);
+
+impl TopicMetadata for Listing {
+    fn describe_topic(&self, _: &str, _: Duration) -> Option<TopicAnswer> {
+        panic!("whether a topic existed is asked without naming it");
+    }
+
+    fn topic_names(&self, timeout: Duration) -> Option<Vec<String>> {
+        if self.0.is_none() {
+            std::thread::sleep(timeout);
+        }
+        self.0.clone()
+    }
+}
+
+#[test]
+fn whether_a_topic_existed_is_read_from_the_list_of_every_topic() {
+    let (_keep, health) = watch::channel(Connection::Ok);
+    let cluster = Listing(Some(vec!["order_events".into(), "payments".into()]));
+    let wait = Duration::from_secs(1);
+    assert_eq!(
+        existed_before(&cluster, "payments", &health, wait),
+        Some(true)
+    );
+    // Only the exact name counts ('.' and '_' collide in Kafka, but are different topics).
+    assert_eq!(
+        existed_before(&cluster, "order.events", &health, wait),
+        Some(false)
+    );
+    assert_eq!(
+        existed_before(&Listing(Some(Vec::new())), "payments", &health, wait),
+        Some(false)
+    );
+}
+
+#[test]
+fn whether_a_topic_existed_is_not_known_without_an_answer_and_not_waited_for_once_unreachable() {
+    let (report, health) = watch::channel(Connection::Ok);
+    let silent = Listing(None);
+    let started = Instant::now();
+    assert_eq!(
+        existed_before(&silent, "payments", &health, Duration::from_millis(300)),
+        None
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+
+    report.send_replace(Connection::Refused {
+        reason: "Connection refused".into(),
+    });
+    let started = Instant::now();
+    assert_eq!(
+        existed_before(&silent, "payments", &health, Duration::from_secs(10)),
+        None
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "asked on for {:?} after the cluster was found unreachable",
+        started.elapsed()
+    );
+}
