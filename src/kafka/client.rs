@@ -238,7 +238,8 @@ where
     P: Partitioner,
 {
     let deadline = Instant::now() + timeout;
-    // rd_kafka_flush with no timeout sends what lingers in the queues right away.
+    // Wakes the broker threads; what lingers still waits out linger.ms (see
+    // `OrderProducer::flush`).
     let _ = producer.flush(Duration::ZERO);
     while producer.in_flight_count() > 0 && Instant::now() < deadline {
         producer.poll(Duration::from_millis(2));
