@@ -3,12 +3,6 @@
 
 use std::process::ExitCode;
 
-/// Every allocation of the process, librdkafka's too (see Cargo.toml: mimalloc overrides
-/// malloc and free): the producer's hot path allocates and frees a message and its delivery
-/// report per event, on different threads, where glibc's allocator cost 7 % of a produce.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = orderflow::cli::parse();
     orderflow::logging::init();
