@@ -17,6 +17,7 @@ crate::on_both_brokers!(
     produce_count_delivers_exactly_n_valid_keyed_events_in_lifecycle_order,
     the_same_seed_gives_the_same_orders_through_kafka,
     sigterm_flushes_what_is_in_flight_and_accounts_for_it,
+    every_key_lands_where_librdkafkas_own_partitioner_puts_it,
 );
 
 fn produce_count_delivers_exactly_n_valid_keyed_events_in_lifecycle_order(broker: Broker) {
@@ -103,6 +104,48 @@ fn produce_count_delivers_exactly_n_valid_keyed_events_in_lifecycle_order(broker
         statuses.iter().all(|&n| n > 300),
         "every status appears: {statuses:?}"
     );
+}
+
+/// orderflow chooses each event's partition itself (librdkafka's rule, without its
+/// partitioner's cost): a plain librdkafka producer, with its default partitioner, must put
+/// the same keys in the same partitions.
+fn every_key_lands_where_librdkafkas_own_partitioner_puts_it(broker: Broker) {
+    broker.produce(2000, 17);
+    let mut chosen = HashMap::new();
+    for record in read_topic(&broker.address, &broker.topic) {
+        let key = record.key.expect("every event has a key");
+        chosen.insert(key, record.partition);
+    }
+    let used: std::collections::BTreeSet<i32> = chosen.values().copied().collect();
+    assert_eq!(
+        used.len(),
+        3,
+        "the orders spread over all partitions: {used:?}"
+    );
+
+    let probes: Vec<util::RawRecord> = chosen
+        .keys()
+        .map(|key| (Some(key.clone()), Some(b"probe".to_vec())))
+        .collect();
+    broker.send_raw(&probes);
+    let mut compared = 0;
+    for record in read_topic(&broker.address, &broker.topic) {
+        if record.value.as_deref() != Some(b"probe".as_slice()) {
+            continue;
+        }
+        let key = record.key.expect("a probe has a key");
+        assert_eq!(
+            chosen[&key],
+            record.partition,
+            "{}: orderflow chose partition {}, librdkafka's partitioner {} ({})",
+            String::from_utf8_lossy(&key),
+            chosen[&key],
+            record.partition,
+            broker.kind()
+        );
+        compared += 1;
+    }
+    assert_eq!(compared, chosen.len(), "every probe read back");
 }
 
 /// The order data of a run, without the wall-clock timestamps.

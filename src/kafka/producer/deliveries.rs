@@ -184,11 +184,14 @@ pub(crate) struct ProduceContext {
     pub(crate) topic: OnceLock<String>,
     /// The brokers and leaders as the producer sees them.
     pub(crate) watch: super::watch::ProducerWatch,
+    /// The partition count keyed events are placed with (see [`super::partition`]).
+    pub(crate) partitions: super::partition::PartitionChoice,
 }
 
 impl ClientContext for ProduceContext {
     fn stats(&self, statistics: Statistics) {
         let topic = self.topic.get().map_or("", String::as_str);
+        self.partitions.follow(&statistics, topic);
         self.watch.statistics(&statistics, topic);
         if let Some(hook) = self.statistics.get() {
             hook(&client_statistics(&statistics, topic));

@@ -3,6 +3,7 @@
 //! with a message a learner can act on, and flush / abandon for shutdown.
 
 mod deliveries;
+mod partition;
 mod watch;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use rdkafka::types::RDKafkaErrorCode;
 pub(crate) use self::deliveries::{
     Deliveries, ProduceContext, Stamp, StatisticsHook, UNSTAMPED, wall_clock_micros,
 };
+use self::partition::PartitionChoice;
 use super::client::{ConnectError, Connection, ConnectionHealth};
 use super::topic::{
     APPEAR_WAIT, EXISTED_WAIT, Patience, ReadyTopic, TopicError, TopicUser, TopicWaitError,
@@ -195,8 +197,16 @@ impl OrderProducer {
         defaults.extend_from_slice(extra);
         let config = settings.client_config(&defaults);
         tracing::debug!(config = %redacted(&config), "producer configuration");
+        let exact = PartitionChoice::exact_under(
+            config.get("partitioner"),
+            config.get("statistics.interval.ms"),
+        );
+        let context = ProduceContext {
+            partitions: PartitionChoice::new(exact),
+            ..ProduceContext::default()
+        };
         let inner = Arc::new(
-            BaseProducer::from_config_and_context(&config, ProduceContext::default())
+            BaseProducer::from_config_and_context(&config, context)
                 .map_err(ProducerError::Create)?,
         );
         let _ = inner.context().topic.set(topic.to_owned());
@@ -251,6 +261,12 @@ impl OrderProducer {
         })
         .await
         .map_err(|e| ProducerError::Fatal(e.to_string()))?;
+        if let Ok(ready) = &answer {
+            self.inner
+                .context()
+                .partitions
+                .set_partitions(ready.partitions);
+        }
         answer.map_err(|e| match e {
             TopicWaitError::Topic(e) => ProducerError::Topic(e),
             TopicWaitError::Connection(state) => self.connection_error(state),
@@ -282,9 +298,21 @@ impl OrderProducer {
         let mut record = BaseRecord::with_opaque_to(&self.topic, stamp)
             .key(key)
             .payload(payload);
+        record.partition = self.inner.context().partitions.for_key(key);
         loop {
             match self.inner.send(record) {
                 Ok(()) => return Ok(true),
+                // The topic has fewer partitions than the count chosen with (recreated
+                // smaller): librdkafka chooses from its own metadata until the statistics
+                // tell the count again.
+                Err((
+                    KafkaError::MessageProduction(RDKafkaErrorCode::UnknownPartition),
+                    mut back,
+                )) if back.partition.is_some() => {
+                    self.inner.context().partitions.forget();
+                    back.partition = None;
+                    record = back;
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     if give_up() {
                         return Ok(false);
