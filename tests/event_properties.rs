@@ -2,7 +2,7 @@
 //! survives encode → parse unchanged; whatever bytes arrive, parsing answers and never panics.
 
 use chrono::{DateTime, TimeZone, Utc};
-use orderflow::domain::event::{OrderEvent, Source, Status};
+use orderflow::domain::event::{OrderEvent, OrderKey, Source, Status};
 use orderflow::domain::generator::OrderGenerator;
 use proptest::prelude::*;
 use uuid::Uuid;
@@ -62,6 +62,13 @@ proptest! {
         let embedded = serde_json::to_string(&event).unwrap();
         prop_assert_eq!(&embedded, &wire);
         prop_assert_eq!(serde_json::from_str::<OrderEvent>(&embedded).unwrap(), event);
+    }
+
+    #[test]
+    fn a_key_is_the_order_id_as_uuid_writes_it(id in any::<u128>()) {
+        let id = Uuid::from_u128(id);
+        let key = OrderKey::new(id);
+        prop_assert_eq!(key.as_str(), id.hyphenated().to_string());
     }
 
     #[test]

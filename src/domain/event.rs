@@ -213,10 +213,30 @@ impl OrderEvent {
 #[derive(Clone, Copy)]
 pub struct OrderKey([u8; uuid::fmt::Hyphenated::LENGTH]);
 
+/// Each byte value's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let digits = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [digits[byte >> 4], digits[byte & 15]];
+        byte += 1;
+    }
+    pairs
+};
+
+/// Where each of a UUID's 16 bytes goes in its hyphenated form (8-4-4-4-12 digits).
+const HEX_AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+
 impl OrderKey {
+    /// The hyphenated lowercase form `uuid` writes, a digit pair per byte from a table: the
+    /// producer makes a key for every event, and uuid's encoder cost 125 instructions a key
+    /// (callgrind), this one about 50.
     pub fn new(order_id: Uuid) -> OrderKey {
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        order_id.hyphenated().encode_lower(&mut buf);
+        let mut buf = [b'-'; uuid::fmt::Hyphenated::LENGTH];
+        for (byte, at) in order_id.as_bytes().iter().zip(HEX_AT) {
+            buf[at..at + 2].copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
+        }
         OrderKey(buf)
     }
 
