@@ -88,11 +88,17 @@ fn the_group_table_follows_members_coming_and_going(broker: Broker) {
         all.extend(args);
         Running::spawn(&mut broker.orderflow(&all))
     };
-    // The member that stays learns of each rebalance at its next heartbeat, and the group
-    // rebalances until it rejoins: at librdkafka's 3 s a rebalance could be over between two
-    // of the watch's describes (a second apart), and once (2026-12-02, CI on Kafka) the join's
-    // and the leave's both were. 6 s keeps the group rebalancing for longer.
-    let first = member(&["-X", "heartbeat.interval.ms=6000"]);
+    // The member that stays learns of each rebalance at its next heartbeat, and Kafka keeps
+    // the group rebalancing until it rejoins: at librdkafka's 3 s a rebalance could be over
+    // between two of the watch's describes (a second apart), and once (2026-12-02, CI) the
+    // join's and the leave's both were. 6 s keeps Kafka's group rebalancing for longer. Not
+    // on the built-in broker: librdkafka's mock gives up waiting for a member sooner and
+    // takes its rejoin for a new member (seen in CI, the stayed member listed twice).
+    let first = if broker.is_kafka() {
+        member(&["-X", "heartbeat.interval.ms=6000"])
+    } else {
+        member(&[])
+    };
     let view = wait_for(&latest, "one member owning every partition", |v| {
         let m = members(v, watched);
         m.len() == 1 && m[0].1 == vec![0, 1, 2]
